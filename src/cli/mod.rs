@@ -1,0 +1,113 @@
+//! The command line: argument parsing (`clap`), logging setup, and the mapping of outcomes to exit
+//! codes (0 success, 1 runtime failure, 2 usage or configuration error). Commands live in their own
+//! files; this module only dispatches.
+
+mod connection;
+mod ctl;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use connection::ConnectionArgs;
+
+/// Exit code of a runtime failure: supervisord unreachable, a fault, a node that failed.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a usage or configuration error (the same code clap uses).
+pub const EXIT_USAGE: u8 = 2;
+
+/// nodekeeper keeps blockchain nodes run by supervisord running, in sync and safe.
+#[derive(Debug, Parser)]
+#[command(name = "nodekeeper", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `nodekeeper=debug`); env `RUST_LOG`.
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "warn")]
+    pub log: String,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Control supervisord programs directly, like supervisorctl.
+    Ctl(ctl::CtlArgs),
+}
+
+/// A failure that ends a command: the message is printed as one line on stderr and the code is
+/// the process exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code, `EXIT_FAILURE` or `EXIT_USAGE`.
+    pub code: u8,
+    /// One line, no trailing period.
+    pub message: String,
+}
+
+impl Failure {
+    /// A usage or configuration error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    /// A runtime failure (exit 1).
+    pub fn runtime(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::supervisor::SupervisorError> for Failure {
+    fn from(error: crate::supervisor::SupervisorError) -> Failure {
+        Failure::runtime(error.to_string())
+    }
+}
+
+/// Parses the command line, runs the command and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Runs one parsed command. `Ok(code)` lets a command report partial failure (e.g. one of several
+/// programs did not start) after printing its own lines.
+pub async fn run(cli: Cli) -> Result<u8, Failure> {
+    match cli.command {
+        Command::Ctl(args) => ctl::run(args).await,
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Logs go to stderr so that command output on stdout stays machine-readable.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,11 @@
+//! nodekeeper keeps a fleet of blockchain nodes, each a program of an external supervisord, running,
+//! in sync and safe.
+//!
+//! Layout, one line per module:
+//! - `supervisor`: typed async client of supervisord's XML-RPC API (http and unix-socket transports).
+//! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
+//! - `sim`: a simulated Jormungandr node (REST API v0) for tests and the demo; the `nodekeeper-sim` binary.
+
+pub mod cli;
+pub mod sim;
+pub mod supervisor;
