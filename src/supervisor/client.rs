@@ -337,12 +337,12 @@ impl Client {
 }
 
 fn classify_multicall_item(item: Value) -> Result<CallResult, ShapeError> {
-    if let Value::Struct(members) = &item {
-        if let (Some(code), Some(string)) = (members.get("faultCode"), members.get("faultString")) {
-            let code = as_int(code, "multicall fault code")?;
-            let string = as_string(string, "multicall fault string")?;
-            return Ok(Err(Fault::from_code(code, &string)));
-        }
+    if let Value::Struct(members) = &item
+        && let (Some(code), Some(string)) = (members.get("faultCode"), members.get("faultString"))
+    {
+        let code = as_int(code, "multicall fault code")?;
+        let string = as_string(string, "multicall fault string")?;
+        return Ok(Err(Fault::from_code(code, &string)));
     }
     // A struct without faultCode is a successful struct value (e.g. getProcessInfo).
     Ok(Ok(item))

@@ -232,11 +232,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Result<Value, Fault>, String> {
     })?;
     // A fault is a `<fault>` element; try it first, as dxr's own client does, because a fault
     // body would otherwise fail to parse as a `<params>` response with a less helpful error.
-    if text.contains("<fault>") {
-        if let Ok(fault) = FaultResponse::from_xml(text) {
-            let fault = fault.fault;
-            return Ok(Err(Fault::from_code(fault.code(), fault.string())));
-        }
+    if text.contains("<fault>")
+        && let Ok(fault) = FaultResponse::from_xml(text)
+    {
+        let fault = fault.fault;
+        return Ok(Err(Fault::from_code(fault.code(), fault.string())));
     }
     match MethodResponse::from_xml(text) {
         Ok(response) => Ok(Ok(response.value)),

@@ -423,7 +423,9 @@ async fn an_oversized_answer_is_refused() {
 
 #[tokio::test]
 async fn usage_errors_exit_2_before_sending_anything() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 6] = [
+    // (arguments, environment, what the message must say)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
         (
             &["--supervisor", "ftp://x", "status"],
             &[],
