@@ -27,14 +27,20 @@ async fn time_client(client: &Client) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let started = Instant::now();
-        client.get_all_process_info().await.expect("getAllProcessInfo");
+        client
+            .get_all_process_info()
+            .await
+            .expect("getAllProcessInfo");
         samples.push(started.elapsed());
     }
     samples
 }
 
 async fn time_keep_alive(supervisord: &Supervisord) -> Vec<Duration> {
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let body = "<?xml version=\"1.0\"?>\n<methodCall><methodName>supervisor.getAllProcessInfo\
                 </methodName><params/></methodCall>\n";
     let mut samples = Vec::with_capacity(ROUNDS);
@@ -49,7 +55,10 @@ async fn time_keep_alive(supervisord: &Supervisord) -> Vec<Duration> {
             .await
             .expect("post");
         let bytes = response.bytes().await.expect("body");
-        assert!(bytes.len() > 4096, "answer must exceed 4 KB to show the stall");
+        assert!(
+            bytes.len() > 4096,
+            "answer must exceed 4 KB to show the stall"
+        );
         samples.push(started.elapsed());
     }
     samples

@@ -3,9 +3,13 @@
 //!
 //! Layout, one line per module:
 //! - `supervisor`: typed async client of supervisord's XML-RPC API (http and unix-socket transports).
+//! - `config`: nodekeeper's config, node config generation (template + overrides), the jmanager drop-in.
+//! - `supervisor_conf`: generated supervisord `[program:x]` sections for nodes and nodekeeper.
 //! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
 //! - `sim`: a simulated Jormungandr node (REST API v0) for tests and the demo; the `nodekeeper-sim` binary.
 
 pub mod cli;
+pub mod config;
 pub mod sim;
 pub mod supervisor;
+pub mod supervisor_conf;

@@ -2,13 +2,16 @@
 //! codes (0 success, 1 runtime failure, 2 usage or configuration error). Commands live in their own
 //! files; this module only dispatches.
 
+mod config;
 mod connection;
 mod ctl;
+mod supervisor_conf;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use config::ConfigSourceArgs;
 pub use connection::ConnectionArgs;
 
 /// Exit code of a runtime failure: supervisord unreachable, a fault, a node that failed.
@@ -24,6 +27,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "RUST_LOG", default_value = "warn")]
     pub log: String,
 
+    /// Where the configuration comes from.
+    #[command(flatten)]
+    pub source: ConfigSourceArgs,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -34,6 +41,11 @@ pub struct Cli {
 pub enum Command {
     /// Control supervisord programs directly, like supervisorctl.
     Ctl(ctl::CtlArgs),
+    /// Check, show, render and write the configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Print (or write into a directory) supervisord `[program:NAME]` sections for the nodes.
+    SupervisorConf(supervisor_conf::SupervisorConfArgs),
 }
 
 /// A failure that ends a command: the message is printed as one line on stderr and the code is
@@ -99,6 +111,8 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Ctl(args) => ctl::run(args).await,
+        Command::Config(command) => config::run(&cli.source, command).await,
+        Command::SupervisorConf(args) => supervisor_conf::run(&cli.source, args),
     }
 }
 

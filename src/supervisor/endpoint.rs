@@ -47,6 +47,9 @@ impl Endpoint {
             }
             return Ok(Endpoint::Unix(PathBuf::from(path)));
         }
+        if !text.contains("://") {
+            return Err(invalid("no scheme"));
+        }
         let mut url = reqwest::Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
         match url.scheme() {
             "http" => {}
@@ -121,8 +124,9 @@ mod tests {
     #[test]
     fn rejects_what_it_cannot_serve_with_a_reason() {
         for (text, why) in [
-            ("", "relative URL"),
-            ("127.0.0.1:9001", "unsupported scheme"),
+            ("", "no scheme"),
+            ("127.0.0.1:9001", "no scheme"),
+            ("http://", "empty host"),
             ("https://127.0.0.1:9001/RPC2", "https is not supported"),
             ("ftp://host/", "unsupported scheme"),
             (

@@ -1,0 +1,428 @@
+//! The shape of nodekeeper's config file as written (TOML, YAML or JSON): every key with its
+//! default. Nothing here is validated beyond types; `model` turns this into a checked `Config`.
+//!
+//! Field docs are the reference for the keys; `configs/nodekeeper.toml` shows them commented.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawConfig {
+    /// The supervisord that runs the nodes (the default endpoint).
+    pub supervisor: RawSupervisor,
+    /// More supervisord endpoints, by name, for nodes on other hosts (`nodes[].supervisor`).
+    pub supervisors: BTreeMap<String, RawSupervisor>,
+    /// Settings every node inherits unless it sets its own.
+    pub node_defaults: RawNodeDefaults,
+    /// Node binaries side by side: version name → path of the binary.
+    pub versions: BTreeMap<String, PathBuf>,
+    /// The nodes (at least one).
+    pub nodes: Vec<RawNode>,
+    /// Control-loop thresholds.
+    pub thresholds: RawThresholds,
+    /// PoolTool: reference tip and reporting.
+    pub pooltool: RawPoolTool,
+    /// Leader key handling.
+    pub leadership: RawLeadership,
+    /// Email alerts.
+    pub email: RawEmail,
+    /// The append-only restart log.
+    pub restart_log: RawRestartLog,
+    /// The operator HTTP API.
+    pub api: RawApi,
+}
+
+/// How to reach one supervisord.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawSupervisor {
+    /// `http://HOST:PORT/RPC2` or `unix:///PATH.sock`. Env `NODEKEEPER_SUPERVISOR_URL` wins.
+    pub url: String,
+    /// Basic-auth user name. Env `NODEKEEPER_SUPERVISOR_USER` wins.
+    pub user: Option<String>,
+    /// The password inline (discouraged; prefer `password_file` or env
+    /// `NODEKEEPER_SUPERVISOR_PASSWORD`, which wins).
+    pub password: Option<String>,
+    /// A file holding the password on its first line.
+    pub password_file: Option<PathBuf>,
+    /// Timeout of calls that answer at once.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Timeout of start/stop calls that wait for the program (above startsecs and stopwaitsecs).
+    #[serde(with = "duration")]
+    pub wait_timeout: Duration,
+}
+
+impl Default for RawSupervisor {
+    fn default() -> RawSupervisor {
+        RawSupervisor {
+            url: "http://127.0.0.1:9001/RPC2".into(),
+            user: None,
+            password: None,
+            password_file: None,
+            timeout: Duration::from_secs(10),
+            wait_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A trusted peer of a Jormungandr node (`p2p.trusted_peers[]`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPeer {
+    /// Multiaddress, e.g. `/ip4/1.2.3.4/tcp/3000`.
+    pub address: String,
+    /// The peer's public id (hex); optional on newer nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// Defaults for every node.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawNodeDefaults {
+    /// The node config template (JSON), relative to the config file. Required.
+    pub template: Option<PathBuf>,
+    /// Base directory: a node's directory defaults to `{node_dir}/{name}`.
+    pub node_dir: Option<PathBuf>,
+    /// The node binary when no version is chosen.
+    pub binary: PathBuf,
+    /// The version (a key of `[versions]`) nodes run unless they choose another.
+    pub version: Option<String>,
+    /// Trusted peers of the default (fallback) config.
+    pub default_trusted_peers: Vec<RawPeer>,
+    /// Extra arguments given to every node (e.g. `--genesis-block-hash`, `<hash>`).
+    pub args: Vec<String>,
+    /// supervisord `startsecs` of node programs.
+    pub startsecs: u32,
+    /// supervisord `stopwaitsecs` of node programs: time to flush the database before SIGKILL.
+    pub stopwaitsecs: u32,
+    /// Directory of node program logs; default: the node's directory.
+    pub log_dir: Option<PathBuf>,
+}
+
+impl Default for RawNodeDefaults {
+    fn default() -> RawNodeDefaults {
+        RawNodeDefaults {
+            template: None,
+            node_dir: None,
+            binary: PathBuf::from("jormungandr"),
+            version: None,
+            default_trusted_peers: Vec::new(),
+            args: Vec::new(),
+            startsecs: 5,
+            stopwaitsecs: 120,
+            log_dir: None,
+        }
+    }
+}
+
+/// One node.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawNode {
+    /// Node name (unique): log rows, alerts, the generated file name.
+    pub name: String,
+    /// supervisord program name; default: the node name.
+    pub program: Option<String>,
+    /// Which supervisord (a key of `[supervisors]`); default: `[supervisor]`.
+    pub supervisor: Option<String>,
+    /// REST API base URL (`http://127.0.0.1:3101/api`); default: derived from `rest.listen` of the
+    /// merged node config.
+    pub rest_url: Option<String>,
+    /// The node's directory; default `{node_defaults.node_dir}/{name}`.
+    pub node_dir: Option<PathBuf>,
+    /// Where the generated node config goes; default `{node_dir}/{name}.json`.
+    pub config_path: Option<PathBuf>,
+    /// A version from `[versions]`; default `node_defaults.version`.
+    pub version: Option<String>,
+    /// The binary, when not chosen by version; default `node_defaults.binary`.
+    pub binary: Option<PathBuf>,
+    /// A template of its own; default `node_defaults.template`.
+    pub template: Option<PathBuf>,
+    /// Merged onto the template: objects recursively, scalars and null overwrite, lists replace.
+    pub overrides: serde_json::Map<String, serde_json::Value>,
+    /// Trusted peers of its default (fallback) config; default `node_defaults.default_trusted_peers`.
+    pub default_trusted_peers: Option<Vec<RawPeer>>,
+    /// Extra arguments; default `node_defaults.args`.
+    pub args: Option<Vec<String>>,
+}
+
+/// Control-loop thresholds.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawThresholds {
+    /// Period of the control loop.
+    #[serde(with = "duration")]
+    pub tick_interval: Duration,
+    /// Timeout of one node REST call.
+    #[serde(with = "duration")]
+    pub probe_timeout: Duration,
+    /// Failed or timed-out REST calls in a row before a RUNNING node counts as hung.
+    pub api_failures: u32,
+    /// A Running node whose height has not grown for this long is restarted.
+    #[serde(with = "duration")]
+    pub tip_timeout: Duration,
+    /// A node more than this many blocks behind the reference is restarted.
+    pub tip_diff_threshold: u64,
+    /// A node Bootstrapping longer than this is restarted.
+    #[serde(with = "duration")]
+    pub bootstrap_timeout: Duration,
+    /// After a (re)start, sync rules wait this long before judging the node.
+    #[serde(with = "duration")]
+    pub boot_grace: Duration,
+    /// At most this many restarts of one node per `restart_window`; beyond, the node is held.
+    pub max_restarts: u32,
+    /// The storm-protection window.
+    #[serde(with = "duration")]
+    pub restart_window: Duration,
+    /// Delay between starts when every node is down.
+    #[serde(with = "duration")]
+    pub all_down_stagger: Duration,
+}
+
+impl Default for RawThresholds {
+    fn default() -> RawThresholds {
+        RawThresholds {
+            tick_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_secs(2),
+            api_failures: 3,
+            tip_timeout: Duration::from_secs(90),
+            tip_diff_threshold: 7,
+            bootstrap_timeout: Duration::from_secs(650),
+            boot_grace: Duration::from_secs(60),
+            max_restarts: 3,
+            restart_window: Duration::from_secs(30 * 60),
+            all_down_stagger: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How slot logs are verified when sent to PoolTool.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotsVerification {
+    /// Only the base keys.
+    None,
+    /// sha256 of this epoch's slots, and last epoch's slots in clear.
+    Hash,
+    /// Slots encrypted with gpg; last epoch's key in clear.
+    Gpg,
+}
+
+/// PoolTool.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawPoolTool {
+    /// Use PoolTool at all (reference tip and reports).
+    pub enabled: bool,
+    /// Majority-max source.
+    pub status_url: String,
+    /// How often to fetch it.
+    #[serde(with = "duration")]
+    pub status_refresh: Duration,
+    /// A reference older than this is ignored.
+    #[serde(with = "duration")]
+    pub status_max_age: Duration,
+    /// `sharemytip` endpoint.
+    pub tip_url: String,
+    /// Minimum time between tip reports.
+    #[serde(with = "duration")]
+    pub tip_interval: Duration,
+    /// `sendlogs` endpoint.
+    pub slots_url: String,
+    /// Seconds after the epoch start when slots are sent (window of 60 s).
+    #[serde(with = "duration")]
+    pub send_slots_after: Duration,
+    /// `none`, `hash` or `gpg`.
+    pub slots_verification: SlotsVerification,
+    /// The gpg binary (gpg mode).
+    pub gpg: Option<PathBuf>,
+    /// Where per-epoch keys and hashes are kept.
+    pub key_path: Option<PathBuf>,
+    /// PoolTool user id (UUID).
+    pub user_id: Option<String>,
+    /// The pool id (hex) inline, or `pool_id_file`.
+    pub pool_id: Option<String>,
+    /// A file holding the pool id.
+    pub pool_id_file: Option<PathBuf>,
+    /// The genesis hash inline, or `genesis_hash_file`.
+    pub genesis_hash: Option<String>,
+    /// A file holding the genesis hash.
+    pub genesis_hash_file: Option<PathBuf>,
+}
+
+impl Default for RawPoolTool {
+    fn default() -> RawPoolTool {
+        RawPoolTool {
+            enabled: false,
+            status_url: "https://pooltool.s3-us-west-2.amazonaws.com/stats/stats.json".into(),
+            status_refresh: Duration::from_secs(60),
+            status_max_age: Duration::from_secs(180),
+            tip_url: "https://api.pooltool.io/v0/sharemytip".into(),
+            tip_interval: Duration::from_secs(15),
+            slots_url: "https://api.pooltool.io/v0/sendlogs".into(),
+            send_slots_after: Duration::from_secs(180),
+            slots_verification: SlotsVerification::Hash,
+            gpg: None,
+            key_path: None,
+            user_id: None,
+            pool_id: None,
+            pool_id_file: None,
+            genesis_hash: None,
+            genesis_hash_file: None,
+        }
+    }
+}
+
+/// Leader key handling.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawLeadership {
+    /// Manage the leader key (promote/demote) at all.
+    pub enabled: bool,
+    /// The pool's node secret (YAML, as given to `jormungandr --secret`).
+    pub secret_file: Option<PathBuf>,
+    /// Switch leaders only when another node is this many blocks ahead.
+    pub switch_margin: u64,
+    /// No promotion, demotion or leader restart within this many slots of a leader slot.
+    pub slot_window: u64,
+    /// Restart a node to fetch the schedule only when the next slot is further away than this.
+    #[serde(with = "duration")]
+    pub schedule_refresh_min_gap: Duration,
+    /// Persisted safety state (current leader, last slot, epoch).
+    pub state_file: PathBuf,
+}
+
+impl Default for RawLeadership {
+    fn default() -> RawLeadership {
+        RawLeadership {
+            enabled: false,
+            secret_file: None,
+            switch_margin: 3,
+            slot_window: 15,
+            schedule_refresh_min_gap: Duration::from_secs(600),
+            state_file: PathBuf::from("leader-state.json"),
+        }
+    }
+}
+
+/// SMTP transport security.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Implicit TLS (port 465).
+    Tls,
+    /// STARTTLS (port 587).
+    Starttls,
+    /// No TLS (a local relay).
+    Plain,
+}
+
+/// Email alerts.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawEmail {
+    /// Send alerts at all.
+    pub enabled: bool,
+    /// SMTP server host name.
+    pub smtp_server: Option<String>,
+    /// Port; default by security: 465, 587 or 25.
+    pub port: Option<u16>,
+    /// `tls`, `starttls` or `plain`.
+    pub security: SmtpSecurity,
+    /// SMTP user name; default: `from`.
+    pub user: Option<String>,
+    /// SMTP password inline (discouraged), or `password_file`, or env
+    /// `NODEKEEPER__EMAIL__PASSWORD`.
+    pub password: Option<String>,
+    /// A file holding the SMTP password.
+    pub password_file: Option<PathBuf>,
+    /// Sender address.
+    pub from: Option<String>,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Templates overriding the shipped ones.
+    pub templates_dir: Option<PathBuf>,
+    /// Inline templates by event name (also jmanager's `stuck`, `bootstrap_restart`,
+    /// `slots_assigned`).
+    pub templates: BTreeMap<String, RawTemplate>,
+    /// The same event for the same node is mailed at most once per window.
+    #[serde(with = "duration")]
+    pub dedupe_window: Duration,
+}
+
+impl Default for RawEmail {
+    fn default() -> RawEmail {
+        RawEmail {
+            enabled: false,
+            smtp_server: None,
+            port: None,
+            security: SmtpSecurity::Tls,
+            user: None,
+            password: None,
+            password_file: None,
+            from: None,
+            to: Vec::new(),
+            templates_dir: None,
+            templates: BTreeMap::new(),
+            dedupe_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// An inline email template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplate {
+    /// The subject line template.
+    pub subject: String,
+    /// The body template.
+    pub message: String,
+}
+
+/// The restart log.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawRestartLog {
+    /// CSV file, relative to the config file.
+    pub path: PathBuf,
+}
+
+impl Default for RawRestartLog {
+    fn default() -> RawRestartLog {
+        RawRestartLog {
+            path: PathBuf::from("restarts.csv"),
+        }
+    }
+}
+
+/// The operator HTTP API.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawApi {
+    /// Listen address; loopback unless you mean otherwise.
+    pub listen: String,
+    /// Bearer token of mutating endpoints inline (discouraged), or `token_file`, or env
+    /// `NODEKEEPER__API__TOKEN`.
+    pub token: Option<String>,
+    /// A file holding the token.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for RawApi {
+    fn default() -> RawApi {
+        RawApi {
+            listen: "127.0.0.1:9180".into(),
+            token: None,
+            token_file: None,
+        }
+    }
+}
