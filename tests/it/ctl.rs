@@ -499,8 +499,11 @@ async fn client_covers_state_signal_multicall_and_backoff_fatal() {
     let supervisord = Supervisord::builder()
         .program(Program::new("alpha", SLEEPER))
         .program(
+            // startsecs well above the process's life, even on a loaded machine: it must never
+            // count as RUNNING (which would make it EXITED instead of BACKOFF/FATAL).
             Program::new("flaky", "/bin/sh -c 'exit 1'")
                 .manual()
+                .startsecs(10)
                 .startretries(1),
         )
         .start()
