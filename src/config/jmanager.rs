@@ -1706,13 +1706,11 @@ mod tests {
             Some("a".repeat(64).as_str())
         );
 
-        // Without the node directories, validation names them.
+        // Without the node directories, the host check names them.
         for name in ["node_one", "node_two"] {
             std::fs::remove_dir(base.join(name)).unwrap();
         }
-        let import = super::import(&path, Path::new(TEMPLATE)).unwrap();
-        let mut errors = ConfigErrors::default();
-        crate::config::model::validate(import.raw, &path, &origins, &mut errors);
+        let errors = crate::config::model::host_problems(&config, &Env::new());
         let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["nodes[0].node_dir", "nodes[1].node_dir"], "{errors}");
     }
