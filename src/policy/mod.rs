@@ -1,0 +1,755 @@
+//! The decision policy: plain data in (`Observation`), actions out (`Action`), with its memory across
+//! ticks in `PolicyState`. No I/O, no clock reads (`now` is in the observation), no `Result`: every
+//! failure to observe is itself an observation. The shell (`control`) executes the actions.
+//!
+//! Rules (thresholds in `PolicyConfig`):
+//! - crashed (EXITED, FATAL, BACKOFF) → start;
+//! - RUNNING but the REST API failed `api_failures` times in a row → restart (hung);
+//! - Running with no height increase for `tip_timeout` → restart (stale tip);
+//! - `reference - height > tip_diff_threshold` → restart (lag), reference = max(best height among the
+//!   local nodes observed now, the external reference when fresh);
+//! - Bootstrapping longer than `bootstrap_timeout` → restart, with the fallback config when no other
+//!   node is Running and in sync; back to the normal config once a sibling is in sync;
+//! - no node up → start them all with the fallback config, one per `all_down_stagger`;
+//! - sync rules (stale tip, lag, bootstrap timeout) wait `boot_grace` after a start, and at most one
+//!   sync-rule restart is in flight at a time (crashed and hung nodes are not limited);
+//! - more than `max_restarts` per `restart_window` → the node is held until an operator releases it;
+//! - a program stopped by someone else is held (the operator's word stands) until started again;
+//! - a node whose supervisord is unreachable, or that the shell is acting on, is left alone.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use crate::node::{NodeState, NodeStatus, ProbeError};
+use crate::supervisor::ProcessState;
+
+/// The thresholds the policy applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyConfig {
+    /// Failed REST calls in a row before a RUNNING node counts as hung.
+    pub api_failures: u32,
+    /// No height increase for this long while Running: stale tip.
+    pub tip_timeout: Duration,
+    /// More blocks than this behind the reference: lag.
+    pub tip_diff_threshold: u64,
+    /// Bootstrapping longer than this: restart.
+    pub bootstrap_timeout: Duration,
+    /// Sync rules wait this long after a start.
+    pub boot_grace: Duration,
+    /// At most this many starts/restarts of one node per `restart_window`.
+    pub max_restarts: u32,
+    /// The storm-protection window.
+    pub restart_window: Duration,
+    /// Delay between starts when every node is down.
+    pub all_down_stagger: Duration,
+    /// An external reference older than this is ignored.
+    pub reference_max_age: Duration,
+}
+
+impl PolicyConfig {
+    /// The policy's view of the configuration.
+    pub fn from_config(config: &crate::config::Config) -> PolicyConfig {
+        let t = &config.thresholds;
+        PolicyConfig {
+            api_failures: t.api_failures,
+            tip_timeout: t.tip_timeout,
+            tip_diff_threshold: t.tip_diff_threshold,
+            bootstrap_timeout: t.bootstrap_timeout,
+            boot_grace: t.boot_grace,
+            max_restarts: t.max_restarts,
+            restart_window: t.restart_window,
+            all_down_stagger: t.all_down_stagger,
+            reference_max_age: config.pooltool.raw.status_max_age,
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> PolicyConfig {
+        let t = crate::config::raw::RawThresholds::default();
+        PolicyConfig {
+            api_failures: t.api_failures,
+            tip_timeout: t.tip_timeout,
+            tip_diff_threshold: t.tip_diff_threshold,
+            bootstrap_timeout: t.bootstrap_timeout,
+            boot_grace: t.boot_grace,
+            max_restarts: t.max_restarts,
+            restart_window: t.restart_window,
+            all_down_stagger: t.all_down_stagger,
+            reference_max_age: crate::config::raw::RawPoolTool::default().status_max_age,
+        }
+    }
+}
+
+/// What supervisord says about a node's program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramView {
+    /// The process state.
+    pub state: ProcessState,
+    /// When the process last started (supervisord's `start`), if ever.
+    pub started_at: Option<SystemTime>,
+    /// Exit status of the last exit (0 when unknown).
+    pub exit_status: i32,
+}
+
+/// The program as far as nodekeeper could tell this tick.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgramSeen {
+    /// supervisord answered.
+    Known(ProgramView),
+    /// supervisord has no such program (BAD_NAME).
+    Missing,
+    /// The node's supervisord could not be asked.
+    Unreachable,
+}
+
+/// One node this tick.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeObservation {
+    /// Node name (as configured).
+    pub name: String,
+    /// Its program.
+    pub program: ProgramSeen,
+    /// The REST probe, when the program was RUNNING (`None`: not probed).
+    pub probe: Option<Result<NodeStatus, ProbeError>>,
+    /// The shell is acting on this node (a start or restart in flight): leave it alone.
+    pub busy: bool,
+}
+
+/// The external reference tip, as last fetched successfully.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReferenceTip {
+    /// Height.
+    pub height: u64,
+    /// When it was fetched.
+    pub fetched_at: SystemTime,
+}
+
+/// Everything observed in one tick.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// Wall-clock time of the observation.
+    pub now: SystemTime,
+    /// Every configured node, in configuration order.
+    pub nodes: Vec<NodeObservation>,
+    /// The last good external reference, if any (the policy checks its age).
+    pub reference: Option<ReferenceTip>,
+}
+
+/// Which generated config a node is started with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// The normal config (template + overrides).
+    #[default]
+    Normal,
+    /// The default (fallback) config: default trusted peers.
+    Fallback,
+}
+
+/// Why a node is started or restarted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The program is EXITED, FATAL or BACKOFF.
+    Crashed(ProcessState),
+    /// The REST API failed this many times in a row while RUNNING.
+    Hung(u32),
+    /// No new block for this long.
+    StaleTip(Duration),
+    /// Behind the reference.
+    Lag {
+        /// The node's height.
+        height: u64,
+        /// The reference height.
+        reference: u64,
+    },
+    /// Bootstrapping for this long.
+    BootstrapTimeout(Duration),
+    /// No node was up.
+    AllDown,
+    /// Found STOPPED when nodekeeper started, or released by an operator while stopped.
+    Stopped,
+    /// nodekeeper's own earlier stop succeeded but the start failed: start again.
+    Retry,
+    /// Asked by an operator.
+    Operator,
+}
+
+impl Reason {
+    /// A short stable label (metrics, logs, alert templates).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Reason::Crashed(_) => "crashed",
+            Reason::Hung(_) => "hung",
+            Reason::StaleTip(_) => "stale_tip",
+            Reason::Lag { .. } => "lag",
+            Reason::BootstrapTimeout(_) => "bootstrap_timeout",
+            Reason::AllDown => "all_down",
+            Reason::Stopped => "stopped",
+            Reason::Retry => "retry",
+            Reason::Operator => "operator",
+        }
+    }
+
+    /// Stale tip, lag and bootstrap timeout: rules about sync, limited to one in flight.
+    pub fn is_sync_rule(&self) -> bool {
+        matches!(
+            self,
+            Reason::StaleTip(_) | Reason::Lag { .. } | Reason::BootstrapTimeout(_)
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Crashed(state) => write!(f, "crashed ({state})"),
+            Reason::Hung(failures) => write!(f, "hung ({failures} failed REST calls in a row)"),
+            Reason::StaleTip(for_) => {
+                write!(f, "stale tip (no new block for {} s)", for_.as_secs())
+            }
+            Reason::Lag { height, reference } => write!(
+                f,
+                "lag (height {height}, reference {reference}, {} behind)",
+                reference.saturating_sub(*height)
+            ),
+            Reason::BootstrapTimeout(for_) => {
+                write!(
+                    f,
+                    "bootstrap timeout (bootstrapping for {} s)",
+                    for_.as_secs()
+                )
+            }
+            Reason::AllDown => f.write_str("all nodes down"),
+            Reason::Stopped => f.write_str("stopped"),
+            Reason::Retry => f.write_str("retry after a failed start"),
+            Reason::Operator => f.write_str("operator request"),
+        }
+    }
+}
+
+/// Why a node is held (left alone).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum HoldReason {
+    /// Too many restarts in the window.
+    Storm {
+        /// Restarts counted.
+        restarts: u32,
+        /// The window, in seconds.
+        window_secs: u64,
+    },
+    /// Someone stopped the program outside nodekeeper (e.g. `supervisorctl stop`).
+    OperatorStopped,
+    /// `nodekeeper ctl hold`.
+    Operator,
+}
+
+impl fmt::Display for HoldReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HoldReason::Storm {
+                restarts,
+                window_secs,
+            } => write!(
+                f,
+                "restart storm: {restarts} restarts within {} s; release it with `nodekeeper ctl release`",
+                window_secs
+            ),
+            HoldReason::OperatorStopped => f.write_str(
+                "stopped outside nodekeeper; start it, or release it with `nodekeeper ctl release`",
+            ),
+            HoldReason::Operator => f.write_str("held by an operator"),
+        }
+    }
+}
+
+/// A hold on a node.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Hold {
+    /// Why.
+    pub reason: HoldReason,
+    /// Since when.
+    pub since: SystemTime,
+}
+
+/// What the shell must do. Matched exhaustively by the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Write the variant's config, then start the program (stopping it first if in BACKOFF).
+    Start {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: Reason,
+        /// Which config.
+        variant: Variant,
+    },
+    /// Write the variant's config, stop the program, start it.
+    Restart {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: Reason,
+        /// Which config.
+        variant: Variant,
+    },
+    /// Rewrite the node's config file as this variant; the running process is not touched.
+    UseConfig {
+        /// The node.
+        node: String,
+        /// Which config.
+        variant: Variant,
+    },
+    /// The node is now held (report it; nothing to execute).
+    Held {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: HoldReason,
+    },
+    /// A hold ended because someone started the program (report it).
+    Released {
+        /// The node.
+        node: String,
+    },
+}
+
+impl Action {
+    /// The node the action is about.
+    pub fn node(&self) -> &str {
+        match self {
+            Action::Start { node, .. }
+            | Action::Restart { node, .. }
+            | Action::UseConfig { node, .. }
+            | Action::Held { node, .. }
+            | Action::Released { node } => node,
+        }
+    }
+}
+
+/// What the policy remembers about one node across ticks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeMemory {
+    /// Seen at least once since the daemon started.
+    pub adopted: bool,
+    /// The program state last seen.
+    pub last_state: Option<ProcessState>,
+    /// The height last seen, and since when it has been that.
+    pub last_height: Option<u64>,
+    /// When `last_height` was first seen.
+    pub height_since: Option<SystemTime>,
+    /// REST failures in a row.
+    pub api_failures: u32,
+    /// Since when the node has been seen not Running (while its program is RUNNING).
+    pub booting_since: Option<SystemTime>,
+    /// Last start: by nodekeeper, or as supervisord reported for an adopted node.
+    pub started_at: Option<SystemTime>,
+    /// Restarted by a sync rule and not yet back in sync.
+    pub sync_restart_at: Option<SystemTime>,
+    /// Starts and restarts by nodekeeper (storm protection).
+    pub restarts: Vec<SystemTime>,
+    /// Held, and why.
+    pub hold: Option<Hold>,
+    /// The config variant the node was last started with (or its file holds).
+    pub variant: Variant,
+    /// nodekeeper stopped it and the start failed: its STOPPED state is ours, not an operator's.
+    pub stopped_by_us: bool,
+    /// A start was wanted but deferred (every node down: starts are staggered).
+    pub start_deferred: bool,
+}
+
+/// The policy's memory.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicyState {
+    /// Per node, by name.
+    pub nodes: BTreeMap<String, NodeMemory>,
+    /// While every node is down: the earliest time of the next start.
+    pub all_down_next_start: Option<SystemTime>,
+}
+
+/// How an action ended, reported back by the shell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done.
+    Done,
+    /// Failed; `left_stopped` when nodekeeper's stop succeeded but the start did not.
+    Failed {
+        /// The program is stopped because of nodekeeper.
+        left_stopped: bool,
+    },
+}
+
+impl PolicyState {
+    /// Holds `node` on an operator's request.
+    pub fn hold(&mut self, node: &str, now: SystemTime) {
+        self.nodes.entry(node.to_string()).or_default().hold = Some(Hold {
+            reason: HoldReason::Operator,
+            since: now,
+        });
+    }
+
+    /// Releases `node`: it is judged afresh from the next tick (a stopped node is started).
+    pub fn release(&mut self, node: &str) -> bool {
+        let memory = self.nodes.entry(node.to_string()).or_default();
+        let was_held = memory.hold.take().is_some();
+        memory.adopted = false;
+        memory.restarts.clear();
+        was_held
+    }
+
+    /// Every current hold, for persistence and status.
+    pub fn holds(&self) -> BTreeMap<String, Hold> {
+        self.nodes
+            .iter()
+            .filter_map(|(name, memory)| memory.hold.clone().map(|hold| (name.clone(), hold)))
+            .collect()
+    }
+
+    /// Restores holds persisted by an earlier daemon.
+    pub fn restore_holds(&mut self, holds: BTreeMap<String, Hold>) {
+        for (name, hold) in holds {
+            self.nodes.entry(name).or_default().hold = Some(hold);
+        }
+    }
+
+    /// Records how an action on `node` ended.
+    pub fn record_outcome(&mut self, node: &str, outcome: Outcome) {
+        let memory = self.nodes.entry(node.to_string()).or_default();
+        // Whatever the program did during the action was nodekeeper's doing: forget the state
+        // seen before it, so it is not mistaken for an operator's stop or start.
+        memory.last_state = None;
+        match outcome {
+            Outcome::Done => memory.stopped_by_us = false,
+            Outcome::Failed { left_stopped } => {
+                memory.stopped_by_us = left_stopped;
+                memory.sync_restart_at = None;
+            }
+        }
+    }
+}
+
+/// What is known of one node this tick, derived from its observation.
+struct Facts {
+    running_height: Option<u64>,
+    in_sync: bool,
+    up: bool,
+    known: bool,
+}
+
+/// Decides this tick's actions. Updates `state`; performs nothing.
+pub fn decide(
+    config: &PolicyConfig,
+    state: &mut PolicyState,
+    observation: &Observation,
+) -> Vec<Action> {
+    let now = observation.now;
+    let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
+    let reference = observation
+        .reference
+        .filter(|tip| elapsed(tip.fetched_at) <= config.reference_max_age)
+        .map(|tip| tip.height);
+    let best_local = observation.nodes.iter().filter_map(running_height).max();
+    let best = best_local.max(reference);
+
+    // A node is in sync when it is Running, near the best height and its tip is not stale.
+    let facts: Vec<Facts> = observation
+        .nodes
+        .iter()
+        .map(|node| {
+            let height = running_height(node);
+            let stale = match (height, state.nodes.get(&node.name)) {
+                (Some(h), Some(memory)) => {
+                    memory.last_height == Some(h)
+                        && memory
+                            .height_since
+                            .is_some_and(|since| elapsed(since) > config.tip_timeout)
+                }
+                _ => false,
+            };
+            let near_best = match (height, best) {
+                (Some(h), Some(b)) => b.saturating_sub(h) <= config.tip_diff_threshold,
+                _ => false,
+            };
+            let up = node.busy
+                || matches!(&node.program, ProgramSeen::Known(p) if matches!(
+                    p.state,
+                    ProcessState::Starting | ProcessState::Running | ProcessState::Stopping
+                ));
+            Facts {
+                running_height: height,
+                in_sync: near_best && !stale,
+                up,
+                known: matches!(node.program, ProgramSeen::Known(_)),
+            }
+        })
+        .collect();
+    let any_in_sync = facts.iter().any(|f| f.in_sync);
+
+    // Every node down, and every supervisord answering: start them one at a time, each
+    // `all_down_stagger` after the previous, until some node is in sync again.
+    let all_down = !facts.is_empty() && facts.iter().all(|f| f.known && !f.up);
+    if any_in_sync {
+        state.all_down_next_start = None;
+    } else if all_down && state.all_down_next_start.is_none() {
+        state.all_down_next_start = Some(now);
+    }
+
+    let mut sync_restart_issued = false;
+    let mut actions = Vec::new();
+    for (index, node) in observation.nodes.iter().enumerate() {
+        if node.busy {
+            continue;
+        }
+        let ProgramSeen::Known(program) = &node.program else {
+            continue;
+        };
+        let others_in_sync = facts
+            .iter()
+            .enumerate()
+            .any(|(other, f)| other != index && f.in_sync);
+        let variant = if others_in_sync {
+            Variant::Normal
+        } else {
+            Variant::Fallback
+        };
+        let other_sync_restart_in_flight = state.nodes.iter().any(|(name, memory)| {
+            *name != node.name
+                && memory
+                    .sync_restart_at
+                    .is_some_and(|at| elapsed(at) < config.bootstrap_timeout + config.boot_grace)
+        });
+        let memory = state.nodes.entry(node.name.clone()).or_default();
+        let first_sight = !memory.adopted;
+        memory.adopted = true;
+        let previous = memory.last_state.replace(program.state);
+        if first_sight {
+            // Adopt the node as it is: its start time bounds boot grace and bootstrapping.
+            memory.started_at = program.started_at;
+        }
+
+        if memory.hold.is_some() {
+            let started_by_someone = previous.is_some_and(|p| !p.is_running_for_start())
+                && matches!(
+                    program.state,
+                    ProcessState::Starting | ProcessState::Running
+                );
+            if !started_by_someone {
+                continue;
+            }
+            memory.hold = None;
+            memory.restarts.clear();
+            memory.started_at = program.started_at.or(Some(now));
+            actions.push(Action::Released {
+                node: node.name.clone(),
+            });
+        }
+
+        let wanted: Option<(Reason, bool)> = match program.state {
+            ProcessState::Stopped => {
+                if memory.stopped_by_us {
+                    Some((Reason::Retry, false))
+                } else if first_sight || memory.start_deferred {
+                    let reason = if all_down || state.all_down_next_start.is_some() {
+                        Reason::AllDown
+                    } else {
+                        Reason::Stopped
+                    };
+                    Some((reason, false))
+                } else if previous.is_some_and(|p| p != ProcessState::Stopped) {
+                    let reason = HoldReason::OperatorStopped;
+                    memory.hold = Some(Hold {
+                        reason: reason.clone(),
+                        since: now,
+                    });
+                    actions.push(Action::Held {
+                        node: node.name.clone(),
+                        reason,
+                    });
+                    None
+                } else {
+                    None
+                }
+            }
+            ProcessState::Exited | ProcessState::Fatal | ProcessState::Backoff => {
+                Some((Reason::Crashed(program.state), false))
+            }
+            ProcessState::Starting | ProcessState::Stopping | ProcessState::Unknown => None,
+            ProcessState::Running => {
+                if let (Some(theirs), Some(ours)) = (program.started_at, memory.started_at)
+                    && theirs > ours
+                {
+                    // Started again outside nodekeeper: boot grace runs from that start.
+                    memory.started_at = Some(theirs);
+                }
+                let in_grace = memory
+                    .started_at
+                    .is_some_and(|started| elapsed(started) < config.boot_grace);
+                judge_running(config, memory, node, &facts[index], best, in_grace, now)
+            }
+        };
+
+        let Some((reason, restart)) = wanted else {
+            continue;
+        };
+        if reason.is_sync_rule() && (sync_restart_issued || other_sync_restart_in_flight) {
+            // One sync-rule restart at a time: the others wait for it to come back in sync.
+            continue;
+        }
+        if !restart
+            && let Some(next) = state.all_down_next_start
+            && now < next
+        {
+            memory.start_deferred = true;
+            continue;
+        }
+        // Storm protection: this node's starts and restarts within the window.
+        memory
+            .restarts
+            .retain(|at| elapsed(*at) < config.restart_window);
+        let n_restarts = u32::try_from(memory.restarts.len()).unwrap_or(u32::MAX);
+        if n_restarts >= config.max_restarts && reason != Reason::Operator {
+            let hold = HoldReason::Storm {
+                restarts: n_restarts,
+                window_secs: config.restart_window.as_secs(),
+            };
+            memory.hold = Some(Hold {
+                reason: hold.clone(),
+                since: now,
+            });
+            memory.start_deferred = false;
+            actions.push(Action::Held {
+                node: node.name.clone(),
+                reason: hold,
+            });
+            continue;
+        }
+        memory.restarts.push(now);
+        memory.started_at = Some(now);
+        memory.api_failures = 0;
+        memory.last_height = None;
+        memory.height_since = None;
+        memory.booting_since = None;
+        memory.stopped_by_us = false;
+        memory.start_deferred = false;
+        memory.variant = variant;
+        if reason.is_sync_rule() {
+            memory.sync_restart_at = Some(now);
+            sync_restart_issued = true;
+        }
+        if !restart && state.all_down_next_start.is_some() {
+            state.all_down_next_start = Some(now + config.all_down_stagger);
+        }
+        let node_name = node.name.clone();
+        actions.push(if restart {
+            Action::Restart {
+                node: node_name,
+                reason,
+                variant,
+            }
+        } else {
+            Action::Start {
+                node: node_name,
+                reason,
+                variant,
+            }
+        });
+    }
+
+    // A node on its fallback config goes back to its normal config (the file only: the process
+    // keeps running) once a sibling is in sync.
+    for (index, node) in observation.nodes.iter().enumerate() {
+        let others_in_sync = facts
+            .iter()
+            .enumerate()
+            .any(|(other, f)| other != index && f.in_sync);
+        let Some(memory) = state.nodes.get_mut(&node.name) else {
+            continue;
+        };
+        if memory.variant == Variant::Fallback
+            && others_in_sync
+            && !node.busy
+            && !actions.iter().any(|action| action.node() == node.name)
+        {
+            memory.variant = Variant::Normal;
+            actions.push(Action::UseConfig {
+                node: node.name.clone(),
+                variant: Variant::Normal,
+            });
+        }
+    }
+    actions
+}
+
+/// The height of a node whose program is RUNNING and whose probe says Running.
+fn running_height(node: &NodeObservation) -> Option<u64> {
+    let ProgramSeen::Known(program) = &node.program else {
+        return None;
+    };
+    if program.state != ProcessState::Running {
+        return None;
+    }
+    match &node.probe {
+        Some(Ok(status)) if status.state == NodeState::Running => status.height,
+        _ => None,
+    }
+}
+
+/// The rules for a RUNNING program: hung, bootstrap timeout, stale tip, lag. Returns the restart
+/// reason, if any (`true`: a restart).
+fn judge_running(
+    config: &PolicyConfig,
+    memory: &mut NodeMemory,
+    node: &NodeObservation,
+    facts: &Facts,
+    best: Option<u64>,
+    in_grace: bool,
+    now: SystemTime,
+) -> Option<(Reason, bool)> {
+    let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
+    match &node.probe {
+        None => None,
+        Some(Err(_)) => {
+            memory.api_failures = memory.api_failures.saturating_add(1);
+            (!in_grace && memory.api_failures >= config.api_failures)
+                .then_some((Reason::Hung(memory.api_failures), true))
+        }
+        Some(Ok(status)) => {
+            memory.api_failures = 0;
+            if status.state != NodeState::Running {
+                let since = *memory
+                    .booting_since
+                    .get_or_insert(memory.started_at.unwrap_or(now).min(now));
+                let booting = elapsed(since);
+                return (booting > config.bootstrap_timeout)
+                    .then_some((Reason::BootstrapTimeout(booting), true));
+            }
+            memory.booting_since = None;
+            let height = facts.running_height?;
+            if memory.last_height != Some(height) {
+                memory.last_height = Some(height);
+                memory.height_since = Some(now);
+            }
+            if facts.in_sync {
+                memory.sync_restart_at = None;
+            }
+            if in_grace {
+                return None;
+            }
+            let unchanged_for = memory.height_since.map(elapsed).unwrap_or_default();
+            if unchanged_for > config.tip_timeout {
+                return Some((Reason::StaleTip(unchanged_for), true));
+            }
+            if let Some(reference) = best
+                && reference.saturating_sub(height) > config.tip_diff_threshold
+            {
+                return Some((Reason::Lag { height, reference }, true));
+            }
+            None
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! Table tests of the policy: plain observations in, actions out, over simulated time.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::node::{NodeState, NodeStatus, ProbeError};
+use crate::supervisor::ProcessState;
+
+const T0: u64 = 1_700_000_000;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(T0 + secs)
+}
+
+/// Programs in these tests started an hour before the first tick: boot grace is long over.
+fn long_ago() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(T0 - 3600)
+}
+
+fn status(state: NodeState, height: Option<u64>) -> NodeStatus {
+    NodeStatus {
+        state,
+        version: "jormungandr 0.9.0".into(),
+        height,
+        tip_hash: None,
+        tip_date: None,
+        last_block_time: None,
+        uptime_secs: None,
+    }
+}
+
+fn program(name: &str, state: ProcessState) -> NodeObservation {
+    NodeObservation {
+        name: name.into(),
+        program: ProgramSeen::Known(ProgramView {
+            state,
+            started_at: Some(long_ago()),
+            exit_status: 0,
+        }),
+        probe: None,
+        busy: false,
+    }
+}
+
+fn running(name: &str, height: u64) -> NodeObservation {
+    NodeObservation {
+        probe: Some(Ok(status(NodeState::Running, Some(height)))),
+        ..program(name, ProcessState::Running)
+    }
+}
+
+fn booting(name: &str) -> NodeObservation {
+    NodeObservation {
+        probe: Some(Ok(status(NodeState::Bootstrapping, None))),
+        ..program(name, ProcessState::Running)
+    }
+}
+
+fn hung(name: &str) -> NodeObservation {
+    NodeObservation {
+        probe: Some(Err(ProbeError::Timeout(Duration::from_secs(2)))),
+        ..program(name, ProcessState::Running)
+    }
+}
+
+fn started(mut node: NodeObservation, secs: u64) -> NodeObservation {
+    if let ProgramSeen::Known(view) = &mut node.program {
+        view.started_at = Some(at(secs));
+    }
+    node
+}
+
+fn unreachable(name: &str) -> NodeObservation {
+    NodeObservation {
+        name: name.into(),
+        program: ProgramSeen::Unreachable,
+        probe: None,
+        busy: false,
+    }
+}
+
+/// A policy over simulated time.
+struct World {
+    config: PolicyConfig,
+    state: PolicyState,
+    reference: Option<ReferenceTip>,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            config: PolicyConfig::default(),
+            state: PolicyState::default(),
+            reference: None,
+        }
+    }
+
+    /// One tick at `secs`, with the actions rendered compactly: `verb node reason variant`.
+    fn tick(&mut self, secs: u64, nodes: &[NodeObservation]) -> Vec<String> {
+        let observation = Observation {
+            now: at(secs),
+            nodes: nodes.to_vec(),
+            reference: self.reference,
+        };
+        decide(&self.config, &mut self.state, &observation)
+            .iter()
+            .map(show)
+            .collect()
+    }
+}
+
+fn variant_word(variant: &Variant) -> &'static str {
+    match variant {
+        Variant::Normal => "normal",
+        Variant::Fallback => "fallback",
+    }
+}
+
+fn show(action: &Action) -> String {
+    match action {
+        Action::Start {
+            node,
+            reason,
+            variant,
+        } => format!("start {node} {} {}", reason.label(), variant_word(variant)),
+        Action::Restart {
+            node,
+            reason,
+            variant,
+        } => format!(
+            "restart {node} {} {}",
+            reason.label(),
+            variant_word(variant)
+        ),
+        Action::UseConfig { node, variant } => format!("config {node} {}", variant_word(variant)),
+        Action::Held { node, reason } => format!(
+            "hold {node} {}",
+            match reason {
+                HoldReason::Storm { .. } => "storm",
+                HoldReason::OperatorStopped => "operator_stopped",
+                HoldReason::Operator => "operator",
+            }
+        ),
+        Action::Released { node } => format!("release {node}"),
+    }
+}
+
+#[track_caller]
+fn check(actual: Vec<String>, expected: &[&str]) {
+    assert_eq!(actual, expected);
+}
+
+#[test]
+fn healthy_nodes_are_adopted_and_left_alone() {
+    let mut w = World::new();
+    for secs in 0..300 {
+        let height = 1000 + secs / 20;
+        check(
+            w.tick(secs, &[running("a", height), running("b", height)]),
+            &[],
+        );
+    }
+}
+
+#[test]
+fn crashed_programs_are_started_with_the_config_their_siblings_allow() {
+    for state in [
+        ProcessState::Exited,
+        ProcessState::Fatal,
+        ProcessState::Backoff,
+    ] {
+        let mut w = World::new();
+        check(
+            w.tick(0, &[running("a", 100), program("b", state)]),
+            &["start b crashed normal"],
+        );
+        // Alone, it has no sibling to sync from: the fallback config.
+        let mut w = World::new();
+        check(
+            w.tick(0, &[program("b", state)]),
+            &["start b crashed fallback"],
+        );
+    }
+}
+
+#[test]
+fn hung_api_restarts_after_n_failures_in_a_row_only() {
+    let mut w = World::new();
+    check(w.tick(0, &[running("a", 100), hung("b")]), &[]);
+    check(w.tick(1, &[running("a", 100), hung("b")]), &[]);
+    // An answer resets the count.
+    check(w.tick(2, &[running("a", 100), running("b", 100)]), &[]);
+    check(w.tick(3, &[running("a", 100), hung("b")]), &[]);
+    check(w.tick(4, &[running("a", 100), hung("b")]), &[]);
+    check(
+        w.tick(5, &[running("a", 100), hung("b")]),
+        &["restart b hung normal"],
+    );
+}
+
+#[test]
+fn stale_tip_restarts_after_tip_timeout_without_a_new_block() {
+    let mut w = World::new();
+    // b's height stops at 100 while a moves on slowly (within the lag threshold).
+    for secs in 0..=90 {
+        check(
+            w.tick(secs, &[running("a", 100 + secs / 30), running("b", 100)]),
+            &[],
+        );
+    }
+    check(
+        w.tick(91, &[running("a", 103), running("b", 100)]),
+        &["restart b stale_tip normal"],
+    );
+}
+
+#[test]
+fn lag_is_measured_against_the_best_node_now_not_a_high_water_mark() {
+    let mut w = World::new();
+    check(w.tick(0, &[running("a", 107), running("b", 100)]), &[]);
+    check(
+        w.tick(1, &[running("a", 108), running("b", 100)]),
+        &["restart b lag normal"],
+    );
+    // After a rollback the best height drops: nobody is lagging behind what was seen before.
+    let mut w = World::new();
+    check(w.tick(0, &[running("a", 500), running("b", 495)]), &[]);
+    check(w.tick(1, &[running("a", 300), running("b", 299)]), &[]);
+}
+
+#[test]
+fn a_fresh_reference_counts_a_stale_or_missing_one_never_does() {
+    let mut w = World::new();
+    w.reference = Some(ReferenceTip {
+        height: 120,
+        fetched_at: at(0),
+    });
+    check(
+        w.tick(10, &[running("a", 112), running("b", 113)]),
+        &["restart a lag normal"],
+    );
+
+    // Older than reference_max_age (180 s): ignored.
+    let mut w = World::new();
+    w.reference = Some(ReferenceTip {
+        height: 120,
+        fetched_at: at(0),
+    });
+    check(w.tick(181, &[running("a", 112), running("b", 113)]), &[]);
+
+    // No reference (PoolTool down or garbled): peers alone decide.
+    let mut w = World::new();
+    check(w.tick(10, &[running("a", 112), running("b", 113)]), &[]);
+}
+
+#[test]
+fn bootstrap_timeout_uses_the_fallback_config_only_without_a_synced_sibling() {
+    let mut w = World::new();
+    let boot = |secs| started(booting("b"), secs);
+    check(w.tick(0, &[running("a", 100), boot(0)]), &[]);
+    check(w.tick(650, &[running("a", 100 + 650 / 20), boot(0)]), &[]);
+    check(
+        w.tick(651, &[running("a", 133), boot(0)]),
+        &["restart b bootstrap_timeout normal"],
+    );
+
+    let mut w = World::new();
+    check(w.tick(0, &[hung("a"), boot(0)]), &[]);
+    check(
+        w.tick(651, &[program("a", ProcessState::Stopping), boot(0)]),
+        &["restart b bootstrap_timeout fallback"],
+    );
+    // b comes up on its fallback config; once a is back in sync, b's file goes back to normal.
+    check(
+        w.tick(
+            700,
+            &[program("a", ProcessState::Starting), running("b", 140)],
+        ),
+        &[],
+    );
+    check(
+        w.tick(800, &[running("a", 145), running("b", 145)]),
+        &["config b normal"],
+    );
+    check(w.tick(801, &[running("a", 145), running("b", 145)]), &[]);
+}
+
+#[test]
+fn an_adopted_node_bootstrapping_since_long_ago_is_judged_from_its_start() {
+    let mut w = World::new();
+    // Adopted at daemon start while bootstrapping since its start an hour ago.
+    check(
+        w.tick(0, &[running("a", 100), booting("b")]),
+        &["restart b bootstrap_timeout normal"],
+    );
+}
+
+#[test]
+fn all_down_starts_every_node_on_the_fallback_config_staggered() {
+    let mut w = World::new();
+    let stopped = |n| program(n, ProcessState::Stopped);
+    check(
+        w.tick(0, &[stopped("a"), stopped("b"), stopped("c")]),
+        &["start a all_down fallback"],
+    );
+    let a_starting = program("a", ProcessState::Starting);
+    check(
+        w.tick(5, &[a_starting.clone(), stopped("b"), stopped("c")]),
+        &[],
+    );
+    check(
+        w.tick(10, &[a_starting.clone(), stopped("b"), stopped("c")]),
+        &["start b all_down fallback"],
+    );
+    check(
+        w.tick(
+            20,
+            &[
+                a_starting,
+                program("b", ProcessState::Starting),
+                stopped("c"),
+            ],
+        ),
+        &["start c all_down fallback"],
+    );
+}
+
+#[test]
+fn sync_rules_wait_for_boot_grace_after_a_start() {
+    let mut w = World::new();
+    check(
+        w.tick(0, &[running("a", 100), program("b", ProcessState::Exited)]),
+        &["start b crashed normal"],
+    );
+    // b is far behind while catching up, within the 60 s grace.
+    for secs in [5, 30, 59] {
+        check(
+            w.tick(secs, &[running("a", 100), started(running("b", 50), 1)]),
+            &[],
+        );
+    }
+    check(
+        w.tick(61, &[running("a", 100), started(running("b", 50), 1)]),
+        &["restart b lag normal"],
+    );
+}
+
+#[test]
+fn unreachable_supervisord_or_missing_programs_cause_nothing() {
+    let mut w = World::new();
+    check(w.tick(0, &[unreachable("a"), unreachable("b")]), &[]);
+    let missing = NodeObservation {
+        program: ProgramSeen::Missing,
+        ..unreachable("b")
+    };
+    check(w.tick(1, &[running("a", 100), missing]), &[]);
+    // A node whose supervisord is unreachable is not "down": no all-down start of the others.
+    check(
+        w.tick(2, &[unreachable("a"), program("b", ProcessState::Stopped)]),
+        &["start b stopped fallback"],
+    );
+}
+
+#[test]
+fn storm_protection_holds_a_node_after_max_restarts_in_the_window() {
+    let mut w = World::new();
+    let exited = || program("b", ProcessState::Exited);
+    for (secs, expected) in [
+        (0, vec!["start b crashed normal"]),
+        (100, vec!["start b crashed normal"]),
+        (200, vec!["start b crashed normal"]),
+        (300, vec!["hold b storm"]),
+        (400, vec![]),
+    ] {
+        check(
+            w.tick(secs, &[running("a", 100 + secs / 20), exited()]),
+            &expected,
+        );
+    }
+    // Released by an operator, it is acted on again.
+    assert!(w.state.release("b"));
+    check(
+        w.tick(500, &[running("a", 125), exited()]),
+        &["start b crashed normal"],
+    );
+}
+
+#[test]
+fn at_most_one_sync_restart_in_flight_but_dead_nodes_are_not_limited() {
+    let mut w = World::new();
+    check(
+        w.tick(
+            0,
+            &[running("a", 200), running("b", 100), running("c", 100)],
+        ),
+        &["restart b lag normal"],
+    );
+    // c still lags but waits for b, which is catching up within its grace; a dead node is
+    // started meanwhile. (The fresh reference keeps b out of sync while a is down.)
+    w.reference = Some(ReferenceTip {
+        height: 201,
+        fetched_at: at(30),
+    });
+    check(
+        w.tick(
+            30,
+            &[
+                running("a", 201),
+                started(running("b", 150), 1),
+                running("c", 100),
+            ],
+        ),
+        &[],
+    );
+    check(
+        w.tick(
+            31,
+            &[
+                program("a", ProcessState::Exited),
+                started(running("b", 150), 1),
+                running("c", 100),
+            ],
+        ),
+        &["start a crashed fallback"],
+    );
+    // b is back in sync: c's turn, and a (started on the fallback config) goes back to normal.
+    check(
+        w.tick(
+            40,
+            &[
+                started(running("a", 202), 32),
+                started(running("b", 202), 1),
+                running("c", 100),
+            ],
+        ),
+        &["restart c lag normal", "config a normal"],
+    );
+}
+
+#[test]
+fn an_operator_stop_is_respected_until_an_operator_starts_it() {
+    let mut w = World::new();
+    check(w.tick(0, &[running("a", 100), running("b", 100)]), &[]);
+    let stopped = program("b", ProcessState::Stopped);
+    check(
+        w.tick(1, &[running("a", 100), stopped.clone()]),
+        &["hold b operator_stopped"],
+    );
+    for secs in 2..10 {
+        check(w.tick(secs, &[running("a", 100), stopped.clone()]), &[]);
+    }
+    check(
+        w.tick(
+            10,
+            &[
+                running("a", 100),
+                started(program("b", ProcessState::Starting), 10),
+            ],
+        ),
+        &["release b"],
+    );
+    // Judged again from its new start (within grace: nothing yet).
+    check(
+        w.tick(11, &[running("a", 100), started(running("b", 90), 10)]),
+        &[],
+    );
+}
+
+#[test]
+fn stopped_programs_are_started_at_daemon_start_and_after_a_release() {
+    let mut w = World::new();
+    check(
+        w.tick(0, &[running("a", 100), program("b", ProcessState::Stopped)]),
+        &["start b stopped normal"],
+    );
+    let mut w = World::new();
+    w.state.hold("b", at(0));
+    check(
+        w.tick(0, &[running("a", 100), program("b", ProcessState::Stopped)]),
+        &[],
+    );
+    check(
+        w.tick(1, &[running("a", 100), program("b", ProcessState::Exited)]),
+        &[],
+    );
+    w.state.release("b");
+    check(
+        w.tick(2, &[running("a", 100), program("b", ProcessState::Stopped)]),
+        &["start b stopped normal"],
+    );
+}
+
+#[test]
+fn busy_nodes_are_left_alone_and_failed_starts_are_retried() {
+    let mut w = World::new();
+    let mut b = program("b", ProcessState::Stopping);
+    b.busy = true;
+    check(w.tick(0, &[running("a", 100), b]), &[]);
+    // Our stop worked, our start did not: STOPPED is ours, not an operator's.
+    w.state
+        .record_outcome("b", Outcome::Failed { left_stopped: true });
+    check(
+        w.tick(1, &[running("a", 100), program("b", ProcessState::Stopped)]),
+        &["start b retry normal"],
+    );
+}
+
+#[test]
+fn holds_survive_a_daemon_restart() {
+    let mut w = World::new();
+    w.state.hold("b", at(0));
+    let holds = w.state.holds();
+    let mut fresh = World::new();
+    fresh.state.restore_holds(holds);
+    check(
+        fresh.tick(0, &[running("a", 100), program("b", ProcessState::Stopped)]),
+        &[],
+    );
+}
+
+#[test]
+fn reasons_read_well_in_the_restart_log() {
+    assert_eq!(
+        Reason::Lag {
+            height: 100,
+            reference: 110
+        }
+        .to_string(),
+        "lag (height 100, reference 110, 10 behind)"
+    );
+    assert_eq!(
+        Reason::Crashed(ProcessState::Fatal).to_string(),
+        "crashed (FATAL)"
+    );
+    assert_eq!(
+        Reason::StaleTip(Duration::from_secs(91)).to_string(),
+        "stale tip (no new block for 91 s)"
+    );
+}
