@@ -5,6 +5,9 @@
 //! - `supervisor`: typed async client of supervisord's XML-RPC API (http and unix-socket transports).
 //! - `config`: nodekeeper's config, node config generation (template + overrides), the jmanager drop-in.
 //! - `supervisor_conf`: generated supervisord `[program:x]` sections for nodes and nodekeeper.
+//! - `api`: the daemon's HTTP API (status; hold/release behind a bearer token).
+//! - `control`: the shell around the policy: observe, decide, act, record; the daemon loop.
+//! - `status`: the pool's status snapshot and its table.
 //! - `policy`: the pure decision policy: observations in, actions out (no I/O, no clock).
 //! - `node`: probing a node's health (`NodeProbe`); Jormungandr REST v0 first.
 //! - `reference`: the external reference tip (PoolTool majority max).
@@ -13,13 +16,16 @@
 //! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
 //! - `sim`: a simulated Jormungandr node (REST API v0) for tests and the demo; the `nodekeeper-sim` binary.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod node;
 pub mod policy;
 pub mod reference;
 pub mod restart_log;
 pub mod sim;
+pub mod status;
 pub mod supervisor;
 pub mod supervisor_conf;

@@ -63,10 +63,25 @@ pub enum CtlCommand {
         /// A program, or `all`.
         name: Option<String>,
     },
+    /// Ask the running daemon to leave a node alone (no start, stop or restart) until released.
+    Hold {
+        /// The node (as configured).
+        node: String,
+    },
+    /// Ask the running daemon to manage a held node again (a stopped node is started).
+    Release {
+        /// The node (as configured).
+        node: String,
+    },
 }
 
 /// Runs a `ctl` command.
-pub async fn run(args: CtlArgs) -> Result<u8, Failure> {
+pub async fn run(source: &super::ConfigSourceArgs, args: CtlArgs) -> Result<u8, Failure> {
+    match &args.command {
+        CtlCommand::Hold { node } => return daemon_request(source, node, "hold").await,
+        CtlCommand::Release { node } => return daemon_request(source, node, "release").await,
+        _ => {}
+    }
     let client = args.connection.client()?;
     match args.command {
         CtlCommand::Status { names } => status(&client, &names).await,
@@ -79,6 +94,52 @@ pub async fn run(args: CtlArgs) -> Result<u8, Failure> {
             name,
         } => tail(&client, &name, i64::from(bytes), follow).await,
         CtlCommand::Pid { name } => pid(&client, name.as_deref()).await,
+        CtlCommand::Hold { .. } | CtlCommand::Release { .. } => unreachable!("handled above"),
+    }
+}
+
+/// `hold` and `release` go to the daemon's API, found through the configuration.
+async fn daemon_request(
+    source: &super::ConfigSourceArgs,
+    node: &str,
+    verb: &str,
+) -> Result<u8, Failure> {
+    let config = source.load()?;
+    let token = crate::api::token(config.api.token.as_ref(), &crate::api::token_path(&config))
+        .map_err(Failure::usage)?;
+    let base = format!("http://{}", config.api.listen);
+    let url = format!("{base}/v1/nodes/{node}/{verb}");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| {
+            Failure::runtime(format!(
+                "cannot reach the nodekeeper daemon at {base}: {} (is `nodekeeper run` running?)",
+                if e.is_connect() {
+                    "connection refused".to_string()
+                } else {
+                    e.to_string()
+                }
+            ))
+        })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        print!("{text}");
+        Ok(0)
+    } else {
+        Err(Failure::runtime(format!(
+            "the daemon at {base} refused to {verb} {node}: HTTP {}: {}",
+            status.as_u16(),
+            text.trim()
+        )))
     }
 }
 

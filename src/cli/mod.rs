@@ -5,6 +5,7 @@
 mod config;
 mod connection;
 mod ctl;
+mod run;
 mod supervisor_conf;
 
 use std::process::ExitCode;
@@ -46,6 +47,10 @@ pub enum Command {
     Config(config::ConfigCommand),
     /// Print (or write into a directory) supervisord `[program:NAME]` sections for the nodes.
     SupervisorConf(supervisor_conf::SupervisorConfArgs),
+    /// Keep the nodes running and in sync: the daemon.
+    Run(run::RunArgs),
+    /// One table of the pool: program state, node state, height, lag, last restart and why.
+    Status(run::StatusArgs),
 }
 
 /// A failure that ends a command: the message is printed as one line on stderr and the code is
@@ -110,9 +115,11 @@ pub fn main() -> ExitCode {
 /// programs did not start) after printing its own lines.
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
-        Command::Ctl(args) => ctl::run(args).await,
+        Command::Ctl(args) => ctl::run(&cli.source, args).await,
         Command::Config(command) => config::run(&cli.source, command).await,
         Command::SupervisorConf(args) => supervisor_conf::run(&cli.source, args),
+        Command::Run(args) => run::run(&cli.source, args).await,
+        Command::Status(args) => run::status(&cli.source, args).await,
     }
 }
 
@@ -123,5 +130,6 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

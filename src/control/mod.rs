@@ -1,0 +1,718 @@
+//! The imperative shell around the policy. One tick: **observe** (supervisord and node APIs,
+//! concurrently, each call with a timeout; the reference tip refreshed on its own schedule) →
+//! **decide** (`policy::decide`, pure) → **act** (starts and restarts in their own tasks, config
+//! variants written first) → **record** (restart-log rows fsynced before each supervisord call, the
+//! status snapshot, persisted holds). The loop never dies: every failure is logged, counted and
+//! retried; an unreachable supervisord means no action on its nodes, with backoff.
+
+pub mod act;
+pub mod holds;
+pub mod observe;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::clock::Clock;
+use crate::config::watch::{Reload, Watcher};
+use crate::config::{Config, ConfigSource, Env, nodefile};
+use crate::node::NodeProbe;
+use crate::policy::{
+    self, Action, Observation, Outcome, PolicyConfig, PolicyState, ProgramSeen, ReferenceTip,
+    Variant,
+};
+use crate::reference::{PoolToolSource, ReferenceTracker};
+use crate::restart_log::{RestartLog, RestartRow};
+use crate::status::{LastRestart, NodeLine, Snapshot, rfc3339};
+use crate::supervisor::Client;
+use observe::{Raw, SupervisorAnswer};
+
+/// How often the configuration files are checked for changes.
+const RELOAD_CHECK: Duration = Duration::from_secs(2);
+/// The longest wait between attempts to reach an unreachable supervisord.
+const MAX_SUPERVISOR_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How `nodekeeper run` runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Decide and log, touch nothing.
+    pub dry_run: bool,
+    /// One tick, wait for its actions, exit.
+    pub once: bool,
+}
+
+/// A request from outside the loop (the HTTP API), served between ticks so it never races the
+/// loop's own actions.
+#[derive(Debug)]
+pub enum Request {
+    /// Hold a node.
+    Hold {
+        /// The node.
+        node: String,
+        /// `Ok(message)` or `Err(message)`.
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Release a node.
+    Release {
+        /// The node.
+        node: String,
+        /// `Ok(message)` or `Err(message)`.
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+}
+
+/// A fatal start-up problem (the loop itself never fails once running).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// Where the daemon keeps its holds: beside the restart log.
+pub fn state_path(config: &Config) -> PathBuf {
+    config.restart_log.with_file_name("nodekeeper-state.json")
+}
+
+/// supervisord clients by endpoint name.
+pub fn clients(config: &Config) -> Result<BTreeMap<String, Client>, StartError> {
+    config
+        .supervisors
+        .iter()
+        .map(|(name, settings)| {
+            settings
+                .client()
+                .map(|client| (name.clone(), client))
+                .map_err(|e| StartError(e.to_string()))
+        })
+        .collect()
+}
+
+struct Outage {
+    since: SystemTime,
+    failures: u32,
+    retry_at: tokio::time::Instant,
+}
+
+struct ReferenceFeed {
+    source: PoolToolSource,
+    tracker: ReferenceTracker,
+    fetch: Option<
+        oneshot::Receiver<Result<crate::reference::Reference, crate::reference::ReferenceError>>,
+    >,
+}
+
+/// The daemon's state between ticks.
+pub struct Daemon {
+    config: Arc<Config>,
+    env: Env,
+    watcher: Watcher,
+    clients: BTreeMap<String, Client>,
+    probe: Arc<dyn NodeProbe>,
+    clock: Arc<dyn Clock>,
+    policy_config: PolicyConfig,
+    state: PolicyState,
+    /// `None` in a dry run, which writes nothing.
+    log: Option<Arc<Mutex<RestartLog>>>,
+    state_path: PathBuf,
+    outages: BTreeMap<String, Outage>,
+    reference: Option<ReferenceFeed>,
+    busy: BTreeSet<String>,
+    jobs: JoinSet<(String, Outcome)>,
+    last_restarts: BTreeMap<String, LastRestart>,
+    snapshot: Arc<RwLock<Snapshot>>,
+    options: RunOptions,
+    last_reload_check: tokio::time::Instant,
+}
+
+impl Daemon {
+    /// Opens the restart log (repairing a torn last line), restores persisted holds, builds the
+    /// clients and writes node configs that changed. Fails only on what the operator must fix.
+    pub fn new(
+        source: ConfigSource,
+        config: Config,
+        env: Env,
+        probe: Arc<dyn NodeProbe>,
+        clock: Arc<dyn Clock>,
+        options: RunOptions,
+        snapshot: Arc<RwLock<Snapshot>>,
+    ) -> Result<Daemon, StartError> {
+        let log = if options.dry_run {
+            None
+        } else {
+            let (log, report) =
+                RestartLog::open(&config.restart_log).map_err(|e| StartError(e.to_string()))?;
+            if let Some(torn) = &report.repaired_torn_bytes {
+                warn!(
+                    "restart log {}: removed a torn last line ({} bytes: {:?}) left by an interrupted write",
+                    config.restart_log.display(),
+                    torn.len(),
+                    String::from_utf8_lossy(torn)
+                );
+            }
+            if let Some(problem) = &report.last_row_problem {
+                warn!("restart log {}: {problem}", config.restart_log.display());
+            }
+            Some(Arc::new(Mutex::new(log)))
+        };
+        let state_path = state_path(&config);
+        let mut state = PolicyState::default();
+        state.restore_holds(holds::load(&state_path).map_err(StartError)?);
+        for (node, hold) in state.holds() {
+            info!(node = %node, "held since {}: {}", rfc3339(hold.since), hold.reason);
+        }
+        let clients = clients(&config)?;
+        let status_url = reqwest::Url::parse(&config.pooltool.raw.status_url)
+            .map_err(|e| StartError(format!("pooltool.status_url: {e}")))?;
+        let reference = config.pooltool.raw.enabled.then(|| ReferenceFeed {
+            source: PoolToolSource::new(
+                status_url,
+                config.thresholds.probe_timeout.max(Duration::from_secs(5)),
+            ),
+            tracker: ReferenceTracker::new(
+                config.pooltool.raw.status_refresh,
+                config.pooltool.raw.status_max_age,
+            ),
+            fetch: None,
+        });
+        let last_restarts = last_restarts(&config);
+        let watcher = Watcher::new(source, &config);
+        let daemon = Daemon {
+            policy_config: PolicyConfig::from_config(&config),
+            config: Arc::new(config),
+            env,
+            watcher,
+            clients,
+            probe,
+            clock,
+            state,
+            log,
+            state_path,
+            outages: BTreeMap::new(),
+            reference,
+            busy: BTreeSet::new(),
+            jobs: JoinSet::new(),
+            last_restarts,
+            snapshot,
+            options,
+            last_reload_check: tokio::time::Instant::now(),
+        };
+        if !options.dry_run {
+            daemon.write_node_configs();
+        }
+        Ok(daemon)
+    }
+
+    /// Writes each node's config as the variant it was last started with (normal by default),
+    /// where the file differs. Running nodes are not restarted for it.
+    fn write_node_configs(&self) {
+        for node in &self.config.nodes {
+            let variant = self
+                .state
+                .nodes
+                .get(&node.name)
+                .map(|memory| memory.variant)
+                .unwrap_or_default();
+            let config = match variant {
+                Variant::Normal => &node.config,
+                Variant::Fallback => &node.fallback_config,
+            };
+            match nodefile::write_if_changed(&node.config_path, config) {
+                Ok(nodefile::WriteOutcome::Written) => {
+                    info!(node = %node.name, "wrote {}", node.config_path.display());
+                }
+                Ok(nodefile::WriteOutcome::Unchanged) => {}
+                Err(e) => error!(node = %node.name, "{e}"),
+            }
+        }
+    }
+
+    /// Runs until `shutdown` resolves (or after one tick with `once`), then lets the actions in
+    /// flight finish. Requests from the API arrive on `requests`.
+    pub async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<Request>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let mut interval = tokio::time::interval(self.config.thresholds.tick_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        info!(
+            nodes = self.config.nodes.len(),
+            dry_run = self.options.dry_run,
+            "nodekeeper running: every {:?}",
+            self.config.thresholds.tick_interval
+        );
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    info!("signal received: no new decisions; finishing the actions in flight");
+                    break;
+                }
+                Some(joined) = self.jobs.join_next(), if !self.jobs.is_empty() => self.finish(joined),
+                Some(request) = requests.recv() => self.serve(request),
+                _ = interval.tick() => {
+                    self.tick().await;
+                    if self.options.once {
+                        break;
+                    }
+                }
+            }
+        }
+        let drain = self
+            .config
+            .supervisors
+            .values()
+            .map(|s| s.wait_timeout)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(5);
+        if tokio::time::timeout(drain, async {
+            while let Some(joined) = self.jobs.join_next().await {
+                self.finish(joined);
+            }
+        })
+        .await
+        .is_err()
+        {
+            warn!("actions still in flight after {drain:?}; exiting anyway");
+        }
+        self.save_holds();
+        info!("nodekeeper stopped; nodes left running");
+    }
+
+    fn finish(&mut self, joined: Result<(String, Outcome), tokio::task::JoinError>) {
+        match joined {
+            Ok((node, outcome)) => {
+                self.busy.remove(&node);
+                self.state.record_outcome(&node, outcome);
+            }
+            Err(e) => error!("an action task failed: {e}"),
+        }
+    }
+
+    fn serve(&mut self, request: Request) {
+        let (node, hold, reply) = match request {
+            Request::Hold { node, reply } => (node, true, reply),
+            Request::Release { node, reply } => (node, false, reply),
+        };
+        let answer = if self.config.node(&node).is_none() {
+            Err(format!("no node {node:?} in the configuration"))
+        } else if hold {
+            self.state.hold(&node, self.clock.now());
+            info!(node = %node, "held by an operator");
+            Ok(format!("{node}: held"))
+        } else if self.state.release(&node) {
+            info!(node = %node, "released by an operator");
+            Ok(format!("{node}: released"))
+        } else {
+            Ok(format!("{node}: was not held"))
+        };
+        self.save_holds();
+        let _ = reply.send(answer);
+    }
+
+    fn save_holds(&self) {
+        if self.options.dry_run {
+            return;
+        }
+        if let Err(e) = holds::save(&self.state_path, &self.state.holds()) {
+            error!("{e}");
+        }
+    }
+
+    fn maybe_reload(&mut self) {
+        if self.last_reload_check.elapsed() < RELOAD_CHECK {
+            return;
+        }
+        self.last_reload_check = tokio::time::Instant::now();
+        match self.watcher.poll(&self.env) {
+            None => {}
+            Some(Reload::Rejected(errors)) => {
+                error!(
+                    "configuration change rejected, keeping the running configuration:\n{errors}"
+                );
+            }
+            Some(Reload::Valid { config, notices }) => {
+                for notice in notices {
+                    warn!("{notice}");
+                }
+                match clients(&config) {
+                    Ok(clients) => self.clients = clients,
+                    Err(e) => {
+                        error!("configuration change rejected: {e}");
+                        return;
+                    }
+                }
+                if config.restart_log != self.config.restart_log {
+                    warn!("restart_log.path changes take effect when nodekeeper restarts");
+                }
+                self.policy_config = PolicyConfig::from_config(&config);
+                self.config = Arc::new(*config);
+                info!("configuration reloaded");
+                if !self.options.dry_run {
+                    self.write_node_configs();
+                }
+            }
+        }
+    }
+
+    fn poll_reference(&mut self, now: SystemTime) {
+        let Some(feed) = &mut self.reference else {
+            return;
+        };
+        if let Some(fetch) = &mut feed.fetch {
+            match fetch.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => {}
+                Err(oneshot::error::TryRecvError::Closed) => feed.fetch = None,
+                Ok(result) => {
+                    feed.fetch = None;
+                    match &result {
+                        Err(e) if feed.tracker.consecutive_failures() == 0 => warn!(
+                            "reference tip unavailable ({e}); peers alone decide until it is back"
+                        ),
+                        Ok(_) if feed.tracker.consecutive_failures() > 0 => {
+                            info!("reference tip available again");
+                        }
+                        _ => {}
+                    }
+                    feed.tracker.record(now, result);
+                }
+            }
+        }
+        if feed.fetch.is_none() && feed.tracker.due(now) {
+            let source = feed.source.clone();
+            let (sender, receiver) = oneshot::channel();
+            tokio::spawn(async move {
+                let _ = sender.send(source.fetch(now).await);
+            });
+            feed.fetch = Some(receiver);
+        }
+    }
+
+    fn backoff_skips(&self) -> Vec<String> {
+        let now = tokio::time::Instant::now();
+        self.outages
+            .iter()
+            .filter(|(_, outage)| now < outage.retry_at)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    fn note_supervisors(&mut self, raw: &Raw, now: SystemTime) {
+        let tick = self.config.thresholds.tick_interval;
+        for (name, answer) in &raw.supervisors {
+            match answer {
+                SupervisorAnswer::Answered(_) => {
+                    if let Some(outage) = self.outages.remove(name) {
+                        info!(
+                            supervisor = %name,
+                            "supervisord reachable again after {} s",
+                            now.duration_since(outage.since).unwrap_or_default().as_secs()
+                        );
+                    }
+                }
+                SupervisorAnswer::Skipped => {}
+                SupervisorAnswer::Failed(error) => {
+                    let outage = self.outages.entry(name.clone()).or_insert_with(|| {
+                        warn!(
+                            supervisor = %name,
+                            "cannot observe supervisord: {error}; no action on its nodes until it answers"
+                        );
+                        Outage {
+                            since: now,
+                            failures: 0,
+                            retry_at: tokio::time::Instant::now(),
+                        }
+                    });
+                    outage.failures = outage.failures.saturating_add(1);
+                    let backoff = tick
+                        .saturating_mul(1u32 << outage.failures.min(8))
+                        .min(MAX_SUPERVISOR_BACKOFF);
+                    outage.retry_at = tokio::time::Instant::now() + backoff;
+                    debug!(supervisor = %name, failures = outage.failures, "retrying in {backoff:?}: {error}");
+                }
+            }
+        }
+    }
+
+    /// One tick: observe, decide, act, record.
+    pub async fn tick(&mut self) {
+        self.maybe_reload();
+        let now = self.clock.now();
+        self.poll_reference(now);
+        let skip = self.backoff_skips();
+        let raw = observe::observe(&self.config, &self.clients, &self.probe, &skip).await;
+        self.note_supervisors(&raw, now);
+        let busy: Vec<String> = self.busy.iter().cloned().collect();
+        let observation = Observation {
+            now,
+            nodes: observe::node_observations(&self.config, &raw, &busy),
+            reference: self
+                .reference
+                .as_ref()
+                .and_then(|feed| feed.tracker.current(now))
+                .map(|reference| ReferenceTip {
+                    height: reference.height,
+                    fetched_at: reference.fetched_at,
+                }),
+        };
+        let holds_before = self.state.holds();
+        let actions = policy::decide(&self.policy_config, &mut self.state, &observation);
+        for action in actions {
+            self.act(action, &observation);
+        }
+        if self.state.holds() != holds_before {
+            self.save_holds();
+        }
+        let snapshot = build_snapshot(
+            &self.config,
+            &observation,
+            &raw,
+            &self.state,
+            &self.last_restarts,
+            &self.policy_config,
+        );
+        if let Ok(mut shared) = self.snapshot.write() {
+            *shared = snapshot;
+        }
+    }
+
+    fn act(&mut self, action: Action, observation: &Observation) {
+        let dry = if self.options.dry_run {
+            "dry run: would "
+        } else {
+            ""
+        };
+        match action {
+            Action::Held { node, reason } => warn!(node = %node, "holding the node: {reason}"),
+            Action::Released { node } => {
+                info!(node = %node, "hold ended: the program was started outside nodekeeper");
+            }
+            Action::UseConfig { node, variant } => {
+                let Some(settings) = self.config.node(&node) else {
+                    return;
+                };
+                info!(node = %node, "{dry}return to the {variant:?} config (for its next start)");
+                if !self.options.dry_run {
+                    let config = match variant {
+                        Variant::Normal => &settings.config,
+                        Variant::Fallback => &settings.fallback_config,
+                    };
+                    if let Err(e) = nodefile::write_if_changed(&settings.config_path, config) {
+                        error!(node = %node, "{e}");
+                    }
+                }
+            }
+            Action::Start {
+                node,
+                reason,
+                variant,
+            }
+            | Action::Restart {
+                node,
+                reason,
+                variant,
+            } if self.options.dry_run => {
+                info!(node = %node, variant = ?variant, "{dry}start or restart: {reason}");
+                self.state.record_outcome(&node, Outcome::Done);
+            }
+            Action::Start {
+                node,
+                reason,
+                variant,
+            } => self.spawn_job(&node, act::Kind::Start, reason, variant, observation),
+            Action::Restart {
+                node,
+                reason,
+                variant,
+            } => self.spawn_job(&node, act::Kind::Restart, reason, variant, observation),
+        }
+    }
+
+    fn spawn_job(
+        &mut self,
+        node: &str,
+        kind: act::Kind,
+        reason: policy::Reason,
+        variant: Variant,
+        observation: &Observation,
+    ) {
+        let (Some(settings), Some(index)) = (
+            self.config.node(node),
+            self.config.nodes.iter().position(|n| n.name == node),
+        ) else {
+            return;
+        };
+        let Some(client) = self.clients.get(&settings.supervisor) else {
+            return;
+        };
+        let seen = &observation.nodes[index];
+        let program = match &seen.program {
+            ProgramSeen::Known(view) => Some(view),
+            _ => None,
+        };
+        let best = best_height(observation, &self.policy_config);
+        let height = match &seen.probe {
+            Some(Ok(status)) => status.height,
+            _ => None,
+        };
+        let context = act::RowContext {
+            program_state: program.map(|view| view.state),
+            exit_status: program.map(|view| view.exit_status),
+            uptime_secs: program
+                .and_then(|view| view.started_at)
+                .and_then(|started| observation.now.duration_since(started).ok())
+                .map(|uptime| uptime.as_secs()),
+            height,
+            reference_height: best,
+        };
+        warn!(node = %node, variant = ?variant, "{} {node}: {reason}", match kind {
+            act::Kind::Start => "starting",
+            act::Kind::Restart => "restarting",
+        });
+        self.last_restarts.insert(
+            node.to_string(),
+            LastRestart {
+                at: rfc3339(observation.now),
+                action: match kind {
+                    act::Kind::Start => "start".into(),
+                    act::Kind::Restart => "restart".into(),
+                },
+                reason: reason.to_string(),
+            },
+        );
+        let Some(log) = &self.log else {
+            return;
+        };
+        let job = act::Job {
+            node: settings.clone(),
+            client: client.clone(),
+            log: Arc::clone(log),
+            kind,
+            reason,
+            variant,
+            context,
+            clock: Arc::clone(&self.clock),
+        };
+        self.busy.insert(node.to_string());
+        let name = node.to_string();
+        self.jobs.spawn(async move { (name, job.run().await) });
+    }
+}
+
+/// The reference height the policy uses: the best Running node now, or a fresh external one.
+fn best_height(observation: &Observation, config: &PolicyConfig) -> Option<u64> {
+    let local = observation
+        .nodes
+        .iter()
+        .filter_map(|node| match (&node.program, &node.probe) {
+            (ProgramSeen::Known(view), Some(Ok(status)))
+                if view.state == crate::supervisor::ProcessState::Running
+                    && status.state == crate::node::NodeState::Running =>
+            {
+                status.height
+            }
+            _ => None,
+        })
+        .max();
+    let external = observation
+        .reference
+        .filter(|tip| {
+            observation
+                .now
+                .duration_since(tip.fetched_at)
+                .unwrap_or_default()
+                <= config.reference_max_age
+        })
+        .map(|tip| tip.height);
+    local.max(external)
+}
+
+/// The last restart-log row of each node, read from the end of the log.
+pub fn last_restarts(config: &Config) -> BTreeMap<String, LastRestart> {
+    let mut last = BTreeMap::new();
+    let Ok(rows) = crate::restart_log::read_tail(&config.restart_log, 256 * 1024) else {
+        return last;
+    };
+    for row in rows {
+        last.insert(row.node.clone(), last_restart_of(&row));
+    }
+    last
+}
+
+fn last_restart_of(row: &RestartRow) -> LastRestart {
+    LastRestart {
+        at: rfc3339(row.timestamp),
+        action: row.action.to_string(),
+        reason: row.reason.clone(),
+    }
+}
+
+/// The status snapshot of one observation.
+pub fn build_snapshot(
+    config: &Config,
+    observation: &Observation,
+    raw: &Raw,
+    state: &PolicyState,
+    last_restarts: &BTreeMap<String, LastRestart>,
+    policy_config: &PolicyConfig,
+) -> Snapshot {
+    let best = best_height(observation, policy_config);
+    let nodes = config
+        .nodes
+        .iter()
+        .zip(&observation.nodes)
+        .map(|(settings, seen)| {
+            let memory = state.nodes.get(&settings.name);
+            let program_state = match &seen.program {
+                ProgramSeen::Known(view) => view.state.name().to_string(),
+                ProgramSeen::Missing => "MISSING".into(),
+                ProgramSeen::Unreachable => "UNREACHABLE".into(),
+            };
+            let (node_state, height) = match raw.probes.get(&settings.name) {
+                Some(Ok(status)) => (status.state.name().to_string(), status.height),
+                Some(Err(e)) => (format!("({e})"), None),
+                None => ("-".into(), None),
+            };
+            NodeLine {
+                name: settings.name.clone(),
+                program: settings.program.clone(),
+                program_state,
+                node_state,
+                height,
+                lag: match (best, height) {
+                    (Some(best), Some(height)) => Some(best.saturating_sub(height)),
+                    _ => None,
+                },
+                held: memory
+                    .and_then(|m| m.hold.as_ref())
+                    .map(|hold| hold.reason.to_string()),
+                busy: seen.busy,
+                variant: match memory.map(|m| m.variant).unwrap_or_default() {
+                    Variant::Normal => "normal".into(),
+                    Variant::Fallback => "fallback".into(),
+                },
+                last_restart: last_restarts.get(&settings.name).cloned(),
+            }
+        })
+        .collect();
+    Snapshot {
+        taken_at: rfc3339(observation.now),
+        reference: best,
+        external_reference: observation.reference.map(|tip| tip.height),
+        unreachable: raw
+            .supervisors
+            .iter()
+            .filter_map(|(name, answer)| match answer {
+                SupervisorAnswer::Failed(e) => Some(format!("supervisord {name}: {e}")),
+                _ => None,
+            })
+            .collect(),
+        nodes,
+    }
+}

@@ -1,0 +1,142 @@
+//! The pool's status as one snapshot: what the daemon publishes every tick (for the API and
+//! `nodekeeper status`) and what a one-shot `nodekeeper status` computes without a daemon. Plain
+//! data plus its table rendering.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// One node's line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeLine {
+    /// Node name.
+    pub name: String,
+    /// supervisord program name.
+    pub program: String,
+    /// supervisord's state (`RUNNING`, ...), or `UNREACHABLE` / `MISSING`.
+    pub program_state: String,
+    /// The node's own state (`Running`, `Bootstrapping`, ...), or the probe error.
+    pub node_state: String,
+    /// Tip height.
+    pub height: Option<u64>,
+    /// Blocks behind the reference (best local node or fresh external reference).
+    pub lag: Option<u64>,
+    /// Why it is held, when it is.
+    pub held: Option<String>,
+    /// An action is in flight.
+    pub busy: bool,
+    /// `normal` or `fallback`: the config the node was last started with.
+    pub variant: String,
+    /// The last restart-log row about it: time (RFC 3339), action and reason.
+    pub last_restart: Option<LastRestart>,
+}
+
+/// The last restart of a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRestart {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// `stop` or `start`.
+    pub action: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The whole pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When it was taken (RFC 3339 UTC).
+    pub taken_at: String,
+    /// The reference height used for lag, if any.
+    pub reference: Option<u64>,
+    /// The external reference (PoolTool), if fresh.
+    pub external_reference: Option<u64>,
+    /// supervisord endpoints that could not be asked, with why.
+    pub unreachable: Vec<String>,
+    /// Nodes in configuration order.
+    pub nodes: Vec<NodeLine>,
+}
+
+/// RFC 3339 UTC with seconds.
+pub fn rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Snapshot {
+    /// An aligned table, one line per node, then the reference and any unreachable supervisord.
+    pub fn table(&self) -> String {
+        let headers = [
+            "NODE",
+            "PROGRAM",
+            "NODE STATE",
+            "HEIGHT",
+            "LAG",
+            "LAST RESTART",
+        ];
+        let rows: Vec<[String; 6]> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let mut program = node.program_state.clone();
+                if let Some(held) = &node.held {
+                    let _ = write!(program, " (held: {held})");
+                } else if node.busy {
+                    program.push_str(" (acting)");
+                }
+                if node.variant == "fallback" {
+                    program.push_str(" [fallback config]");
+                }
+                [
+                    node.name.clone(),
+                    program,
+                    node.node_state.clone(),
+                    node.height.map_or("-".into(), |h| h.to_string()),
+                    node.lag.map_or("-".into(), |l| l.to_string()),
+                    node.last_restart.as_ref().map_or("-".into(), |r| {
+                        format!("{} {} ({})", r.at, r.action, r.reason)
+                    }),
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(str::len);
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, cells: &[String]| {
+            let mut text = String::new();
+            for (index, cell) in cells.iter().enumerate() {
+                if index + 1 == cells.len() {
+                    text.push_str(cell);
+                } else {
+                    let _ = write!(text, "{cell:<width$}  ", width = widths[index]);
+                }
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        line(&mut out, &headers.map(String::from));
+        for row in &rows {
+            line(&mut out, row);
+        }
+        match (self.reference, self.external_reference) {
+            (Some(reference), Some(external)) => {
+                let _ = writeln!(
+                    out,
+                    "reference height {reference} (PoolTool majority max {external})"
+                );
+            }
+            (Some(reference), None) => {
+                let _ = writeln!(out, "reference height {reference} (best local node)");
+            }
+            _ => {}
+        }
+        for unreachable in &self.unreachable {
+            let _ = writeln!(out, "unreachable: {unreachable}");
+        }
+        out
+    }
+}
