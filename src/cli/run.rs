@@ -153,7 +153,7 @@ async fn observe_now(config: &Config) -> Result<Snapshot, Failure> {
         state.restore_holds(holds);
     }
     let observation = Observation {
-        now: std::time::SystemTime::now(),
+        now: crate::clock::Clock::now(&SystemClock),
         nodes: control::observe::node_observations(config, &raw, &[]),
         reference: None::<ReferenceTip>,
     };

@@ -891,12 +891,18 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
 /// nodekeeper TOML for `raw`, with a header saying it was converted from jmanager's files, when.
 /// Fails when a node override holds `null`, which TOML cannot express (the error names each key).
 pub fn to_toml(raw: &RawConfig) -> Result<String, String> {
-    render(raw, None, chrono::Utc::now())
+    render(raw, None, now())
 }
 
 /// [`to_toml`] whose header also names the jmanager config the result was converted from.
 pub fn to_toml_from(raw: &RawConfig, jmanager_config: &Path) -> Result<String, String> {
-    render(raw, Some(jmanager_config), chrono::Utc::now())
+    render(raw, Some(jmanager_config), now())
+}
+
+/// The header's timestamp, from the clock abstraction.
+fn now() -> chrono::DateTime<chrono::Utc> {
+    use crate::clock::Clock as _;
+    crate::clock::SystemClock.now().into()
 }
 
 fn render(

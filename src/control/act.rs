@@ -3,8 +3,6 @@
 //! keeps observing other nodes meanwhile.
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
-
 use tracing::{error, info, warn};
 
 use crate::config::{NodeSettings, nodefile};
@@ -125,7 +123,7 @@ impl Job {
             }
         }
         self.record(RestartAction::Start);
-        let started_at = SystemTime::now();
+        let started_at = tokio::time::Instant::now();
         match self.client.start_process(&program, true).await {
             Ok(_)
             | Err(SupervisorError::Fault {
@@ -137,7 +135,7 @@ impl Job {
                     reason = %self.reason,
                     "{} in {:.1} s",
                     if stopped { "restarted" } else { "started" },
-                    started_at.elapsed().unwrap_or_default().as_secs_f64()
+                    started_at.elapsed().as_secs_f64()
                 );
                 Outcome::Done
             }

@@ -20,6 +20,9 @@
 //! `--control` file holding one line (`stuck`, `lag 5`, `slow 500`, …; missing or empty = `none`), polled every
 //! 200 ms and applied only when its content changes. `/sim/*` keeps answering under every fault except `crash`.
 
+// The simulator models wall time itself: it reads the clock directly.
+#![allow(clippy::disallowed_methods)]
+
 pub mod api;
 pub mod chain;
 pub mod config;
