@@ -176,7 +176,8 @@ impl Builder {
         let password = format!("pw-{}-{}", std::process::id(), port);
         let socket = dir.path().join("s.sock");
         let mut programs = self.programs.clone();
-        let block0 = chrono::Utc::now().timestamp() - 600;
+        let now = nodekeeper::clock::Clock::now(&nodekeeper::clock::SystemClock);
+        let block0 = chrono::DateTime::<chrono::Utc>::from(now).timestamp() - 600;
         let events = dir.path().join("leader-events.jsonl");
         let mut sims = Vec::new();
         for index in 1..=self.n_sims {
