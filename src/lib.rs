@@ -12,6 +12,7 @@
 //! - `node`: probing a node's health (`NodeProbe`); Jormungandr REST v0 first.
 //! - `reference`: the external reference tip (PoolTool majority max).
 //! - `restart_log`: the append-only CSV restart log.
+//! - `describe`: short, safe descriptions of errors and foreign data for messages.
 //! - `clock`: wall-clock time behind a trait.
 //! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
 //! - `sim`: a simulated Jormungandr node (REST API v0) for tests and the demo; the `nodekeeper-sim` binary.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod describe;
 pub mod node;
 pub mod policy;
 pub mod reference;

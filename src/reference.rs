@@ -8,11 +8,12 @@
 //! Unlike jmanager (§1.4), a non-numeric `majoritymax` is an error of this source only, never a
 //! crash of the loop, and there is no "0 when unavailable": unavailable is `None`.
 
-use std::error::Error as _;
 use std::io;
 use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
+
+use crate::describe;
 use serde_json::Value;
 
 /// The largest answer read; `stats.json` is a few KB.
@@ -105,9 +106,11 @@ pub fn parse_majority_max(body: &[u8]) -> Result<u64, ReferenceError> {
         Value::String(text) => {
             let digits = text.trim();
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad(excerpt(text)));
+                return Err(bad(describe::excerpt(text, 40)));
             }
-            digits.parse::<u64>().map_err(|_| bad(excerpt(text)))?
+            digits
+                .parse::<u64>()
+                .map_err(|_| bad(describe::excerpt(text, 40)))?
         }
         Value::Null => return Err(bad("null".into())),
         Value::Bool(flag) => return Err(bad(flag.to_string())),
@@ -118,17 +121,6 @@ pub fn parse_majority_max(body: &[u8]) -> Result<u64, ReferenceError> {
         return Err(bad(format!("{height} is implausibly large")));
     }
     Ok(height)
-}
-
-/// The first characters of a sent string, quoted, never a whole body.
-fn excerpt(text: &str) -> String {
-    const LIMIT: usize = 40;
-    if text.chars().count() <= LIMIT {
-        format!("{text:?}")
-    } else {
-        let head: String = text.chars().take(LIMIT).collect();
-        format!("{head:?}…")
-    }
 }
 
 /// Fetches PoolTool's `stats.json`.
@@ -226,20 +218,10 @@ impl PoolToolSource {
 
 /// A transport failure, with "connection refused" spelled the same whatever layer reported it.
 fn unreachable(error: &reqwest::Error) -> ReferenceError {
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if let Some(io_error) = cause.downcast_ref::<io::Error>()
-            && io_error.kind() == io::ErrorKind::ConnectionRefused
-        {
-            return ReferenceError::Unreachable("connection refused".into());
-        }
-        source = cause.source();
+    if describe::io_error_kind(error) == Some(io::ErrorKind::ConnectionRefused) {
+        return ReferenceError::Unreachable("connection refused".into());
     }
-    let mut last: &dyn std::error::Error = error;
-    while let Some(cause) = last.source() {
-        last = cause;
-    }
-    ReferenceError::Unreachable(last.to_string())
+    ReferenceError::Unreachable(describe::innermost(error))
 }
 
 /// The refresh policy for the control loop. Pure: no I/O, no clock reads.

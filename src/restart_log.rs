@@ -484,7 +484,7 @@ fn check_header(
     let record = scan_record(head, 0);
     let mismatch = |found: &[u8]| RestartLogError::Header {
         path: path.to_path_buf(),
-        found: excerpt(&String::from_utf8_lossy(found)),
+        found: crate::describe::excerpt(&String::from_utf8_lossy(found), 60),
         expected: HEADER_LINE.trim_end(),
     };
     if !record.terminated {
@@ -676,9 +676,18 @@ fn parse_row(record: Vec<Vec<u8>>) -> Result<RestartRow, String> {
     let timestamp = DateTime::parse_from_rfc3339(timestamp)
         .ok()
         .and_then(|date| system_time(date.timestamp(), date.timestamp_subsec_nanos()))
-        .ok_or_else(|| format!("timestamp is not an RFC 3339 date: {}", excerpt(timestamp)))?;
-    let action = RestartAction::parse(action)
-        .ok_or_else(|| format!("action is neither stop nor start: {}", excerpt(action)))?;
+        .ok_or_else(|| {
+            format!(
+                "timestamp is not an RFC 3339 date: {}",
+                crate::describe::excerpt(timestamp, 60)
+            )
+        })?;
+    let action = RestartAction::parse(action).ok_or_else(|| {
+        format!(
+            "action is neither stop nor start: {}",
+            crate::describe::excerpt(action, 60)
+        )
+    })?;
     Ok(RestartRow {
         node: node.to_string(),
         timestamp,
@@ -698,9 +707,12 @@ fn optional_number<T: std::str::FromStr>(column: &str, text: &str) -> Result<Opt
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse()
-        .map(Some)
-        .map_err(|_| format!("{column} is not a valid number: {}", excerpt(text)))
+    text.parse().map(Some).map_err(|_| {
+        format!(
+            "{column} is not a valid number: {}",
+            crate::describe::excerpt(text, 60)
+        )
+    })
 }
 
 /// Serialises one row, line end included.
@@ -764,17 +776,6 @@ fn system_time(secs: i64, nanos: u32) -> Option<SystemTime> {
         SystemTime::UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))?
     };
     whole.checked_add(Duration::from_nanos(u64::from(nanos)))
-}
-
-/// A value quoted and cut to 60 characters for a message.
-fn excerpt(text: &str) -> String {
-    const LIMIT: usize = 60;
-    if text.chars().count() <= LIMIT {
-        format!("{text:?}")
-    } else {
-        let head: String = text.chars().take(LIMIT).collect();
-        format!("{head:?}…")
-    }
 }
 
 #[cfg(test)]

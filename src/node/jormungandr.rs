@@ -9,11 +9,12 @@
 //! (a number is accepted too); `nodeId` exists in 0.8.x only; while the node is not `Running` the
 //! answer is only `{"state": …, "version": …}`.
 
-use std::error::Error as _;
 use std::io;
 use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
+
+use crate::describe;
 use serde_json::{Map, Value};
 
 use super::{NodeProbe, NodeState, NodeStatus, ProbeError, ProbeFuture};
@@ -119,29 +120,10 @@ pub fn stats_url(api: &Url) -> Result<Url, ProbeError> {
 /// Turns a reqwest error into the taxonomy: connection refused anywhere in the cause chain is
 /// `Refused`; anything else is `Connect` with the innermost cause (short, no body).
 fn classify(error: &reqwest::Error) -> ProbeError {
-    if io_error_kind(error) == Some(io::ErrorKind::ConnectionRefused) {
+    if describe::io_error_kind(error) == Some(io::ErrorKind::ConnectionRefused) {
         return ProbeError::Refused;
     }
-    ProbeError::Connect(innermost(error))
-}
-
-fn io_error_kind(error: &reqwest::Error) -> Option<io::ErrorKind> {
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if let Some(io_error) = cause.downcast_ref::<io::Error>() {
-            return Some(io_error.kind());
-        }
-        source = cause.source();
-    }
-    None
-}
-
-fn innermost(error: &reqwest::Error) -> String {
-    let mut last: &dyn std::error::Error = error;
-    while let Some(cause) = last.source() {
-        last = cause;
-    }
-    last.to_string()
+    ProbeError::Connect(describe::innermost(error))
 }
 
 /// Decodes a `/api/v0/node/stats` body. Pure; never panics.
@@ -206,10 +188,13 @@ fn integer(value: &Value) -> Result<u64, String> {
     let number = match value {
         Value::String(text) => {
             if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("is not a non-negative integer: {}", excerpt(text)));
+                return Err(format!(
+                    "is not a non-negative integer: {}",
+                    describe::excerpt(text, 40)
+                ));
             }
             text.parse::<u64>()
-                .map_err(|_| format!("is out of range: {}", excerpt(text)))?
+                .map_err(|_| format!("is out of range: {}", describe::excerpt(text, 40)))?
         }
         Value::Number(number) => number
             .as_u64()
@@ -235,9 +220,9 @@ fn time(value: &Value) -> Result<SystemTime, String> {
         return Err(format!("is {}, not a date", json_kind(value)));
     };
     let date = chrono::DateTime::parse_from_rfc3339(text)
-        .map_err(|_| format!("is not an RFC 3339 date: {}", excerpt(text)))?;
+        .map_err(|_| format!("is not an RFC 3339 date: {}", describe::excerpt(text, 40)))?;
     system_time(date.timestamp(), date.timestamp_subsec_nanos())
-        .ok_or_else(|| format!("is out of range: {}", excerpt(text)))
+        .ok_or_else(|| format!("is out of range: {}", describe::excerpt(text, 40)))
 }
 
 /// Seconds and nanoseconds since the Unix epoch as a `SystemTime`, with checked arithmetic.
@@ -259,17 +244,6 @@ fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-/// The first characters of a sent string, quoted: enough to recognise it, never a whole body.
-fn excerpt(text: &str) -> String {
-    const LIMIT: usize = 40;
-    if text.chars().count() <= LIMIT {
-        format!("{text:?}")
-    } else {
-        let head: String = text.chars().take(LIMIT).collect();
-        format!("{head:?}…")
     }
 }
 

@@ -53,7 +53,10 @@ pub struct PolicyConfig {
 impl PolicyConfig {
     /// The policy's view of the configuration.
     pub fn from_config(config: &crate::config::Config) -> PolicyConfig {
-        let t = &config.thresholds;
+        PolicyConfig::from_parts(&config.thresholds, config.pooltool.raw.status_max_age)
+    }
+
+    fn from_parts(t: &crate::config::raw::RawThresholds, reference_max_age: Duration) -> Self {
         PolicyConfig {
             api_failures: t.api_failures,
             tip_timeout: t.tip_timeout,
@@ -63,25 +66,18 @@ impl PolicyConfig {
             max_restarts: t.max_restarts,
             restart_window: t.restart_window,
             all_down_stagger: t.all_down_stagger,
-            reference_max_age: config.pooltool.raw.status_max_age,
+            reference_max_age,
         }
     }
 }
 
 impl Default for PolicyConfig {
+    /// The documented defaults of `[thresholds]` and `pooltool.status_max_age`.
     fn default() -> PolicyConfig {
-        let t = crate::config::raw::RawThresholds::default();
-        PolicyConfig {
-            api_failures: t.api_failures,
-            tip_timeout: t.tip_timeout,
-            tip_diff_threshold: t.tip_diff_threshold,
-            bootstrap_timeout: t.bootstrap_timeout,
-            boot_grace: t.boot_grace,
-            max_restarts: t.max_restarts,
-            restart_window: t.restart_window,
-            all_down_stagger: t.all_down_stagger,
-            reference_max_age: crate::config::raw::RawPoolTool::default().status_max_age,
-        }
+        PolicyConfig::from_parts(
+            &crate::config::raw::RawThresholds::default(),
+            crate::config::raw::RawPoolTool::default().status_max_age,
+        )
     }
 }
 

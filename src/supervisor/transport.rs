@@ -6,7 +6,6 @@
 //! while a fresh loopback connection costs ~0.1 ms. Over a unix socket there is no Nagle, so the
 //! connection is kept.
 
-use std::error::Error as _;
 use std::io;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use dxr::{FaultResponse, MethodCall, MethodResponse, Value};
 
 use super::endpoint::Endpoint;
 use super::error::{Fault, SupervisorError};
+use crate::describe;
 
 /// How long to wait for a TCP connection or a unix socket to accept.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -166,7 +166,7 @@ impl Transport {
     /// Turns a reqwest error into the taxonomy: refused / missing socket / permission are
     /// `Unreachable`; anything else is a `Transport` failure with the innermost cause.
     fn classify(&self, method: &str, error: &reqwest::Error) -> SupervisorError {
-        let io_kind = io_error_kind(error);
+        let io_kind = describe::io_error_kind(error);
         let unreachable = |why: &str| SupervisorError::Unreachable {
             endpoint: self.shown.clone(),
             why: why.to_string(),
@@ -181,33 +181,14 @@ impl Transport {
             if error.is_timeout() {
                 return unreachable("connection timed out");
             }
-            return unreachable(&innermost(error));
+            return unreachable(&describe::innermost(error));
         }
         SupervisorError::Transport {
             endpoint: self.shown.clone(),
             method: method.to_string(),
-            why: innermost(error),
+            why: describe::innermost(error),
         }
     }
-}
-
-fn io_error_kind(error: &reqwest::Error) -> Option<io::ErrorKind> {
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if let Some(io_error) = cause.downcast_ref::<io::Error>() {
-            return Some(io_error.kind());
-        }
-        source = cause.source();
-    }
-    None
-}
-
-fn innermost(error: &reqwest::Error) -> String {
-    let mut last: &dyn std::error::Error = error;
-    while let Some(cause) = last.source() {
-        last = cause;
-    }
-    last.to_string()
 }
 
 /// The request body: `<?xml version="1.0"?>` and the method call.
@@ -251,14 +232,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Result<Value, Fault>, String> {
 /// The first characters of a body, whitespace collapsed, quoted: enough to recognise an HTML error
 /// page or a wrong service, never the whole body.
 fn excerpt(text: &str) -> String {
-    let collapsed: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(60)
-        .collect();
-    format!("{collapsed:?}")
+    describe::excerpt(&text.split_whitespace().collect::<Vec<_>>().join(" "), 60)
 }
 
 #[cfg(test)]

@@ -1,0 +1,72 @@
+//! Short, safe descriptions for messages: the innermost cause of an error chain, the I/O error kind
+//! inside it, and quoted excerpts of foreign data (never a whole body, which could be huge or hold
+//! secrets).
+
+use std::error::Error;
+use std::io;
+
+/// The kind of the first `std::io::Error` in `error`'s source chain (connection refused, not found,
+/// permission denied...).
+pub fn io_error_kind(error: &(dyn Error + 'static)) -> Option<io::ErrorKind> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(io_error) = cause.downcast_ref::<io::Error>() {
+            return Some(io_error.kind());
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The message of the innermost cause of `error` (the outer layers only repeat the URL).
+pub fn innermost(error: &(dyn Error + 'static)) -> String {
+    let mut last: &dyn Error = error;
+    while let Some(cause) = last.source() {
+        last = cause;
+    }
+    last.to_string()
+}
+
+/// `text` quoted and cut to `limit` characters, with `…` when cut.
+pub fn excerpt(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        format!("{text:?}")
+    } else {
+        let head: String = text.chars().take(limit).collect();
+        format!("{head:?}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_quoted_and_cut() {
+        assert_eq!(excerpt("abc", 5), "\"abc\"");
+        assert_eq!(excerpt("abcdefgh", 3), "\"abc\"…");
+        assert_eq!(excerpt("a\nb", 5), "\"a\\nb\"");
+    }
+
+    #[test]
+    fn finds_the_io_kind_and_innermost_cause() {
+        #[derive(Debug)]
+        struct Outer(io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("outer")
+            }
+        }
+        impl Error for Outer {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(io::Error::new(io::ErrorKind::ConnectionRefused, "refused"));
+        assert_eq!(
+            io_error_kind(&error),
+            Some(io::ErrorKind::ConnectionRefused)
+        );
+        assert_eq!(innermost(&error), "refused");
+    }
+}
