@@ -20,3 +20,15 @@ impl Clock for SystemClock {
         SystemTime::now()
     }
 }
+
+/// Seconds and nanoseconds since the Unix epoch as a `SystemTime`, with checked arithmetic
+/// (`None` when out of range).
+pub fn from_unix(secs: i64, nanos: u32) -> Option<SystemTime> {
+    let whole = if secs >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs.unsigned_abs()))?
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(std::time::Duration::from_secs(secs.unsigned_abs()))?
+    };
+    // chrono reports a leap second as nanoseconds >= 10^9; `Duration` carries them over.
+    whole.checked_add(std::time::Duration::from_nanos(u64::from(nanos)))
+}

@@ -12,6 +12,7 @@
 //! - `node`: probing a node's health (`NodeProbe`); Jormungandr REST v0 first.
 //! - `reference`: the external reference tip (PoolTool majority max).
 //! - `restart_log`: the append-only CSV restart log.
+//! - `http`: what the HTTP clients share (bodies read under a size limit).
 //! - `describe`: short, safe descriptions of errors and foreign data for messages.
 //! - `clock`: wall-clock time behind a trait.
 //! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod describe;
+pub mod http;
 pub mod node;
 pub mod policy;
 pub mod reference;

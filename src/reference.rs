@@ -179,40 +179,23 @@ impl PoolToolSource {
     }
 
     async fn exchange(&self, url: Url) -> Result<Vec<u8>, ReferenceError> {
-        let https = url.scheme() == "https";
-        let mut response = self
+        let response = self
             .http
             .get(url)
             .header("Accept", "application/json")
             .send()
             .await
-            .map_err(|e| {
-                // reqwest built without a TLS backend refuses https before connecting, with a
-                // message ("scheme is not http") that would puzzle an operator.
-                if https && e.is_builder() {
-                    ReferenceError::Unreachable("https is not supported by this build".into())
-                } else {
-                    unreachable(&e)
-                }
-            })?;
+            .map_err(|e| unreachable(&e))?;
         let status = response.status();
         if status != reqwest::StatusCode::OK {
             return Err(ReferenceError::Status(status.as_u16()));
         }
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_BODY_BYTES as u64)
-        {
-            return Err(ReferenceError::TooLarge(MAX_BODY_BYTES));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(&e))? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(ReferenceError::TooLarge(MAX_BODY_BYTES));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        crate::http::read_limited(response, MAX_BODY_BYTES)
+            .await
+            .map_err(|e| match e {
+                crate::http::BodyError::TooLarge => ReferenceError::TooLarge(MAX_BODY_BYTES),
+                crate::http::BodyError::Transport(e) => unreachable(&e),
+            })
     }
 }
 

@@ -31,7 +31,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use chrono::{DateTime, Datelike as _, SecondsFormat, Utc};
 
@@ -675,7 +675,7 @@ fn parse_row(record: Vec<Vec<u8>>) -> Result<RestartRow, String> {
     };
     let timestamp = DateTime::parse_from_rfc3339(timestamp)
         .ok()
-        .and_then(|date| system_time(date.timestamp(), date.timestamp_subsec_nanos()))
+        .and_then(|date| crate::clock::from_unix(date.timestamp(), date.timestamp_subsec_nanos()))
         .ok_or_else(|| {
             format!(
                 "timestamp is not an RFC 3339 date: {}",
@@ -768,19 +768,10 @@ fn utc(time: SystemTime) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Seconds and nanoseconds since the Unix epoch as a `SystemTime`, with checked arithmetic.
-fn system_time(secs: i64, nanos: u32) -> Option<SystemTime> {
-    let whole = if secs >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))?
-    } else {
-        SystemTime::UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))?
-    };
-    whole.checked_add(Duration::from_nanos(u64::from(nanos)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn at(millis: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_millis(millis)

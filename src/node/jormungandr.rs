@@ -55,7 +55,7 @@ impl JormungandrProbe {
 
     /// Sends the request and reads the body, at most `MAX_BODY_BYTES` of it.
     async fn fetch(&self, url: Url) -> Result<Vec<u8>, ProbeError> {
-        let mut response = self
+        let response = self
             .http
             .get(url)
             .header("Accept", "application/json")
@@ -66,22 +66,14 @@ impl JormungandrProbe {
         if status != reqwest::StatusCode::OK {
             return Err(ProbeError::Status(status.as_u16()));
         }
-        let too_large =
-            || ProbeError::Malformed(format!("answer larger than {MAX_BODY_BYTES} bytes"));
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_BODY_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        crate::http::read_limited(response, MAX_BODY_BYTES)
+            .await
+            .map_err(|e| match e {
+                crate::http::BodyError::TooLarge => {
+                    ProbeError::Malformed(format!("answer larger than {MAX_BODY_BYTES} bytes"))
+                }
+                crate::http::BodyError::Transport(e) => classify(&e),
+            })
     }
 }
 
@@ -221,19 +213,8 @@ fn time(value: &Value) -> Result<SystemTime, String> {
     };
     let date = chrono::DateTime::parse_from_rfc3339(text)
         .map_err(|_| format!("is not an RFC 3339 date: {}", describe::excerpt(text, 40)))?;
-    system_time(date.timestamp(), date.timestamp_subsec_nanos())
+    crate::clock::from_unix(date.timestamp(), date.timestamp_subsec_nanos())
         .ok_or_else(|| format!("is out of range: {}", describe::excerpt(text, 40)))
-}
-
-/// Seconds and nanoseconds since the Unix epoch as a `SystemTime`, with checked arithmetic.
-fn system_time(secs: i64, nanos: u32) -> Option<SystemTime> {
-    let whole = if secs >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))?
-    } else {
-        SystemTime::UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))?
-    };
-    // chrono reports a leap second as nanoseconds >= 10^9; `Duration` carries them over.
-    whole.checked_add(Duration::from_nanos(u64::from(nanos)))
 }
 
 fn json_kind(value: &Value) -> &'static str {

@@ -117,7 +117,7 @@ impl Transport {
         if let Some((user, password)) = &self.credentials {
             request = request.basic_auth(user, Some(password));
         }
-        let mut response = request
+        let response = request
             .send()
             .await
             .map_err(|e| self.classify(method, &e))?;
@@ -134,33 +134,16 @@ impl Transport {
                 status: status.as_u16(),
             });
         }
-        let too_large = || SupervisorError::TooLarge {
-            endpoint: self.shown.clone(),
-            method: method.to_string(),
-            limit: self.max_response_bytes,
-        };
-        if response
-            .content_length()
-            .is_some_and(|length| length > self.max_response_bytes as u64)
-        {
-            return Err(too_large());
-        }
-        let mut bytes = Vec::with_capacity(
-            response
-                .content_length()
-                .map_or(8 * 1024, |length| length as usize),
-        );
-        while let Some(chunk) = response
-            .chunk()
+        crate::http::read_limited(response, self.max_response_bytes)
             .await
-            .map_err(|e| self.classify(method, &e))?
-        {
-            if bytes.len() + chunk.len() > self.max_response_bytes {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes)
+            .map_err(|e| match e {
+                crate::http::BodyError::TooLarge => SupervisorError::TooLarge {
+                    endpoint: self.shown.clone(),
+                    method: method.to_string(),
+                    limit: self.max_response_bytes,
+                },
+                crate::http::BodyError::Transport(e) => self.classify(method, &e),
+            })
     }
 
     /// Turns a reqwest error into the taxonomy: refused / missing socket / permission are
