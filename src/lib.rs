@@ -7,6 +7,7 @@
 //! - `supervisor_conf`: generated supervisord `[program:x]` sections for nodes and nodekeeper.
 //! - `api`: the daemon's HTTP API (status; hold/release behind a bearer token).
 //! - `control`: the shell around the policy: observe, decide, act, record; the daemon loop.
+//! - `events`: what the daemon reports to listeners (alerts).
 //! - `status`: the pool's status snapshot and its table.
 //! - `policy`: the pure decision policy: observations in, actions out (no I/O, no clock).
 //! - `node`: probing a node's health (`NodeProbe`); Jormungandr REST v0 first.
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod describe;
+pub mod events;
 pub mod http;
 pub mod node;
 pub mod policy;

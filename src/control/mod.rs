@@ -22,6 +22,7 @@ use tracing::{debug, error, info, warn};
 use crate::clock::Clock;
 use crate::config::watch::{Reload, Watcher};
 use crate::config::{Config, ConfigSource, Env, nodefile};
+use crate::events::Event;
 use crate::node::NodeProbe;
 use crate::policy::{
     self, Action, Observation, Outcome, PolicyConfig, PolicyState, ProgramSeen, ReferenceTip,
@@ -126,6 +127,11 @@ pub struct Daemon {
     snapshot: Arc<RwLock<Snapshot>>,
     options: RunOptions,
     last_reload_check: tokio::time::Instant,
+    events: Option<mpsc::Sender<Event>>,
+    /// Nodes restarted by nodekeeper and not yet seen back in sync (for `NodeRecovered`).
+    recovering: BTreeSet<String>,
+    /// Inside an all-down episode (one `AllNodesDown` per episode).
+    all_down: bool,
 }
 
 impl Daemon {
@@ -199,11 +205,29 @@ impl Daemon {
             snapshot,
             options,
             last_reload_check: tokio::time::Instant::now(),
+            events: None,
+            recovering: BTreeSet::new(),
+            all_down: false,
         };
         if !options.dry_run {
             daemon.write_node_configs();
         }
         Ok(daemon)
+    }
+
+    /// Sends the daemon's events to `sender` (alerts). Sending never blocks the loop: when the
+    /// channel is full the event is dropped and logged.
+    pub fn with_events(mut self, sender: mpsc::Sender<Event>) -> Daemon {
+        self.events = Some(sender);
+        self
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(sender) = &self.events
+            && let Err(e) = sender.try_send(event)
+        {
+            warn!("alert queue full or closed, event dropped: {e}");
+        }
     }
 
     /// Writes each node's config as the variant it was last started with (normal by default),
@@ -336,6 +360,9 @@ impl Daemon {
                 error!(
                     "configuration change rejected, keeping the running configuration:\n{errors}"
                 );
+                self.emit(Event::ConfigReloadRejected {
+                    errors: errors.to_string(),
+                });
             }
             Some(Reload::Valid { config, notices }) => {
                 for notice in notices {
@@ -409,20 +436,34 @@ impl Daemon {
             match answer {
                 SupervisorAnswer::Answered(_) => {
                     if let Some(outage) = self.outages.remove(name) {
+                        let after = now.duration_since(outage.since).unwrap_or_default();
                         info!(
                             supervisor = %name,
                             "supervisord reachable again after {} s",
-                            now.duration_since(outage.since).unwrap_or_default().as_secs()
+                            after.as_secs()
                         );
+                        if let Some(sender) = &self.events {
+                            let _ = sender.try_send(Event::SupervisorBack {
+                                supervisor: name.clone(),
+                                after,
+                            });
+                        }
                     }
                 }
                 SupervisorAnswer::Skipped => {}
                 SupervisorAnswer::Failed(error) => {
+                    let events = self.events.clone();
                     let outage = self.outages.entry(name.clone()).or_insert_with(|| {
                         warn!(
                             supervisor = %name,
                             "cannot observe supervisord: {error}; no action on its nodes until it answers"
                         );
+                        if let Some(sender) = events {
+                            let _ = sender.try_send(Event::SupervisorUnreachable {
+                                supervisor: name.clone(),
+                                error: error.to_string(),
+                            });
+                        }
                         Outage {
                             since: now,
                             failures: 0,
@@ -477,6 +518,31 @@ impl Daemon {
             &self.last_restarts,
             &self.policy_config,
         );
+        let threshold = self.policy_config.tip_diff_threshold;
+        let back: Vec<String> = snapshot
+            .nodes
+            .iter()
+            .filter(|line| {
+                self.recovering.contains(&line.name)
+                    && !line.busy
+                    && line.node_state == "Running"
+                    && line.lag.is_some_and(|lag| lag <= threshold)
+            })
+            .map(|line| line.name.clone())
+            .collect();
+        for node in back {
+            self.recovering.remove(&node);
+            info!(node = %node, "back in sync");
+            self.emit(Event::NodeRecovered { node });
+        }
+        if self.all_down
+            && snapshot
+                .nodes
+                .iter()
+                .any(|line| line.node_state == "Running")
+        {
+            self.all_down = false;
+        }
         if let Ok(mut shared) = self.snapshot.write() {
             *shared = snapshot;
         }
@@ -489,7 +555,13 @@ impl Daemon {
             ""
         };
         match action {
-            Action::Held { node, reason } => warn!(node = %node, "holding the node: {reason}"),
+            Action::Held { node, reason } => {
+                warn!(node = %node, "holding the node: {reason}");
+                self.emit(Event::NodeHeld {
+                    node,
+                    reason: reason.to_string(),
+                });
+            }
             Action::Released { node } => {
                 info!(node = %node, "hold ended: the program was started outside nodekeeper");
             }
@@ -571,6 +643,24 @@ impl Daemon {
             height,
             reference_height: best,
         };
+        if reason == policy::Reason::AllDown && !self.all_down {
+            self.all_down = true;
+            self.emit(Event::AllNodesDown {
+                nodes: self.config.nodes.len(),
+            });
+        }
+        self.emit(Event::NodeRestarted {
+            node: node.to_string(),
+            reason: reason.label().to_string(),
+            detail: reason.to_string(),
+            restart: kind == act::Kind::Restart,
+        });
+        if variant == Variant::Fallback {
+            self.emit(Event::FallbackConfigUsed {
+                node: node.to_string(),
+            });
+        }
+        self.recovering.insert(node.to_string());
         warn!(node = %node, variant = ?variant, "{} {node}: {reason}", match kind {
             act::Kind::Start => "starting",
             act::Kind::Restart => "restarting",

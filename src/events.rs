@@ -1,0 +1,95 @@
+//! What happened, as the daemon reports it to whoever listens (email alerts today; other channels
+//! later). Events are plain data; sending them never blocks the control loop.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Something an operator wants to hear about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A node was started or restarted by a rule.
+    NodeRestarted {
+        /// The node.
+        node: String,
+        /// The rule's stable label: `crashed`, `hung`, `stale_tip`, `lag`, `bootstrap_timeout`,
+        /// `all_down`, `stopped`, `retry`, `operator` (and later `schedule_refresh`).
+        reason: String,
+        /// The reason in words, as in the restart log.
+        detail: String,
+        /// True for a restart (stop + start), false for a start.
+        restart: bool,
+    },
+    /// A node was started with its default (fallback) config: no sibling to sync from.
+    FallbackConfigUsed {
+        /// The node.
+        node: String,
+    },
+    /// No node was up: all are being started.
+    AllNodesDown {
+        /// How many nodes.
+        nodes: usize,
+    },
+    /// A node is held (left alone) until an operator releases it.
+    NodeHeld {
+        /// The node.
+        node: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A node restarted by nodekeeper is back in sync.
+    NodeRecovered {
+        /// The node.
+        node: String,
+    },
+    /// A supervisord could not be asked; nothing is done to its nodes until it answers.
+    SupervisorUnreachable {
+        /// The supervisord's name (`default` or `[supervisors.NAME]`).
+        supervisor: String,
+        /// Why.
+        error: String,
+    },
+    /// A supervisord answers again.
+    SupervisorBack {
+        /// The supervisord's name.
+        supervisor: String,
+        /// How long it was unreachable.
+        #[serde(with = "crate::config::duration")]
+        after: Duration,
+    },
+    /// A changed configuration was rejected; the running one is kept.
+    ConfigReloadRejected {
+        /// Every problem, one per line.
+        errors: String,
+    },
+}
+
+impl Event {
+    /// A stable name per kind (templates are chosen by it; reasons refine `node_restarted`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::NodeRestarted { .. } => "node_restarted",
+            Event::FallbackConfigUsed { .. } => "fallback_config_used",
+            Event::AllNodesDown { .. } => "all_nodes_down",
+            Event::NodeHeld { .. } => "node_held",
+            Event::NodeRecovered { .. } => "node_recovered",
+            Event::SupervisorUnreachable { .. } => "supervisor_unreachable",
+            Event::SupervisorBack { .. } => "supervisor_back",
+            Event::ConfigReloadRejected { .. } => "config_reload_rejected",
+        }
+    }
+
+    /// The node it is about, if any (the unit of deduplication with the kind).
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Event::NodeRestarted { node, .. }
+            | Event::FallbackConfigUsed { node }
+            | Event::NodeHeld { node, .. }
+            | Event::NodeRecovered { node } => Some(node),
+            Event::SupervisorUnreachable { supervisor, .. }
+            | Event::SupervisorBack { supervisor, .. } => Some(supervisor),
+            Event::AllNodesDown { .. } | Event::ConfigReloadRejected { .. } => None,
+        }
+    }
+}
