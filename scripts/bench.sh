@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
-# Wall time of `nodekeeper ctl status` vs `supervisorctl status` vs one raw curl call of
-# supervisor.getAllProcessInfo, against the same supervisord with 10 and with 500 programs.
+# nodekeeper's benchmarks, against real supervisords started in a temporary directory.
 #
-#   scripts/bench.sh                       # sizes 10 and 500, median of 15 runs each
-#   scripts/bench.sh --runs 31 --warmup 2  # extra args go to scripts/bench_ctl.py (see --help)
-#   scripts/bench.sh --sizes 10 200 500 --json bench.json
+#   scripts/bench.sh [ctl] [ARGS]   wall time of `nodekeeper ctl status` vs `supervisorctl status` vs
+#                                   one raw curl of supervisor.getAllProcessInfo, with 10 and with 500
+#                                   programs (ARGS go to scripts/bench_ctl.py, e.g. --runs 31)
+#   scripts/bench.sh daemon [ARGS]  the control loop (`nodekeeper run`) against simulated nodes:
+#                                   crash and hang detection, a slow node left alone, a slow
+#                                   neighbour, daemon RSS/CPU, one tick at 200 nodes, supervisord's
+#                                   CPU; about 7 minutes (ARGS go to scripts/bench_daemon.py,
+#                                   e.g. --phases crash --crashes 40)
 #
-# Installs what it needs (the venv's supervisord, curl via apt-get when root), builds
-# target/release/nodekeeper, and tears every supervisord down again, also on error or Ctrl-C.
+# Installs what it needs (the venv's supervisord, curl via apt-get when root), builds the release
+# binaries, and tears every supervisord and daemon down again, also on error or Ctrl-C.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+MODE="ctl"
+case "${1:-}" in
+    ctl | daemon)
+        MODE="$1"
+        shift
+        ;;
+esac
+BENCH_PY="$ROOT/scripts/bench_$MODE.py"
+
 if [[ " $* " == *" -h "* || " $* " == *" --help "* ]]; then
-    sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     echo
-    exec "$PYTHON" "$ROOT/scripts/bench_ctl.py" --help
+    exec "$PYTHON" "$BENCH_PY" --help
 fi
 
 # ensure_curl: the floor measurement needs curl; a minimal Debian may not have it.
@@ -34,14 +47,19 @@ ensure_curl() {
 
 WORKDIR=""
 
-# cleanup: backstop for the Python helper's own teardown (e.g. if it was SIGKILLed).
+# cleanup: backstop for the Python helper's own teardown (e.g. if it was SIGKILLed): daemons
+# first (so that none restarts a node being shut down), then every supervisord.
 cleanup() {
-    local pidfile
+    local pidfile pid
     [[ -n "$WORKDIR" && -d "$WORKDIR" ]] || return 0
-    for pidfile in "$WORKDIR"/n*/supervisord.pid; do
-        [[ -e "$pidfile" ]] || continue
+    while IFS= read -r -d '' pidfile; do
+        pid="$(pid_alive "$pidfile" "nodekeeper")" || continue
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_pid_exit "$pid" 20 || kill -KILL "$pid" 2>/dev/null || true
+    done < <(find "$WORKDIR" -name nodekeeper.pid -print0)
+    while IFS= read -r -d '' pidfile; do
         supervisord_stop "$(dirname "$pidfile")/supervisord.conf" "$pidfile" || true
-    done
+    done < <(find "$WORKDIR" -name supervisord.pid -print0)
     rm -rf "$WORKDIR"
 }
 trap cleanup EXIT
@@ -50,6 +68,17 @@ trap 'exit 143' TERM
 
 # shellcheck disable=SC2119 # no extra pip packages needed here
 ensure_venv
+
+if [[ "$MODE" == daemon ]]; then
+    step "cargo build --release --bins"
+    need_cmd cargo "install the Rust toolchain, e.g. from https://rustup.rs"
+    (cd "$ROOT" && cargo build --release --bins) || die "cargo build --release --bins failed"
+    step "benchmark: the control loop"
+    WORKDIR="$(mktemp -d "${TMPDIR:-/tmp}/nodekeeper-bench.XXXXXX")"
+    "$VENV/bin/python" "$BENCH_PY" --workdir "$WORKDIR" "$@"
+    exit
+fi
+
 ensure_curl
 
 step "cargo build --release --bin nodekeeper"
@@ -69,4 +98,4 @@ fi
 
 step "benchmark"
 WORKDIR="$(mktemp -d "${TMPDIR:-/tmp}/nodekeeper-bench.XXXXXX")"
-"$VENV/bin/python" "$ROOT/scripts/bench_ctl.py" --workdir "$WORKDIR" "${ctl_arg[@]}" "$@"
+"$VENV/bin/python" "$BENCH_PY" --workdir "$WORKDIR" "${ctl_arg[@]}" "$@"

@@ -168,15 +168,16 @@ ensure_venv() {
 # ---------------------------------------------------------------------------------------------
 # supervisord lifecycle helpers (used by demo.sh and bench.sh)
 
-# pid_alive PIDFILE: print the pid and succeed when PIDFILE names a live supervisord (a stale
-# pidfile whose pid was reused by another program does not count).
+# pid_alive PIDFILE [PATTERN]: print the pid and succeed when PIDFILE names a live process whose
+# command line contains PATTERN (default: supervisord); a stale pidfile whose pid was reused by
+# another program does not count.
 pid_alive() {
-    local pidfile="$1" pid
+    local pidfile="$1" pattern="${2:-supervisord}" pid
     [[ -s "$pidfile" ]] || return 1
     pid="$(tr -dc '0-9' <"$pidfile")"
     [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
     if [[ -r "/proc/$pid/cmdline" ]]; then
-        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q supervisord || return 1
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$pattern" || return 1
     fi
     printf '%s\n' "$pid"
 }

@@ -25,9 +25,10 @@ ensure_component() {
     fi
 }
 
-step "venv: supervisor $SUPERVISOR_VERSION"
-# shellcheck disable=SC2119 # no extra pip packages needed here
-ensure_venv
+step "venv: supervisor $SUPERVISOR_VERSION, aiosmtpd"
+# aiosmtpd (pinned like supervisor) is the SMTP server the email-alert tests (tests/it/alert.rs)
+# send to.
+ensure_venv aiosmtpd==1.4.6
 info "NODEKEEPER_SUPERVISORD=$NODEKEEPER_SUPERVISORD"
 ensure_component fmt rustfmt
 ensure_component clippy clippy

@@ -5,9 +5,11 @@
 //! - `supervisor`: typed async client of supervisord's XML-RPC API (http and unix-socket transports).
 //! - `config`: nodekeeper's config, node config generation (template + overrides), the jmanager drop-in.
 //! - `supervisor_conf`: generated supervisord `[program:x]` sections for nodes and nodekeeper.
-//! - `api`: the daemon's HTTP API (status; hold/release behind a bearer token).
+//! - `api`: the daemon's HTTP API (health, status, restarts, metrics; node actions behind a bearer token).
+//! - `metrics`: the daemon's Prometheus metrics (`prometheus-client`), updated by the loop each tick.
 //! - `control`: the shell around the policy: observe, decide, act, record; the daemon loop.
 //! - `events`: what the daemon reports to listeners (alerts).
+//! - `alert`: email alerts: templates (pure rendering), dedupe, a retrying queue, SMTP (`Mailer`).
 //! - `status`: the pool's status snapshot and its table.
 //! - `policy`: the pure decision policy: observations in, actions out (no I/O, no clock).
 //! - `node`: probing a node's health (`NodeProbe`); Jormungandr REST v0 first.
@@ -19,6 +21,7 @@
 //! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
 //! - `sim`: a simulated Jormungandr node (REST API v0) for tests and the demo; the `nodekeeper-sim` binary.
 
+pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod clock;
@@ -27,6 +30,7 @@ pub mod control;
 pub mod describe;
 pub mod events;
 pub mod http;
+pub mod metrics;
 pub mod node;
 pub mod policy;
 pub mod reference;

@@ -37,7 +37,8 @@ pub struct NodeLine {
 pub struct LastRestart {
     /// RFC 3339 UTC.
     pub at: String,
-    /// `stop` or `start`.
+    /// `start` or `restart` as decided by this daemon; `stop` or `start` as read back from the
+    /// restart log.
     pub action: String,
     /// Why.
     pub reason: String,

@@ -1,5 +1,8 @@
 //! `nodekeeper ctl`: supervisorctl's everyday commands (status, start, stop, restart, tail, pid)
-//! over the typed client, with one clear line per error and exit codes 0/1/2.
+//! over the typed client, with one clear line per error and exit codes 0/1/2. With a nodekeeper
+//! configuration given (`-c`, `NODEKEEPER_CONFIG` or `--jmanager-config`) and its daemon
+//! answering, `start`, `stop` and `restart` of configured nodes go through the daemon's API, so
+//! they are serialised with its own actions; `hold` and `release` always do.
 
 use std::io::Write;
 use std::time::Duration;
@@ -30,18 +33,29 @@ pub enum CtlCommand {
         names: Vec<String>,
     },
     /// Start programs and wait until they are up (startsecs).
+    ///
+    /// With a nodekeeper configuration (-c) whose daemon answers, configured nodes are started
+    /// through the daemon's API (a hold ends); otherwise through supervisord directly.
     Start {
         /// Programs to start, or `all`.
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Stop programs and wait until they are down (stopwaitsecs).
+    ///
+    /// With a nodekeeper configuration (-c) whose daemon answers, configured nodes are stopped
+    /// through the daemon's API (and held, so it does not start them again); otherwise through
+    /// supervisord directly.
     Stop {
         /// Programs to stop, or `all`.
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Stop then start programs (supervisord has no restart call).
+    ///
+    /// With a nodekeeper configuration (-c) whose daemon answers, configured nodes are restarted
+    /// through the daemon's API (never racing its own actions; a node it is acting on is refused);
+    /// otherwise, or when the daemon does not answer, through supervisord directly.
     Restart {
         /// Programs to restart, or `all`.
         #[arg(required = true)]
@@ -80,6 +94,21 @@ pub async fn run(source: &super::ConfigSourceArgs, args: CtlArgs) -> Result<u8, 
     match &args.command {
         CtlCommand::Hold { node } => return daemon_request(source, node, "hold").await,
         CtlCommand::Release { node } => return daemon_request(source, node, "release").await,
+        CtlCommand::Start { names } => {
+            if let Some(code) = through_daemon(source, names, "start", &args.connection).await? {
+                return Ok(code);
+            }
+        }
+        CtlCommand::Stop { names } => {
+            if let Some(code) = through_daemon(source, names, "stop", &args.connection).await? {
+                return Ok(code);
+            }
+        }
+        CtlCommand::Restart { names } => {
+            if let Some(code) = through_daemon(source, names, "restart", &args.connection).await? {
+                return Ok(code);
+            }
+        }
         _ => {}
     }
     let client = args.connection.client()?;
@@ -107,40 +136,193 @@ async fn daemon_request(
     let config = source.load()?;
     let token = crate::api::token(config.api.token.as_ref(), &crate::api::token_path(&config))
         .map_err(Failure::usage)?;
-    let base = format!("http://{}", config.api.listen);
-    let url = format!("{base}/v1/nodes/{node}/{verb}");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| Failure::runtime(e.to_string()))?;
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| {
-            Failure::runtime(format!(
-                "cannot reach the nodekeeper daemon at {base}: {} (is `nodekeeper run` running?)",
-                if e.is_connect() {
-                    "connection refused".to_string()
-                } else {
-                    e.to_string()
-                }
-            ))
-        })?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if status.is_success() {
-        print!("{text}");
-        Ok(0)
-    } else {
-        Err(Failure::runtime(format!(
-            "the daemon at {base} refused to {verb} {node}: HTTP {}: {}",
-            status.as_u16(),
-            text.trim()
-        )))
+    let api = DaemonApi::new(&config, token, Duration::from_secs(10))?;
+    match api.post(node, verb).await {
+        Ok(Answer::Done(message)) => {
+            println!("{message}");
+            Ok(0)
+        }
+        Ok(Answer::Failed(message)) => Err(Failure::runtime(format!(
+            "the daemon at {} could not {verb} {node}: {message}",
+            api.base
+        ))),
+        Err(ApiCallError::Unreachable(e)) => Err(Failure::runtime(format!(
+            "cannot reach the nodekeeper daemon at {}: {e} (is `nodekeeper run` running?)",
+            api.base
+        ))),
+        Err(ApiCallError::Transport(e)) => Err(Failure::runtime(format!(
+            "the nodekeeper daemon at {}: {e}",
+            api.base
+        ))),
+        Err(ApiCallError::Refused { status, message }) => Err(Failure::runtime(format!(
+            "the daemon at {} refused to {verb} {node}: HTTP {status}: {message}",
+            api.base
+        ))),
     }
+}
+
+/// The running daemon's API, as `ctl` calls it.
+struct DaemonApi {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+/// What the daemon answered about one action.
+enum Answer {
+    /// Done (or accepted, for an action that still runs): the message to print.
+    Done(String),
+    /// The action failed (HTTP 500): why.
+    Failed(String),
+}
+
+enum ApiCallError {
+    /// No connection (the daemon is not running).
+    Unreachable(String),
+    /// The exchange failed after connecting (e.g. a timeout).
+    Transport(String),
+    /// Another HTTP status, with the daemon's message.
+    Refused { status: u16, message: String },
+}
+
+impl DaemonApi {
+    fn new(
+        config: &crate::config::Config,
+        token: String,
+        timeout: Duration,
+    ) -> Result<DaemonApi, Failure> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Failure::runtime(e.to_string()))?;
+        Ok(DaemonApi {
+            base: format!("http://{}", config.api.listen),
+            token,
+            client,
+        })
+    }
+
+    /// `POST /v1/nodes/NODE/VERB?wait=true`.
+    async fn post(&self, node: &str, verb: &str) -> Result<Answer, ApiCallError> {
+        let url = format!("{}/v1/nodes/{node}/{verb}?wait=true", self.base);
+        let response = self
+            .client
+            .post(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    ApiCallError::Unreachable("connection refused".to_string())
+                } else {
+                    // The request may have reached the daemon: never retried elsewhere.
+                    ApiCallError::Transport(e.to_string())
+                }
+            })?;
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let text = |key: &str| body[key].as_str().unwrap_or_default().to_string();
+        match status.as_u16() {
+            200 => Ok(Answer::Done(text("message"))),
+            202 => Ok(Answer::Done(format!(
+                "{node}: {verb} still in flight (action {})",
+                text("id")
+            ))),
+            500 if body["state"] == "failed" => Ok(Answer::Failed(text("error"))),
+            code => Err(ApiCallError::Refused {
+                status: code,
+                message: text("error"),
+            }),
+        }
+    }
+}
+
+/// `start`, `stop` and `restart` through the daemon, when a nodekeeper configuration is given
+/// (`-c`, `NODEKEEPER_CONFIG`, `--jmanager-config`), every name is one of its nodes (or `all`),
+/// a token is known and the daemon answers. `None`: use supervisord directly.
+async fn through_daemon(
+    source: &super::ConfigSourceArgs,
+    names: &[String],
+    verb: &str,
+    connection: &ConnectionArgs,
+) -> Result<Option<u8>, Failure> {
+    if source.config.is_none() && source.jmanager_config.is_none() {
+        return Ok(None);
+    }
+    let config = source.load()?;
+    let nodes: Vec<String> = if names == ["all"] {
+        config.nodes.iter().map(|node| node.name.clone()).collect()
+    } else if names.iter().all(|name| config.node(name).is_some()) {
+        names.to_vec()
+    } else {
+        return Ok(None);
+    };
+    // The daemon creates its token file when it starts: without one it is not running. Unlike
+    // `hold`, this never creates the file.
+    let token = match &config.api.token {
+        Some(secret) => secret.expose().to_string(),
+        None => match std::fs::read_to_string(crate::api::token_path(&config)) {
+            Ok(text) if !text.trim().is_empty() => text.trim().to_string(),
+            _ => return Ok(None),
+        },
+    };
+    // A stop and a start, each up to --wait-timeout, plus the daemon's own margin.
+    let timeout = Duration::from_secs_f64(connection.wait_timeout) * 2 + Duration::from_secs(10);
+    let api = DaemonApi::new(&config, token, timeout)?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, node) in nodes.iter().enumerate() {
+        let api = DaemonApi {
+            base: api.base.clone(),
+            token: api.token.clone(),
+            client: api.client.clone(),
+        };
+        let node = node.clone();
+        let verb = verb.to_string();
+        tasks.spawn(async move { (index, api.post(&node, &verb).await) });
+    }
+    let mut answers: Vec<Option<Result<Answer, ApiCallError>>> =
+        (0..nodes.len()).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, answer)) => answers[index] = Some(answer),
+            Err(e) => return Err(Failure::runtime(format!("internal error: {e}"))),
+        }
+    }
+    if answers
+        .iter()
+        .all(|answer| matches!(answer, Some(Err(ApiCallError::Unreachable(_)))))
+    {
+        eprintln!(
+            "note: the nodekeeper daemon at {} does not answer; using supervisord directly",
+            api.base
+        );
+        return Ok(None);
+    }
+    let mut code = 0;
+    let mut out = std::io::stdout().lock();
+    for (node, answer) in nodes.iter().zip(answers.into_iter().flatten()) {
+        let _ = match answer {
+            Ok(Answer::Done(message)) => writeln!(out, "{message}"),
+            Ok(Answer::Failed(message)) => {
+                code = EXIT_FAILURE;
+                writeln!(out, "{node}: ERROR ({message})")
+            }
+            Err(ApiCallError::Unreachable(e) | ApiCallError::Transport(e)) => {
+                code = EXIT_FAILURE;
+                writeln!(out, "{node}: ERROR (the daemon at {}: {e})", api.base)
+            }
+            Err(ApiCallError::Refused { status, message }) => {
+                code = EXIT_FAILURE;
+                writeln!(
+                    out,
+                    "{node}: ERROR (the daemon refused: HTTP {status}: {message})"
+                )
+            }
+        };
+    }
+    Ok(Some(code))
 }
 
 /// One line of `status`, or the error line of a name that does not resolve.

@@ -2,6 +2,7 @@
 //! codes (0 success, 1 runtime failure, 2 usage or configuration error). Commands live in their own
 //! files; this module only dispatches.
 
+mod alert;
 mod config;
 mod connection;
 mod ctl;
@@ -51,6 +52,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// One table of the pool: program state, node state, height, lag, last restart and why.
     Status(run::StatusArgs),
+    /// Email alerts: `alert test` sends a test mail with the current configuration.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
 }
 
 /// A failure that ends a command: the message is printed as one line on stderr and the code is
@@ -120,6 +124,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::SupervisorConf(args) => supervisor_conf::run(&cli.source, args),
         Command::Run(args) => run::run(&cli.source, args).await,
         Command::Status(args) => run::status(&cli.source, args).await,
+        Command::Alert(command) => alert::run(&cli.source, command).await,
     }
 }
 

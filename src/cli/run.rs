@@ -64,6 +64,15 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
         dry_run: args.dry_run,
         once: args.once,
     };
+    // Email alerts (src/alert): a worker fed by the daemon's events, never blocking it; none in
+    // a dry run. Started before the daemon, so that a bad [email] exits 2 before files are written.
+    let alerts = if config.email.raw.enabled && !args.dry_run {
+        let worker = crate::alert::start(&config, Arc::new(SystemClock))
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        Some(worker)
+    } else {
+        None
+    };
     let daemon = Daemon::new(
         config_source,
         config.clone(),
@@ -74,6 +83,13 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
         Arc::clone(&snapshot),
     )
     .map_err(|e| Failure::usage(e.to_string()))?;
+    let daemon = match &alerts {
+        Some(worker) => daemon.with_events(worker.sender()),
+        None => daemon,
+    };
+    // Metrics: updated by the loop each tick, served by the API.
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let daemon = daemon.with_metrics(Arc::clone(&metrics));
     let (requests_tx, requests_rx) = mpsc::channel(16);
     let (stop_tx, stop_rx) = watch::channel(false);
     // A dry run touches nothing, not even the token file; --once has no use for the API.
@@ -87,6 +103,17 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
             snapshot: Arc::clone(&snapshot),
             requests: requests_tx,
             token: Arc::new(token),
+            metrics,
+            restart_log: config.restart_log.clone(),
+            // `?wait=true` waits as long as a stop and a start can take.
+            wait_limit: config
+                .supervisors
+                .values()
+                .map(|s| s.wait_timeout)
+                .max()
+                .unwrap_or_default()
+                * 2
+                + Duration::from_secs(5),
         };
         let listen = config.api.listen;
         let mut stop = stop_rx.clone();
@@ -105,6 +132,10 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
     let _ = stop_tx.send(true);
     if let Some(task) = api_task {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
+    if let Some(worker) = alerts {
+        // The daemon (the other sender) is gone: deliver what is queued, briefly.
+        worker.finish(Duration::from_secs(10)).await;
     }
     Ok(0)
 }
@@ -146,8 +177,10 @@ async fn from_daemon(config: &Config) -> Option<Snapshot> {
 
 async fn observe_now(config: &Config) -> Result<Snapshot, Failure> {
     let clients = control::clients(config).map_err(|e| Failure::runtime(e.to_string()))?;
-    let probe: Arc<dyn crate::node::NodeProbe> = Arc::new(JormungandrProbe::new());
-    let raw = control::observe::observe(config, &clients, &probe, &[]).await;
+    let mut prober = control::observe::Prober::new(Arc::new(JormungandrProbe::new()));
+    // One-shot: wait for every probe to answer or time out.
+    let wait = config.thresholds.probe_timeout + Duration::from_millis(600);
+    let raw = control::observe::observe(config, &clients, &mut prober, &[], wait).await;
     let mut state = PolicyState::default();
     if let Ok(holds) = control::holds::load(&control::state_path(config)) {
         state.restore_holds(holds);

@@ -816,6 +816,20 @@ impl Validator<'_, '_> {
         self.positive("email.dedupe_window", raw.dedupe_window);
         let mut raw = raw.clone();
         raw.templates_dir = raw.templates_dir.as_ref().map(|path| self.resolve(path));
+        // Alerts (src/alert): the CA file and the templates; each problem names its template.
+        raw.tls_ca_file = raw.tls_ca_file.as_ref().map(|path| self.resolve(path));
+        if raw.enabled
+            && let Some(path) = &raw.tls_ca_file
+            && let Err(e) = std::fs::read(path)
+        {
+            self.error(
+                "email.tls_ca_file",
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
+        for problem in crate::alert::template_problems(&raw) {
+            self.error(&problem.key, problem.message);
+        }
         EmailSettings { raw, password }
     }
 

@@ -192,7 +192,7 @@ impl Default for RawThresholds {
     fn default() -> RawThresholds {
         RawThresholds {
             tick_interval: Duration::from_secs(1),
-            probe_timeout: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(1),
             api_failures: 3,
             tip_timeout: Duration::from_secs(90),
             tip_diff_threshold: 7,
@@ -349,6 +349,9 @@ pub struct RawEmail {
     pub from: Option<String>,
     /// Recipients.
     pub to: Vec<String>,
+    /// A PEM file of CA certificates trusted for the SMTP server besides the system's (a private
+    /// CA, or a self-signed server); default: none, the system's roots only.
+    pub tls_ca_file: Option<PathBuf>,
     /// Templates overriding the shipped ones.
     pub templates_dir: Option<PathBuf>,
     /// Inline templates by event name (also jmanager's `stuck`, `bootstrap_restart`,
@@ -371,6 +374,7 @@ impl Default for RawEmail {
             password_file: None,
             from: None,
             to: Vec::new(),
+            tls_ca_file: None,
             templates_dir: None,
             templates: BTreeMap::new(),
             dedupe_window: Duration::from_secs(15 * 60),

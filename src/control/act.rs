@@ -1,4 +1,4 @@
-//! Executing one start or restart: write the node's config variant, then for each supervisord call
+//! Executing one start, restart or stop: write the node's config variant, then for each supervisord call
 //! append its restart-log row (fsynced) first, then make the call. Runs in its own task so the loop
 //! keeps observing other nodes meanwhile.
 
@@ -10,13 +10,51 @@ use crate::policy::{Outcome, Reason, Variant};
 use crate::restart_log::{RestartAction, RestartLog, RestartRow};
 use crate::supervisor::{Client, Fault, ProcessState, SupervisorError};
 
-/// Start or restart.
+/// Start, restart or stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Start (a BACKOFF program is stopped first: supervisord refuses to start it).
     Start,
     /// Stop, then start.
     Restart,
+    /// Stop only (an operator's stop through the API; the node is held first).
+    Stop,
+}
+
+impl Kind {
+    /// `start`, `restart` or `stop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Start => "start",
+            Kind::Restart => "restart",
+            Kind::Stop => "stop",
+        }
+    }
+}
+
+/// How a job ended: the outcome for the policy, and why it failed, in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// For `PolicyState::record_outcome`.
+    pub outcome: Outcome,
+    /// The failure, one line (`None` when done).
+    pub error: Option<String>,
+}
+
+impl Finished {
+    fn done() -> Finished {
+        Finished {
+            outcome: Outcome::Done,
+            error: None,
+        }
+    }
+
+    fn failed(left_stopped: bool, error: String) -> Finished {
+        Finished {
+            outcome: Outcome::Failed { left_stopped },
+            error: Some(error),
+        }
+    }
 }
 
 /// What the restart-log rows carry besides the action.
@@ -90,7 +128,10 @@ impl Job {
     }
 
     /// Runs the job to its end and says how it went.
-    pub async fn run(self) -> Outcome {
+    pub async fn run(self) -> Finished {
+        if self.kind == Kind::Stop {
+            return self.stop().await;
+        }
         let config = match self.variant {
             Variant::Normal => &self.node.config,
             Variant::Fallback => &self.node.fallback_config,
@@ -116,9 +157,7 @@ impl Job {
                 }) => stopped = true,
                 Err(e) => {
                     error!(node = %self.node.name, "stop failed: {e}");
-                    return Outcome::Failed {
-                        left_stopped: false,
-                    };
+                    return Finished::failed(false, format!("stop failed: {e}"));
                 }
             }
         }
@@ -137,21 +176,37 @@ impl Job {
                     if stopped { "restarted" } else { "started" },
                     started_at.elapsed().as_secs_f64()
                 );
-                Outcome::Done
+                Finished::done()
             }
             Err(SupervisorError::Fault { fault, .. }) => {
                 // SPAWN_ERROR and the like: supervisord shows the program as BACKOFF/FATAL, which
                 // the policy sees as a crash next tick (within storm limits).
                 error!(node = %self.node.name, "start failed: {fault}");
-                Outcome::Failed {
-                    left_stopped: false,
-                }
+                Finished::failed(false, format!("start failed: {fault}"))
             }
             Err(e) => {
                 error!(node = %self.node.name, "start failed: {e}");
-                Outcome::Failed {
-                    left_stopped: stopped,
-                }
+                Finished::failed(stopped, format!("start failed: {e}"))
+            }
+        }
+    }
+
+    /// A stop only: its row, then `stopProcess` (a program that is not running is stopped as
+    /// asked).
+    async fn stop(self) -> Finished {
+        self.record(RestartAction::Stop);
+        match self.client.stop_process(&self.node.program, true).await {
+            Ok(_)
+            | Err(SupervisorError::Fault {
+                fault: Fault::NotRunning(_),
+                ..
+            }) => {
+                info!(node = %self.node.name, reason = %self.reason, "stopped");
+                Finished::done()
+            }
+            Err(e) => {
+                error!(node = %self.node.name, "stop failed: {e}");
+                Finished::failed(false, format!("stop failed: {e}"))
             }
         }
     }

@@ -9,13 +9,13 @@ pub mod act;
 pub mod holds;
 pub mod observe;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::config::watch::{Reload, Watcher};
 use crate::config::{Config, ConfigSource, Env, nodefile};
 use crate::events::Event;
+use crate::metrics::{Metrics, NodeSample, TickSample};
 use crate::node::NodeProbe;
 use crate::policy::{
     self, Action, Observation, Outcome, PolicyConfig, PolicyState, ProgramSeen, ReferenceTip,
@@ -38,6 +39,8 @@ use observe::{Raw, SupervisorAnswer};
 const RELOAD_CHECK: Duration = Duration::from_secs(2);
 /// The longest wait between attempts to reach an unreachable supervisord.
 const MAX_SUPERVISOR_BACKOFF: Duration = Duration::from_secs(30);
+/// How many operator actions `GET /v1/actions/{id}` remembers.
+const ACTIONS_KEPT: usize = 256;
 
 /// How `nodekeeper run` runs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,20 +55,124 @@ pub struct RunOptions {
 /// loop's own actions.
 #[derive(Debug)]
 pub enum Request {
-    /// Hold a node.
-    Hold {
+    /// An operator's action on a node.
+    Node {
         /// The node.
         node: String,
-        /// `Ok(message)` or `Err(message)`.
-        reply: oneshot::Sender<Result<String, String>>,
+        /// What to do.
+        action: NodeAction,
+        /// The operator's words (`{"reason": "..."}`), logged and kept with the action.
+        note: Option<String>,
+        /// The action as accepted, or why not.
+        reply: oneshot::Sender<Result<Accepted, Refusal>>,
     },
-    /// Release a node.
-    Release {
-        /// The node.
-        node: String,
-        /// `Ok(message)` or `Err(message)`.
-        reply: oneshot::Sender<Result<String, String>>,
+    /// The state of an earlier action.
+    Action {
+        /// Its id.
+        id: String,
+        /// The action, if remembered.
+        reply: oneshot::Sender<Option<ActionView>>,
     },
+}
+
+/// What an operator can ask for a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeAction {
+    /// Stop then start (`Reason::Operator`: storm protection does not apply). A hold stays.
+    Restart,
+    /// Start; ends any hold.
+    Start,
+    /// Stop; the node is held (`held by an operator`) so the loop does not start it again.
+    Stop,
+    /// Leave the node alone until released.
+    Hold,
+    /// Manage the node again (a stopped node is started).
+    Release,
+    /// Make the node the leader (needs the leadership policy: not implemented yet).
+    Leader,
+}
+
+impl NodeAction {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeAction::Restart => "restart",
+            NodeAction::Start => "start",
+            NodeAction::Stop => "stop",
+            NodeAction::Hold => "hold",
+            NodeAction::Release => "release",
+            NodeAction::Leader => "leader",
+        }
+    }
+}
+
+/// Where an operator action is.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum ActionState {
+    /// In flight.
+    Running,
+    /// Done.
+    Done {
+        /// What happened, e.g. `node1: restarted`.
+        message: String,
+    },
+    /// Failed.
+    Failed {
+        /// Why, one line.
+        error: String,
+    },
+}
+
+/// An operator action as the API reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ActionView {
+    /// Its id.
+    pub id: String,
+    /// The node.
+    pub node: String,
+    /// What.
+    pub action: NodeAction,
+    /// When it was accepted (RFC 3339 UTC).
+    pub requested_at: String,
+    /// The operator's words, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where it is.
+    #[serde(flatten)]
+    pub state: ActionState,
+}
+
+/// An accepted action: its view now, and its state as it changes.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The action when accepted.
+    pub view: ActionView,
+    /// Its state; the last value stays readable after the loop lets go of it.
+    pub updates: watch::Receiver<ActionState>,
+}
+
+/// Why an operator action was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No such node in the configuration.
+    #[error("no node {0:?} in the configuration")]
+    UnknownNode(String),
+    /// An action on the node is in flight.
+    #[error("{0}: an action is in flight (a start, stop or restart); try again when it ends")]
+    Busy(String),
+    /// Not implemented yet.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// The daemon cannot act (dry run, no client).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+struct ActionRecord {
+    view: ActionView,
+    updates: watch::Sender<ActionState>,
 }
 
 /// A fatal start-up problem (the loop itself never fails once running).
@@ -112,7 +219,7 @@ pub struct Daemon {
     env: Env,
     watcher: Watcher,
     clients: BTreeMap<String, Client>,
-    probe: Arc<dyn NodeProbe>,
+    prober: observe::Prober,
     clock: Arc<dyn Clock>,
     policy_config: PolicyConfig,
     state: PolicyState,
@@ -122,7 +229,7 @@ pub struct Daemon {
     outages: BTreeMap<String, Outage>,
     reference: Option<ReferenceFeed>,
     busy: BTreeSet<String>,
-    jobs: JoinSet<(String, Outcome)>,
+    jobs: JoinSet<(String, act::Finished)>,
     last_restarts: BTreeMap<String, LastRestart>,
     snapshot: Arc<RwLock<Snapshot>>,
     options: RunOptions,
@@ -132,6 +239,15 @@ pub struct Daemon {
     recovering: BTreeSet<String>,
     /// Inside an all-down episode (one `AllNodesDown` per episode).
     all_down: bool,
+    metrics: Arc<Metrics>,
+    /// The last tick's observation (row context of operator actions between ticks).
+    last_observation: Option<Observation>,
+    /// Recent operator actions, oldest first.
+    actions: VecDeque<ActionRecord>,
+    /// The operator action in flight per node (its id).
+    operator_jobs: BTreeMap<String, String>,
+    action_prefix: String,
+    next_action: u64,
 }
 
 impl Daemon {
@@ -185,14 +301,31 @@ impl Daemon {
             fetch: None,
         });
         let last_restarts = last_restarts(&config);
+        // A restart-log that ends with a `stop` for a node: an earlier daemon died between the
+        // stop and the start. Finish that restart rather than take the node for stopped by hand.
+        for (node, last) in &last_restarts {
+            if last.action == "stop" {
+                info!(node = %node, "an earlier daemon stopped it and did not start it again: finishing that restart");
+                state.interrupted_restart(node);
+            }
+        }
         let watcher = Watcher::new(source, &config);
+        // Action ids are unique across daemon restarts: the start time, then a counter.
+        let action_prefix = format!(
+            "{:x}",
+            clock
+                .now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+        );
         let daemon = Daemon {
             policy_config: PolicyConfig::from_config(&config),
             config: Arc::new(config),
             env,
             watcher,
             clients,
-            probe,
+            prober: observe::Prober::new(probe),
             clock,
             state,
             log,
@@ -208,6 +341,12 @@ impl Daemon {
             events: None,
             recovering: BTreeSet::new(),
             all_down: false,
+            metrics: Arc::new(Metrics::new()),
+            last_observation: None,
+            actions: VecDeque::new(),
+            operator_jobs: BTreeMap::new(),
+            action_prefix,
+            next_action: 1,
         };
         if !options.dry_run {
             daemon.write_node_configs();
@@ -219,6 +358,12 @@ impl Daemon {
     /// channel is full the event is dropped and logged.
     pub fn with_events(mut self, sender: mpsc::Sender<Event>) -> Daemon {
         self.events = Some(sender);
+        self
+    }
+
+    /// Publishes metrics into `metrics` (shared with the API's `GET /metrics` and `/healthz`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Daemon {
+        self.metrics = metrics;
         self
     }
 
@@ -309,35 +454,211 @@ impl Daemon {
         info!("nodekeeper stopped; nodes left running");
     }
 
-    fn finish(&mut self, joined: Result<(String, Outcome), tokio::task::JoinError>) {
+    fn finish(&mut self, joined: Result<(String, act::Finished), tokio::task::JoinError>) {
         match joined {
-            Ok((node, outcome)) => {
+            Ok((node, finished)) => {
                 self.busy.remove(&node);
-                self.state.record_outcome(&node, outcome);
+                self.state.record_outcome(&node, finished.outcome);
+                if let Some(id) = self.operator_jobs.remove(&node) {
+                    let state = match finished.error {
+                        None => {
+                            let verb = self
+                                .actions
+                                .iter()
+                                .find(|record| record.view.id == id)
+                                .map_or("done", |record| match record.view.action {
+                                    NodeAction::Start => "started",
+                                    NodeAction::Stop => "stopped",
+                                    _ => "restarted",
+                                });
+                            ActionState::Done {
+                                message: format!("{node}: {verb}"),
+                            }
+                        }
+                        Some(error) => ActionState::Failed { error },
+                    };
+                    self.set_action_state(&id, state);
+                }
             }
             Err(e) => error!("an action task failed: {e}"),
         }
     }
 
+    fn set_action_state(&mut self, id: &str, state: ActionState) {
+        if let Some(record) = self.actions.iter_mut().find(|record| record.view.id == id) {
+            record.view.state = state.clone();
+            record.updates.send_replace(state);
+        }
+    }
+
     fn serve(&mut self, request: Request) {
-        let (node, hold, reply) = match request {
-            Request::Hold { node, reply } => (node, true, reply),
-            Request::Release { node, reply } => (node, false, reply),
+        match request {
+            Request::Node {
+                node,
+                action,
+                note,
+                reply,
+            } => {
+                let answer = self.operator(&node, action, note);
+                if let Err(refusal) = &answer {
+                    info!(node = %node, "operator {} refused: {refusal}", action.as_str());
+                }
+                let _ = reply.send(answer);
+            }
+            Request::Action { id, reply } => {
+                let view = self
+                    .actions
+                    .iter()
+                    .find(|record| record.view.id == id)
+                    .map(|record| record.view.clone());
+                let _ = reply.send(view);
+            }
+        }
+    }
+
+    /// An operator's action, serialised with the loop's own: hold and release at once; start,
+    /// restart and stop as jobs like the loop's (`Reason::Operator`: storm protection does not
+    /// apply); a node with a job in flight is refused.
+    fn operator(
+        &mut self,
+        node: &str,
+        action: NodeAction,
+        note: Option<String>,
+    ) -> Result<Accepted, Refusal> {
+        if self.config.node(node).is_none() {
+            return Err(Refusal::UnknownNode(node.to_string()));
+        }
+        let now = self.clock.now();
+        let words = note
+            .as_deref()
+            .map(|note| format!(" ({note})"))
+            .unwrap_or_default();
+        let state = match action {
+            NodeAction::Leader => {
+                return Err(Refusal::NotImplemented(format!(
+                    "leader hand-over to {node} is not implemented yet: it needs the leadership \
+                     policy (slot-aware demote, verify no leader, promote); nothing was changed"
+                )));
+            }
+            NodeAction::Hold => {
+                self.state.hold(node, now);
+                self.save_holds();
+                info!(node = %node, "held by an operator{words}");
+                ActionState::Done {
+                    message: format!("{node}: held"),
+                }
+            }
+            NodeAction::Release => {
+                let message = if self.state.release(node) {
+                    info!(node = %node, "released by an operator{words}");
+                    format!("{node}: released")
+                } else {
+                    format!("{node}: was not held")
+                };
+                self.save_holds();
+                ActionState::Done { message }
+            }
+            NodeAction::Restart | NodeAction::Start | NodeAction::Stop => {
+                if self.busy.contains(node) {
+                    return Err(Refusal::Busy(node.to_string()));
+                }
+                if self.log.is_none() {
+                    return Err(Refusal::Unavailable(
+                        "a dry run executes nothing".to_string(),
+                    ));
+                }
+                let kind = match action {
+                    NodeAction::Start => act::Kind::Start,
+                    NodeAction::Stop => act::Kind::Stop,
+                    _ => act::Kind::Restart,
+                };
+                let variant = self.operator_variant(node);
+                match kind {
+                    act::Kind::Stop => {
+                        // The operator's stop stands: held, so the loop does not start it again.
+                        self.state.hold(node, now);
+                        self.save_holds();
+                    }
+                    act::Kind::Start | act::Kind::Restart => {
+                        if kind == act::Kind::Start && self.state.release(node) {
+                            self.save_holds();
+                        }
+                        // The policy's bookkeeping of a start (boot grace, storm window, variant).
+                        let memory = self.state.nodes.entry(node.to_string()).or_default();
+                        memory.restarts.push(now);
+                        memory.started_at = Some(now);
+                        memory.api_failures = 0;
+                        memory.last_height = None;
+                        memory.height_since = None;
+                        memory.booting_since = None;
+                        memory.stopped_by_us = false;
+                        memory.start_deferred = false;
+                        memory.sync_restart_at = None;
+                        memory.variant = variant;
+                    }
+                }
+                info!(node = %node, "operator {}{words}", action.as_str());
+                let observation = self.last_observation.take();
+                let spawned = self.spawn_job(
+                    node,
+                    kind,
+                    policy::Reason::Operator,
+                    variant,
+                    observation.as_ref(),
+                    now,
+                );
+                self.last_observation = observation;
+                if !spawned {
+                    return Err(Refusal::Unavailable(format!(
+                        "{node}: its supervisord is not configured"
+                    )));
+                }
+                ActionState::Running
+            }
         };
-        let answer = if self.config.node(&node).is_none() {
-            Err(format!("no node {node:?} in the configuration"))
-        } else if hold {
-            self.state.hold(&node, self.clock.now());
-            info!(node = %node, "held by an operator");
-            Ok(format!("{node}: held"))
-        } else if self.state.release(&node) {
-            info!(node = %node, "released by an operator");
-            Ok(format!("{node}: released"))
+        let id = format!("{}-{}", self.action_prefix, self.next_action);
+        self.next_action += 1;
+        let view = ActionView {
+            id: id.clone(),
+            node: node.to_string(),
+            action,
+            requested_at: rfc3339(now),
+            note,
+            state: state.clone(),
+        };
+        let (updates, receiver) = watch::channel(state.clone());
+        if state == ActionState::Running {
+            self.operator_jobs.insert(node.to_string(), id);
+        }
+        if self.actions.len() >= ACTIONS_KEPT {
+            self.actions.pop_front();
+        }
+        self.actions.push_back(ActionRecord {
+            view: view.clone(),
+            updates,
+        });
+        Ok(Accepted {
+            view,
+            updates: receiver,
+        })
+    }
+
+    /// The config an operator's start uses: normal when another node is in sync (as of the last
+    /// tick), else the fallback, as the policy would choose.
+    fn operator_variant(&self, node: &str) -> Variant {
+        let threshold = self.policy_config.tip_diff_threshold;
+        let others_in_sync = self.snapshot.read().is_ok_and(|snapshot| {
+            snapshot.nodes.iter().any(|line| {
+                line.name != node
+                    && line.node_state == "Running"
+                    && line.lag.is_some_and(|lag| lag <= threshold)
+            })
+        });
+        if others_in_sync {
+            Variant::Normal
         } else {
-            Ok(format!("{node}: was not held"))
-        };
-        self.save_holds();
-        let _ = reply.send(answer);
+            Variant::Fallback
+        }
     }
 
     fn save_holds(&self) {
@@ -483,11 +804,23 @@ impl Daemon {
 
     /// One tick: observe, decide, act, record.
     pub async fn tick(&mut self) {
+        let started = tokio::time::Instant::now();
         self.maybe_reload();
         let now = self.clock.now();
         self.poll_reference(now);
         let skip = self.backoff_skips();
-        let raw = observe::observe(&self.config, &self.clients, &self.probe, &skip).await;
+        // Probes get at most half a tick: a hung node's probe stays in flight for later ticks
+        // instead of holding up decisions about every other node.
+        let probe_wait = (self.config.thresholds.tick_interval / 2)
+            .min(self.config.thresholds.probe_timeout + Duration::from_millis(100));
+        let raw = observe::observe(
+            &self.config,
+            &self.clients,
+            &mut self.prober,
+            &skip,
+            probe_wait,
+        )
+        .await;
         self.note_supervisors(&raw, now);
         let busy: Vec<String> = self.busy.iter().cloned().collect();
         let observation = Observation {
@@ -543,9 +876,18 @@ impl Daemon {
         {
             self.all_down = false;
         }
+        self.metrics.record_tick(&tick_sample(
+            &observation,
+            &raw,
+            &snapshot,
+            threshold,
+            started.elapsed(),
+            self.config.thresholds.tick_interval,
+        ));
         if let Ok(mut shared) = self.snapshot.write() {
             *shared = snapshot;
         }
+        self.last_observation = Some(observation);
     }
 
     fn act(&mut self, action: Action, observation: &Observation) {
@@ -597,52 +939,82 @@ impl Daemon {
                 node,
                 reason,
                 variant,
-            } => self.spawn_job(&node, act::Kind::Start, reason, variant, observation),
+            } => {
+                self.spawn_job(
+                    &node,
+                    act::Kind::Start,
+                    reason,
+                    variant,
+                    Some(observation),
+                    observation.now,
+                );
+            }
             Action::Restart {
                 node,
                 reason,
                 variant,
-            } => self.spawn_job(&node, act::Kind::Restart, reason, variant, observation),
+            } => {
+                self.spawn_job(
+                    &node,
+                    act::Kind::Restart,
+                    reason,
+                    variant,
+                    Some(observation),
+                    observation.now,
+                );
+            }
         }
     }
 
+    /// Starts a job on `node`; false when none could be started (unknown node or supervisord,
+    /// dry run). `observation` (the tick's, or the last one for an operator's action) fills the
+    /// restart-log rows.
     fn spawn_job(
         &mut self,
         node: &str,
         kind: act::Kind,
         reason: policy::Reason,
         variant: Variant,
-        observation: &Observation,
-    ) {
-        let (Some(settings), Some(index)) = (
-            self.config.node(node),
-            self.config.nodes.iter().position(|n| n.name == node),
-        ) else {
-            return;
+        observation: Option<&Observation>,
+        at: SystemTime,
+    ) -> bool {
+        let Some(settings) = self.config.node(node).cloned() else {
+            return false;
         };
-        let Some(client) = self.clients.get(&settings.supervisor) else {
-            return;
+        let Some(client) = self.clients.get(&settings.supervisor).cloned() else {
+            return false;
         };
-        let seen = &observation.nodes[index];
-        let program = match &seen.program {
-            ProgramSeen::Known(view) => Some(view),
-            _ => None,
-        };
-        let best = best_height(observation, &self.policy_config);
-        let height = match &seen.probe {
-            Some(Ok(status)) => status.height,
-            _ => None,
-        };
-        let context = act::RowContext {
-            program_state: program.map(|view| view.state),
-            exit_status: program.map(|view| view.exit_status),
-            uptime_secs: program
-                .and_then(|view| view.started_at)
-                .and_then(|started| observation.now.duration_since(started).ok())
-                .map(|uptime| uptime.as_secs()),
-            height,
-            reference_height: best,
-        };
+        let context = observation
+            .map(|observation| row_context(node, observation, &self.policy_config))
+            .unwrap_or_default();
+        if kind == act::Kind::Stop {
+            let Some(log) = &self.log else {
+                return false;
+            };
+            warn!(node = %node, "stopping {node}: {reason}");
+            self.last_restarts.insert(
+                node.to_string(),
+                LastRestart {
+                    at: rfc3339(at),
+                    action: "stop".into(),
+                    reason: reason.to_string(),
+                },
+            );
+            let job = act::Job {
+                node: settings,
+                client,
+                log: Arc::clone(log),
+                kind,
+                reason,
+                variant,
+                context,
+                clock: Arc::clone(&self.clock),
+            };
+            self.busy.insert(node.to_string());
+            let name = node.to_string();
+            self.jobs.spawn(async move { (name, job.run().await) });
+            return true;
+        }
         if reason == policy::Reason::AllDown && !self.all_down {
             self.all_down = true;
             self.emit(Event::AllNodesDown {
@@ -663,25 +1035,23 @@ impl Daemon {
         self.recovering.insert(node.to_string());
         warn!(node = %node, variant = ?variant, "{} {node}: {reason}", match kind {
             act::Kind::Start => "starting",
-            act::Kind::Restart => "restarting",
+            _ => "restarting",
         });
         self.last_restarts.insert(
             node.to_string(),
             LastRestart {
-                at: rfc3339(observation.now),
-                action: match kind {
-                    act::Kind::Start => "start".into(),
-                    act::Kind::Restart => "restart".into(),
-                },
+                at: rfc3339(at),
+                action: kind.as_str().into(),
                 reason: reason.to_string(),
             },
         );
         let Some(log) = &self.log else {
-            return;
+            return false;
         };
+        self.metrics.count_restart(node, reason.label());
         let job = act::Job {
-            node: settings.clone(),
-            client: client.clone(),
+            node: settings,
+            client,
             log: Arc::clone(log),
             kind,
             reason,
@@ -692,6 +1062,91 @@ impl Daemon {
         self.busy.insert(node.to_string());
         let name = node.to_string();
         self.jobs.spawn(async move { (name, job.run().await) });
+        true
+    }
+}
+
+/// The restart-log context of an action on `node` decided on `observation`.
+fn row_context(node: &str, observation: &Observation, config: &PolicyConfig) -> act::RowContext {
+    let Some(seen) = observation.nodes.iter().find(|seen| seen.name == node) else {
+        return act::RowContext::default();
+    };
+    let program = match &seen.program {
+        ProgramSeen::Known(view) => Some(view),
+        _ => None,
+    };
+    act::RowContext {
+        program_state: program.map(|view| view.state),
+        exit_status: program.map(|view| view.exit_status),
+        uptime_secs: program
+            .and_then(|view| view.started_at)
+            .and_then(|started| observation.now.duration_since(started).ok())
+            .map(|uptime| uptime.as_secs()),
+        height: match &seen.probe {
+            Some(Ok(status)) => status.height,
+            _ => None,
+        },
+        reference_height: best_height(observation, config),
+    }
+}
+
+/// What one tick publishes as metrics: from what was observed, nothing asked again.
+fn tick_sample(
+    observation: &Observation,
+    raw: &Raw,
+    snapshot: &Snapshot,
+    threshold: u64,
+    duration: Duration,
+    interval: Duration,
+) -> TickSample {
+    let nodes = observation
+        .nodes
+        .iter()
+        .zip(&snapshot.nodes)
+        .map(|(seen, line)| {
+            let probe = raw.probes.get(&seen.name);
+            NodeSample {
+                node: seen.name.clone(),
+                program_state: match &seen.program {
+                    ProgramSeen::Known(view) => Some(view.state.code()),
+                    _ => None,
+                },
+                height: line.height,
+                lag: line.lag,
+                last_block_time: match probe {
+                    Some(Ok(status)) => status.last_block_time,
+                    _ => None,
+                },
+                probe_error: match probe {
+                    Some(Err(e)) => Some(e.kind()),
+                    _ => None,
+                },
+                held: line.held.is_some(),
+                leader: false,
+                in_sync: line.node_state == "Running"
+                    && line.lag.is_some_and(|lag| lag <= threshold),
+            }
+        })
+        .collect();
+    TickSample {
+        now: observation.now,
+        duration,
+        interval,
+        nodes,
+        supervisors: raw
+            .supervisors
+            .iter()
+            .map(|(name, answer)| {
+                (
+                    name.clone(),
+                    matches!(answer, SupervisorAnswer::Answered(_)),
+                )
+            })
+            .collect(),
+        reference: snapshot.reference,
+        external_reference: observation
+            .reference
+            .map(|tip| (tip.height, tip.fetched_at)),
     }
 }
 
@@ -800,6 +1255,10 @@ pub fn build_snapshot(
             .iter()
             .filter_map(|(name, answer)| match answer {
                 SupervisorAnswer::Failed(e) => Some(format!("supervisord {name}: {e}")),
+                // Not asked this tick: it failed before and is being retried with backoff.
+                SupervisorAnswer::Skipped => Some(format!(
+                    "supervisord {name}: unreachable, retrying with backoff"
+                )),
                 _ => None,
             })
             .collect(),

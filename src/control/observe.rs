@@ -1,12 +1,14 @@
 //! One observation of the pool: every supervisord asked once (one `system.multicall` of
 //! `getProcessInfo` for the managed programs, not `getAllProcessInfo`, which costs supervisord
 //! ~0.5 ms of CPU per program it has) and every node probed, all concurrently, each call with its
-//! own timeout, so a slow or dead node never delays the others.
+//! own timeout. Probes live across ticks (`Prober`): a tick waits a bounded time for them, so a
+//! slow or dead node never delays decisions about the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
@@ -30,16 +32,100 @@ pub enum SupervisorAnswer {
 pub struct Raw {
     /// By supervisord name.
     pub supervisors: BTreeMap<String, SupervisorAnswer>,
-    /// By node name.
+    /// The latest probe result of each node (for display), by node name.
     pub probes: BTreeMap<String, Result<NodeStatus, ProbeError>>,
+    /// The nodes whose probe answered (or timed out) during this observation: only these count
+    /// for the policy, so a probe still in flight is neither a success nor a failure yet.
+    pub fresh: BTreeSet<String>,
 }
 
-/// Asks every supervisord (except those in `skip`) and probes every node, concurrently.
+type ProbeResult = Result<NodeStatus, ProbeError>;
+
+/// Node probes that outlive a tick: each node has at most one probe in flight; a tick starts the
+/// missing ones, waits a bounded time for answers and leaves slow probes running, so a hung node
+/// never delays decisions about the others. A probe that runs out its own timeout reports
+/// `ProbeError::Timeout` in whichever tick it ends.
+pub struct Prober {
+    probe: Arc<dyn NodeProbe>,
+    in_flight: BTreeMap<String, oneshot::Receiver<ProbeResult>>,
+    latest: BTreeMap<String, ProbeResult>,
+}
+
+impl Prober {
+    /// A prober using `probe` for every node.
+    pub fn new(probe: Arc<dyn NodeProbe>) -> Prober {
+        Prober {
+            probe,
+            in_flight: BTreeMap::new(),
+            latest: BTreeMap::new(),
+        }
+    }
+
+    /// Starts a probe of every configured node that has none in flight, then waits until every
+    /// probe has answered or `wait` has passed. Returns the names of the nodes that answered.
+    pub async fn round(&mut self, config: &Config, wait: Duration) -> BTreeSet<String> {
+        let timeout = config.thresholds.probe_timeout;
+        for node in &config.nodes {
+            if self.in_flight.contains_key(&node.name) {
+                continue;
+            }
+            let (sender, receiver) = oneshot::channel();
+            let probe = Arc::clone(&self.probe);
+            let url = node.rest_url.clone();
+            tokio::spawn(async move {
+                // The probe enforces its timeout; this outer bound only guards against a probe
+                // that does not.
+                let result = tokio::time::timeout(
+                    timeout + Duration::from_millis(500),
+                    probe.probe(&url, timeout),
+                )
+                .await
+                .unwrap_or(Err(ProbeError::Timeout(timeout)));
+                let _ = sender.send(result);
+            });
+            self.in_flight.insert(node.name.clone(), receiver);
+        }
+        // Nodes removed from the configuration are forgotten.
+        self.in_flight
+            .retain(|name, _| config.nodes.iter().any(|node| &node.name == name));
+        self.latest
+            .retain(|name, _| config.nodes.iter().any(|node| &node.name == name));
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut answered = BTreeSet::new();
+        let names: Vec<String> = self.in_flight.keys().cloned().collect();
+        for name in names {
+            let Some(receiver) = self.in_flight.get_mut(&name) else {
+                continue;
+            };
+            match tokio::time::timeout_at(deadline, receiver).await {
+                Ok(Ok(result)) => {
+                    self.in_flight.remove(&name);
+                    self.latest.insert(name.clone(), result);
+                    answered.insert(name);
+                }
+                Ok(Err(_closed)) => {
+                    self.in_flight.remove(&name);
+                }
+                Err(_still_running) => {}
+            }
+        }
+        answered
+    }
+
+    /// The latest result of every node that has one.
+    pub fn latest(&self) -> &BTreeMap<String, ProbeResult> {
+        &self.latest
+    }
+}
+
+/// Asks every supervisord (except those in `skip`) and probes every node, concurrently. Waits at
+/// most `probe_wait` for node probes (supervisord calls have their own timeouts).
 pub async fn observe(
     config: &Config,
     clients: &BTreeMap<String, Client>,
-    probe: &Arc<dyn NodeProbe>,
+    prober: &mut Prober,
     skip: &[String],
+    probe_wait: Duration,
 ) -> Raw {
     let mut supervisor_tasks = JoinSet::new();
     for (name, client) in clients {
@@ -67,26 +153,11 @@ pub async fn observe(
             (name, answer)
         });
     }
-    let timeout = config.thresholds.probe_timeout;
-    let mut probe_tasks = JoinSet::new();
-    for node in &config.nodes {
-        let probe = Arc::clone(probe);
-        let url = node.rest_url.clone();
-        let name = node.name.clone();
-        probe_tasks.spawn(async move {
-            // The probe enforces its timeout; this outer bound only guards against a probe that
-            // does not.
-            let result = tokio::time::timeout(
-                timeout + Duration::from_millis(500),
-                probe.probe(&url, timeout),
-            )
-            .await
-            .unwrap_or(Err(ProbeError::Timeout(timeout)));
-            (name, result)
-        });
-    }
-    let mut supervisors: BTreeMap<String, SupervisorAnswer> = clients
-        .keys()
+    let fresh = prober.round(config, probe_wait).await;
+    // Only the supervisords in backoff are `Skipped`; one with no managed program is not listed.
+    let mut supervisors: BTreeMap<String, SupervisorAnswer> = skip
+        .iter()
+        .filter(|name| clients.contains_key(*name))
         .map(|name| (name.clone(), SupervisorAnswer::Skipped))
         .collect();
     while let Some(joined) = supervisor_tasks.join_next().await {
@@ -94,15 +165,10 @@ pub async fn observe(
             supervisors.insert(name, answer);
         }
     }
-    let mut probes = BTreeMap::new();
-    while let Some(joined) = probe_tasks.join_next().await {
-        if let Ok((name, result)) = joined {
-            probes.insert(name, result);
-        }
-    }
     Raw {
         supervisors,
-        probes,
+        probes: prober.latest().clone(),
+        fresh,
     }
 }
 

@@ -12,7 +12,9 @@
 //!   node is Running and in sync; back to the normal config once a sibling is in sync;
 //! - no node up → start them all with the fallback config, one per `all_down_stagger`;
 //! - sync rules (stale tip, lag, bootstrap timeout) wait `boot_grace` after a start, and at most one
-//!   sync-rule restart is in flight at a time (crashed and hung nodes are not limited);
+//!   sync-rule restart is in flight at a time (crashed and hung nodes are not limited); a failing
+//!   API counts from the first failure once the API has answered since the start, and only after
+//!   `boot_grace` when it never has;
 //! - more than `max_restarts` per `restart_window` → the node is held until an operator releases it;
 //! - a program stopped by someone else is held (the operator's word stands) until started again;
 //! - a node whose supervisord is unreachable, or that the shell is acting on, is left alone.
@@ -357,6 +359,12 @@ pub struct NodeMemory {
     pub stopped_by_us: bool,
     /// A start was wanted but deferred (every node down: starts are staggered).
     pub start_deferred: bool,
+    /// The REST API answered since the last start: from then on a failing API counts at once,
+    /// before that only after boot grace (the API is not up yet early in a boot).
+    pub api_answered: bool,
+    /// The node reported Running since the last start: a later fall back to a boot state is
+    /// timed from when it is seen, not from the program's start.
+    pub seen_running: bool,
 }
 
 /// The policy's memory.
@@ -411,6 +419,16 @@ impl PolicyState {
         for (name, hold) in holds {
             self.nodes.entry(name).or_default().hold = Some(hold);
         }
+    }
+
+    /// Marks `node` as stopped by nodekeeper: an earlier daemon stopped it and died before starting
+    /// it again (its restart log ends with a `stop` row). Its STOPPED state is then finished as a
+    /// restart, not taken for an operator's stop.
+    pub fn interrupted_restart(&mut self, node: &str) {
+        self.nodes
+            .entry(node.to_string())
+            .or_default()
+            .stopped_by_us = true;
     }
 
     /// Records how an action on `node` ended.
@@ -581,6 +599,8 @@ pub fn decide(
                 {
                     // Started again outside nodekeeper: boot grace runs from that start.
                     memory.started_at = Some(theirs);
+                    memory.api_answered = false;
+                    memory.seen_running = false;
                 }
                 let in_grace = memory
                     .started_at
@@ -632,6 +652,8 @@ pub fn decide(
         memory.booting_since = None;
         memory.stopped_by_us = false;
         memory.start_deferred = false;
+        memory.api_answered = false;
+        memory.seen_running = false;
         memory.variant = variant;
         if reason.is_sync_rule() {
             memory.sync_restart_at = Some(now);
@@ -711,20 +733,27 @@ fn judge_running(
         None => None,
         Some(Err(_)) => {
             memory.api_failures = memory.api_failures.saturating_add(1);
-            (!in_grace && memory.api_failures >= config.api_failures)
+            let judged = memory.api_answered || !in_grace;
+            (judged && memory.api_failures >= config.api_failures)
                 .then_some((Reason::Hung(memory.api_failures), true))
         }
         Some(Ok(status)) => {
             memory.api_failures = 0;
+            memory.api_answered = true;
             if status.state != NodeState::Running {
-                let since = *memory
-                    .booting_since
-                    .get_or_insert(memory.started_at.unwrap_or(now).min(now));
+                // Booting since its start, unless it was Running since: then since now.
+                let boot_start = if memory.seen_running {
+                    now
+                } else {
+                    memory.started_at.unwrap_or(now).min(now)
+                };
+                let since = *memory.booting_since.get_or_insert(boot_start);
                 let booting = elapsed(since);
                 return (booting > config.bootstrap_timeout)
                     .then_some((Reason::BootstrapTimeout(booting), true));
             }
             memory.booting_since = None;
+            memory.seen_running = true;
             let height = facts.running_height?;
             if memory.last_height != Some(height) {
                 memory.last_height = Some(height);

@@ -537,3 +537,55 @@ fn reasons_read_well_in_the_restart_log() {
         "stale tip (no new block for 91 s)"
     );
 }
+
+#[test]
+fn a_node_that_hangs_after_answering_counts_at_once_even_in_grace() {
+    let mut w = World::new();
+    check(
+        w.tick(0, &[running("a", 100), program("b", ProcessState::Exited)]),
+        &["start b crashed normal"],
+    );
+    // Its API answered once after the start, then hangs: no need to wait for boot grace.
+    check(
+        w.tick(3, &[running("a", 100), started(running("b", 90), 1)]),
+        &[],
+    );
+    check(w.tick(4, &[running("a", 100), started(hung("b"), 1)]), &[]);
+    check(w.tick(5, &[running("a", 100), started(hung("b"), 1)]), &[]);
+    check(
+        w.tick(6, &[running("a", 100), started(hung("b"), 1)]),
+        &["restart b hung normal"],
+    );
+    // An API that never answered since the start is given boot grace (60 s).
+    let mut w = World::new();
+    check(
+        w.tick(0, &[running("a", 100), program("b", ProcessState::Exited)]),
+        &["start b crashed normal"],
+    );
+    for secs in 2..=59 {
+        check(
+            w.tick(
+                secs,
+                &[running("a", 100 + secs / 20), started(hung("b"), 1)],
+            ),
+            &[],
+        );
+    }
+    check(
+        w.tick(61, &[running("a", 103), started(hung("b"), 1)]),
+        &["restart b hung normal"],
+    );
+}
+
+#[test]
+fn a_node_falling_back_to_bootstrapping_is_timed_from_then() {
+    let mut w = World::new();
+    check(w.tick(0, &[running("a", 100), running("b", 100)]), &[]);
+    // b (started an hour ago) drops back to Bootstrapping: 650 s from now, not from its start.
+    check(w.tick(10, &[running("a", 100), booting("b")]), &[]);
+    check(w.tick(660, &[running("a", 133), booting("b")]), &[]);
+    check(
+        w.tick(661, &[running("a", 133), booting("b")]),
+        &["restart b bootstrap_timeout normal"],
+    );
+}

@@ -1,7 +1,11 @@
 //! nodekeeper's single integration-test binary: real supervisord, simulated nodes, real HTTP.
 
+mod alert;
+mod api;
 mod config;
 mod ctl;
+mod daemon;
+mod reload;
 mod sim;
 mod supervisor_conf;
 mod support;

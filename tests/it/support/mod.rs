@@ -131,6 +131,8 @@ pub struct Builder {
     programs: Vec<Program>,
     n_sims: usize,
     include_dir: bool,
+    sim_startsecs: Option<u32>,
+    sim_stop_delay: Option<u32>,
 }
 
 impl Builder {
@@ -143,6 +145,20 @@ impl Builder {
     /// Adds `n` simulated nodes `node1..nodeN` following one chain, with fast boot.
     pub fn sims(mut self, n: usize) -> Builder {
         self.n_sims = n;
+        self
+    }
+
+    /// `startsecs` of the simulated nodes' programs (default 1).
+    pub fn sim_startsecs(mut self, secs: u32) -> Builder {
+        self.sim_startsecs = Some(secs);
+        self
+    }
+
+    /// The simulated nodes take `secs` to stop (their program is a shell that waits that long
+    /// after SIGTERM, the way a real node flushes its database): supervisord shows them STOPPING
+    /// meanwhile.
+    pub fn sim_stop_delay(mut self, secs: u32) -> Builder {
+        self.sim_stop_delay = Some(secs);
         self
     }
 
@@ -183,15 +199,21 @@ impl Builder {
         for index in 1..=self.n_sims {
             let name = format!("node{index}");
             let listen = format!("127.0.0.1:{}", free_port());
-            programs.push(Program::new(
-                &name,
-                &format!(
-                    "{SIM} --name {name} --listen {listen} --block0-time {block0} \
-                     --slot-duration 1 --slots-per-epoch 60 --bootstrap-secs 0.3 \
-                     --events {}",
-                    events.display()
-                ),
-            ));
+            let sim = format!(
+                "{SIM} --name {name} --listen {listen} --block0-time {block0} \
+                 --slot-duration 1 --slots-per-epoch 60 --bootstrap-secs 0.3 \
+                 --events {}",
+                events.display()
+            );
+            let command = match self.sim_stop_delay {
+                // supervisord signals the whole process group (stopasgroup): the simulator exits
+                // at once, the shell only after the delay, and supervisord waits for the shell.
+                Some(secs) => {
+                    format!("/bin/sh -c \"trap 'sleep {secs}; exit 0' TERM; {sim} & wait $!\"")
+                }
+                None => sim,
+            };
+            programs.push(Program::new(&name, &command).startsecs(self.sim_startsecs.unwrap_or(1)));
             sims.push(SimNode { name, listen });
         }
         let mut conf = format!(
@@ -382,6 +404,73 @@ impl Supervisord {
         Ok(())
     }
 
+    /// The pid of every program that has one, by program name (`0` when not running).
+    pub async fn pids(&self) -> std::collections::BTreeMap<String, u32> {
+        self.client()
+            .get_all_process_info()
+            .await
+            .expect("getAllProcessInfo")
+            .into_iter()
+            .map(|info| (info.name, info.pid))
+            .collect()
+    }
+
+    /// Kills supervisord with SIGKILL (no chance to stop its programs) and kills the programs it
+    /// leaves behind (each is a process group leader), waiting until their REST ports are free.
+    /// [`Supervisord::start_again`] brings it back.
+    pub async fn kill9(&mut self) {
+        let pids: Vec<u32> = self
+            .pids()
+            .await
+            .into_values()
+            .filter(|pid| *pid > 0)
+            .collect();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in pids {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+        // The orphans are reaped by init: wait until their REST ports are free again.
+        for sim in &self.sims {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(&sim.listen).is_ok() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} still listens on {} after SIGKILL",
+                    sim.name,
+                    sim.listen
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// [`Supervisord::kill9`] then [`Supervisord::start_again`] at once: an outage as short as
+    /// supervisord's start-up.
+    pub async fn kill_and_restart(&mut self) {
+        self.kill9().await;
+        self.start_again().await;
+    }
+
+    /// Starts supervisord again with the same configuration, port and password (after
+    /// [`Supervisord::kill9`]) and waits until its autostart programs are RUNNING.
+    pub async fn start_again(&mut self) {
+        self.child = Command::new(supervisord_binary())
+            .arg("-c")
+            .arg(self.dir().join("supervisord.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn supervisord again");
+        if let Err(e) = self.wait_until_up().await {
+            panic!("supervisord did not come back: {e}");
+        }
+    }
+
     /// Stops supervisord (SIGTERM: it stops every program first) and waits for it to exit.
     pub fn shutdown(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
@@ -430,5 +519,380 @@ pub async fn run(command: &mut tokio::process::Command) -> Output {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `within`.
+pub async fn wait_until<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An HTTP client that ignores proxy settings (everything in the tests is on loopback).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .expect("http client")
+}
+
+impl SimNode {
+    /// Switches the simulator's fault (`POST /sim/fault`), e.g.
+    /// `json!({"fault": "lag", "blocks": 20})`; panics unless it answers 200.
+    pub async fn fault(&self, fault: serde_json::Value) {
+        let response = http()
+            .post(format!("http://{}/sim/fault", self.listen))
+            .header("content-type", "application/json")
+            .body(fault.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /sim/fault {fault} to {}: {e}", self.name));
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "POST /sim/fault {fault} to {}: {status}: {body}",
+            self.name
+        );
+    }
+
+    /// `GET /sim/state`, or `None` while the simulator does not answer.
+    pub async fn state(&self) -> Option<serde_json::Value> {
+        let response = http()
+            .get(format!("http://{}/sim/state", self.listen))
+            .send()
+            .await
+            .ok()?;
+        serde_json::from_slice(&response.bytes().await.ok()?).ok()
+    }
+}
+
+/// The trusted peer of the nodes' normal config (in the template).
+pub const NORMAL_PEER: &str = "/ip4/198.51.100.1/tcp/3000";
+/// The trusted peer of the default (fallback) config (`node_defaults.default_trusted_peers`).
+pub const FALLBACK_PEER: &str = "/ip4/192.0.2.1/tcp/3000";
+
+/// A nodekeeper configuration managing a test supervisord's simulated nodes, written into the
+/// supervisord's temporary directory (`DIR/nk/nodekeeper.json`), with the node directories, the
+/// restart log and the API token beside it.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// The directory of the config file.
+    pub dir: PathBuf,
+    /// The config file.
+    pub path: PathBuf,
+    /// `127.0.0.1:PORT` of the daemon's API.
+    pub api_listen: String,
+    /// The restart log.
+    pub restart_log: PathBuf,
+}
+
+/// Merges `patch` into `base`: objects key by key, anything else replaces.
+fn merge_json(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge_json(
+                    base.entry(key.clone()).or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+impl DaemonConfig {
+    /// Small thresholds for quick tests: tick 200 ms, probe timeout 500 ms, 3 API failures,
+    /// tip timeout 3 s, 7 blocks, bootstrap timeout 4 s, boot grace 2 s, stagger 1 s, 3 restarts
+    /// per minute.
+    pub fn thresholds() -> serde_json::Value {
+        serde_json::json!({
+            "tick_interval": "200ms",
+            "probe_timeout": "500ms",
+            "api_failures": 3,
+            "tip_timeout": "3s",
+            "tip_diff_threshold": 7,
+            "bootstrap_timeout": "4s",
+            "boot_grace": "2s",
+            "all_down_stagger": "1s",
+            "max_restarts": 3,
+            "restart_window": "1m",
+        })
+    }
+
+    /// Writes the configuration for every simulated node of `supervisord`, with `patch` merged
+    /// into it (e.g. `json!({"thresholds": {"boot_grace": "4s"}})`).
+    pub fn write(supervisord: &Supervisord, patch: serde_json::Value) -> DaemonConfig {
+        let dir = supervisord.dir().join("nk");
+        std::fs::create_dir_all(&dir).expect("create the daemon's directory");
+        let template = serde_json::json!({
+            "log": [{"format": "plain", "level": "info", "output": "stderr"}],
+            "p2p": {
+                "listen_address": "/ip4/127.0.0.1/tcp/3000",
+                "trusted_peers": [{"address": NORMAL_PEER, "id": "normal"}],
+            },
+            "rest": {"listen": "127.0.0.1:3100"},
+            "storage": "./storage",
+        });
+        std::fs::write(dir.join("template.json"), template.to_string()).expect("write template");
+        let password_file = dir.join("supervisor.password");
+        std::fs::write(&password_file, format!("{}\n", supervisord.password))
+            .expect("write password file");
+        let mut nodes = Vec::new();
+        for sim in &supervisord.sims {
+            std::fs::create_dir_all(dir.join("nodes").join(&sim.name)).expect("node dir");
+            nodes.push(serde_json::json!({
+                "name": sim.name,
+                "overrides": {"rest": {"listen": sim.listen}},
+            }));
+        }
+        let api_listen = format!("127.0.0.1:{}", free_port());
+        let mut config = serde_json::json!({
+            "supervisor": {
+                "url": supervisord.url(),
+                "user": USER,
+                "password_file": "supervisor.password",
+                "timeout": "5s",
+                "wait_timeout": "30s",
+            },
+            "node_defaults": {
+                "template": "template.json",
+                "node_dir": "nodes",
+                "default_trusted_peers": [{"address": FALLBACK_PEER, "id": "fallback"}],
+                "startsecs": 1,
+                "stopwaitsecs": 5,
+            },
+            "nodes": nodes,
+            "thresholds": DaemonConfig::thresholds(),
+            "restart_log": {"path": "restarts.csv"},
+            "api": {"listen": api_listen},
+        });
+        merge_json(&mut config, &patch);
+        let path = dir.join("nodekeeper.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&config).expect("config serialises"),
+        )
+        .expect("write nodekeeper.json");
+        DaemonConfig {
+            restart_log: dir.join("restarts.csv"),
+            dir,
+            path,
+            api_listen,
+        }
+    }
+
+    /// Where nodekeeper writes `node`'s generated config.
+    pub fn node_config(&self, node: &str) -> PathBuf {
+        self.dir
+            .join("nodes")
+            .join(node)
+            .join(format!("{node}.json"))
+    }
+
+    /// The trusted peers' addresses in `node`'s generated config (`None`: no file yet).
+    pub fn trusted_peers(&self, node: &str) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(self.node_config(node)).ok()?;
+        let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(
+            config["p2p"]["trusted_peers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|peer| peer["address"].as_str().map(str::to_string))
+                .collect(),
+        )
+    }
+
+    /// Every restart-log row (none while there is no file); panics if a row does not parse.
+    pub fn rows(&self) -> Vec<nodekeeper::restart_log::RestartRow> {
+        if !self.restart_log.exists() {
+            return Vec::new();
+        }
+        let (rows, problems) = nodekeeper::restart_log::read_rows(&self.restart_log)
+            .unwrap_or_else(|e| panic!("restart log {}: {e}", self.restart_log.display()));
+        assert!(
+            problems.is_empty(),
+            "restart log {} has unreadable rows: {problems:?}\n{}",
+            self.restart_log.display(),
+            std::fs::read_to_string(&self.restart_log).unwrap_or_default()
+        );
+        rows
+    }
+
+    /// `nodekeeper ARGS -c CONFIG` with a clean environment.
+    pub fn nodekeeper(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(NODEKEEPER);
+        command
+            .args(args)
+            .arg("-c")
+            .arg(&self.path)
+            .env_clear()
+            .kill_on_drop(true)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// `nodekeeper status --json`, parsed; panics unless it exits 0.
+    pub async fn status(&self) -> serde_json::Value {
+        let output = run(&mut self.nodekeeper(&["status", "--json"])).await;
+        assert_eq!(output.code, 0, "nodekeeper status --json: {output:?}");
+        serde_json::from_str(&output.stdout)
+            .unwrap_or_else(|e| panic!("nodekeeper status --json: {e}: {}", output.stdout))
+    }
+
+    /// The line of `node` in `nodekeeper status --json`.
+    pub async fn node_status(&self, node: &str) -> serde_json::Value {
+        let status = self.status().await;
+        status["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|line| line["name"] == node)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {node} in the status: {status}"))
+    }
+
+    /// `nodekeeper ctl VERB NODE` (hold or release, through the daemon's API).
+    pub async fn ctl(&self, verb: &str, node: &str) -> Output {
+        run(&mut self.nodekeeper(&["ctl", verb, node])).await
+    }
+
+    /// Starts `nodekeeper run ARGS` with `RUST_LOG=info`, its stderr in `DIR/daemon-N.log`, and
+    /// waits until it has published its first status (or, in a dry run, announced itself).
+    pub async fn start(&self, args: &[&str]) -> Daemon {
+        let n = (1..)
+            .find(|n| !self.dir.join(format!("daemon-{n}.log")).exists())
+            .expect("a free log name");
+        let log = self.dir.join(format!("daemon-{n}.log"));
+        let stderr = std::fs::File::create(&log).expect("create the daemon log");
+        let child = Command::new(NODEKEEPER)
+            .arg("run")
+            .args(args)
+            .arg("-c")
+            .arg(&self.path)
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn nodekeeper run");
+        let mut daemon = Daemon {
+            child,
+            log,
+            config: self.clone(),
+        };
+        let with_api = !args.contains(&"--dry-run");
+        let client = http();
+        let url = format!("http://{}/v1/status", self.api_listen);
+        wait_until("the daemon to start", Duration::from_secs(20), || {
+            let ready = if daemon.exited() {
+                panic!(
+                    "the daemon exited at start-up; its log:\n{}",
+                    daemon.log_text()
+                );
+            } else if !with_api {
+                daemon.log_text().contains("nodekeeper running")
+            } else {
+                false
+            };
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                if !with_api {
+                    return ready.then_some(());
+                }
+                let status: serde_json::Value = serde_json::from_slice(
+                    &client.get(&url).send().await.ok()?.bytes().await.ok()?,
+                )
+                .ok()?;
+                (!status["nodes"].as_array()?.is_empty()).then_some(())
+            }
+        })
+        .await;
+        daemon
+    }
+}
+
+/// A running `nodekeeper run`. Dropping it kills it (SIGKILL).
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    /// Its stderr (the log).
+    pub log: PathBuf,
+    /// Its configuration.
+    pub config: DaemonConfig,
+}
+
+impl Daemon {
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits until the log contains `needle`; panics with the log at the deadline.
+    pub async fn wait_for_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not log {needle:?} within {within:?}; its log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills it with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops it with SIGTERM and returns its exit code.
+    pub async fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop on SIGTERM; its log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }

@@ -1,0 +1,705 @@
+#!/usr/bin/env python3
+"""Benchmark nodekeeper's control loop (`nodekeeper run`) against a real supervisord and real
+`nodekeeper-sim` nodes. Normally run through `scripts/bench.sh daemon`, which prepares the venv and
+builds target/release/{nodekeeper,nodekeeper-sim}.
+
+Phases (each with its own private supervisord, started and shut down by this script):
+
+  pool (10 simulated nodes node01..node10, one daemon at default thresholds, see below)
+    rss     daemon VmRSS (max over 1 s samples) and CPU (utime+stime) over --window s of
+            steady state
+    hang    --hangs `hang` faults, one node at a time: restart-log `stop` row minus the injection
+            time; meanwhile node10 answers every request 500 ms late (`slow`) for at least
+            --window s and must get no restart-log row
+    crash   --crashes `crash` faults round-robin on node01..node03: restart-log `start` row minus
+            the moment the sim process exited (polled in /proc), and minus the fault request
+    neighbour  the same while node10 answers every request in 1.9 s (inside probe_timeout): the
+            tick decides only after its slowest probe, so this shows what one slow or hung node
+            costs every other node
+  tick     200 simulated nodes in one supervisord: one observation + decision. In-process: the
+           time between the log lines `nodekeeper running` and `nodekeeper stopped` of
+           `nodekeeper run --once --dry-run` (that is the first tick and nothing else); from
+           outside: the wall time of `nodekeeper status --json` (process start, config load of
+           200 nodes, one observation) next to `nodekeeper config check` (start + load only)
+  supervisord  supervisord with 490 `sleep` programs + 10 sims: its utime+stime over --window s
+           with the daemon managing the 10 sims, minus the same window with no daemon
+
+Thresholds are nodekeeper's defaults (tick 1 s, probe_timeout 2 s, api_failures 3, boot_grace 60 s)
+except `max_restarts`, raised to 1000 so that storm protection does not hold a node the benchmark
+crashes 8 times in a minute (it changes no latency). Faults are injected with a random 0-1 s delay
+so that they do not lock onto the tick's phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import random
+import resource
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_ctl  # noqa: E402
+import supervisor_rpc  # noqa: E402
+from bench_ctl import free_port, log  # noqa: E402
+
+ROOT = bench_ctl.ROOT
+USER = bench_ctl.USER
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BOOT_GRACE = 60.0  # nodekeeper's default thresholds.boot_grace, seconds
+PHASES = ("rss", "hang", "crash", "neighbour", "tick", "supervisord")
+
+# Goals: (label, unit, limit); a figure is met when <= limit.
+GOALS = {
+    "crash_p50": ("crash -> start issued, p50 (from process exit)", "ms", None),
+    "crash_p95": ("crash -> start issued, p95 (from process exit)", "ms", 1000.0),
+    "crash_fault_p95": ("crash -> start issued, p95 (from the fault request)", "ms", None),
+    "neighbour_p50": ("crash -> start, another node answering in 1.9 s, p50", "ms", None),
+    "neighbour_max": ("crash -> start, another node answering in 1.9 s, max", "ms", None),
+    "hang_median": ("hung API -> restart issued, median", "ms", 4000.0),
+    "hang_max": ("hung API -> restart issued, max", "ms", None),
+    "slow_rows": ("slow node (500 ms/request): restart-log rows", "rows", 0.0),
+    "rss_max": ("daemon RSS, 10 nodes (max of 1 s samples)", "MB", 15.0),
+    "cpu": ("daemon CPU, 10 nodes, 1 s tick", "% core", 1.0),
+    "tick_inproc_p50": ("one tick, {n} nodes, in-process (run --once --dry-run), p50", "ms", 200.0),
+    "tick_inproc_max": ("one tick, {n} nodes, in-process, max", "ms", None),
+    "tick_cpu_p50": ("CPU of the whole `run --once --dry-run` process, {n} nodes, p50", "ms", None),
+    "status_p50": ("`nodekeeper status --json`, {n} nodes, wall, p50", "ms", None),
+    "check_p50": ("`nodekeeper config check`, {n} nodes, wall, p50 (fixed cost)", "ms", None),
+    "sup_cpu": ("supervisord CPU for the daemon, 10 of 500 programs", "% core", 2.0),
+    "sup_cpu_base": ("supervisord CPU baseline (no daemon)", "% core", None),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def wait_for(what: str, condition, timeout: float, step: float = 0.05):
+    """Poll `condition()` until it returns something truthy; RuntimeError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(step)
+
+
+def proc_cpu_ticks(pid: int) -> int:
+    """utime + stime of `pid`, in clock ticks."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {key} in /proc/{pid}/status")
+
+
+def process_gone(pid: int) -> bool:
+    """True once `pid` has exited (gone, or a zombie not yet reaped by supervisord)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):  # ESRCH: reaped between open and read
+        return True
+
+
+def http_json(method: str, url: str, body: dict | None = None, timeout: float = 5.0):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.load(response)
+
+
+def parse_ts(text: str) -> float:
+    """RFC 3339 (restart log, tracing) -> Unix seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# ---------------------------------------------------------------------------------------------
+# supervisord with sleeping programs (bench_ctl's) plus simulated nodes
+
+
+class Pool(bench_ctl.Supervisord):
+    """bench_ctl's private supervisord (N `sleep` programs prog_NNN) plus `n_sims` simulated
+    nodes node01.. (or node001..), each on its own loopback port, sharing one genesis."""
+
+    def __init__(self, base: Path, n_sleep: int, n_sims: int, args, password: str):
+        width = max(2, len(str(n_sims)))
+        self.sims = [f"node{i + 1:0{width}d}" for i in range(n_sims)]
+        self.sim_bin = args.sim
+        self.block0 = int(time.time())
+        self.sim_port: dict[str, int] = {}
+        taken: set[int] = set()
+        for name in self.sims:
+            port = free_port()
+            while port in taken:
+                port = free_port()
+            taken.add(port)
+            self.sim_port[name] = port
+        base.mkdir(parents=True, exist_ok=True)
+        super().__init__(base, n_sleep, args.supervisord, password)
+        self.n_programs = n_sleep + n_sims
+        self._rpc = supervisor_rpc.proxy(self.url, USER, password)
+
+    def _write_conf(self) -> None:
+        super()._write_conf()
+        lines = []
+        for name in self.sims:
+            lines += [
+                "",
+                f"[program:{name}]",
+                f"command={self.sim_bin} --name {name} --listen 127.0.0.1:{self.sim_port[name]} "
+                f"--block0-time {self.block0} --bootstrap-secs 1",
+                "autostart=true",
+                "autorestart=false",
+                "startsecs=1",
+                "stopsignal=TERM",
+                "stopwaitsecs=10",
+                "redirect_stderr=true",
+                f"stdout_logfile={self.dir}/logs/{name}.log",
+                "stdout_logfile_maxbytes=1MB",
+            ]
+        with open(self.conf, "a", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def info(self, name: str) -> dict:
+        # A fresh proxy per call (bench_ctl's transport opens a new connection anyway).
+        return self._rpc.supervisor.getProcessInfo(name)
+
+    def fault(self, name: str, fault: str, **extra) -> None:
+        http_json("POST", f"http://127.0.0.1:{self.sim_port[name]}/sim/fault", {"fault": fault, **extra})
+
+
+# ---------------------------------------------------------------------------------------------
+# The daemon under test
+
+
+class Daemon:
+    """`nodekeeper run` for the sims of a Pool, with its own config in `dir`."""
+
+    def __init__(self, base: Path, pool: Pool, args, password: str, nodes: list[str] | None = None):
+        self.dir = base
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.bin = args.nodekeeper
+        self.nodes = nodes if nodes is not None else pool.sims
+        self.api_port = free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}"
+        self.config = self.dir / "nodekeeper.toml"
+        self.restart_log = self.dir / "restarts.csv"
+        self.log_file = self.dir / "nodekeeper.log"
+        self.pidfile = self.dir / "nodekeeper.pid"
+        self.proc: subprocess.Popen | None = None
+        fd = os.open(self.dir / "supervisor.password", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        (self.dir / "template.json").write_text(json.dumps({"rest": {"listen": "127.0.0.1:3100"},
+                                                            "storage": "./storage"}))
+        lines = [
+            "# Generated by scripts/bench_daemon.py: default thresholds except max_restarts.",
+            "[supervisor]",
+            f'url = "{pool.url}"',
+            f'user = "{USER}"',
+            'password_file = "supervisor.password"',
+            "",
+            "[node_defaults]",
+            'template = "template.json"',
+            'node_dir = "nodes"',
+            "",
+            "[thresholds]",
+            "max_restarts = 1000   # storm protection off: the benchmark crashes nodes on purpose",
+            "",
+            "[restart_log]",
+            'path = "restarts.csv"',
+            "",
+            "[api]",
+            f'listen = "127.0.0.1:{self.api_port}"',
+        ]
+        for name in self.nodes:
+            (self.dir / "nodes" / name).mkdir(parents=True, exist_ok=True)
+            lines += ["", "[[nodes]]", f'name = "{name}"', "[nodes.overrides]",
+                      f'rest = {{ listen = "127.0.0.1:{pool.sim_port[name]}" }}']
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def command(self, *argv: str) -> list[str]:
+        return [self.bin, "-c", str(self.config), *argv]
+
+    def start(self, timeout: float = 30) -> None:
+        out = open(self.log_file, "ab")
+        self.proc = subprocess.Popen(self.command("run", "--log", "info"), stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        self.pidfile.write_text(f"{self.proc.pid}\n")
+
+        def ready():
+            if self.proc.poll() is not None:
+                tail = self.log_file.read_text(errors="replace").strip().splitlines()[-3:]
+                raise RuntimeError(f"nodekeeper run exited with {self.proc.returncode}: {' | '.join(tail)}")
+            try:
+                return len(self.status()["nodes"]) == len(self.nodes)
+            except (OSError, ValueError):
+                return False
+
+        wait_for("the daemon's first status snapshot", ready, timeout)
+
+    def status(self) -> dict:
+        return http_json("GET", f"{self.api}/v1/status", timeout=2)
+
+    def node(self, name: str) -> dict:
+        return next(n for n in self.status()["nodes"] if n["name"] == name)
+
+    def rows(self) -> list[dict]:
+        if not self.restart_log.exists():
+            return []
+        with open(self.restart_log, newline="", encoding="utf-8") as f:
+            return [{**row, "ts": parse_ts(row["timestamp"])} for row in csv.DictReader(f)]
+
+    def row_after(self, node: str, action: str, after: float) -> dict | None:
+        for row in self.rows():
+            if row["node name"] == node and row["action"] == action and row["ts"] >= after:
+                return row
+        return None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.pidfile.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Phases
+
+
+@dataclass
+class Results:
+    figures: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def wait_idle(daemon: Daemon, pool: Pool, name: str, timeout: float = 60) -> None:
+    """Until supervisord says RUNNING, the daemon is not acting on it and the node is Running."""
+
+    def idle():
+        line = daemon.node(name)
+        return (line["program_state"] == "RUNNING" and not line["busy"]
+                and line["node_state"] == "Running" and pool.info(name)["statename"] == "RUNNING")
+
+    wait_for(f"{name} RUNNING and idle", idle, timeout, step=0.1)
+
+
+def phase_rss(daemon: Daemon, results: Results, window: float) -> None:
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+    log(f"rss: sampling the daemon (pid {pid}) every 1 s for {window:g} s, no faults")
+    rows_before = len(daemon.rows())
+    rss: list[int] = []
+    t0, c0 = time.monotonic(), proc_cpu_ticks(pid)
+    while time.monotonic() - t0 < window:
+        time.sleep(1)
+        rss.append(proc_status_kb(pid, "VmRSS"))
+    t1, c1 = time.monotonic(), proc_cpu_ticks(pid)
+    results.figures["rss_max"] = max(rss) / 1024
+    results.figures["cpu"] = (c1 - c0) / CLK_TCK / (t1 - t0) * 100
+    results.samples["rss_kb"] = rss
+    hwm = proc_status_kb(pid, "VmHWM") / 1024
+    results.notes.append(f"daemon VmHWM (peak RSS since start, incl. start-up) {hwm:.1f} MB; "
+                         f"RSS min/median/max {min(rss) / 1024:.1f}/{statistics.median(rss) / 1024:.1f}/"
+                         f"{max(rss) / 1024:.1f} MB")
+    if len(daemon.rows()) != rows_before:
+        results.notes.append("WARNING: restart-log rows appeared during the steady-state window")
+
+
+def phase_hang(daemon: Daemon, pool: Pool, results: Results, hangs: int, window: float) -> None:
+    slow_node = pool.sims[-1]
+    candidates = pool.sims[:-1]
+    log(f"hang: {hangs} hangs over {', '.join(candidates)}; {slow_node} slow (500 ms/request) meanwhile")
+    slow_start = time.time()
+    pool.fault(slow_node, "slow", delay_ms=500)
+    t = time.perf_counter()
+    urllib.request.urlopen(f"http://127.0.0.1:{pool.sim_port[slow_node]}/api/v0/node/stats", timeout=5).read()
+    results.notes.append(f"{slow_node} under `slow 500`: one /api/v0/node/stats took "
+                         f"{(time.perf_counter() - t) * 1000:.0f} ms")
+    latencies: list[float] = []
+    failures = 0
+    for i in range(hangs):
+        name = candidates[i % len(candidates)]
+        wait_idle(daemon, pool, name)
+        # Out of boot grace: the policy does not judge a node within boot_grace of its start.
+        started = float(pool.info(name)["start"])
+        last = daemon.rows()
+        mine = [r["ts"] for r in last if r["node name"] == name]
+        since = max([started, *mine])
+        pause = since + BOOT_GRACE + 1.5 - time.time()
+        if pause > 0:
+            log(f"hang {i + 1}/{hangs}: {name} (re)started {time.time() - since:.0f} s ago; "
+                f"waiting {pause:.0f} s for its boot grace to end")
+            time.sleep(pause)
+        time.sleep(random.random())
+        injected = time.time()
+        pool.fault(name, "hang")
+        try:
+            row = wait_for(f"a stop row for hung {name}", lambda: daemon.row_after(name, "stop", injected), 30)
+        except RuntimeError as e:
+            failures += 1
+            log(f"hang {i + 1}/{hangs}: {name}: {e}")
+            pool.fault(name, "none")
+            continue
+        latency = row["ts"] - injected
+        latencies.append(latency)
+        log(f"hang {i + 1}/{hangs}: {name}: restart issued after {latency * 1000:.0f} ms ({row['reason']})")
+    # The slow node must have been watched for at least the window.
+    remaining = slow_start + window - time.time()
+    if remaining > 0:
+        log(f"hang: keeping {slow_node} slow {remaining:.0f} s more ({window:g} s in all)")
+        time.sleep(remaining)
+    slow_rows = [r for r in daemon.rows() if r["node name"] == slow_node and r["ts"] >= slow_start]
+    watched = time.time() - slow_start
+    pool.fault(slow_node, "none")
+    results.figures["slow_rows"] = float(len(slow_rows))
+    results.notes.append(f"{slow_node} was slow for {watched:.0f} s: {len(slow_rows)} restart-log row(s)"
+                         + (f": {[r['reason'] for r in slow_rows]}" if slow_rows else ""))
+    results.samples["hang_s"] = latencies
+    if latencies:
+        results.figures["hang_median"] = statistics.median(latencies) * 1000
+        results.figures["hang_max"] = max(latencies) * 1000
+    if failures:
+        results.notes.append(f"WARNING: {failures} hang(s) not restarted within 30 s")
+
+
+def phase_crash(daemon: Daemon, pool: Pool, results: Results, crashes: int) -> None:
+    targets = pool.sims[:3]
+    log(f"crash: {crashes} crashes round-robin on {', '.join(targets)}")
+    from_exit: list[float] = []
+    from_fault: list[float] = []
+    for i in range(crashes):
+        name = targets[i % len(targets)]
+        wait_idle(daemon, pool, name)
+        pid = int(pool.info(name)["pid"])
+        time.sleep(random.random())
+        injected = time.time()
+        pool.fault(name, "crash")
+        exited = wait_for(f"{name} (pid {pid}) to exit", lambda: process_gone(pid) and time.time(), 10,
+                          step=0.002)
+        row = wait_for(f"a start row for crashed {name}", lambda: daemon.row_after(name, "start", injected), 30)
+        from_exit.append(row["ts"] - exited)
+        from_fault.append(row["ts"] - injected)
+        log(f"crash {i + 1}/{crashes}: {name}: exited {(exited - injected) * 1000:.0f} ms after the fault, "
+            f"start issued {(row['ts'] - exited) * 1000:.0f} ms after the exit ({row['reason']})")
+    results.samples["crash_from_exit_s"] = from_exit
+    results.samples["crash_from_fault_s"] = from_fault
+    results.figures["crash_p50"] = statistics.median(from_exit) * 1000
+    results.figures["crash_p95"] = percentile(from_exit, 95) * 1000
+    results.figures["crash_fault_p95"] = percentile(from_fault, 95) * 1000
+
+
+def phase_neighbour(daemon: Daemon, pool: Pool, results: Results, crashes: int) -> None:
+    """Crash -> start while another node answers every probe in 1.9 s (just inside probe_timeout):
+    a tick decides only once every probe has finished, so a slow or hung node delays every action."""
+    slow = pool.sims[-1]
+    targets = pool.sims[:3]
+    log(f"neighbour: {slow} answers in 1900 ms; {crashes} crashes round-robin on {', '.join(targets)}")
+    pool.fault(slow, "slow", delay_ms=1900)
+    latencies: list[float] = []
+    try:
+        for i in range(crashes):
+            name = targets[i % len(targets)]
+            wait_idle(daemon, pool, name)
+            pid = int(pool.info(name)["pid"])
+            time.sleep(random.random() * 2)
+            injected = time.time()
+            pool.fault(name, "crash")
+            exited = wait_for(f"{name} (pid {pid}) to exit", lambda: process_gone(pid) and time.time(), 10,
+                              step=0.002)
+            row = wait_for(f"a start row for crashed {name}", lambda: daemon.row_after(name, "start", injected), 30)
+            latencies.append(row["ts"] - exited)
+            log(f"neighbour {i + 1}/{crashes}: {name}: start issued {(row['ts'] - exited) * 1000:.0f} ms after the exit")
+    finally:
+        pool.fault(slow, "none")
+    results.samples["neighbour_from_exit_s"] = latencies
+    results.figures["neighbour_p50"] = statistics.median(latencies) * 1000
+    results.figures["neighbour_max"] = max(latencies) * 1000
+
+
+def run_pool(args, base: Path, password: str, results: Results, phases: set[str]) -> None:
+    pool = Pool(base / "pool", 0, 10, args, password)
+    daemon = None
+    try:
+        log(f"pool: supervisord on 127.0.0.1:{pool.port} with 10 simulated nodes")
+        pool.start(timeout=30)
+        daemon = Daemon(base / "pool" / "daemon", pool, args, password)
+        daemon.start()
+        log(f"pool: nodekeeper run (pid {daemon.proc.pid}) managing 10 nodes, API on {daemon.api}")
+        if "rss" in phases:
+            phase_rss(daemon, results, args.window)
+        if "hang" in phases:
+            phase_hang(daemon, pool, results, args.hangs, args.window)
+        if "crash" in phases:
+            phase_crash(daemon, pool, results, args.crashes)
+        if "neighbour" in phases:
+            phase_neighbour(daemon, pool, results, args.neighbour_crashes)
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        pool.close()
+
+
+def timed(argv: list[str], expect: str | None = None) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0 or (expect is not None and expect not in proc.stdout):
+        raise RuntimeError(f"{' '.join(argv[:4])}... failed (exit {proc.returncode}): "
+                           f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+    return elapsed
+
+
+def phase_tick(args, base: Path, password: str, results: Results) -> None:
+    n = args.tick_nodes
+    pool = Pool(base / "tick", 0, n, args, password)
+    try:
+        log(f"tick: supervisord on 127.0.0.1:{pool.port} with {n} simulated nodes")
+        t0 = time.perf_counter()
+        pool.start(timeout=30 + n * 0.2)
+        log(f"tick: all {n} RUNNING after {time.perf_counter() - t0:.1f} s")
+        daemon = Daemon(base / "tick" / "daemon", pool, args, password)
+        last = pool.sims[-1]
+        # Let every sim finish bootstrapping (1 s), so each probe gets a full Running answer.
+        wait_for(f"{last} Running", lambda: http_json(
+            "GET", f"http://127.0.0.1:{pool.sim_port[last]}/api/v0/node/stats")["state"] == "Running", 20)
+        time.sleep(1.5)
+        status = json.loads(subprocess.run(daemon.command("status", "--json"), capture_output=True,
+                                           text=True, check=True).stdout)
+        running = sum(1 for line in status["nodes"] if line["node_state"] == "Running")
+        if running != n:
+            results.notes.append(f"WARNING: tick: only {running}/{n} nodes Running in the status")
+        status_times, check_times, tick_times, cpu_times = [], [], [], []
+        for _ in range(args.tick_runs):
+            check_times.append(timed(daemon.command("config", "check"), "ok"))
+            status_times.append(timed(daemon.command("status", "--json"), last))
+            # In-process: the first (and only) tick of a dry run, between its two log lines.
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            proc = subprocess.run(daemon.command("run", "--once", "--dry-run", "--log", "nodekeeper=info"),
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_times.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            stamps = {}
+            for line in proc.stderr.splitlines():
+                for key, marker in (("begin", "nodekeeper running"), ("end", "nodekeeper stopped")):
+                    if marker in line:
+                        stamps[key] = parse_ts(line.split()[0])
+            if proc.returncode != 0 or len(stamps) != 2:
+                raise RuntimeError(f"run --once --dry-run: exit {proc.returncode}, log: {proc.stderr.strip()[-300:]}")
+            if "would" in proc.stderr:
+                results.notes.append("WARNING: tick: the dry run decided something: "
+                                     + next(l for l in proc.stderr.splitlines() if "would" in l))
+            tick_times.append(stamps["end"] - stamps["begin"])
+        results.samples.update(tick_inproc_s=tick_times, status_s=status_times, check_s=check_times)
+        results.figures["tick_inproc_p50"] = statistics.median(tick_times) * 1000
+        results.figures["tick_inproc_max"] = max(tick_times) * 1000
+        results.figures["status_p50"] = statistics.median(status_times) * 1000
+        results.figures["check_p50"] = statistics.median(check_times) * 1000
+        results.figures["tick_cpu_p50"] = statistics.median(cpu_times) * 1000
+        results.samples["tick_cpu_s"] = cpu_times
+        log(f"tick: in-process {results.figures['tick_inproc_p50']:.0f} ms, status "
+            f"{results.figures['status_p50']:.0f} ms, config check {results.figures['check_p50']:.0f} ms (p50)")
+    finally:
+        pool.close()
+
+
+def phase_supervisord(args, base: Path, password: str, results: Results) -> None:
+    n_sims, n_sleep = 10, 490
+    pool = Pool(base / "sup", n_sleep, n_sims, args, password)
+    daemon = None
+    try:
+        log(f"supervisord: 127.0.0.1:{pool.port} with {n_sleep} sleep programs + {n_sims} sims")
+        t0 = time.perf_counter()
+        pool.start(timeout=30 + (n_sleep + n_sims) * 0.1)
+        log(f"supervisord: all {n_sleep + n_sims} RUNNING after {time.perf_counter() - t0:.1f} s; "
+            f"baseline {args.window:g} s without the daemon")
+        time.sleep(3)
+
+        def window() -> float:
+            t, c = time.monotonic(), proc_cpu_ticks(pool.pid)
+            time.sleep(args.window)
+            return (proc_cpu_ticks(pool.pid) - c) / CLK_TCK / (time.monotonic() - t) * 100
+
+        base_cpu = window()
+        daemon = Daemon(base / "sup" / "daemon", pool, args, password)
+        daemon.start()
+        time.sleep(2)
+        log(f"supervisord: baseline {base_cpu:.2f} % of a core; now {args.window:g} s with the daemon "
+            f"managing the {n_sims} sims")
+        with_cpu = window()
+        rows = daemon.rows()
+        if rows:
+            results.notes.append(f"WARNING: supervisord phase: the daemon acted ({len(rows)} rows)")
+        results.figures["sup_cpu_base"] = base_cpu
+        results.figures["sup_cpu"] = with_cpu - base_cpu
+        results.notes.append(f"supervisord CPU with the daemon {with_cpu:.2f} % of a core, "
+                             f"baseline {base_cpu:.2f} %")
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        pool.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def print_table(results: Results, args, elapsed: float) -> list[str]:
+    print()
+    print(f"nodekeeper control loop against {args.supervisor_version} and nodekeeper-sim; "
+          f"{os.cpu_count()} CPUs, {platform.platform(terse=True)}")
+    print(f"load average (1 min) at start {args.load_start:.2f}, at end {os.getloadavg()[0]:.2f}; "
+          f"ran {elapsed:.0f} s; crashes {args.crashes}, hangs {args.hangs}, window {args.window:g} s, "
+          f"tick runs {args.tick_runs} at {args.tick_nodes} nodes")
+    print()
+    header = f"{'figure':<64}  {'value':>9}  {'goal':>9}  {'':<7}"
+    print(header)
+    print("-" * len(header))
+    not_met = []
+    for key, (label, unit, limit) in GOALS.items():
+        if key not in results.figures:
+            continue
+        label = label.format(n=args.tick_nodes)
+        value = results.figures[key]
+        shown = f"{value:.0f}" if unit in ("ms", "rows") else f"{value:.2f}"
+        goal = "" if limit is None else f"<= {limit:g}"
+        verdict = "" if limit is None else ("met" if value <= limit else "NOT MET")
+        if verdict == "NOT MET":
+            not_met.append(label)
+        print(f"{label:<64}  {shown:>9}  {goal:>9}  {unit:<7} {verdict}")
+    if results.notes:
+        print()
+        for note in results.notes:
+            print(f"note: {note}")
+    return not_met
+
+
+def main() -> int:
+    venv_bin = Path(sys.executable).parent
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES),
+                        help="what to run (default: all)")
+    parser.add_argument("--crashes", type=int, default=24, help="injected crashes (default 24)")
+    parser.add_argument("--hangs", type=int, default=10, help="injected hangs (default 10)")
+    parser.add_argument("--neighbour-crashes", type=int, default=8,
+                        help="crashes while another node answers in 1.9 s (default 8)")
+    parser.add_argument("--window", type=float, default=60,
+                        help="seconds of each CPU/RSS window and of the slow node (default 60)")
+    parser.add_argument("--tick-nodes", type=int, default=200, help="sims of the tick phase (default 200)")
+    parser.add_argument("--tick-runs", type=int, default=10, help="timed runs of the tick phase (default 10)")
+    parser.add_argument("--nodekeeper", default=str(ROOT / "target/release/nodekeeper"))
+    parser.add_argument("--sim", default=str(ROOT / "target/release/nodekeeper-sim"))
+    parser.add_argument("--supervisord", default=str(venv_bin / "supervisord"))
+    parser.add_argument("--json", help="also write the figures and raw samples to this file")
+    parser.add_argument("--workdir", help="directory for the temporary supervisords (default: a new temp dir)")
+    args = parser.parse_args()
+    if args.crashes < 1 or args.hangs < 1 or args.neighbour_crashes < 1 or args.window < 1 or args.tick_runs < 1 or \
+            not 1 <= args.tick_nodes <= 999:
+        parser.error("need --crashes, --hangs, --tick-runs >= 1, --window >= 1, --tick-nodes in 1..999")
+    for exe in (args.nodekeeper, args.sim, args.supervisord):
+        if not os.access(exe, os.X_OK):
+            print(f"error: {exe} not found (build with cargo build --release --bins)", file=sys.stderr)
+            return 1
+    args.supervisor_version = "supervisord " + (subprocess.run(
+        [args.supervisord, "--version"], capture_output=True, text=True).stdout.strip() or "?")
+
+    def _terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+
+    args.load_start = os.getloadavg()[0]
+    base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="nodekeeper-bench-daemon-"))
+    base.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(18)
+    phases = set(args.phases)
+    results = Results()
+    started = time.monotonic()
+    failed: list[str] = []
+    groups = [
+        ("pool (rss, hang, crash, neighbour)", phases & {"rss", "hang", "crash", "neighbour"},
+         lambda: run_pool(args, base, password, results, phases)),
+        ("tick", phases & {"tick"}, lambda: phase_tick(args, base, password, results)),
+        ("supervisord", phases & {"supervisord"}, lambda: phase_supervisord(args, base, password, results)),
+    ]
+    try:
+        for name, wanted, run in groups:
+            if not wanted:
+                continue
+            try:
+                run()
+            except Exception as e:  # noqa: BLE001 - the other phases still run, figures still print
+                if not isinstance(e, RuntimeError):
+                    traceback.print_exc()
+                print(f"error: {name}: {e}", file=sys.stderr)
+                failed.append(name)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if not args.workdir:
+            import shutil
+
+            shutil.rmtree(base, ignore_errors=True)
+
+    not_met = print_table(results, args, time.monotonic() - started)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"figures": results.figures, "samples": results.samples, "notes": results.notes}, f, indent=1)
+    if not_met:
+        print(f"\nnote: goal(s) not met: {'; '.join(not_met)}", file=sys.stderr)
+    if failed:
+        print(f"\nerror: not everything could be measured: {'; '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

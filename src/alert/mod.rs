@@ -1,0 +1,94 @@
+//! Email alerts: the daemon's events rendered from templates and mailed over SMTP, deduplicated,
+//! from a queue that never blocks the control loop.
+//!
+//! - `catalog`: the templates (one per event, one per restart reason), their placeholders,
+//!   jmanager's names, the shipped defaults (`configs/templates/`, embedded).
+//! - `template`: loading (shipped, `email.templates_dir`, inline), validation, pure rendering.
+//! - `context`: an `Event` (or a leadership fact) to an `Alert`: template + placeholder values.
+//! - `worker`: dedupe (pure), the queue, retries with backoff; `AlertWorker` is the running task.
+//! - `mailer`: the `Mailer` trait and `Mail`; `smtp`: `SmtpMailer` (lettre, rustls).
+//!
+//! Must not: block the sender (the daemon uses `try_send`), or show a password in any message.
+
+pub mod catalog;
+pub mod context;
+pub mod mailer;
+pub mod smtp;
+pub mod template;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use catalog::TemplateName;
+pub use context::{Alert, Facts};
+pub use mailer::{Mail, MailError, Mailer};
+pub use smtp::{SetupError, SmtpMailer};
+pub use template::{Rendered, TemplateProblem, Templates};
+pub use worker::{AlertWorker, Dedupe, Verdict, WorkerOptions};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::config::raw::RawEmail;
+
+/// The problems of the templates `raw` configures (shipped, `templates_dir`, inline), each naming
+/// its template and file; empty when they all load. `templates_dir` must already be resolved.
+pub fn template_problems(raw: &RawEmail) -> Vec<TemplateProblem> {
+    Templates::load(raw).err().unwrap_or_default()
+}
+
+/// A rendered alert as a mail dated `date`.
+pub fn mail(rendered: Rendered, date: SystemTime) -> Mail {
+    Mail {
+        subject: rendered.subject,
+        body: rendered.body,
+        date,
+    }
+}
+
+/// Why alerts cannot start: a template or an `[email]` key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The templates do not load (they changed since the configuration was checked).
+    #[error("{}", .0.iter().map(|p| format!("{}: {}", p.key, p.message)).collect::<Vec<_>>().join("; "))]
+    Templates(Vec<TemplateProblem>),
+    /// The SMTP settings are incomplete or wrong.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+}
+
+/// Starts the alert worker of `config` (SMTP mailer, templates, dedupe window).
+pub fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AlertWorker, StartError> {
+    let templates = Templates::load(&config.email.raw).map_err(StartError::Templates)?;
+    let mailer = SmtpMailer::try_new(&config.email)?;
+    Ok(AlertWorker::spawn(
+        mailer,
+        templates,
+        Facts::from_config(config),
+        clock,
+        WorkerOptions::new(config.email.raw.dedupe_window),
+    ))
+}
+
+/// Why `nodekeeper alert test` failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TestMailError {
+    /// The configuration cannot make a mailer (a usage error).
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The server did not take the mail (a runtime failure); names the server.
+    #[error(transparent)]
+    Send(#[from] MailError),
+}
+
+/// Sends the test mail (template `test`) with `config`'s settings, now. Returns the server's
+/// `host:port`.
+pub async fn send_test(config: &Config, clock: &dyn Clock) -> Result<String, TestMailError> {
+    let templates = Templates::load(&config.email.raw).map_err(StartError::Templates)?;
+    let mailer = SmtpMailer::try_new(&config.email).map_err(StartError::from)?;
+    let now = clock.now();
+    let alert = Alert::test(mailer.server(), &Facts::from_config(config), now);
+    let mail = mail(templates.render(alert.template, &alert.values), now);
+    mailer.send(&mail).await?;
+    Ok(mailer.server().to_string())
+}

@@ -1,0 +1,499 @@
+//! The daemon's Prometheus metrics, kept with `prometheus-client` and served by the API on
+//! `GET /metrics` (OpenMetrics text). The control loop updates them once per tick from what it
+//! has already observed (no extra calls), plus a counter per start/restart it makes; the API only
+//! encodes them. This module also keeps what `GET /healthz` needs: when the loop last ticked, its
+//! interval and how many nodes were in sync.
+//!
+//! Names (prefix `nodekeeper_`): see [`Metrics::new`].
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::{Duration, Instant, SystemTime};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// The `Content-Type` of [`Metrics::encode`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `{node="..."}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabel {
+    /// The node's name.
+    pub node: String,
+}
+
+/// `{node="...", reason="..."}`: `reason` is `policy::Reason::label()`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestartLabels {
+    /// The node's name.
+    pub node: String,
+    /// The rule's stable label (`crashed`, `lag`, `operator`, ...).
+    pub reason: String,
+}
+
+/// `{node="...", kind="..."}`: `kind` is `ProbeError::kind()`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeErrorLabels {
+    /// The node's name.
+    pub node: String,
+    /// `timeout`, `refused`, `connect`, `http_status`, `malformed`.
+    pub kind: String,
+}
+
+/// `{supervisor="..."}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SupervisorLabel {
+    /// The supervisord endpoint's name (`default` for `[supervisor]`).
+    pub supervisor: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// One node as the loop saw it this tick.
+#[derive(Clone, Debug, Default)]
+pub struct NodeSample {
+    /// The node's name.
+    pub node: String,
+    /// supervisord's state code (0 STOPPED, 10 STARTING, 20 RUNNING, 30 BACKOFF, 40 STOPPING,
+    /// 100 EXITED, 200 FATAL, 1000 UNKNOWN); `None`: the program is missing or its supervisord
+    /// did not answer (exported as -1).
+    pub program_state: Option<i32>,
+    /// Tip height (only while Running).
+    pub height: Option<u64>,
+    /// Blocks behind the reference.
+    pub lag: Option<u64>,
+    /// Slot time of the tip block.
+    pub last_block_time: Option<SystemTime>,
+    /// The probe failed this tick, and how.
+    pub probe_error: Option<&'static str>,
+    /// Held.
+    pub held: bool,
+    /// Leader (always false until the leadership policy exists).
+    pub leader: bool,
+    /// Running, near the reference and not stale.
+    pub in_sync: bool,
+}
+
+/// Everything one tick publishes.
+#[derive(Clone, Debug)]
+pub struct TickSample {
+    /// When the tick observed.
+    pub now: SystemTime,
+    /// How long the tick took.
+    pub duration: Duration,
+    /// The tick interval in force.
+    pub interval: Duration,
+    /// Every configured node.
+    pub nodes: Vec<NodeSample>,
+    /// Each supervisord asked this tick: answered or not (skipped ones are absent).
+    pub supervisors: Vec<(String, bool)>,
+    /// The reference height lag is measured against.
+    pub reference: Option<u64>,
+    /// The external (PoolTool) reference and when it was fetched.
+    pub external_reference: Option<(u64, SystemTime)>,
+}
+
+/// What `GET /healthz` needs, as of the last tick.
+#[derive(Clone, Copy, Debug)]
+pub struct Liveness {
+    /// When the last tick ended (monotonic), if any.
+    pub last_tick: Option<Instant>,
+    /// The tick interval in force.
+    pub interval: Duration,
+    /// How long the last tick took.
+    pub duration: Duration,
+    /// Nodes in sync at the last tick.
+    pub in_sync: usize,
+    /// Configured nodes.
+    pub nodes: usize,
+}
+
+/// The registry and its metrics. Shared (`Arc`) between the loop and the API.
+pub struct Metrics {
+    registry: Registry,
+    node_height: Family<NodeLabel, Gauge>,
+    node_lag: Family<NodeLabel, Gauge>,
+    node_block_age: Family<NodeLabel, FloatGauge>,
+    node_program_state: Family<NodeLabel, Gauge>,
+    node_leader: Family<NodeLabel, Gauge>,
+    node_held: Family<NodeLabel, Gauge>,
+    node_in_sync: Family<NodeLabel, Gauge>,
+    restarts: Family<RestartLabels, Counter>,
+    probe_errors: Family<ProbeErrorLabels, Counter>,
+    supervisor_up: Family<SupervisorLabel, Gauge>,
+    tick_duration: Histogram,
+    last_tick: FloatGauge,
+    reference_height: Gauge,
+    external_reference_height: Gauge,
+    external_reference_age: FloatGauge,
+    nodes_in_sync: Gauge<i64, AtomicI64>,
+    known_nodes: Mutex<BTreeSet<String>>,
+    liveness: Mutex<Liveness>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric (prefix `nodekeeper_`):
+    ///
+    /// | name | type | labels |
+    /// |---|---|---|
+    /// | `node_height` | gauge | node |
+    /// | `node_lag_blocks` | gauge | node |
+    /// | `node_last_block_age_seconds` | gauge | node |
+    /// | `node_program_state` | gauge (supervisord state code, -1 unknown) | node |
+    /// | `node_leader` | gauge 0/1 | node |
+    /// | `node_held` | gauge 0/1 | node |
+    /// | `node_in_sync` | gauge 0/1 | node |
+    /// | `restarts_total` | counter | node, reason |
+    /// | `probe_errors_total` | counter | node, kind |
+    /// | `supervisor_up` | gauge 0/1 | supervisor |
+    /// | `tick_duration_seconds` | histogram | |
+    /// | `last_tick_timestamp_seconds` | gauge | |
+    /// | `nodes_in_sync` | gauge | |
+    /// | `reference_height` | gauge | |
+    /// | `external_reference_height`, `external_reference_age_seconds` | gauge | |
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("nodekeeper");
+        let metrics = Metrics {
+            registry: Registry::default(),
+            node_height: Family::default(),
+            node_lag: Family::default(),
+            node_block_age: Family::default(),
+            node_program_state: Family::default(),
+            node_leader: Family::default(),
+            node_held: Family::default(),
+            node_in_sync: Family::default(),
+            restarts: Family::default(),
+            probe_errors: Family::default(),
+            supervisor_up: Family::default(),
+            tick_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            last_tick: FloatGauge::default(),
+            reference_height: Gauge::default(),
+            external_reference_height: Gauge::default(),
+            external_reference_age: FloatGauge::default(),
+            nodes_in_sync: Gauge::default(),
+            known_nodes: Mutex::new(BTreeSet::new()),
+            liveness: Mutex::new(Liveness {
+                last_tick: None,
+                interval: Duration::from_secs(1),
+                duration: Duration::ZERO,
+                in_sync: 0,
+                nodes: 0,
+            }),
+        };
+        registry.register(
+            "node_height",
+            "Tip height of the node (while Running)",
+            metrics.node_height.clone(),
+        );
+        registry.register(
+            "node_lag_blocks",
+            "Blocks the node is behind the reference",
+            metrics.node_lag.clone(),
+        );
+        registry.register_with_unit(
+            "node_last_block_age",
+            "Seconds since the slot time of the node's tip block",
+            Unit::Seconds,
+            metrics.node_block_age.clone(),
+        );
+        registry.register(
+            "node_program_state",
+            "supervisord state code of the node's program (0 STOPPED, 10 STARTING, 20 RUNNING, \
+             30 BACKOFF, 40 STOPPING, 100 EXITED, 200 FATAL, 1000 UNKNOWN; -1 missing or unreachable)",
+            metrics.node_program_state.clone(),
+        );
+        registry.register(
+            "node_leader",
+            "1 when the node holds the leader keys (always 0 until leadership management)",
+            metrics.node_leader.clone(),
+        );
+        registry.register(
+            "node_held",
+            "1 when the node is held (left alone) until released",
+            metrics.node_held.clone(),
+        );
+        registry.register(
+            "node_in_sync",
+            "1 when the node is Running near the reference",
+            metrics.node_in_sync.clone(),
+        );
+        registry.register(
+            "restarts",
+            "Starts and restarts made by nodekeeper, by node and reason",
+            metrics.restarts.clone(),
+        );
+        registry.register(
+            "probe_errors",
+            "Failed probes of node REST APIs, by node and kind",
+            metrics.probe_errors.clone(),
+        );
+        registry.register(
+            "supervisor_up",
+            "1 when supervisord answered at the last tick",
+            metrics.supervisor_up.clone(),
+        );
+        registry.register_with_unit(
+            "tick_duration",
+            "Duration of a control-loop tick (observe, decide, act, record)",
+            Unit::Seconds,
+            metrics.tick_duration.clone(),
+        );
+        registry.register_with_unit(
+            "last_tick_timestamp",
+            "Unix time of the last control-loop tick",
+            Unit::Seconds,
+            metrics.last_tick.clone(),
+        );
+        registry.register(
+            "nodes_in_sync",
+            "Nodes Running near the reference",
+            metrics.nodes_in_sync.clone(),
+        );
+        registry.register(
+            "reference_height",
+            "The height lag is measured against (best local node or fresh PoolTool tip)",
+            metrics.reference_height.clone(),
+        );
+        registry.register(
+            "external_reference_height",
+            "The last PoolTool majority max tip",
+            metrics.external_reference_height.clone(),
+        );
+        registry.register_with_unit(
+            "external_reference_age",
+            "Seconds since the PoolTool tip was fetched",
+            Unit::Seconds,
+            metrics.external_reference_age.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// One start or restart made by nodekeeper (`reason` = `Reason::label()`).
+    pub fn count_restart(&self, node: &str, reason: &str) {
+        self.restarts
+            .get_or_create(&RestartLabels {
+                node: node.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Publishes one tick.
+    pub fn record_tick(&self, tick: &TickSample) {
+        self.tick_duration.observe(tick.duration.as_secs_f64());
+        let now = tick.now;
+        let unix = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        self.last_tick.set(unix);
+        let present: BTreeSet<String> = tick.nodes.iter().map(|n| n.node.clone()).collect();
+        {
+            let mut known = self.known_nodes.lock().unwrap_or_else(|p| p.into_inner());
+            for gone in known.difference(&present) {
+                self.forget(gone);
+            }
+            *known = present;
+        }
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for sample in &tick.nodes {
+            let label = NodeLabel {
+                node: sample.node.clone(),
+            };
+            set_or_remove(&self.node_height, &label, sample.height.map(as_i64));
+            set_or_remove(&self.node_lag, &label, sample.lag.map(as_i64));
+            match sample.last_block_time {
+                Some(at) => {
+                    let age = now.duration_since(at).unwrap_or_default().as_secs_f64();
+                    self.node_block_age.get_or_create(&label).set(age);
+                }
+                None => {
+                    self.node_block_age.remove(&label);
+                }
+            }
+            self.node_program_state
+                .get_or_create(&label)
+                .set(i64::from(sample.program_state.unwrap_or(-1)));
+            self.node_leader
+                .get_or_create(&label)
+                .set(i64::from(sample.leader));
+            self.node_held
+                .get_or_create(&label)
+                .set(i64::from(sample.held));
+            self.node_in_sync
+                .get_or_create(&label)
+                .set(i64::from(sample.in_sync));
+            if let Some(kind) = sample.probe_error {
+                self.probe_errors
+                    .get_or_create(&ProbeErrorLabels {
+                        node: sample.node.clone(),
+                        kind: kind.to_string(),
+                    })
+                    .inc();
+            }
+        }
+        for (name, up) in &tick.supervisors {
+            self.supervisor_up
+                .get_or_create(&SupervisorLabel {
+                    supervisor: name.clone(),
+                })
+                .set(i64::from(*up));
+        }
+        self.reference_height
+            .set(tick.reference.map(as_i64).unwrap_or(0));
+        if let Some((height, fetched_at)) = tick.external_reference {
+            self.external_reference_height.set(as_i64(height));
+            self.external_reference_age.set(
+                now.duration_since(fetched_at)
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+            );
+        }
+        let in_sync = tick.nodes.iter().filter(|n| n.in_sync).count();
+        self.nodes_in_sync.set(as_i64(in_sync as u64));
+        let mut liveness = self.liveness.lock().unwrap_or_else(|p| p.into_inner());
+        *liveness = Liveness {
+            last_tick: Some(Instant::now()),
+            interval: tick.interval,
+            duration: tick.duration,
+            in_sync,
+            nodes: tick.nodes.len(),
+        };
+    }
+
+    fn forget(&self, node: &str) {
+        let label = NodeLabel {
+            node: node.to_string(),
+        };
+        for family in [
+            &self.node_height,
+            &self.node_lag,
+            &self.node_program_state,
+            &self.node_leader,
+            &self.node_held,
+            &self.node_in_sync,
+        ] {
+            family.remove(&label);
+        }
+        self.node_block_age.remove(&label);
+    }
+
+    /// What `GET /healthz` judges.
+    pub fn liveness(&self) -> Liveness {
+        *self.liveness.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// The current value of `restarts_total{node, reason}` (tests, diagnostics).
+    pub fn restarts(&self, node: &str, reason: &str) -> u64 {
+        self.restarts
+            .get(&RestartLabels {
+                node: node.to_string(),
+                reason: reason.to_string(),
+            })
+            .map_or(0, |counter| counter.get())
+    }
+}
+
+fn set_or_remove(family: &Family<NodeLabel, Gauge>, label: &NodeLabel, value: Option<i64>) {
+    match value {
+        Some(value) => {
+            family.get_or_create(label).set(value);
+        }
+        None => {
+            family.remove(label);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tick_is_encoded_and_vanished_nodes_are_forgotten() {
+        let metrics = Metrics::new();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let tick = TickSample {
+            now,
+            duration: Duration::from_millis(3),
+            interval: Duration::from_secs(1),
+            nodes: vec![
+                NodeSample {
+                    node: "node1".into(),
+                    program_state: Some(20),
+                    height: Some(42),
+                    lag: Some(0),
+                    last_block_time: Some(now - Duration::from_secs(2)),
+                    in_sync: true,
+                    ..NodeSample::default()
+                },
+                NodeSample {
+                    node: "node2".into(),
+                    probe_error: Some("refused"),
+                    held: true,
+                    ..NodeSample::default()
+                },
+            ],
+            supervisors: vec![("default".into(), true)],
+            reference: Some(42),
+            external_reference: None,
+        };
+        metrics.record_tick(&tick);
+        metrics.count_restart("node2", "operator");
+        let text = metrics.encode();
+        for line in [
+            "nodekeeper_node_height{node=\"node1\"} 42",
+            "nodekeeper_node_last_block_age_seconds{node=\"node1\"} 2.0",
+            "nodekeeper_node_program_state{node=\"node1\"} 20",
+            "nodekeeper_node_program_state{node=\"node2\"} -1",
+            "nodekeeper_node_held{node=\"node2\"} 1",
+            "nodekeeper_restarts_total{node=\"node2\",reason=\"operator\"} 1",
+            "nodekeeper_probe_errors_total{node=\"node2\",kind=\"refused\"} 1",
+            "nodekeeper_supervisor_up{supervisor=\"default\"} 1",
+            "nodekeeper_nodes_in_sync 1",
+            "nodekeeper_tick_duration_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(!text.contains("nodekeeper_node_height{node=\"node2\"}"));
+        assert_eq!(metrics.liveness().in_sync, 1);
+
+        let only_node2 = TickSample {
+            nodes: vec![tick.nodes[1].clone()],
+            ..tick
+        };
+        metrics.record_tick(&only_node2);
+        let text = metrics.encode();
+        assert!(!text.contains("node=\"node1\""), "{text}");
+        assert_eq!(metrics.restarts("node2", "operator"), 1);
+    }
+}
