@@ -15,6 +15,7 @@
 //! - `node`: probing a node's health (`NodeProbe`); Jormungandr REST v0 first.
 //! - `reference`: the external reference tip (PoolTool majority max).
 //! - `restart_log`: the append-only CSV restart log.
+//! - `analyze`: restart-log analysis (`log analyze`): fast parsing, the pure report, table/JSON/CSV/SVG.
 //! - `http`: what the HTTP clients share (bodies read under a size limit).
 //! - `describe`: short, safe descriptions of errors and foreign data for messages.
 //! - `clock`: wall-clock time behind a trait.
@@ -22,6 +23,7 @@
 //! - `sim`: a simulated Jormungandr node (REST API v0) for tests and the demo; the `nodekeeper-sim` binary.
 
 pub mod alert;
+pub mod analyze;
 pub mod api;
 pub mod cli;
 pub mod clock;

@@ -6,6 +6,7 @@ mod alert;
 mod config;
 mod connection;
 mod ctl;
+mod log;
 mod run;
 mod supervisor_conf;
 
@@ -55,6 +56,9 @@ pub enum Command {
     /// Email alerts: `alert test` sends a test mail with the current configuration.
     #[command(subcommand)]
     Alert(alert::AlertCommand),
+    /// Analyse restart logs (nodekeeper's and jmanager's restarts.csv).
+    #[command(subcommand)]
+    Log(log::LogCommand),
 }
 
 /// A failure that ends a command: the message is printed as one line on stderr and the code is
@@ -125,6 +129,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Run(args) => run::run(&cli.source, args).await,
         Command::Status(args) => run::status(&cli.source, args).await,
         Command::Alert(command) => alert::run(&cli.source, command).await,
+        Command::Log(command) => log::run(command),
     }
 }
 

@@ -1,6 +1,7 @@
 //! nodekeeper's single integration-test binary: real supervisord, simulated nodes, real HTTP.
 
 mod alert;
+mod analyze;
 mod api;
 mod config;
 mod ctl;
