@@ -579,7 +579,9 @@ fn decode_fields<'a>(
     let uptime = optional_number(fields[3], "uptime", parse_u64)?;
     // Checked, not kept: only whether `restart_log` would accept them matters.
     optional_number(fields[6], "height", |f| valid_u64(f).then_some(()))?;
-    optional_number(fields[7], "reference height", |f| valid_u64(f).then_some(()))?;
+    optional_number(fields[7], "reference height", |f| {
+        valid_u64(f).then_some(())
+    })?;
     optional_number(fields[9], "exit status", parse_i32)?;
     Ok(Fields {
         node: fields[0],
