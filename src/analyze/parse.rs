@@ -3,11 +3,15 @@
 //! row. No I/O: `read` feeds the bytes.
 //!
 //! nodekeeper's format follows `restart_log` exactly (a test checks both agree on rows and on the
-//! lines they reject, with the same messages): a line without a quote is split on commas; a line
-//! with one goes through the same quote-aware state machine as `restart_log`'s reader, so a record
-//! may span lines and a bad one only costs its first line. One deliberate difference: a quoted
-//! record longer than `MAX_RECORD` is rejected at its first line instead of being read to the end
-//! of the file, so stray quotes cannot make reading quadratic.
+//! lines they reject, with the same messages, over well-formed and mangled logs). Fast path: a
+//! line is split on commas eight bytes at a time, which also handles one pair of quotes around a
+//! whole field (the csv crate quotes `lag (height 1, reference 9, 8 behind)`); only the needed
+//! cells are decoded, names are interned per thread, and the date and hour of a timestamp are
+//! cached from the previous row. Any other line with a quote goes through the same quote-aware
+//! state machine as `restart_log`'s reader, so a record may span lines and a bad one only costs
+//! its first line. One deliberate difference: a quoted record longer than `MAX_RECORD` is rejected
+//! at its first line instead of being read to the end of the file, so stray quotes cannot make
+//! reading quadratic.
 //!
 //! jmanager's format is unquoted `node,timestamp,action,uptime,reason` (Python `str(datetime)` UTC
 //! timestamps, uptime `-1` when unknown); everything after the fourth comma is the reason.
@@ -905,23 +909,6 @@ fn scan_record(bytes: &[u8], scratch: &mut Vec<u8>, ends: &mut Vec<usize>) -> Op
     }
     ends.push(scratch.len());
     Some(end)
-}
-
-/// Parses a whole in-memory log body (after the header) with one `ChunkParser`: rows, and
-/// problems as (1-based line, message) with the body starting at `first_line`.
-pub fn parse_body(bytes: &[u8], format: Format, first_line: usize) -> ChunkParser {
-    let mut parser = ChunkParser::new(format, 0);
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let used = parser
-            .step(&bytes[pos..], true)
-            .expect("a parser at the end of the input never asks for more");
-        pos += used;
-    }
-    for problem in &mut parser.problems {
-        problem.0 += first_line;
-    }
-    parser
 }
 
 #[cfg(test)]
