@@ -1,5 +1,6 @@
 //! What the HTTP clients (supervisord, node probes, PoolTool) share: reading an answer's body
-//! under a size limit, refusing it as soon as it is known to be larger.
+//! under a size limit, refusing it as soon as it is known to be larger, and the JSON GET of the
+//! node probe and the reference source.
 
 /// Why a body could not be read.
 #[derive(Debug)]
@@ -32,4 +33,37 @@ pub async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Why a JSON GET produced no body.
+#[derive(Debug)]
+pub enum GetError {
+    /// The connection failed (before or while reading).
+    Transport(reqwest::Error),
+    /// An HTTP status other than 200.
+    Status(u16),
+    /// Larger than the limit.
+    TooLarge,
+}
+
+/// `GET url` asking for JSON; the body of a 200 answer, at most `limit` bytes of it.
+pub async fn get_json(
+    client: &reqwest::Client,
+    url: reqwest::Url,
+    limit: usize,
+) -> Result<Vec<u8>, GetError> {
+    let response = client
+        .get(url)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(GetError::Transport)?;
+    let status = response.status();
+    if status != reqwest::StatusCode::OK {
+        return Err(GetError::Status(status.as_u16()));
+    }
+    read_limited(response, limit).await.map_err(|e| match e {
+        BodyError::TooLarge => GetError::TooLarge,
+        BodyError::Transport(e) => GetError::Transport(e),
+    })
 }

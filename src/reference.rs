@@ -179,22 +179,12 @@ impl PoolToolSource {
     }
 
     async fn exchange(&self, url: Url) -> Result<Vec<u8>, ReferenceError> {
-        let response = self
-            .http
-            .get(url)
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let status = response.status();
-        if status != reqwest::StatusCode::OK {
-            return Err(ReferenceError::Status(status.as_u16()));
-        }
-        crate::http::read_limited(response, MAX_BODY_BYTES)
+        crate::http::get_json(&self.http, url, MAX_BODY_BYTES)
             .await
             .map_err(|e| match e {
-                crate::http::BodyError::TooLarge => ReferenceError::TooLarge(MAX_BODY_BYTES),
-                crate::http::BodyError::Transport(e) => unreachable(&e),
+                crate::http::GetError::Transport(e) => unreachable(&e),
+                crate::http::GetError::Status(code) => ReferenceError::Status(code),
+                crate::http::GetError::TooLarge => ReferenceError::TooLarge(MAX_BODY_BYTES),
             })
     }
 }

@@ -55,24 +55,14 @@ impl JormungandrProbe {
 
     /// Sends the request and reads the body, at most `MAX_BODY_BYTES` of it.
     async fn fetch(&self, url: Url) -> Result<Vec<u8>, ProbeError> {
-        let response = self
-            .http
-            .get(url)
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        let status = response.status();
-        if status != reqwest::StatusCode::OK {
-            return Err(ProbeError::Status(status.as_u16()));
-        }
-        crate::http::read_limited(response, MAX_BODY_BYTES)
+        crate::http::get_json(&self.http, url, MAX_BODY_BYTES)
             .await
             .map_err(|e| match e {
-                crate::http::BodyError::TooLarge => {
+                crate::http::GetError::Transport(e) => classify(&e),
+                crate::http::GetError::Status(code) => ProbeError::Status(code),
+                crate::http::GetError::TooLarge => {
                     ProbeError::Malformed(format!("answer larger than {MAX_BODY_BYTES} bytes"))
                 }
-                crate::http::BodyError::Transport(e) => classify(&e),
             })
     }
 }
