@@ -20,6 +20,7 @@
 //! - `describe`: short, safe descriptions of errors and foreign data for messages.
 //! - `clock`: wall-clock time behind a trait.
 //! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
+//! - `slots`: chain time (epochs, slots) from a node's settings; typed leadership log entries.
 //! - `sim`: a simulated Jormungandr node (REST API v0) for tests and the demo; the `nodekeeper-sim` binary.
 
 pub mod alert;
@@ -38,6 +39,7 @@ pub mod policy;
 pub mod reference;
 pub mod restart_log;
 pub mod sim;
+pub mod slots;
 pub mod status;
 pub mod supervisor;
 pub mod supervisor_conf;
