@@ -1670,7 +1670,7 @@ mod tests {
             std::fs::write(base.join(file), content).unwrap();
             *at(&mut document, key) = base.join(file).to_str().unwrap().into();
         }
-        std::fs::write(base.join("node_secret.yaml"), "genesis:\n  sig_key: x\n").unwrap();
+        std::fs::write(base.join("node_secret.yaml"), "genesis:\n  sig_key: kes25519-12-sk1x\n  vrf_key: vrf_sk1x\n  node_id: 0011223344556677\n").unwrap();
         for (index, name) in ["node_one", "node_two"].into_iter().enumerate() {
             std::fs::create_dir(base.join(name)).unwrap();
             *at(

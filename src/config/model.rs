@@ -171,6 +171,21 @@ pub struct Config {
     pub raw: RawConfig,
 }
 
+impl NodeSettings {
+    /// The node boots as a leader: `--secret` among its arguments, or `secret_files` in its
+    /// config. It can come up holding the pool's key without nodekeeper promoting it.
+    pub fn boots_with_secret(&self) -> bool {
+        self.args
+            .iter()
+            .any(|arg| arg == "--secret" || arg.starts_with("--secret="))
+            || self
+                .config
+                .get("secret_files")
+                .and_then(Value::as_array)
+                .is_some_and(|files| !files.is_empty())
+    }
+}
+
 impl Config {
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&NodeSettings> {
@@ -770,11 +785,9 @@ impl Validator<'_, '_> {
                     "required when leadership.enabled is true",
                 ),
                 Some(path) => {
-                    if let Err(e) = std::fs::metadata(path) {
-                        self.error(
-                            "leadership.secret_file",
-                            format!("cannot read {}: {e}", path.display()),
-                        );
+                    // The error names the file and what is wrong, never its content.
+                    if let Err(e) = crate::node::secret::load(path) {
+                        self.error("leadership.secret_file", e);
                     }
                 }
             }

@@ -8,6 +8,9 @@
 //! Wire facts (see `jormungandr-rest-v0.md`): `lastBlockHeight` is a JSON *string* in 0.8.x/0.9.x
 //! (a number is accepted too); `nodeId` exists in 0.8.x only; while the node is not `Running` the
 //! answer is only `{"state": …, "version": …}`.
+//!
+//! It also holds what every exchange with a Jormungandr node shares (the client, `api_url`, the
+//! error classification), which the leader API (`leaders`) reuses.
 
 use std::io;
 use std::time::{Duration, SystemTime};
@@ -38,33 +41,46 @@ impl JormungandrProbe {
     /// There is no separate connect timeout: the probe's `timeout` bounds connect, request and body
     /// together, so the connect timeout is exactly the probe timeout.
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            // A node restarted by supervisord drops its connections; a pooled one would fail the
-            // next probe spuriously, and a fresh loopback connection costs a fraction of a
-            // millisecond. Each probe therefore opens its own connection.
-            .pool_max_idle_per_host(0)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("nodekeeper/", env!("CARGO_PKG_VERSION")))
-            .build()
-            // Building fails only for TLS or proxy setup, neither of which is used here.
-            .unwrap_or_default();
-        JormungandrProbe { http }
+        JormungandrProbe { http: client() }
     }
 
     /// Sends the request and reads the body, at most `MAX_BODY_BYTES` of it.
     async fn fetch(&self, url: Url) -> Result<Vec<u8>, ProbeError> {
         crate::http::get_json(&self.http, url, MAX_BODY_BYTES)
             .await
-            .map_err(|e| match e {
-                crate::http::GetError::Transport(e) => classify(&e),
-                crate::http::GetError::Status(code) => ProbeError::Status(code),
-                crate::http::GetError::TooLarge => {
-                    ProbeError::Malformed(format!("answer larger than {MAX_BODY_BYTES} bytes"))
-                }
-            })
+            .map_err(|e| get_error(e, MAX_BODY_BYTES))
     }
+}
+
+/// The HTTP client of every exchange with a Jormungandr node: no proxy, no redirects, no idle
+/// connections kept.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        // A node restarted by supervisord drops its connections; a pooled one would fail the
+        // next exchange spuriously, and a fresh loopback connection costs a fraction of a
+        // millisecond. Each exchange therefore opens its own connection.
+        .pool_max_idle_per_host(0)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("nodekeeper/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // Building fails only for TLS or proxy setup, neither of which is used here.
+        .unwrap_or_default()
+}
+
+/// A failed JSON GET (`http::get_json` with `limit`) in the probe's taxonomy.
+pub(crate) fn get_error(error: crate::http::GetError, limit: usize) -> ProbeError {
+    match error {
+        crate::http::GetError::Transport(e) => classify(&e),
+        crate::http::GetError::Status(code) => ProbeError::Status(code),
+        crate::http::GetError::TooLarge => too_large(limit),
+    }
+}
+
+/// An answer over `limit` bytes.
+pub(crate) fn too_large(limit: usize) -> ProbeError {
+    ProbeError::Malformed(format!("answer larger than {limit} bytes"))
 }
 
 impl Default for JormungandrProbe {
@@ -87,12 +103,19 @@ impl NodeProbe for JormungandrProbe {
 }
 
 /// `{api}/v0/node/stats` for an API base like `http://127.0.0.1:3101/api` (a trailing slash is
-/// allowed). A plain `Url::join` would replace the last segment `api`, hence segment pushing.
+/// allowed).
 pub fn stats_url(api: &Url) -> Result<Url, ProbeError> {
+    api_url(api, &["v0", "node", "stats"])
+}
+
+/// `{api}/{segments joined by /}` for an API base like `http://127.0.0.1:3101/api` (a trailing
+/// slash is allowed). A plain `Url::join` would replace the last segment `api`, hence segment
+/// pushing (which also percent-encodes each segment).
+pub fn api_url(api: &Url, segments: &[&str]) -> Result<Url, ProbeError> {
     let mut url = api.clone();
     match url.path_segments_mut() {
-        Ok(mut segments) => {
-            segments.pop_if_empty().extend(["v0", "node", "stats"]);
+        Ok(mut path) => {
+            path.pop_if_empty().extend(segments);
         }
         Err(()) => return Err(ProbeError::Connect(format!("unusable API address {api}"))),
     }
@@ -101,7 +124,7 @@ pub fn stats_url(api: &Url) -> Result<Url, ProbeError> {
 
 /// Turns a reqwest error into the taxonomy: connection refused anywhere in the cause chain is
 /// `Refused`; anything else is `Connect` with the innermost cause (short, no body).
-fn classify(error: &reqwest::Error) -> ProbeError {
+pub(crate) fn classify(error: &reqwest::Error) -> ProbeError {
     if describe::io_error_kind(error) == Some(io::ErrorKind::ConnectionRefused) {
         return ProbeError::Refused;
     }
@@ -197,7 +220,7 @@ fn string(value: &Value) -> Result<String, String> {
 }
 
 /// An RFC 3339 date (`2020-05-08T11:43:59+00:00`).
-fn time(value: &Value) -> Result<SystemTime, String> {
+pub(crate) fn time(value: &Value) -> Result<SystemTime, String> {
     let Value::String(text) = value else {
         return Err(format!("is {}, not a date", json_kind(value)));
     };
@@ -207,7 +230,7 @@ fn time(value: &Value) -> Result<SystemTime, String> {
         .ok_or_else(|| format!("is out of range: {}", describe::excerpt(text, 40)))
 }
 
-fn json_kind(value: &Value) -> &'static str {
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -1,8 +1,12 @@
 //! Probing a node's health over its own API, behind the `NodeProbe` trait so that other chains can be
 //! added later. Jormungandr (REST API v0) is the first implementation (`jormungandr`). A probe never
 //! fails the caller: an unreachable or hung node is an observation (`ProbeError`), not an error.
+//! `leaders` talks to a Jormungandr node's leader endpoints (promote, demote, leadership logs,
+//! settings) in the same taxonomy; `secret` reads node secrets (never logging them).
 
 pub mod jormungandr;
+pub mod leaders;
+pub mod secret;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -453,7 +453,11 @@ fn jmanager_files(dir: &Path) {
         "8e4d2a343f3dcf9330ad9035b3e8d168e6728904262f2c434a4f8f934ec7b676\n",
     )
     .unwrap();
-    std::fs::write(dir.join("node_secret.yaml"), "genesis:\n").unwrap();
+    std::fs::write(
+        dir.join("node_secret.yaml"),
+        "genesis:\n  sig_key: kes25519-12-sk1x\n  vrf_key: vrf_sk1x\n  node_id: 0011223344556677\n",
+    )
+    .unwrap();
 }
 
 #[tokio::test]

@@ -156,6 +156,13 @@ const CASES: &[Case] = &[
         &[("pooltool.user_id", "required")],
     ),
     case(
+        "leadership-secret-invalid.toml",
+        &[(
+            "leadership.secret_file",
+            "not-a-node-secret.yaml is not a node secret: the genesis secret has no node_id",
+        )],
+    ),
+    case(
         "jmanager-missing-sections.json",
         &[
             ("common_config.jormungandr", "missing"),
@@ -175,10 +182,16 @@ const HELPERS: &[&str] = &[
     "invalid-template.json",
     "empty.password",
     "supervisor.password",
+    "not-a-node-secret.yaml",
 ];
 
 /// Secrets written in the corpus; no output may contain them.
-const SECRETS: &[&str] = &["hunter2", "inline-secret", "corpus-password-1"];
+const SECRETS: &[&str] = &[
+    "hunter2",
+    "inline-secret",
+    "corpus-password-1",
+    "sk1corpusleak",
+];
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/broken")
@@ -764,7 +777,7 @@ impl JmanagerExample {
             "8e4d2a343f3dcf9330ad9035b3e8d168e6728904262f2c434a4f8f934ec7b676\n",
         )
         .unwrap();
-        std::fs::write(dir.join("node_secret.yaml"), "genesis:\n").unwrap();
+        std::fs::write(dir.join("node_secret.yaml"), "genesis:\n  sig_key: kes25519-12-sk1x\n  vrf_key: vrf_sk1x\n  node_id: 0011223344556677\n").unwrap();
         JmanagerExample { temp }
     }
 
