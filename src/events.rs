@@ -63,6 +63,26 @@ pub enum Event {
         /// Every problem, one per line.
         errors: String,
     },
+    /// The pool's leader key moved to `node` (demoted, verified, promoted).
+    LeaderSwitched {
+        /// The new leader.
+        node: String,
+        /// The node that held it before, if any.
+        previous: Option<String>,
+        /// Why, in words.
+        reason: String,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The leader's schedule of an epoch is known.
+    SlotsAssigned {
+        /// The leader it was read from.
+        node: String,
+        /// The epoch.
+        epoch: u64,
+        /// One line per slot: `epoch.slot at time`.
+        slots: Vec<String>,
+    },
 }
 
 impl Event {
@@ -77,6 +97,8 @@ impl Event {
             Event::SupervisorUnreachable { .. } => "supervisor_unreachable",
             Event::SupervisorBack { .. } => "supervisor_back",
             Event::ConfigReloadRejected { .. } => "config_reload_rejected",
+            Event::LeaderSwitched { .. } => "leader_switched",
+            Event::SlotsAssigned { .. } => "slots_assigned",
         }
     }
 
@@ -89,7 +111,10 @@ impl Event {
             | Event::NodeRecovered { node } => Some(node),
             Event::SupervisorUnreachable { supervisor, .. }
             | Event::SupervisorBack { supervisor, .. } => Some(supervisor),
-            Event::AllNodesDown { .. } | Event::ConfigReloadRejected { .. } => None,
+            Event::AllNodesDown { .. }
+            | Event::ConfigReloadRejected { .. }
+            | Event::LeaderSwitched { .. }
+            | Event::SlotsAssigned { .. } => None,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - `policy`: the pure decision policy: observations in, actions out (no I/O, no clock).
 //! - `node`: probing a node's health (`NodeProbe`); Jormungandr REST v0 first.
 //! - `reference`: the external reference tip (PoolTool majority max).
+//! - `pooltool`: PoolTool reporting: the tip (`sharemytip`), the per-epoch slot schedule (`sendlogs`).
 //! - `restart_log`: the append-only CSV restart log.
 //! - `analyze`: restart-log analysis (`log analyze`): fast parsing, the pure report, table/JSON/CSV/SVG.
 //! - `http`: what the HTTP clients share (bodies read under a size limit).
@@ -36,6 +37,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod policy;
+pub mod pooltool;
 pub mod reference;
 pub mod restart_log;
 pub mod sim;

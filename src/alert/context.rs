@@ -153,12 +153,20 @@ impl Alert {
                 Alert::new(TemplateName::ConfigReloadRejected, None, facts, now)
                     .with("errors", errors.as_str())
             }
+            Event::LeaderSwitched {
+                node,
+                previous,
+                reason,
+                epoch,
+            } => Alert::leader_switched(node, previous.as_deref(), reason, *epoch, facts, now),
+            Event::SlotsAssigned { node, epoch, slots } => {
+                Alert::slots_assigned(node, *epoch, slots, facts, now)
+            }
         };
         Some(alert)
     }
 
     /// The leader key moved to `node` (from `previous`, if one held it) for `reason`, in `epoch`.
-    /// For the leadership feature; no `Event` carries it yet.
     pub fn leader_switched(
         node: &str,
         previous: Option<&str>,
@@ -175,7 +183,6 @@ impl Alert {
     }
 
     /// The pool leads `slots` (one line each, e.g. `epoch.slot at time`) in `epoch`, on `node`.
-    /// For the leadership feature; no `Event` carries it yet.
     pub fn slots_assigned(
         node: &str,
         epoch: u64,
@@ -303,12 +310,19 @@ mod tests {
             Event::ConfigReloadRejected {
                 errors: "a\nb".into(),
             },
+            Event::LeaderSwitched {
+                node: "node2".into(),
+                previous: Some("node1".into()),
+                reason: "ahead".into(),
+                epoch: 42,
+            },
+            Event::SlotsAssigned {
+                node: "node1".into(),
+                epoch: 42,
+                slots: vec!["42.1".into()],
+            },
         ];
-        let others = [
-            Alert::leader_switched("node2", Some("node1"), "ahead", 42, &facts, at()),
-            Alert::slots_assigned("node1", 42, &["42.1".into()], &facts, at()),
-            Alert::test("smtp.example.org:465", &facts, at()),
-        ];
+        let others = [Alert::test("smtp.example.org:465", &facts, at())];
         let alerts = events
             .iter()
             .map(|event| Alert::from_event(event, &facts, at()).expect("mailed"))

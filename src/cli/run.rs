@@ -189,6 +189,8 @@ async fn observe_now(config: &Config) -> Result<Snapshot, Failure> {
         now: crate::clock::Clock::now(&SystemClock),
         nodes: control::observe::node_observations(config, &raw, &[]),
         reference: None::<ReferenceTip>,
+        chain: None,
+        leader_job: false,
     };
     Ok(control::build_snapshot(
         config,

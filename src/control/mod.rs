@@ -7,6 +7,7 @@
 
 pub mod act;
 pub mod holds;
+pub mod leadership;
 pub mod observe;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -248,6 +249,12 @@ pub struct Daemon {
     operator_jobs: BTreeMap<String, String>,
     action_prefix: String,
     next_action: u64,
+    /// The leadership shell, when `leadership.enabled`.
+    leadership: Option<leadership::Leadership>,
+    /// An operator's leader request: the node and the action id waiting for its hand-over.
+    leader_request: Option<(String, String)>,
+    /// Why each hand-over in flight was decided, by target.
+    handover_reasons: BTreeMap<String, String>,
 }
 
 impl Daemon {
@@ -309,6 +316,18 @@ impl Daemon {
                 state.interrupted_restart(node);
             }
         }
+        let leadership = if config.leadership.enabled {
+            state.leadership =
+                leadership::Leadership::load(&config.leadership.state_file).map_err(StartError)?;
+            if let Some(leader) = &state.leadership.leader {
+                info!(
+                    "leadership state restored: {leader} held the key; nothing is promoted before every node is observed"
+                );
+            }
+            Some(leadership::Leadership::new(&config).map_err(StartError)?)
+        } else {
+            None
+        };
         let watcher = Watcher::new(source, &config);
         // Action ids are unique across daemon restarts: the start time, then a counter.
         let action_prefix = format!(
@@ -347,6 +366,9 @@ impl Daemon {
             operator_jobs: BTreeMap::new(),
             action_prefix,
             next_action: 1,
+            leadership,
+            leader_request: None,
+            handover_reasons: BTreeMap::new(),
         };
         if !options.dry_run {
             daemon.write_node_configs();
@@ -423,6 +445,7 @@ impl Daemon {
                     break;
                 }
                 Some(joined) = self.jobs.join_next(), if !self.jobs.is_empty() => self.finish(joined),
+                Some(finished) = leader_finished(&mut self.leadership) => self.finish_leader(finished),
                 Some(request) = requests.recv() => self.serve(request),
                 _ = interval.tick() => {
                     self.tick().await;
@@ -452,6 +475,69 @@ impl Daemon {
         }
         self.save_holds();
         info!("nodekeeper stopped; nodes left running");
+    }
+
+    /// A leadership task ended: the policy's memory, the log, the alert, an operator's request.
+    fn finish_leader(&mut self, finished: leadership::Finished) {
+        let now = self.clock.now();
+        if finished.ok {
+            info!(node = %finished.node, "{}", finished.message);
+        } else {
+            warn!(node = %finished.node, "{}", finished.message);
+        }
+        if finished.handover {
+            let why = self
+                .handover_reasons
+                .remove(&finished.node)
+                .unwrap_or_default();
+            self.state.leadership.record_handover(
+                &finished.node,
+                finished.ok,
+                &finished.demoted,
+                now,
+            );
+            if finished.ok {
+                let epoch = self
+                    .leadership
+                    .as_ref()
+                    .and_then(|l| l.clock())
+                    .map(|clock| clock.epoch_at(now))
+                    .unwrap_or_default();
+                self.emit(Event::LeaderSwitched {
+                    node: finished.node.clone(),
+                    previous: finished.from.clone(),
+                    reason: why,
+                    epoch,
+                });
+            }
+            if let Some((node, id)) = self.leader_request.clone()
+                && node == finished.node
+            {
+                self.leader_request = None;
+                self.state.leadership.requested = None;
+                let state = if finished.ok {
+                    ActionState::Done {
+                        message: finished.message.clone(),
+                    }
+                } else {
+                    ActionState::Failed {
+                        error: finished.message.clone(),
+                    }
+                };
+                self.set_action_state(&id, state);
+            }
+        } else if finished.ok {
+            for node in &finished.demoted {
+                if self.state.leadership.leader.as_deref() == Some(node) {
+                    self.state.leadership.leader = None;
+                }
+            }
+        }
+        if let Some(leadership) = &mut self.leadership
+            && !self.options.dry_run
+        {
+            leadership.save(&self.state.leadership);
+        }
     }
 
     fn finish(&mut self, joined: Result<(String, act::Finished), tokio::task::JoinError>) {
@@ -535,10 +621,41 @@ impl Daemon {
             .unwrap_or_default();
         let state = match action {
             NodeAction::Leader => {
-                return Err(Refusal::NotImplemented(format!(
-                    "leader hand-over to {node} is not implemented yet: it needs the leadership \
-                     policy (slot-aware demote, verify no leader, promote); nothing was changed"
-                )));
+                if self.leadership.is_none() {
+                    return Err(Refusal::Unavailable(
+                        "leadership is not enabled (leadership.enabled = false)".to_string(),
+                    ));
+                }
+                if self.options.dry_run {
+                    return Err(Refusal::Unavailable(
+                        "a dry run executes nothing".to_string(),
+                    ));
+                }
+                if let Some((pending, _)) = &self.leader_request {
+                    return Err(Refusal::Busy(pending.clone()));
+                }
+                if self.state.leadership.leader.as_deref() == Some(node) {
+                    ActionState::Done {
+                        message: format!("{node} already leads"),
+                    }
+                } else {
+                    let threshold = self.policy_config.tip_diff_threshold;
+                    let in_sync = self.snapshot.read().is_ok_and(|snapshot| {
+                        snapshot.nodes.iter().any(|line| {
+                            line.name == node
+                                && line.node_state == "Running"
+                                && line.lag.is_some_and(|lag| lag <= threshold)
+                        })
+                    });
+                    if !in_sync {
+                        return Err(Refusal::Unavailable(format!(
+                            "{node} is not Running and in sync: it cannot lead; nothing was changed"
+                        )));
+                    }
+                    info!(node = %node, "operator asks for {node} as the leader{words}: demote, verify, promote when no slot is near");
+                    self.state.leadership.requested = Some(node.to_string());
+                    ActionState::Running
+                }
             }
             NodeAction::Hold => {
                 self.state.hold(node, now);
@@ -586,15 +703,8 @@ impl Daemon {
                         // The policy's bookkeeping of a start (boot grace, storm window, variant).
                         let memory = self.state.nodes.entry(node.to_string()).or_default();
                         memory.restarts.push(now);
-                        memory.started_at = Some(now);
-                        memory.api_failures = 0;
-                        memory.last_height = None;
-                        memory.height_since = None;
-                        memory.booting_since = None;
-                        memory.stopped_by_us = false;
-                        memory.start_deferred = false;
+                        memory.note_start(now, variant);
                         memory.sync_restart_at = None;
-                        memory.variant = variant;
                     }
                 }
                 info!(node = %node, "operator {}{words}", action.as_str());
@@ -628,7 +738,11 @@ impl Daemon {
         };
         let (updates, receiver) = watch::channel(state.clone());
         if state == ActionState::Running {
-            self.operator_jobs.insert(node.to_string(), id);
+            if action == NodeAction::Leader {
+                self.leader_request = Some((node.to_string(), id));
+            } else {
+                self.operator_jobs.insert(node.to_string(), id);
+            }
         }
         if self.actions.len() >= ACTIONS_KEPT {
             self.actions.pop_front();
@@ -823,9 +937,17 @@ impl Daemon {
         .await;
         self.note_supervisors(&raw, now);
         let busy: Vec<String> = self.busy.iter().cloned().collect();
+        let mut nodes = observe::node_observations(&self.config, &raw, &busy);
+        if let Some(leadership) = &mut self.leadership {
+            leadership
+                .observe(&self.config, &mut nodes, probe_wait)
+                .await;
+        }
         let observation = Observation {
             now,
-            nodes: observe::node_observations(&self.config, &raw, &busy),
+            nodes,
+            chain: self.leadership.as_ref().and_then(|l| l.clock()),
+            leader_job: self.leadership.as_ref().is_some_and(|l| l.busy()),
             reference: self
                 .reference
                 .as_ref()
@@ -842,6 +964,11 @@ impl Daemon {
         }
         if self.state.holds() != holds_before {
             self.save_holds();
+        }
+        if let Some(leadership) = &mut self.leadership
+            && !self.options.dry_run
+        {
+            leadership.save(&self.state.leadership);
         }
         let snapshot = build_snapshot(
             &self.config,
@@ -906,6 +1033,78 @@ impl Daemon {
             }
             Action::Released { node } => {
                 info!(node = %node, "hold ended: the program was started outside nodekeeper");
+            }
+            Action::Waiting { node, why } => {
+                info!(node = %node, "{why}");
+            }
+            Action::SlotsAssigned { node, epoch, slots } => {
+                let clock = self.leadership.as_ref().and_then(|l| l.clock());
+                let lines: Vec<String> = slots
+                    .iter()
+                    .map(|date| match clock {
+                        Some(clock) => format!("{date} at {}", rfc3339(clock.date_time(*date))),
+                        None => date.to_string(),
+                    })
+                    .collect();
+                info!(node = %node, epoch, "the pool leads {} slots in epoch {epoch}: {}", lines.len(), lines.join(", "));
+                self.emit(Event::SlotsAssigned {
+                    node,
+                    epoch,
+                    slots: lines,
+                });
+            }
+            Action::Demote { node, ids, why } => {
+                warn!(node = %node, "{dry}demote {node} (leader ids {ids:?}): {why}");
+                if !self.options.dry_run
+                    && let Some(leadership) = &mut self.leadership
+                {
+                    leadership.spawn_demote(
+                        &self.config,
+                        &node,
+                        ids,
+                        self.config.thresholds.probe_timeout,
+                    );
+                }
+            }
+            Action::HandOver { from, to, why } => {
+                let previous = from.as_ref().map(|(name, _)| name.clone());
+                info!(
+                    node = %to,
+                    "{dry}hand the leader key to {to}{}: {why}",
+                    previous
+                        .as_ref()
+                        .map(|p| format!(" (demote {p}, verify, promote)"))
+                        .unwrap_or_else(|| " (verify, promote)".into())
+                );
+                if self.options.dry_run {
+                    return;
+                }
+                let timeout = self.config.thresholds.probe_timeout;
+                let config = Arc::clone(&self.config);
+                let spawned = self.leadership.as_mut().is_some_and(|leadership| {
+                    leadership.spawn_handover(&config, &observation.nodes, from, &to, timeout)
+                });
+                if spawned {
+                    self.handover_reasons.insert(to.clone(), why);
+                } else {
+                    self.state
+                        .leadership
+                        .record_handover(&to, false, &[], observation.now);
+                }
+            }
+            Action::Stop { node, reason } if self.options.dry_run => {
+                info!(node = %node, "{dry}stop: {reason}");
+                self.state.record_outcome(&node, Outcome::Done);
+            }
+            Action::Stop { node, reason } => {
+                self.spawn_job(
+                    &node,
+                    act::Kind::Stop,
+                    reason,
+                    Variant::Normal,
+                    Some(observation),
+                    observation.now,
+                );
             }
             Action::UseConfig { node, variant } => {
                 let Some(settings) = self.config.node(&node) else {
@@ -1063,6 +1262,16 @@ impl Daemon {
         let name = node.to_string();
         self.jobs.spawn(async move { (name, job.run().await) });
         true
+    }
+}
+
+/// The next finished leadership task; pending forever without leadership.
+async fn leader_finished(
+    leadership: &mut Option<leadership::Leadership>,
+) -> Option<leadership::Finished> {
+    match leadership {
+        Some(leadership) if leadership.busy() => leadership.next_finished().await,
+        _ => std::future::pending().await,
     }
 }
 

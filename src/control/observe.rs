@@ -212,6 +212,7 @@ pub fn node_observations(config: &Config, raw: &Raw, busy: &[String]) -> Vec<Nod
                 program,
                 probe,
                 busy: busy.contains(&node.name),
+                leadership: Default::default(),
             }
         })
         .collect()

@@ -19,15 +19,22 @@
 //! - a program stopped by someone else is held (the operator's word stands) until started again;
 //! - a node whose supervisord is unreachable, or that the shell is acting on, is left alone.
 
+pub mod leader;
+#[cfg(test)]
+mod leader_prop;
+#[cfg(test)]
+mod leader_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use crate::node::{NodeState, NodeStatus, ProbeError};
+use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
+pub use leader::{LeaderConfig, LeaderMemory, LeaderView};
 
 /// The thresholds the policy applies.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,12 +57,33 @@ pub struct PolicyConfig {
     pub all_down_stagger: Duration,
     /// An external reference older than this is ignored.
     pub reference_max_age: Duration,
+    /// Leadership (disabled by default).
+    pub leader: LeaderConfig,
 }
 
 impl PolicyConfig {
     /// The policy's view of the configuration.
     pub fn from_config(config: &crate::config::Config) -> PolicyConfig {
-        PolicyConfig::from_parts(&config.thresholds, config.pooltool.raw.status_max_age)
+        let mut policy =
+            PolicyConfig::from_parts(&config.thresholds, config.pooltool.raw.status_max_age);
+        let l = &config.leadership;
+        let t = &config.thresholds;
+        policy.leader = LeaderConfig {
+            enabled: l.enabled,
+            switch_margin: l.switch_margin,
+            slot_window: l.slot_window,
+            refresh_min_gap: l.schedule_refresh_min_gap,
+            // A window is near when it begins before the next tick has observed and acted.
+            lookahead: t.tick_interval.saturating_mul(2) + t.probe_timeout,
+            schedule_settle: config.pooltool.raw.send_slots_after,
+            boots_with_secret: config
+                .nodes
+                .iter()
+                .filter(|node| node.boots_with_secret())
+                .map(|node| node.name.clone())
+                .collect(),
+        };
+        policy
     }
 
     fn from_parts(t: &crate::config::raw::RawThresholds, reference_max_age: Duration) -> Self {
@@ -69,6 +97,7 @@ impl PolicyConfig {
             restart_window: t.restart_window,
             all_down_stagger: t.all_down_stagger,
             reference_max_age,
+            leader: LeaderConfig::default(),
         }
     }
 }
@@ -116,6 +145,8 @@ pub struct NodeObservation {
     pub probe: Option<Result<NodeStatus, ProbeError>>,
     /// The shell is acting on this node (a start or restart in flight): leave it alone.
     pub busy: bool,
+    /// Its leader endpoints (leadership enabled, node Running).
+    pub leadership: LeaderView,
 }
 
 /// The external reference tip, as last fetched successfully.
@@ -136,6 +167,10 @@ pub struct Observation {
     pub nodes: Vec<NodeObservation>,
     /// The last good external reference, if any (the policy checks its age).
     pub reference: Option<ReferenceTip>,
+    /// The chain's time, when a node's settings were read.
+    pub chain: Option<SlotClock>,
+    /// A leader hand-over or demotion is in flight.
+    pub leader_job: bool,
 }
 
 /// Which generated config a node is started with.
@@ -175,6 +210,14 @@ pub enum Reason {
     Retry,
     /// Asked by an operator.
     Operator,
+    /// Stopped near a pool slot or rollover (it could come up as a second leader), or started
+    /// again after it.
+    SlotGuard(String),
+    /// Restarted to compute this epoch's leader schedule.
+    ScheduleRefresh(u64),
+    /// The leader fell back to bootstrapping with the key in its enclave: restarted so that the
+    /// key is gone and another node can be promoted.
+    LeaderUnfit(String),
 }
 
 impl Reason {
@@ -190,6 +233,9 @@ impl Reason {
             Reason::Stopped => "stopped",
             Reason::Retry => "retry",
             Reason::Operator => "operator",
+            Reason::SlotGuard(_) => "slot_guard",
+            Reason::ScheduleRefresh(_) => "schedule_refresh",
+            Reason::LeaderUnfit(_) => "leader_unfit",
         }
     }
 
@@ -197,7 +243,10 @@ impl Reason {
     pub fn is_sync_rule(&self) -> bool {
         matches!(
             self,
-            Reason::StaleTip(_) | Reason::Lag { .. } | Reason::BootstrapTimeout(_)
+            Reason::StaleTip(_)
+                | Reason::Lag { .. }
+                | Reason::BootstrapTimeout(_)
+                | Reason::ScheduleRefresh(_)
         )
     }
 }
@@ -226,6 +275,11 @@ impl fmt::Display for Reason {
             Reason::Stopped => f.write_str("stopped"),
             Reason::Retry => f.write_str("retry after a failed start"),
             Reason::Operator => f.write_str("operator request"),
+            Reason::SlotGuard(why) => write!(f, "slot guard ({why})"),
+            Reason::ScheduleRefresh(epoch) => {
+                write!(f, "schedule refresh (epoch {epoch} schedule missing)")
+            }
+            Reason::LeaderUnfit(why) => write!(f, "leader unfit ({why})"),
         }
     }
 }
@@ -315,6 +369,48 @@ pub enum Action {
         /// The node.
         node: String,
     },
+    /// Stop the program (the slot guard parks a booting node).
+    Stop {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: Reason,
+    },
+    /// Remove these leader ids from the node's enclave (an extra leader).
+    Demote {
+        /// The node.
+        node: String,
+        /// Its leader ids.
+        ids: Vec<u32>,
+        /// Why.
+        why: String,
+    },
+    /// Demote `from` (if any), verify with `GET /leaders` on every node that none holds the key,
+    /// then promote `to`.
+    HandOver {
+        /// The current leader and its ids.
+        from: Option<(String, Vec<u32>)>,
+        /// The new leader.
+        to: String,
+        /// Why.
+        why: String,
+    },
+    /// The leader's schedule of this epoch is known (report it).
+    SlotsAssigned {
+        /// The leader it was read from.
+        node: String,
+        /// The epoch.
+        epoch: u64,
+        /// The pool's slots.
+        slots: Vec<SlotDate>,
+    },
+    /// Something wanted waits for safety (report it; emitted when the reason changes).
+    Waiting {
+        /// The node concerned.
+        node: String,
+        /// What waits and why.
+        why: String,
+    },
 }
 
 impl Action {
@@ -325,7 +421,12 @@ impl Action {
             | Action::Restart { node, .. }
             | Action::UseConfig { node, .. }
             | Action::Held { node, .. }
-            | Action::Released { node } => node,
+            | Action::Released { node }
+            | Action::Stop { node, .. }
+            | Action::Demote { node, .. }
+            | Action::SlotsAssigned { node, .. }
+            | Action::Waiting { node, .. } => node,
+            Action::HandOver { to, .. } => to,
         }
     }
 }
@@ -367,6 +468,22 @@ pub struct NodeMemory {
     pub seen_running: bool,
 }
 
+impl NodeMemory {
+    /// The bookkeeping of a start or restart issued now (boot grace, stall timers, variant).
+    pub fn note_start(&mut self, now: SystemTime, variant: Variant) {
+        self.started_at = Some(now);
+        self.api_failures = 0;
+        self.last_height = None;
+        self.height_since = None;
+        self.booting_since = None;
+        self.stopped_by_us = false;
+        self.start_deferred = false;
+        self.api_answered = false;
+        self.seen_running = false;
+        self.variant = variant;
+    }
+}
+
 /// The policy's memory.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PolicyState {
@@ -374,6 +491,8 @@ pub struct PolicyState {
     pub nodes: BTreeMap<String, NodeMemory>,
     /// While every node is down: the earliest time of the next start.
     pub all_down_next_start: Option<SystemTime>,
+    /// Leadership (persisted by the shell).
+    pub leadership: LeaderMemory,
 }
 
 /// How an action ended, reported back by the shell.
@@ -503,6 +622,7 @@ pub fn decide(
         })
         .collect();
     let any_in_sync = facts.iter().any(|f| f.in_sync);
+    let lead = leader::Context::new(&config.leader, &mut state.leadership, observation, &facts);
 
     // Every node down, and every supervisord answering: start them one at a time, each
     // `all_down_stagger` after the previous, until some node is in sync again.
@@ -565,7 +685,9 @@ pub fn decide(
 
         let wanted: Option<(Reason, bool)> = match program.state {
             ProcessState::Stopped => {
-                if memory.stopped_by_us {
+                if state.leadership.parked.contains(&node.name) {
+                    Some((Reason::SlotGuard("the window passed".into()), false))
+                } else if memory.stopped_by_us {
                     Some((Reason::Retry, false))
                 } else if first_sight || memory.start_deferred {
                     let reason = if all_down || state.all_down_next_start.is_some() {
@@ -616,6 +738,25 @@ pub fn decide(
             // One sync-rule restart at a time: the others wait for it to come back in sync.
             continue;
         }
+        let other_candidate = facts
+            .iter()
+            .enumerate()
+            .any(|(other, f)| other != index && f.in_sync);
+        if let Some(why) = lead.defer(&config.leader, index, node, &reason, other_candidate) {
+            let why = format!("{reason} waits: {why}");
+            if state.leadership.notes.get(&node.name) != Some(&why) {
+                state
+                    .leadership
+                    .notes
+                    .insert(node.name.clone(), why.clone());
+                actions.push(Action::Waiting {
+                    node: node.name.clone(),
+                    why,
+                });
+            }
+            continue;
+        }
+        state.leadership.notes.remove(&node.name);
         if !restart
             && let Some(next) = state.all_down_next_start
             && now < next
@@ -628,7 +769,8 @@ pub fn decide(
             .restarts
             .retain(|at| elapsed(*at) < config.restart_window);
         let n_restarts = u32::try_from(memory.restarts.len()).unwrap_or(u32::MAX);
-        if n_restarts >= config.max_restarts && reason != Reason::Operator {
+        let exempt = matches!(reason, Reason::Operator | Reason::SlotGuard(_));
+        if n_restarts >= config.max_restarts && !exempt {
             let hold = HoldReason::Storm {
                 restarts: n_restarts,
                 window_secs: config.restart_window.as_secs(),
@@ -644,17 +786,11 @@ pub fn decide(
             });
             continue;
         }
-        memory.restarts.push(now);
-        memory.started_at = Some(now);
-        memory.api_failures = 0;
-        memory.last_height = None;
-        memory.height_since = None;
-        memory.booting_since = None;
-        memory.stopped_by_us = false;
-        memory.start_deferred = false;
-        memory.api_answered = false;
-        memory.seen_running = false;
-        memory.variant = variant;
+        if !exempt {
+            memory.restarts.push(now);
+        }
+        memory.note_start(now, variant);
+        state.leadership.parked.remove(&node.name);
         if reason.is_sync_rule() {
             memory.sync_restart_at = Some(now);
             sync_restart_issued = true;
@@ -699,6 +835,32 @@ pub fn decide(
                 variant: Variant::Normal,
             });
         }
+    }
+
+    let acted: BTreeSet<String> = actions
+        .iter()
+        .filter(|action| matches!(action, Action::Start { .. } | Action::Restart { .. }))
+        .map(|action| action.node().to_string())
+        .collect();
+    let leadership = leader::decide(
+        &config.leader,
+        &mut state.leadership,
+        &lead,
+        observation,
+        &facts,
+        &acted,
+        observation.leader_job,
+    );
+    for action in leadership {
+        if let Action::Restart { node, reason, .. } = &action {
+            let memory = state.nodes.entry(node.clone()).or_default();
+            memory.restarts.push(now);
+            memory.note_start(now, Variant::Normal);
+            if reason.is_sync_rule() {
+                memory.sync_restart_at = Some(now);
+            }
+        }
+        actions.push(action);
     }
     actions
 }

@@ -39,6 +39,7 @@ fn program(name: &str, state: ProcessState) -> NodeObservation {
         }),
         probe: None,
         busy: false,
+        leadership: LeaderView::default(),
     }
 }
 
@@ -76,6 +77,7 @@ fn unreachable(name: &str) -> NodeObservation {
         program: ProgramSeen::Unreachable,
         probe: None,
         busy: false,
+        leadership: LeaderView::default(),
     }
 }
 
@@ -101,6 +103,8 @@ impl World {
             now: at(secs),
             nodes: nodes.to_vec(),
             reference: self.reference,
+            chain: None,
+            leader_job: false,
         };
         decide(&self.config, &mut self.state, &observation)
             .iter()
@@ -116,7 +120,7 @@ fn variant_word(variant: &Variant) -> &'static str {
     }
 }
 
-fn show(action: &Action) -> String {
+pub(super) fn show(action: &Action) -> String {
     match action {
         Action::Start {
             node,
@@ -142,6 +146,16 @@ fn show(action: &Action) -> String {
             }
         ),
         Action::Released { node } => format!("release {node}"),
+        Action::Stop { node, reason } => format!("stop {node} {}", reason.label()),
+        Action::Demote { node, ids, .. } => format!("demote {node} {ids:?}"),
+        Action::HandOver { from, to, .. } => match from {
+            Some((from, _)) => format!("handover {from} -> {to}"),
+            None => format!("promote {to}"),
+        },
+        Action::SlotsAssigned { epoch, slots, .. } => {
+            format!("slots {epoch} {}", slots.len())
+        }
+        Action::Waiting { node, .. } => format!("wait {node}"),
     }
 }
 

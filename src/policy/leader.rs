@@ -1,0 +1,710 @@
+//! Leadership, the pure part: which node holds the pool's leader key, hand-overs (demote, verify,
+//! promote: never two holders), guard windows around the pool's slots and epoch rollovers (no
+//! promotion, no demotion of the leader, no leader restart, no booting node that could come up as
+//! a leader), and the once-per-epoch schedule refresh.
+//!
+//! Invariants (checked by the property test in `leader_prop.rs`):
+//! - a node is promoted only when every other node is known not to hold the key: its `GET
+//!   /leaders` answered `[]`, its program is not running, or it is booting (a booting node holds no
+//!   key until it reaches Running); a hung API, an unreachable supervisord or a job in flight all
+//!   count as "may hold";
+//! - extra holders are demoted at once, in or out of a window (that only removes holders);
+//! - inside a guard window, extended by `lookahead` (at least one tick and one action), nothing
+//!   is promoted, the leader is neither demoted nor restarted by a sync rule, nodes booting with the
+//!   secret are stopped (parked) and none is started while a leader exists.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use super::{Action, Facts, NodeObservation, Observation, ProgramSeen, Reason};
+use crate::node::{NodeState, ProbeError};
+use crate::slots::{SlotClock, SlotDate};
+use crate::supervisor::ProcessState;
+
+/// Leadership settings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LeaderConfig {
+    /// Manage the leader key at all.
+    pub enabled: bool,
+    /// Switch leaders only when another node is this many blocks ahead.
+    pub switch_margin: u64,
+    /// Guard window around a pool slot or an epoch rollover, in slots either side.
+    pub slot_window: u64,
+    /// A schedule-refresh restart only when the next pool slot is further away than this.
+    pub refresh_min_gap: Duration,
+    /// How far ahead a window counts as near: at least a tick plus the time an action takes.
+    pub lookahead: Duration,
+    /// After a rollover, the leader's schedule is announced once it holds this epoch's slots, or
+    /// after this long (an epoch without slots).
+    pub schedule_settle: Duration,
+    /// Nodes that boot as leaders (`--secret`, `secret_files`): they can come up holding the key.
+    pub boots_with_secret: BTreeSet<String>,
+}
+
+/// What one node's leader endpoints said this tick.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LeaderView {
+    /// `GET /leaders`: `None` not asked; `Some(Err)` no useful answer.
+    pub keys: Option<Result<Vec<u32>, ProbeError>>,
+    /// The dates in its `GET /leaders/logs` (every epoch it keeps), when read this tick.
+    pub schedule: Option<Vec<SlotDate>>,
+}
+
+/// Leadership's memory; the serialised part is persisted (atomically) across daemon restarts.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LeaderMemory {
+    /// The node that holds the key, as far as nodekeeper knows.
+    pub leader: Option<String>,
+    /// The epoch of the last tick.
+    pub epoch: Option<u64>,
+    /// The last pool slot that passed while a node held the key.
+    pub last_slot: Option<SlotDate>,
+    /// The chain's time, from a node's settings.
+    pub clock: Option<SlotClock>,
+    /// The pool's slots known from the nodes' leadership logs (this and the last epoch).
+    pub schedule: BTreeSet<SlotDate>,
+    /// The epoch whose schedule was announced.
+    pub announced_epoch: Option<u64>,
+    /// Node → the epoch it was restarted in to compute the schedule.
+    pub refreshed: BTreeMap<String, u64>,
+    /// Nodes stopped by the slot guard, started again after the window.
+    pub parked: BTreeSet<String>,
+    /// Whether each node may hold the key, as last observed, with its process's start time: used
+    /// while a job is in flight, and for a node that fell back from Running to bootstrapping (its
+    /// enclave survives; only a new process starts empty).
+    #[serde(skip)]
+    pub may_hold: BTreeMap<String, (Option<SystemTime>, bool)>,
+    /// Failed promotions: node → (failures in a row, not before).
+    #[serde(skip)]
+    pub promotion_backoff: BTreeMap<String, (u32, SystemTime)>,
+    /// An operator asked for this node as the leader.
+    #[serde(skip)]
+    pub requested: Option<String>,
+    /// The last note per subject (a waiting hand-over or a deferred restart), logged on change.
+    #[serde(skip)]
+    pub notes: BTreeMap<String, String>,
+}
+
+impl LeaderMemory {
+    /// Records how a hand-over to `to` ended (`ok`: the promotion was confirmed).
+    pub fn record_handover(&mut self, to: &str, ok: bool, demoted: &[String], now: SystemTime) {
+        for node in demoted {
+            if self.leader.as_deref() == Some(node) {
+                self.leader = None;
+            }
+        }
+        for node in demoted {
+            if let Some(entry) = self.may_hold.get_mut(node) {
+                entry.1 = false;
+            }
+        }
+        if ok {
+            self.leader = Some(to.to_string());
+            self.promotion_backoff.remove(to);
+            self.may_hold
+                .entry(to.to_string())
+                .or_insert((None, true))
+                .1 = true;
+        } else {
+            let entry = self
+                .promotion_backoff
+                .entry(to.to_string())
+                .or_insert((0, now));
+            entry.0 = entry.0.saturating_add(1);
+            // 2 s, 4 s, 8 s, ... at most a minute: another candidate is tried meanwhile.
+            let delay = Duration::from_secs(2)
+                .saturating_mul(1 << entry.0.saturating_sub(1).min(5))
+                .min(Duration::from_secs(60));
+            entry.1 = now + delay;
+        }
+    }
+
+    /// The pool's next known slot at or after `now`.
+    pub fn next_slot(&self, now: SystemTime) -> Option<(SlotDate, SystemTime)> {
+        let clock = self.clock?;
+        self.schedule
+            .iter()
+            .map(|date| (*date, clock.date_time(*date)))
+            .find(|(_, t)| *t >= now)
+    }
+}
+
+/// Why the guard is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuardWhy {
+    /// The pool leads this slot.
+    Slot(SlotDate),
+    /// The epoch rolls over into this one.
+    Rollover(u64),
+    /// Chain time is not known yet (no node's settings read).
+    NoClock,
+}
+
+impl std::fmt::Display for GuardWhy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GuardWhy::Slot(date) => write!(f, "pool slot {date} is near"),
+            GuardWhy::Rollover(epoch) => write!(f, "the rollover to epoch {epoch} is near"),
+            GuardWhy::NoClock => f.write_str("chain time unknown (no node's settings read yet)"),
+        }
+    }
+}
+
+/// The first guard window that intersects `[from, to]`.
+pub fn guard(
+    memory: &LeaderMemory,
+    config: &LeaderConfig,
+    from: SystemTime,
+    to: SystemTime,
+) -> Option<GuardWhy> {
+    let Some(clock) = memory.clock else {
+        return Some(GuardWhy::NoClock);
+    };
+    let half = clock
+        .slot_duration
+        .saturating_mul(u32::try_from(config.slot_window).unwrap_or(u32::MAX));
+    let hits = |t: SystemTime| t + half >= from && t.checked_sub(half).is_none_or(|s| s <= to);
+    let epoch = clock.epoch_at(from);
+    for e in [epoch, epoch + 1, epoch + 2] {
+        if hits(clock.epoch_start(e)) {
+            return Some(GuardWhy::Rollover(e));
+        }
+    }
+    memory
+        .schedule
+        .iter()
+        .find(|date| hits(clock.date_time(**date)))
+        .map(|date| GuardWhy::Slot(*date))
+}
+
+/// Whether the node may hold the key right now (`remembered`: the last verdict and the process
+/// start it was about).
+fn may_hold(node: &NodeObservation, remembered: Option<(Option<SystemTime>, bool)>) -> bool {
+    if node.busy {
+        return remembered.is_none_or(|(_, may)| may);
+    }
+    let program = match &node.program {
+        ProgramSeen::Missing => return false,
+        ProgramSeen::Unreachable => return true,
+        ProgramSeen::Known(program) => program,
+    };
+    match program.state {
+        ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => return false,
+        ProcessState::Backoff => return false,
+        ProcessState::Starting
+        | ProcessState::Running
+        | ProcessState::Stopping
+        | ProcessState::Unknown => {}
+    }
+    if let Some(Ok(ids)) = &node.leadership.keys {
+        return !ids.is_empty();
+    }
+    // Booting: a new process holds nothing yet; one that fell back from Running keeps its keys.
+    let same_process =
+        remembered.is_some_and(|(started, may)| may && started == program.started_at);
+    match &node.probe {
+        Some(Ok(status)) if status.state == NodeState::Running => true,
+        Some(Ok(_)) | Some(Err(ProbeError::Refused)) => same_process,
+        None if program.state == ProcessState::Starting => same_process,
+        None | Some(Err(_)) => true,
+    }
+}
+
+fn started_at(node: &NodeObservation) -> Option<SystemTime> {
+    match &node.program {
+        ProgramSeen::Known(program) => program.started_at,
+        _ => None,
+    }
+}
+
+/// Booting: the program runs but the node is not Running yet (it may come up as a leader).
+fn booting(node: &NodeObservation) -> bool {
+    let ProgramSeen::Known(program) = &node.program else {
+        return false;
+    };
+    match program.state {
+        ProcessState::Starting => true,
+        ProcessState::Running => match &node.probe {
+            Some(Ok(status)) => status.state != NodeState::Running,
+            Some(Err(ProbeError::Refused)) | None => true,
+            Some(Err(_)) => false,
+        },
+        _ => false,
+    }
+}
+
+fn keys(node: &NodeObservation) -> Option<&[u32]> {
+    match &node.leadership.keys {
+        Some(Ok(ids)) => Some(ids),
+        _ => None,
+    }
+}
+
+/// The leadership context of one tick, computed before the per-node rules.
+pub struct Context {
+    pub(super) enabled: bool,
+    now: SystemTime,
+    /// The guard, when a window is within `lookahead`.
+    pub(super) near: Option<GuardWhy>,
+    /// The node treated as the leader (a holder, or the remembered leader whose keys are unknown).
+    pub(super) leader: Option<usize>,
+    /// Whether each node may hold the key.
+    may_hold: Vec<bool>,
+    epoch: Option<u64>,
+    /// Some node's logs showed this epoch's slots: the windows are known.
+    epoch_known: bool,
+    /// Nodes booting with the secret (or with a job in flight), by index.
+    secret_booting: Vec<usize>,
+}
+
+impl Context {
+    /// Updates the memory from this tick's observation and computes the context.
+    pub(super) fn new(
+        config: &LeaderConfig,
+        memory: &mut LeaderMemory,
+        observation: &Observation,
+        facts: &[Facts],
+    ) -> Context {
+        let now = observation.now;
+        if !config.enabled {
+            return Context {
+                enabled: false,
+                now,
+                near: None,
+                leader: None,
+                may_hold: Vec::new(),
+                epoch: None,
+                epoch_known: false,
+                secret_booting: Vec::new(),
+            };
+        }
+        if let Some(clock) = observation.chain {
+            memory.clock = Some(clock);
+        }
+        let epoch = memory.clock.map(|clock| clock.epoch_at(now));
+        for node in &observation.nodes {
+            if let Some(dates) = &node.leadership.schedule {
+                memory.schedule.extend(dates.iter().copied());
+            }
+        }
+        if let Some(epoch) = epoch {
+            memory
+                .schedule
+                .retain(|date| date.epoch + 1 >= epoch && date.epoch <= epoch + 1);
+            memory.epoch = Some(epoch);
+            memory.refreshed.retain(|_, e| *e == epoch);
+        }
+        let may_hold: Vec<bool> = observation
+            .nodes
+            .iter()
+            .map(|node| may_hold(node, memory.may_hold.get(&node.name).copied()))
+            .collect();
+        for (node, may) in observation.nodes.iter().zip(&may_hold) {
+            if !node.busy {
+                memory
+                    .may_hold
+                    .insert(node.name.clone(), (started_at(node), *may));
+            }
+        }
+        // The leader: among the nodes known to hold the key, the remembered leader unless another
+        // holder is in sync and it is not; else the remembered leader when it may still hold it.
+        let holders: Vec<usize> = (0..observation.nodes.len())
+            .filter(|&i| keys(&observation.nodes[i]).is_some_and(|ids| !ids.is_empty()))
+            .collect();
+        let remembered = memory
+            .leader
+            .as_ref()
+            .and_then(|name| observation.nodes.iter().position(|n| &n.name == name));
+        let leader = holders
+            .iter()
+            .copied()
+            .max_by_key(|&i| {
+                (
+                    facts[i].in_sync,
+                    Some(i) == remembered,
+                    facts[i].running_height,
+                    std::cmp::Reverse(i),
+                )
+            })
+            .or(remembered.filter(|&i| may_hold[i]));
+        memory.leader = leader.map(|i| observation.nodes[i].name.clone());
+        if let (Some(clock), Some(_)) = (memory.clock, leader) {
+            memory.last_slot = memory
+                .schedule
+                .iter()
+                .rev()
+                .find(|date| clock.date_time(**date) <= now)
+                .copied()
+                .or(memory.last_slot);
+        }
+        let near = guard(memory, config, now, now + config.lookahead);
+        let epoch_known = epoch.is_some_and(|e| memory.schedule.iter().any(|d| d.epoch == e));
+        let secret_booting = (0..observation.nodes.len())
+            .filter(|&i| {
+                let node = &observation.nodes[i];
+                config.boots_with_secret.contains(&node.name) && (node.busy || booting(node))
+            })
+            .collect();
+        Context {
+            enabled: true,
+            now,
+            near,
+            leader,
+            may_hold,
+            epoch,
+            epoch_known,
+            secret_booting,
+        }
+    }
+
+    /// Why a start or restart of node `index` must wait, if it must.
+    pub(super) fn defer(
+        &self,
+        config: &LeaderConfig,
+        index: usize,
+        node: &NodeObservation,
+        reason: &Reason,
+        other_candidate: bool,
+    ) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        if Some(index) == self.leader {
+            if !reason.is_sync_rule() {
+                // A dead leader (crashed, hung) is restarted at once.
+                return None;
+            }
+            if let Some(why) = &self.near {
+                return Some(format!("the leader's restart waits: {why}"));
+            }
+            if other_candidate {
+                return Some("the leader's restart waits for the hand-over to another node".into());
+            }
+            return None;
+        }
+        let leader_exists = self
+            .may_hold
+            .iter()
+            .enumerate()
+            .any(|(i, may)| i != index && *may);
+        if config.boots_with_secret.contains(&node.name)
+            && leader_exists
+            && let Some(why) = &self.near
+        {
+            return Some(format!(
+                "it boots with the leader secret and could come up as a second leader: {why}"
+            ));
+        }
+        if config.boots_with_secret.contains(&node.name)
+            && !self.epoch_known
+            && let Some(&other) = self.secret_booting.iter().find(|&&i| i != index)
+        {
+            // Two nodes coming up with the secret compute the same unknown slots: one at a time.
+            return Some(format!(
+                "node #{} is booting with the leader secret and this epoch's slots are unknown: one at a time",
+                other + 1
+            ));
+        }
+        None
+    }
+}
+
+/// The leadership actions of a tick, after the per-node rules (`acted`: nodes with an action).
+pub(super) fn decide(
+    config: &LeaderConfig,
+    memory: &mut LeaderMemory,
+    context: &Context,
+    observation: &Observation,
+    facts: &[Facts],
+    acted: &BTreeSet<String>,
+    leader_job: bool,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    if !context.enabled {
+        return actions;
+    }
+    let now = context.now;
+    let nodes = &observation.nodes;
+    let epoch = context.epoch;
+    let pool_slots_ahead = match (memory.clock, epoch) {
+        (Some(clock), Some(epoch)) => memory
+            .schedule
+            .iter()
+            .any(|date| date.epoch == epoch && clock.date_time(*date) > now),
+        _ => false,
+    };
+    let has_schedule = |i: usize| {
+        nodes[i]
+            .leadership
+            .schedule
+            .as_ref()
+            .is_some_and(|dates| epoch.is_some_and(|e| dates.iter().any(|d| d.epoch == e)))
+    };
+
+    // Announce this epoch's schedule once the leader has it (or it settled empty).
+    if let (Some(epoch), Some(leader), Some(clock)) = (epoch, context.leader, memory.clock)
+        && memory.announced_epoch != Some(epoch)
+        && let Some(dates) = &nodes[leader].leadership.schedule
+    {
+        let slots: Vec<SlotDate> = dates.iter().filter(|d| d.epoch == epoch).copied().collect();
+        let settled = now
+            .duration_since(clock.epoch_start(epoch))
+            .is_ok_and(|elapsed| elapsed >= config.schedule_settle);
+        if !slots.is_empty() || settled {
+            memory.announced_epoch = Some(epoch);
+            let mut slots = slots;
+            slots.sort();
+            slots.dedup();
+            actions.push(Action::SlotsAssigned {
+                node: nodes[leader].name.clone(),
+                epoch,
+                slots,
+            });
+        }
+    }
+
+    // Extra holders are demoted at once.
+    for (i, node) in nodes.iter().enumerate() {
+        if Some(i) == context.leader || node.busy || acted.contains(&node.name) {
+            continue;
+        }
+        if let Some(ids) = keys(node)
+            && !ids.is_empty()
+        {
+            actions.push(Action::Demote {
+                node: node.name.clone(),
+                ids: ids.to_vec(),
+                why: match context.leader {
+                    Some(l) => {
+                        format!("{} leads; a node holds the key at most once", nodes[l].name)
+                    }
+                    None => "another node holds the key".into(),
+                },
+            });
+        }
+    }
+
+    // Parking: near a window, while a leader exists, nothing that could come up as a second
+    // leader keeps booting.
+    // With no leader, the first booting node may come up as the only one.
+    let leader_exists = context.leader.is_some() || context.may_hold.iter().any(|m| *m);
+    let keep = if leader_exists {
+        None
+    } else {
+        (0..nodes.len()).find(|&i| booting(&nodes[i]))
+    };
+    if let Some(why) = &context.near {
+        for (i, node) in nodes.iter().enumerate() {
+            if Some(i) == context.leader
+                || Some(i) == keep
+                || node.busy
+                || acted.contains(&node.name)
+                || !config.boots_with_secret.contains(&node.name)
+            {
+                continue;
+            }
+            let hung = context.leader.is_some() && context.may_hold[i] && keys(node).is_none();
+            if booting(node) || hung {
+                memory.parked.insert(node.name.clone());
+                actions.push(Action::Stop {
+                    node: node.name.clone(),
+                    reason: Reason::SlotGuard(why.to_string()),
+                });
+            }
+        }
+    }
+
+    // This epoch's slots unknown: two nodes booting with the secret could both come up leading
+    // the same slot before either is seen. Keep the first, park the others.
+    if !context.epoch_known && context.secret_booting.len() > 1 {
+        for &i in context.secret_booting.iter().skip(1) {
+            let node = &nodes[i];
+            if node.busy || acted.contains(&node.name) || Some(i) == context.leader {
+                continue;
+            }
+            if actions
+                .iter()
+                .any(|a| matches!(a, Action::Stop { node: n, .. } if *n == node.name))
+            {
+                continue;
+            }
+            memory.parked.insert(node.name.clone());
+            actions.push(Action::Stop {
+                node: node.name.clone(),
+                reason: Reason::SlotGuard(
+                    "another node is booting with the leader secret and this epoch's slots are unknown"
+                        .into(),
+                ),
+            });
+        }
+    }
+
+    // The target leader.
+    let candidate = |i: usize| {
+        let node = &nodes[i];
+        facts[i].in_sync
+            && !node.busy
+            && !acted.contains(&node.name)
+            && keys(node).is_some()
+            && memory
+                .promotion_backoff
+                .get(&node.name)
+                .is_none_or(|(_, until)| now >= *until)
+    };
+    let rank = |i: usize| {
+        (
+            pool_slots_ahead && has_schedule(i),
+            facts[i].running_height.unwrap_or(0),
+            std::cmp::Reverse(i),
+        )
+    };
+    let best = (0..nodes.len())
+        .filter(|&i| candidate(i))
+        .max_by_key(|&i| rank(i));
+    let requested = memory
+        .requested
+        .as_ref()
+        .and_then(|name| nodes.iter().position(|n| &n.name == name))
+        .filter(|&r| Some(r) != context.leader && candidate(r));
+    let target = match (context.leader, best) {
+        _ if requested.is_some() => requested,
+        (_, None) => None,
+        (None, Some(b)) => Some(b),
+        (Some(l), Some(b)) if l == b => None,
+        (Some(l), Some(b)) => {
+            let l_ok = facts[l].in_sync && keys(&nodes[l]).is_some();
+            let ahead = facts[b].running_height.unwrap_or(0)
+                >= facts[l]
+                    .running_height
+                    .unwrap_or(0)
+                    .saturating_add(config.switch_margin);
+            let schedule_better = pool_slots_ahead && has_schedule(b) && !has_schedule(l);
+            (!l_ok || ahead || schedule_better).then_some(b)
+        }
+    };
+    // A leader that fell back to bootstrapping keeps the key but cannot lead, and cannot be
+    // demoted (its API is not up): restart it, so that the key is gone and `best` can lead.
+    if let (Some(l), Some(_)) = (context.leader, best)
+        && booting(&nodes[l])
+        && context.may_hold[l]
+        && context.near.is_none()
+        && !nodes[l].busy
+        && !acted.contains(&nodes[l].name)
+        && !leader_job
+    {
+        actions.push(Action::Restart {
+            node: nodes[l].name.clone(),
+            reason: Reason::LeaderUnfit("fell back to bootstrapping while holding the key".into()),
+            variant: super::Variant::Normal,
+        });
+        return actions;
+    }
+    let subject = "leader".to_string();
+    if let Some(t) = target {
+        let blocker = if leader_job {
+            Some("a hand-over is in flight".to_string())
+        } else if let Some(why) = guard(memory, config, now, now + config.lookahead) {
+            Some(why.to_string())
+        } else {
+            (0..nodes.len())
+                .find(|&i| {
+                    i != t
+                        && context.may_hold[i]
+                        && (Some(i) != context.leader
+                            || keys(&nodes[i]).is_none()
+                            || nodes[i].busy
+                            || acted.contains(&nodes[i].name))
+                })
+                .map(|i| {
+                    format!(
+                        "{} may hold the key and cannot be verified (its leader API did not answer, \
+                         or it is being acted on)",
+                        nodes[i].name
+                    )
+                })
+        };
+        match blocker {
+            Some(blocker) => {
+                let note = format!("promotion of {} waits: {blocker}", nodes[t].name);
+                if memory.notes.get(&subject) != Some(&note) {
+                    memory.notes.insert(subject, note.clone());
+                    actions.push(Action::Waiting {
+                        node: nodes[t].name.clone(),
+                        why: note,
+                    });
+                }
+            }
+            None => {
+                memory.notes.remove(&subject);
+                let from = context
+                    .leader
+                    .and_then(|l| keys(&nodes[l]).map(|ids| (nodes[l].name.clone(), ids.to_vec())))
+                    .filter(|(_, ids)| !ids.is_empty());
+                let why = match context.leader {
+                    _ if requested == Some(t) => "operator request".to_string(),
+                    None => "no node holds the key".to_string(),
+                    Some(l) if !facts[l].in_sync => {
+                        format!("{} is not in sync", nodes[l].name)
+                    }
+                    Some(l) if pool_slots_ahead && has_schedule(t) && !has_schedule(l) => {
+                        format!("{} lacks this epoch's schedule", nodes[l].name)
+                    }
+                    Some(l) => format!(
+                        "{} is {} blocks ahead of {}",
+                        nodes[t].name,
+                        facts[t]
+                            .running_height
+                            .unwrap_or(0)
+                            .saturating_sub(facts[l].running_height.unwrap_or(0)),
+                        nodes[l].name
+                    ),
+                };
+                actions.push(Action::HandOver {
+                    from,
+                    to: nodes[t].name.clone(),
+                    why,
+                });
+            }
+        }
+    } else {
+        memory.notes.remove(&subject);
+    }
+
+    // Schedule refresh: a passive, in-sync node without this epoch's schedule is restarted to
+    // compute it, once per epoch, when the leader is up and the next slot is far enough.
+    let busy_anywhere = nodes.iter().any(|n| n.busy) || !acted.is_empty();
+    let gap_ok = memory
+        .next_slot(now)
+        .is_none_or(|(_, t)| t.duration_since(now).unwrap_or_default() > config.refresh_min_gap);
+    if let (Some(epoch), Some(l)) = (epoch, context.leader)
+        && pool_slots_ahead
+        && gap_ok
+        && !busy_anywhere
+        && !leader_job
+        && facts[l].in_sync
+        && context.near.is_none()
+        && !actions
+            .iter()
+            .any(|a| matches!(a, Action::HandOver { .. } | Action::Stop { .. }))
+    {
+        let lacking = (0..nodes.len()).find(|&i| {
+            i != l
+                && config.boots_with_secret.contains(&nodes[i].name)
+                && facts[i].in_sync
+                && keys(&nodes[i]).is_some_and(<[u32]>::is_empty)
+                && nodes[i].leadership.schedule.is_some()
+                && !has_schedule(i)
+                && memory.refreshed.get(&nodes[i].name) != Some(&epoch)
+        });
+        if let Some(i) = lacking {
+            memory.refreshed.insert(nodes[i].name.clone(), epoch);
+            actions.push(Action::Restart {
+                node: nodes[i].name.clone(),
+                reason: Reason::ScheduleRefresh(epoch),
+                variant: super::Variant::Normal,
+            });
+        }
+    }
+    actions
+}
