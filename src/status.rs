@@ -30,6 +30,32 @@ pub struct NodeLine {
     pub variant: String,
     /// The last restart-log row about it: time (RFC 3339), action and reason.
     pub last_restart: Option<LastRestart>,
+    /// It holds the pool's leader key.
+    #[serde(default)]
+    pub leader: bool,
+    /// Its leader schedule for the current epoch (leadership enabled): e.g. `epoch 12: 3 slots`,
+    /// `epoch 12: none`, or `unknown` when its logs could not be read.
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+/// The pool's leadership (leadership enabled).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadershipLine {
+    /// The node that holds the key.
+    pub leader: Option<String>,
+    /// The current epoch.
+    pub epoch: Option<u64>,
+    /// The pool's next known slot (`epoch.slot`).
+    pub next_slot: Option<String>,
+    /// When it starts (RFC 3339).
+    pub next_slot_at: Option<String>,
+    /// Seconds until it starts.
+    pub next_slot_in_secs: Option<u64>,
+    /// The last pool slot that passed with a leader.
+    pub last_slot: Option<String>,
+    /// Why leadership changes wait now (a guard window), if they do.
+    pub guard: Option<String>,
 }
 
 /// The last restart of a node.
@@ -57,6 +83,9 @@ pub struct Snapshot {
     pub unreachable: Vec<String>,
     /// Nodes in configuration order.
     pub nodes: Vec<NodeLine>,
+    /// Leadership, when enabled.
+    #[serde(default)]
+    pub leadership: Option<LeadershipLine>,
 }
 
 /// RFC 3339 UTC with seconds.
@@ -88,10 +117,18 @@ impl Snapshot {
                 if node.variant == "fallback" {
                     program.push_str(" [fallback config]");
                 }
+                let mut name = node.name.clone();
+                if node.leader {
+                    name.push_str(" *");
+                }
+                let mut node_state = node.node_state.clone();
+                if let Some(schedule) = &node.schedule {
+                    let _ = write!(node_state, " [{schedule}]");
+                }
                 [
-                    node.name.clone(),
+                    name,
                     program,
-                    node.node_state.clone(),
+                    node_state,
                     node.height.map_or("-".into(), |h| h.to_string()),
                     node.lag.map_or("-".into(), |l| l.to_string()),
                     node.last_restart.as_ref().map_or("-".into(), |r| {
@@ -134,6 +171,28 @@ impl Snapshot {
                 let _ = writeln!(out, "reference height {reference} (best local node)");
             }
             _ => {}
+        }
+        if let Some(l) = &self.leadership {
+            let _ = write!(
+                out,
+                "leader: {}",
+                l.leader
+                    .as_deref()
+                    .unwrap_or("none (no node holds the key)")
+            );
+            if let Some(epoch) = l.epoch {
+                let _ = write!(out, "; epoch {epoch}");
+            }
+            match (&l.next_slot, &l.next_slot_at, l.next_slot_in_secs) {
+                (Some(slot), Some(at), Some(secs)) => {
+                    let _ = write!(out, "; next slot {slot} at {at} (in {secs} s)");
+                }
+                _ => out.push_str("; next slot unknown"),
+            }
+            if let Some(guard) = &l.guard {
+                let _ = write!(out, "; changes wait: {guard}");
+            }
+            out.push('\n');
         }
         for unreachable in &self.unreachable {
             let _ = writeln!(out, "unreachable: {unreachable}");

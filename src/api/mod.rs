@@ -73,9 +73,6 @@ pub enum ApiError {
     /// The body is over the limit.
     #[error("request body over {BODY_LIMIT} bytes")]
     TooLarge,
-    /// Not implemented yet.
-    #[error("{0}")]
-    NotImplemented(String),
     /// The loop is stopping, or cannot act.
     #[error("{0}")]
     Unavailable(String),
@@ -92,7 +89,6 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -120,7 +116,7 @@ impl From<Refusal> for ApiError {
         match refusal {
             Refusal::UnknownNode(_) => ApiError::NotFound(message),
             Refusal::Busy(_) => ApiError::Conflict(message),
-            Refusal::NotImplemented(_) => ApiError::NotImplemented(message),
+            Refusal::NotEligible(_) => ApiError::Conflict(message),
             Refusal::Unavailable(_) => ApiError::Unavailable(message),
         }
     }
@@ -228,8 +224,7 @@ fn snapshot(state: &ApiState) -> Result<Snapshot, ApiError> {
         .map_err(|_| ApiError::Internal("status unavailable".into()))
 }
 
-/// The snapshot (what `nodekeeper status --json` prints), each node with `is_held` and `leader`
-/// (false until leadership management exists) added.
+/// The snapshot (what `nodekeeper status --json` prints), each node with `is_held` added.
 async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let snapshot = snapshot(&state)?;
     let mut value =
@@ -239,7 +234,6 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
             if let Some(node) = node.as_object_mut() {
                 let held = node.get("held").is_some_and(|held| !held.is_null());
                 node.insert("is_held".into(), Value::Bool(held));
-                node.insert("leader".into(), Value::Bool(false));
             }
         }
     }
@@ -491,8 +485,9 @@ async fn answer(state: &ApiState, accepted: Accepted, wait: bool) -> Result<Resp
     Ok((status, Json(view)).into_response())
 }
 
-/// A slot-aware leader hand-over needs the leadership policy, which does not exist yet: after
-/// the token and the node are checked, the answer is 501.
+/// A slot-aware hand-over of the leader key to the node, through the leadership policy: it
+/// happens at the next safe moment (no slot or rollover near, every other node verified without
+/// the key). 409 when the node is not in sync; 503 when leadership is not enabled.
 async fn leader(
     State(state): State<ApiState>,
     Path(name): Path<String>,

@@ -185,11 +185,35 @@ async fn observe_now(config: &Config) -> Result<Snapshot, Failure> {
     if let Ok(holds) = control::holds::load(&control::state_path(config)) {
         state.restore_holds(holds);
     }
+    let now = crate::clock::Clock::now(&SystemClock);
+    let mut nodes = control::observe::node_observations(config, &raw, &[]);
+    let mut chain = None;
+    if config.leadership.enabled {
+        // The leader views, the persisted memory (known slots), and the chain time.
+        let mut leadership = control::leadership::Leadership::new(config)
+            .map_err(|e| Failure::runtime(e.to_string()))?;
+        leadership.observe(config, &mut nodes, wait).await;
+        state.leadership = control::leadership::Leadership::load(&config.leadership.state_file)
+            .map_err(Failure::runtime)?;
+        chain = leadership.clock().or(state.leadership.clock);
+        if let Some(clock) = chain {
+            state.leadership.clock = Some(clock);
+            state.leadership.epoch = Some(clock.epoch_at(now));
+        }
+        for node in &nodes {
+            if let Some(dates) = &node.leadership.schedule {
+                state.leadership.schedule.extend(dates.iter().copied());
+            }
+            if matches!(&node.leadership.keys, Some(Ok(ids)) if !ids.is_empty()) {
+                state.leadership.leader = Some(node.name.clone());
+            }
+        }
+    }
     let observation = Observation {
-        now: crate::clock::Clock::now(&SystemClock),
-        nodes: control::observe::node_observations(config, &raw, &[]),
+        now,
+        nodes,
         reference: None::<ReferenceTip>,
-        chain: None,
+        chain,
         leader_job: false,
     };
     Ok(control::build_snapshot(

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
 use tokio::task::JoinSet;
@@ -17,8 +17,9 @@ use crate::config::{Config, nodefile};
 use crate::node::leaders::LeaderApi;
 use crate::node::secret::{self, LeaderSecret};
 use crate::node::{NodeState, ProbeError};
-use crate::policy::{LeaderMemory, LeaderView, NodeObservation, ProgramSeen};
+use crate::policy::{LeaderConfig, LeaderMemory, LeaderView, NodeObservation, ProgramSeen};
 use crate::slots::{LeaderLog, SlotClock};
+use crate::status::{LeadershipLine, rfc3339};
 use crate::supervisor::ProcessState;
 
 /// How a leadership task ended.
@@ -393,4 +394,35 @@ async fn futures_join(
         }
     }
     answers
+}
+
+/// A node's schedule state for the status: this epoch's slots in its logs.
+pub fn schedule_state(memory: &LeaderMemory, node: &NodeObservation) -> String {
+    let (Some(epoch), Some(dates)) = (memory.epoch, &node.leadership.schedule) else {
+        return "schedule unknown".into();
+    };
+    match dates.iter().filter(|date| date.epoch == epoch).count() {
+        0 => format!("epoch {epoch}: no slots"),
+        1 => format!("epoch {epoch}: 1 slot"),
+        n => format!("epoch {epoch}: {n} slots"),
+    }
+}
+
+/// The leadership line of the status.
+pub fn status_line(
+    memory: &LeaderMemory,
+    config: &LeaderConfig,
+    now: SystemTime,
+) -> LeadershipLine {
+    let next = memory.next_slot(now);
+    LeadershipLine {
+        leader: memory.leader.clone(),
+        epoch: memory.epoch,
+        next_slot: next.map(|(date, _)| date.to_string()),
+        next_slot_at: next.map(|(_, at)| rfc3339(at)),
+        next_slot_in_secs: next.map(|(_, at)| at.duration_since(now).unwrap_or_default().as_secs()),
+        last_slot: memory.last_slot.map(|date| date.to_string()),
+        guard: crate::policy::leader::guard(memory, config, now, now + config.lookahead)
+            .map(|why| why.to_string()),
+    }
 }

@@ -163,9 +163,9 @@ pub enum Refusal {
     /// An action on the node is in flight.
     #[error("{0}: an action is in flight (a start, stop or restart); try again when it ends")]
     Busy(String),
-    /// Not implemented yet.
+    /// The node cannot do it now (e.g. lead while out of sync).
     #[error("{0}")]
-    NotImplemented(String),
+    NotEligible(String),
     /// The daemon cannot act (dry run, no client).
     #[error("{0}")]
     Unavailable(String),
@@ -255,6 +255,8 @@ pub struct Daemon {
     leader_request: Option<(String, String)>,
     /// Why each hand-over in flight was decided, by target.
     handover_reasons: BTreeMap<String, String>,
+    /// PoolTool tip and slot reports (when `pooltool.enabled`).
+    reporter: Option<crate::pooltool::Reporter>,
 }
 
 impl Daemon {
@@ -328,6 +330,20 @@ impl Daemon {
         } else {
             None
         };
+        let reporter = (config.pooltool.raw.enabled && !options.dry_run).then(|| {
+            let key_path = config.pooltool.raw.key_path.clone().unwrap_or_else(|| {
+                config
+                    .restart_log
+                    .parent()
+                    .map(|dir| dir.join("pooltool-keys"))
+                    .unwrap_or_else(|| PathBuf::from("pooltool-keys"))
+            });
+            crate::pooltool::Reporter::new(
+                &config.pooltool,
+                key_path,
+                config.thresholds.probe_timeout.max(Duration::from_secs(10)),
+            )
+        });
         let watcher = Watcher::new(source, &config);
         // Action ids are unique across daemon restarts: the start time, then a counter.
         let action_prefix = format!(
@@ -369,6 +385,7 @@ impl Daemon {
             leadership,
             leader_request: None,
             handover_reasons: BTreeMap::new(),
+            reporter,
         };
         if !options.dry_run {
             daemon.write_node_configs();
@@ -475,6 +492,44 @@ impl Daemon {
         }
         self.save_holds();
         info!("nodekeeper stopped; nodes left running");
+    }
+
+    /// PoolTool: the best in-sync node's tip; the leader's logs for the slots of the epoch.
+    fn report_to_pooltool(&mut self, observation: &Observation) {
+        let Some(reporter) = &mut self.reporter else {
+            return;
+        };
+        let threshold = self.policy_config.tip_diff_threshold;
+        let best = best_height(observation, &self.policy_config);
+        let tip = observation
+            .nodes
+            .iter()
+            .filter_map(|node| match &node.probe {
+                Some(Ok(status)) if status.state == crate::node::NodeState::Running => {
+                    status.height.map(|h| (node, status, h))
+                }
+                _ => None,
+            })
+            .filter(|(_, _, h)| best.is_none_or(|b| b.saturating_sub(*h) <= threshold))
+            .max_by_key(|(_, _, h)| *h)
+            .and_then(|(node, status, _)| {
+                self.config
+                    .node(&node.name)
+                    .map(|settings| crate::pooltool::TipInput {
+                        rest_url: settings.rest_url.clone(),
+                        status: status.clone(),
+                    })
+            });
+        let slots = self.leadership.as_ref().and_then(|leadership| {
+            let clock = leadership.clock()?;
+            let leader = self.state.leadership.leader.as_ref()?;
+            let logs = leadership.logs.get(leader)?;
+            Some(crate::pooltool::SlotsInput {
+                clock,
+                logs: logs.clone(),
+            })
+        });
+        reporter.poll(observation.now, tip, slots);
     }
 
     /// A leadership task ended: the policy's memory, the log, the alert, an operator's request.
@@ -648,7 +703,7 @@ impl Daemon {
                         })
                     });
                     if !in_sync {
-                        return Err(Refusal::Unavailable(format!(
+                        return Err(Refusal::NotEligible(format!(
                             "{node} is not Running and in sync: it cannot lead; nothing was changed"
                         )));
                     }
@@ -813,6 +868,15 @@ impl Daemon {
                 if config.restart_log != self.config.restart_log {
                     warn!("restart_log.path changes take effect when nodekeeper restarts");
                 }
+                if let Some(leadership) = &mut self.leadership
+                    && let Err(e) = leadership.reload(&config)
+                {
+                    error!("configuration change rejected: {e}");
+                    return;
+                }
+                if config.leadership.enabled != self.leadership.is_some() {
+                    warn!("leadership.enabled changes take effect when nodekeeper restarts");
+                }
                 self.policy_config = PolicyConfig::from_config(&config);
                 self.config = Arc::new(*config);
                 info!("configuration reloaded");
@@ -970,6 +1034,7 @@ impl Daemon {
         {
             leadership.save(&self.state.leadership);
         }
+        self.report_to_pooltool(&observation);
         let snapshot = build_snapshot(
             &self.config,
             &observation,
@@ -1331,7 +1396,7 @@ fn tick_sample(
                     _ => None,
                 },
                 held: line.held.is_some(),
-                leader: false,
+                leader: line.leader,
                 in_sync: line.node_state == "Running"
                     && line.lag.is_some_and(|lag| lag <= threshold),
             }
@@ -1452,6 +1517,13 @@ pub fn build_snapshot(
                     Variant::Fallback => "fallback".into(),
                 },
                 last_restart: last_restarts.get(&settings.name).cloned(),
+                leader: policy_config.leader.enabled
+                    && (matches!(&seen.leadership.keys, Some(Ok(ids)) if !ids.is_empty())
+                        || state.leadership.leader.as_deref() == Some(settings.name.as_str())),
+                schedule: policy_config
+                    .leader
+                    .enabled
+                    .then(|| leadership::schedule_state(&state.leadership, seen)),
             }
         })
         .collect();
@@ -1472,5 +1544,8 @@ pub fn build_snapshot(
             })
             .collect(),
         nodes,
+        leadership: policy_config.leader.enabled.then(|| {
+            leadership::status_line(&state.leadership, &policy_config.leader, observation.now)
+        }),
     }
 }

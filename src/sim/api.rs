@@ -1,8 +1,9 @@
 //! The simulator's HTTP surface: Jormungandr REST API v0 under `/api/v0` and the fault controls under `/sim`.
 //!
-//! Owns routes, JSON shapes (camelCase DTOs as in the REST reference), status codes, and the `hang`/`slow`
-//! faults, which act here because they are about answering HTTP. Node behaviour lives in `node`; every handler
-//! first brings the node up to the current time through [`Shared::with_node`].
+//! Owns routes, JSON shapes (camelCase DTOs as in the REST reference), status codes, and the `hang`, `slow`,
+//! `slow-leaders` and `refuse-promotion` faults, which act here because they are about answering HTTP. Node
+//! behaviour lives in `node`; every handler first brings the node up to the current time through
+//! [`Shared::with_node`].
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,6 +28,10 @@ use crate::node::secret;
 
 /// What `/leaders*` and the other "full context" routes answer while the node is not `Running`, like 0.8.x.
 const NOT_READY: &str = "Full REST context not available yet";
+/// What `POST /api/v0/leaders` answers (with a 500) under the `refuse-promotion` fault.
+const PROMOTION_REFUSED: &str = "leader promotion refused (refuse-promotion fault)";
+/// The leader routes: `/api/v0/leaders` and everything under it; `slow-leaders` delays only these.
+const LEADERS_ROUTE: &str = "/api/v0/leaders";
 /// How far back from the tip `GET /api/v0/block/{hash}` looks.
 const BLOCK_LOOKUP_DEPTH: u64 = 2000;
 /// How often a hung request checks whether the hang is over.
@@ -173,13 +178,26 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// `hang` and `slow` for every `/api/v0` request, known route or not; `/sim` is never affected.
+/// Whether `path` is one of the leader routes (`/api/v0/leaders`, `/api/v0/leaders/{id}`, `/api/v0/leaders/logs`).
+fn is_leaders_route(path: &str) -> bool {
+    path.strip_prefix(LEADERS_ROUTE)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// `hang` and `slow` for every `/api/v0` request, known route or not, and `slow-leaders` for the leader routes
+/// only; `/sim` is never affected.
 async fn api_faults(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    if request.uri().path().starts_with("/api/") {
+    let path = request.uri().path();
+    if path.starts_with("/api/") {
+        let leaders = is_leaders_route(path);
         loop {
             match shared.fault() {
                 Fault::Hang => tokio::time::sleep(HANG_POLL).await,
                 Fault::Slow { delay_ms } => {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    break;
+                }
+                Fault::SlowLeaders { delay_ms } if leaders => {
                     tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                     break;
                 }
@@ -328,6 +346,8 @@ async fn get_leaders(State(shared): State<Arc<Shared>>) -> Response {
     })
 }
 
+/// `POST /api/v0/leaders`: a well-formed secret is refused with a 500 under `refuse-promotion` (a malformed one
+/// is still a 400), and the enclave is left as it was.
 async fn post_leader(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     shared.with_node(|node, now| {
         if node.state(now) != NodeState::Running {
@@ -337,6 +357,10 @@ async fn post_leader(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
             .map_err(|_| "body is not utf-8".to_string())
             .and_then(|text| secret::parse_json(text).map_err(|error| error.to_string()));
         match parsed {
+            Ok(_) if node.fault() == Fault::RefusePromotion => {
+                tracing::warn!("leader promotion refused (refuse-promotion fault)");
+                text(StatusCode::INTERNAL_SERVER_ERROR, PROMOTION_REFUSED)
+            }
             Ok(secret) => {
                 let id = node.add_leader(secret);
                 tracing::info!(id, "leader added");
@@ -472,4 +496,30 @@ async fn post_fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
         crash_soon();
     }
     axum::Json(shared.sim_state()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_routes_are_the_leaders_path_and_below() {
+        for path in [
+            "/api/v0/leaders",
+            "/api/v0/leaders/",
+            "/api/v0/leaders/1",
+            "/api/v0/leaders/logs",
+        ] {
+            assert!(is_leaders_route(path), "{path}");
+        }
+        for path in [
+            "/api/v0/node/stats",
+            "/api/v0/leadersx",
+            "/api/v0/settings",
+            "/sim/state",
+            "/api/v0",
+        ] {
+            assert!(!is_leaders_route(path), "{path}");
+        }
+    }
 }

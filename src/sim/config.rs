@@ -66,7 +66,7 @@ pub struct Args {
     #[arg(long, env = "NODEKEEPER_SIM_EVENTS")]
     pub events: Option<PathBuf>,
 
-    /// Control file polled every 200 ms; one line: none, stuck, lag N, bootstrap, hang, slow MS, crash or fork.
+    /// Control file polled every 200 ms; one line: none, stuck, lag N, bootstrap, hang, slow MS, slow-leaders MS, refuse-promotion, crash or fork.
     #[arg(long, env = "NODEKEEPER_SIM_CONTROL")]
     pub control: Option<PathBuf>,
 

@@ -1,7 +1,8 @@
 //! Injectable faults: their names and the two ways to request them.
 //!
-//! Owns the [`Fault`] vocabulary, the control-file line syntax (`stuck`, `lag 5`, `slow 500`, …) and the JSON body
-//! of `POST /sim/fault`. What a fault *does* lives in `node` (chain view, leadership) and `api` (hang, slow).
+//! Owns the [`Fault`] vocabulary, the control-file line syntax (`stuck`, `lag 5`, `slow 500`, `slow-leaders 1500`,
+//! …) and the JSON body of `POST /sim/fault`. What a fault *does* lives in `node` (chain view, leadership) and
+//! `api` (hang, slow, slow-leaders, refuse-promotion).
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,6 +31,14 @@ pub enum Fault {
         /// The delay in milliseconds.
         delay_ms: u64,
     },
+    /// Only the leader routes (`/api/v0/leaders`, `/api/v0/leaders/{id}`, `/api/v0/leaders/logs`) answer late;
+    /// the rest of the API stays prompt.
+    SlowLeaders {
+        /// The delay in milliseconds.
+        delay_ms: u64,
+    },
+    /// `POST /api/v0/leaders` answers 500 and adds no leader; listing and demoting still work.
+    RefusePromotion,
     /// The process exits with status 1.
     Crash,
     /// The node follows a private branch that grows slowly.
@@ -71,6 +80,10 @@ impl Fault {
             "slow" => Fault::Slow {
                 delay_ms: delay_ms.ok_or(FaultError::MissingNumber("slow", "delay_ms"))?,
             },
+            "slow-leaders" => Fault::SlowLeaders {
+                delay_ms: delay_ms.ok_or(FaultError::MissingNumber("slow-leaders", "delay_ms"))?,
+            },
+            "refuse-promotion" => Fault::RefusePromotion,
             "crash" => Fault::Crash,
             "fork" => Fault::Fork,
             other => return Err(FaultError::Unknown(other.to_string())),
@@ -78,7 +91,8 @@ impl Fault {
     }
 }
 
-/// Parses one control-file line: `none`, `stuck`, `lag N`, `bootstrap`, `hang`, `slow MS`, `crash` or `fork`.
+/// Parses one control-file line: `none`, `stuck`, `lag N`, `bootstrap`, `hang`, `slow MS`, `slow-leaders MS`,
+/// `refuse-promotion`, `crash` or `fork`.
 /// An empty line means `none`.
 impl FromStr for Fault {
     type Err = FaultError;
@@ -98,7 +112,12 @@ impl FromStr for Fault {
             return Err(FaultError::Trailing(rest.join(" ")));
         }
         let fault = Fault::from_parts(name, number, number)?;
-        if number.is_some() && !matches!(fault, Fault::Lag { .. } | Fault::Slow { .. }) {
+        if number.is_some()
+            && !matches!(
+                fault,
+                Fault::Lag { .. } | Fault::Slow { .. } | Fault::SlowLeaders { .. }
+            )
+        {
             return Err(FaultError::Trailing(line.trim().to_string()));
         }
         Ok(fault)
@@ -115,13 +134,16 @@ impl fmt::Display for Fault {
             Fault::Bootstrap => f.write_str("bootstrap"),
             Fault::Hang => f.write_str("hang"),
             Fault::Slow { delay_ms } => write!(f, "slow {delay_ms}"),
+            Fault::SlowLeaders { delay_ms } => write!(f, "slow-leaders {delay_ms}"),
+            Fault::RefusePromotion => f.write_str("refuse-promotion"),
             Fault::Crash => f.write_str("crash"),
             Fault::Fork => f.write_str("fork"),
         }
     }
 }
 
-/// The JSON body of `POST /sim/fault`: `{"fault":"lag","blocks":5}`, `{"fault":"slow","delay_ms":500}`, ….
+/// The JSON body of `POST /sim/fault`: `{"fault":"lag","blocks":5}`, `{"fault":"slow","delay_ms":500}`,
+/// `{"fault":"slow-leaders","delay_ms":1500}`, `{"fault":"refuse-promotion"}`, ….
 #[derive(Debug, Deserialize)]
 pub struct FaultRequest {
     /// The fault name.
@@ -129,7 +151,7 @@ pub struct FaultRequest {
     /// Blocks behind, for `lag`.
     #[serde(default)]
     pub blocks: Option<u64>,
-    /// Delay in milliseconds, for `slow`.
+    /// Delay in milliseconds, for `slow` and `slow-leaders`.
     #[serde(default)]
     pub delay_ms: Option<u64>,
 }
@@ -154,6 +176,8 @@ mod tests {
             "bootstrap",
             "hang",
             "slow 500",
+            "slow-leaders 1500",
+            "refuse-promotion",
             "crash",
             "fork",
         ] {
@@ -164,6 +188,14 @@ mod tests {
         assert_eq!(
             "  LAG   7 \n".parse::<Fault>(),
             Ok(Fault::Lag { blocks: 7 })
+        );
+        assert_eq!(
+            " Slow-Leaders 250\n".parse::<Fault>(),
+            Ok(Fault::SlowLeaders { delay_ms: 250 })
+        );
+        assert_eq!(
+            "refuse-promotion\n".parse::<Fault>(),
+            Ok(Fault::RefusePromotion)
         );
     }
 
@@ -189,6 +221,27 @@ mod tests {
             "lag 3 4".parse::<Fault>(),
             Err(FaultError::Trailing(_))
         ));
+        assert_eq!(
+            "slow-leaders".parse::<Fault>(),
+            Err(FaultError::MissingNumber("slow-leaders", "delay_ms"))
+        );
+        assert!(matches!(
+            "slow-leaders fast".parse::<Fault>(),
+            Err(FaultError::BadNumber(_))
+        ));
+        assert!(matches!(
+            "refuse-promotion 1".parse::<Fault>(),
+            Err(FaultError::Trailing(_))
+        ));
+        // The words are hyphenated, not run together or underscored.
+        assert!(matches!(
+            "slow_leaders 5".parse::<Fault>(),
+            Err(FaultError::Unknown(_))
+        ));
+        assert!(matches!(
+            "refusepromotion".parse::<Fault>(),
+            Err(FaultError::Unknown(_))
+        ));
     }
 
     #[test]
@@ -199,5 +252,16 @@ mod tests {
         let request: FaultRequest =
             serde_json::from_str(r#"{"fault":"lag","delay_ms":250}"#).unwrap();
         assert!(request.fault().is_err());
+        let request: FaultRequest =
+            serde_json::from_str(r#"{"fault":"slow-leaders","delay_ms":1500}"#).unwrap();
+        assert_eq!(request.fault(), Ok(Fault::SlowLeaders { delay_ms: 1500 }));
+        let request: FaultRequest = serde_json::from_str(r#"{"fault":"slow-leaders"}"#).unwrap();
+        assert_eq!(
+            request.fault(),
+            Err(FaultError::MissingNumber("slow-leaders", "delay_ms"))
+        );
+        let request: FaultRequest =
+            serde_json::from_str(r#"{"fault":"refuse-promotion"}"#).unwrap();
+        assert_eq!(request.fault(), Ok(Fault::RefusePromotion));
     }
 }

@@ -15,8 +15,8 @@
 //! - `api`: the HTTP routes.
 //! - this file: the shell: start-up, the slot ticker, the control-file poller and shutdown.
 //!
-//! Control interface: `POST /sim/fault` with `{"fault":"none|stuck|lag|bootstrap|hang|slow|crash|fork",
-//! "blocks":N,"delay_ms":M}` (`blocks` is required for `lag`, `delay_ms` for `slow`), `GET /sim/state`, or a
+//! Control interface: `POST /sim/fault` with `{"fault":"none|stuck|lag|bootstrap|hang|slow|slow-leaders|refuse-promotion|crash|fork",
+//! "blocks":N,"delay_ms":M}` (`blocks` is required for `lag`, `delay_ms` for `slow` and `slow-leaders`), `GET /sim/state`, or a
 //! `--control` file holding one line (`stuck`, `lag 5`, `slow 500`, …; missing or empty = `none`), polled every
 //! 200 ms and applied only when its content changes. `/sim/*` keeps answering under every fault except `crash`.
 

@@ -296,9 +296,13 @@ impl Node {
                     self.params.abs_slot_or_zero(now),
                 )),
             },
-            Fault::None | Fault::Bootstrap | Fault::Hang | Fault::Slow { .. } | Fault::Crash => {
-                View::Main
-            }
+            Fault::None
+            | Fault::Bootstrap
+            | Fault::Hang
+            | Fault::Slow { .. }
+            | Fault::SlowLeaders { .. }
+            | Fault::RefusePromotion
+            | Fault::Crash => View::Main,
         };
         self.fault = fault;
     }

@@ -263,11 +263,15 @@ async fn every_endpoint_over_http_with_auth_errors_conflicts_and_metrics() {
     let huge = json!({"reason": "x".repeat(17 * 1024)}).to_string();
     assert_eq!(api.post_body("/v1/nodes/node1/restart", huge).await.0, 413);
 
-    // Leadership hand-over: not implemented until the leadership policy exists.
+    // Leadership hand-over: refused, and said why, while leadership is not enabled (the
+    // hand-over itself is tested in `leadership`).
     let (status, body) = api.post("/v1/leader/node1").await;
-    assert_eq!(status, 501, "{body}");
+    assert_eq!(status, 503, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("not implemented"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("leadership is not enabled"),
         "{body}"
     );
 

@@ -413,6 +413,112 @@ async fn hang_slow_bootstrap_and_crash_are_observable() {
     tokio::join!(hang_check, slow_check, bootstrap_check, crash_check);
 }
 
+/// Runs `future` and returns its output with how long it took.
+async fn timed<T>(future: impl Future<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let output = future.await;
+    (output, started.elapsed())
+}
+
+/// A `POST /api/v0/leaders` body for a genesis leader with `node_id`.
+fn leader_secret(node_id: &str) -> String {
+    json!({"genesis": {"sig_key": "kes", "vrf_key": "vrf", "node_id": node_id}}).to_string()
+}
+
+#[tokio::test]
+async fn leader_faults_spare_the_rest_of_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("control");
+    let refuse_args = ["--control", control.to_str().unwrap()];
+    let (slow, refuse) = tokio::join!(
+        Sim::start("slow-leaders", &[]),
+        Sim::start("refuse-promotion", &refuse_args)
+    );
+    tokio::join!(slow.running(), refuse.running());
+    let fast = Duration::from_millis(500);
+    let delay = Duration::from_millis(1500);
+
+    let slow_check = async {
+        slow.fault(json!({"fault": "slow-leaders", "delay_ms": 1500}))
+            .await;
+        assert_eq!(slow.state().await["fault"], "slow-leaders 1500");
+        // Every leader route is late, and meanwhile the node probe and the rest answer promptly.
+        let (leaders, logs, demote, stats, settings) = tokio::join!(
+            timed(slow.get("/api/v0/leaders")),
+            timed(slow.get("/api/v0/leaders/logs")),
+            timed(slow.delete("/api/v0/leaders/9")),
+            timed(slow.stats()),
+            timed(slow.get("/api/v0/settings")),
+        );
+        assert_eq!(leaders.0, (200, "[]".to_string()));
+        assert!(leaders.1 >= delay, "GET /leaders took {:?}", leaders.1);
+        assert_eq!(logs.0.0, 200, "{}", logs.0.1);
+        assert!(logs.1 >= delay, "GET /leaders/logs took {:?}", logs.1);
+        assert_eq!(demote.0.0, 404, "{}", demote.0.1);
+        assert!(demote.1 >= delay, "DELETE /leaders/9 took {:?}", demote.1);
+        assert_eq!(stats.0["state"], "Running");
+        assert!(stats.1 < fast, "GET /node/stats took {:?}", stats.1);
+        assert_eq!(settings.0.0, 200);
+        assert!(settings.1 < fast, "GET /settings took {:?}", settings.1);
+        let (promote, took) = timed(slow.post("/api/v0/leaders", &leader_secret("aa"))).await;
+        assert_eq!(promote, (200, "1".to_string()));
+        assert!(took >= delay, "POST /leaders took {took:?}");
+
+        slow.fault(json!({"fault": "none"})).await;
+        assert_eq!(slow.state().await["fault"], "none");
+        let (leaders, took) = timed(slow.get("/api/v0/leaders")).await;
+        assert_eq!(leaders, (200, "[1]".to_string()));
+        assert!(took < fast, "GET /leaders took {took:?} after clearing");
+    };
+
+    let refuse_check = async {
+        refuse.fault(json!({"fault": "refuse-promotion"})).await;
+        assert_eq!(refuse.state().await["fault"], "refuse-promotion");
+        let (status, body) = refuse.post("/api/v0/leaders", &leader_secret("aa")).await;
+        assert_eq!(status, 500, "{body}");
+        assert!(!body.is_empty() && body.len() < 200, "{body:?}");
+        assert_eq!(refuse.get_json("/api/v0/leaders").await, json!([]));
+        // A malformed body is still the client's error, not a refusal.
+        assert_eq!(refuse.post("/api/v0/leaders", "{not json").await.0, 400);
+        assert_eq!(refuse.get("/api/v0/leaders/logs").await.0, 200);
+        assert_eq!(refuse.stats().await["state"], "Running");
+
+        refuse.fault(json!({"fault": "none"})).await;
+        assert_eq!(
+            refuse.post("/api/v0/leaders", &leader_secret("aa")).await,
+            (200, "1".to_string())
+        );
+
+        // The same through the control file; demoting still works while promotion is refused.
+        std::fs::write(&control, "refuse-promotion\n").unwrap();
+        poll("refuse-promotion from the control file", WAIT, || async {
+            (refuse.state().await["fault"] == "refuse-promotion").then_some(())
+        })
+        .await;
+        assert_eq!(
+            refuse.post("/api/v0/leaders", &leader_secret("bb")).await.0,
+            500
+        );
+        assert_eq!(refuse.get_json("/api/v0/leaders").await, json!([1]));
+        assert_eq!(
+            refuse.delete("/api/v0/leaders/1").await,
+            (200, String::new())
+        );
+        assert_eq!(refuse.get_json("/api/v0/leaders").await, json!([]));
+        std::fs::remove_file(&control).unwrap();
+        poll("the control file's fault to clear", WAIT, || async {
+            (refuse.state().await["fault"] == "none").then_some(())
+        })
+        .await;
+        assert_eq!(
+            refuse.post("/api/v0/leaders", &leader_secret("bb")).await,
+            (200, "1".to_string())
+        );
+        assert_eq!(refuse.get_json("/api/v0/leaders").await, json!([1]));
+    };
+    tokio::join!(slow_check, refuse_check);
+}
+
 #[tokio::test]
 async fn leaders_follow_the_enclave_rules() {
     let mut sim = Sim::start("leaders", &[]).await;

@@ -133,6 +133,9 @@ pub struct Builder {
     include_dir: bool,
     sim_startsecs: Option<u32>,
     sim_stop_delay: Option<u32>,
+    sim_args: String,
+    sim_secret: bool,
+    slots_per_epoch: Option<u64>,
 }
 
 impl Builder {
@@ -159,6 +162,25 @@ impl Builder {
     /// meanwhile.
     pub fn sim_stop_delay(mut self, secs: u32) -> Builder {
         self.sim_stop_delay = Some(secs);
+        self
+    }
+
+    /// Every simulated node boots as a leader: `--secret DIR/node_secret.yaml` (the pool's
+    /// secret, [`Supervisord::secret_path`]).
+    pub fn sim_secret(mut self) -> Builder {
+        self.sim_secret = true;
+        self
+    }
+
+    /// Slots per epoch of the simulated chain (default 60; slots last 1 s).
+    pub fn slots_per_epoch(mut self, n: u64) -> Builder {
+        self.slots_per_epoch = Some(n);
+        self
+    }
+
+    /// Extra arguments of every simulated node (e.g. `--secret FILE --pool-slots-per-epoch 6`).
+    pub fn sim_args(mut self, args: &str) -> Builder {
+        self.sim_args = args.to_string();
         self
     }
 
@@ -195,15 +217,25 @@ impl Builder {
         let now = nodekeeper::clock::Clock::now(&nodekeeper::clock::SystemClock);
         let block0 = chrono::DateTime::<chrono::Utc>::from(now).timestamp() - 600;
         let events = dir.path().join("leader-events.jsonl");
+        let secret_path = dir.path().join("node_secret.yaml");
+        std::fs::write(&secret_path, POOL_SECRET_YAML).map_err(|e| e.to_string())?;
+        let slots_per_epoch = self.slots_per_epoch.unwrap_or(60);
+        let secret_arg = if self.sim_secret {
+            format!("--secret {}", secret_path.display())
+        } else {
+            String::new()
+        };
         let mut sims = Vec::new();
         for index in 1..=self.n_sims {
             let name = format!("node{index}");
             let listen = format!("127.0.0.1:{}", free_port());
             let sim = format!(
                 "{SIM} --name {name} --listen {listen} --block0-time {block0} \
-                 --slot-duration 1 --slots-per-epoch 60 --bootstrap-secs 0.3 \
-                 --events {}",
-                events.display()
+                 --slot-duration 1 --slots-per-epoch {slots_per_epoch} --bootstrap-secs 0.3 \
+                 --events {} {} {}",
+                events.display(),
+                secret_arg,
+                self.sim_args
             );
             let command = match self.sim_stop_delay {
                 // supervisord signals the whole process group (stopasgroup): the simulator exits
@@ -253,11 +285,17 @@ impl Builder {
             child,
             programs,
             sims,
+            block0,
+            events,
+            slots_per_epoch,
         };
         supervisord.wait_until_up().await?;
         Ok(supervisord)
     }
 }
+
+/// The pool's node secret the simulated nodes and the daemon use (YAML, as for `--secret`).
+pub const POOL_SECRET_YAML: &str = "genesis:\n  sig_key: kes25519-12-sk1itpool\n  vrf_key: vrf_sk1itpool\n  node_id: 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
 
 /// A running test supervisord. Dropping it shuts supervisord and its programs down.
 #[derive(Debug)]
@@ -274,6 +312,12 @@ pub struct Supervisord {
     pub programs: Vec<Program>,
     /// The simulated nodes among them.
     pub sims: Vec<SimNode>,
+    /// The simulated chain's genesis (Unix seconds; 1 s slots, 60 slots per epoch).
+    pub block0: i64,
+    /// Slots per epoch of the simulated chain.
+    pub slots_per_epoch: u64,
+    /// The simulated nodes' leader-event log (JSON lines: node, epoch, slot, height, time).
+    pub events: PathBuf,
 }
 
 impl Supervisord {
@@ -285,6 +329,11 @@ impl Supervisord {
     /// The temporary directory holding its config, socket and logs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The pool's secret file (written for every supervisord; used with `sim_secret`).
+    pub fn secret_path(&self) -> PathBuf {
+        self.dir.path().join("node_secret.yaml")
     }
 
     /// `http://127.0.0.1:PORT/RPC2`.
