@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # nodekeeper demo: a private supervisord in $ROOT/.demo running three simulated Jormungandr nodes
 # (nodekeeper-sim), kept running and in sync by `nodekeeper run`, with faults injected so that you
-# can watch detection, restart and the restart log growing.
+# can watch detection, restart and the restart log growing. Every node boots with the pool's secret;
+# nodekeeper keeps exactly one of them holding the leader key and hands it over when needed.
 #
 #   scripts/demo.sh [--for SECONDS]   start, then watch (until Ctrl-C; 120 s when not on a terminal)
 #   scripts/demo.sh start             build; (re)start supervisord, the nodes and the daemon; return
 #   scripts/demo.sh watch [--for S]   every ~20 s inject a fault (crash, stuck, hang, lag 20, bootstrap)
 #                                     into the next node; show each detection, `nodekeeper status` and
 #                                     the restart log. Ctrl-C stops watching; the demo keeps running
-#   scripts/demo.sh status            supervisorctl, nodekeeper ctl and nodekeeper status, restart log
+#   scripts/demo.sh status            supervisorctl, nodekeeper ctl and nodekeeper status (the leader
+#                                     marked *, its next slot), restart log
 #   scripts/demo.sh stop              stop the daemon, then supervisord and its nodes; no-op if not running
 #
-# Idempotent: `start` first stops a demo that is still running, and begins a new restart log. The
-# supervisord password is generated once, kept in .demo/supervisor.password (mode 0600), never printed.
+# Idempotent: `start` first stops a demo that is still running, and begins a new restart log and
+# leader-event log. The supervisord password is generated once, kept in .demo/supervisor.password
+# (mode 0600), never printed; the demo pool's secret is .demo/pool-secret.yaml (mode 0600).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,6 +27,7 @@ PASSWORD_FILE="$DEMO_DIR/supervisor.password"
 SOCKET="$DEMO_DIR/supervisor.sock"
 ENV_FILE="$DEMO_DIR/demo.env"
 EVENTS_FILE="$DEMO_DIR/leader-events.jsonl"
+SECRET_FILE="$DEMO_DIR/pool-secret.yaml"
 NK_CONF="$DEMO_DIR/nodekeeper.toml"
 NK_PIDFILE="$DEMO_DIR/nodekeeper.pid"
 NK_LOG="$DEMO_DIR/nodekeeper.log"
@@ -40,6 +44,8 @@ CTL_BIN="$ROOT/target/release/nodekeeper"
 SLOT_DURATION=2
 SLOTS_PER_EPOCH=60
 BOOTSTRAP_SECS=2
+# The pool leads 3 slots per 2-minute epoch (the simulator's default, 5 %).
+POOL_SLOTS_PER_EPOCH=3
 
 # How long to wait for supervisord to report every node RUNNING, and for the daemon's first tick.
 START_TIMEOUT=20
@@ -53,7 +59,8 @@ API_PORT=""
 declare -A NODE_PORT=()
 
 usage() {
-    sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    # The header comment: from line 2 to the first line that is not a comment.
+    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 build() {
@@ -77,6 +84,23 @@ password() {
     tr -d '\n' <"$PASSWORD_FILE"
 }
 
+# write_secret: the demo pool's node secret, as `jormungandr --secret` reads it (fake keys; the
+# simulator checks only the shape). Every node boots with it; nodekeeper promotes with it.
+write_secret() {
+    local node_id
+    node_id="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(32))')"
+    (
+        umask 077
+        cat >"$SECRET_FILE" <<EOF
+genesis:
+  sig_key: kes25519-12-sk1demo
+  vrf_key: vrf_sk1demo
+  node_id: $node_id
+EOF
+    )
+    chmod 0600 "$SECRET_FILE"
+}
+
 # stop_demo: shut down a running demo supervisord (uses the config it was started with).
 stop_demo() {
     local pid
@@ -98,7 +122,14 @@ shquote() {
     fi
 }
 
-# write_conf: supervisord.conf with fresh ports and the three simulated nodes.
+# tomlstr WORD: WORD as a TOML basic string, e.g. a checkout path with a quote or a backslash.
+tomlstr() {
+    local s="${1//\\/\\\\}"
+    printf '"%s"' "${s//\"/\\\"}"
+}
+
+# write_conf: supervisord.conf with fresh ports and the three simulated nodes, each booting as the
+# pool's leader (--secret, as jorm_master starts them).
 write_conf() {
     local block0_time node port pw
     pw="$(password)"
@@ -155,7 +186,7 @@ EOF
             cat >>"$CONF" <<EOF
 
 [program:$node]
-command=$(shquote "$SIM_BIN") --name $node --listen 127.0.0.1:${NODE_PORT[$node]} --block0-time $block0_time --slot-duration $SLOT_DURATION --slots-per-epoch $SLOTS_PER_EPOCH --bootstrap-secs $BOOTSTRAP_SECS --events $(shquote "$EVENTS_FILE")
+command=$(shquote "$SIM_BIN") --name $node --listen 127.0.0.1:${NODE_PORT[$node]} --block0-time $block0_time --slot-duration $SLOT_DURATION --slots-per-epoch $SLOTS_PER_EPOCH --pool-slots-per-epoch $POOL_SLOTS_PER_EPOCH --bootstrap-secs $BOOTSTRAP_SECS --secret $(shquote "$SECRET_FILE") --events $(shquote "$EVENTS_FILE")
 autostart=true
 autorestart=false
 startsecs=1
@@ -207,6 +238,7 @@ wait_timeout = "30s"           # start/stop calls: above the nodes' startsecs an
 [node_defaults]
 template = "../configs/jormungandr-template.json"
 node_dir = "nodes"             # generated node configs: nodes/NODE/NODE.json (the simulator ignores them)
+args = ["--secret", $(tomlstr "$SECRET_FILE")]   # as in .demo/supervisord.conf: nodes boot as leaders
 startsecs = 1                  # as in .demo/supervisord.conf
 stopwaitsecs = 10
 
@@ -223,6 +255,13 @@ restart_window = "3m"          # default 30m: the demo restarts each node about 
 
 [restart_log]
 path = "restarts.csv"
+
+[leadership]
+enabled = true
+secret_file = "pool-secret.yaml"
+slot_window = 4                # slots of 2 s; default 15 (would cover most of a 2-minute epoch)
+schedule_refresh_min_gap = "20s"   # default 10m: the pool leads 3 slots per 2-minute epoch
+state_file = "leader-state.json"
 
 [api]
 listen = "127.0.0.1:$API_PORT"
@@ -378,10 +417,15 @@ print_next_steps() {
     cat <<EOF
 Watch nodekeeper at work (a fault injected every ~20 s):  scripts/demo.sh watch
 
+Every node booted with the pool's secret: nodekeeper demotes all but one, keeps that one leading and
+hands the key over (demote, verify, promote) when another node is better, away from the pool's slots.
+
 Look further (from $ROOT):
-  target/release/nodekeeper -c .demo/nodekeeper.toml status   # the daemon's view of the pool
+  target/release/nodekeeper -c .demo/nodekeeper.toml status   # the daemon's view; * marks the leader,
+                                                               # "leader: ...; next slot ..." its slots
   tail -f .demo/nodekeeper.log                                 # what it decides and does
   cat .demo/restarts.csv                                       # one row per stop and per start
+  cat .demo/leader-events.jsonl                                # one line per block a node led
   .venv/bin/supervisorctl -c .demo/supervisord.conf status
   target/release/nodekeeper ctl --supervisor unix://$SOCKET --user $USER_NAME \\
     --password-file .demo/supervisor.password status
@@ -395,9 +439,10 @@ EOF
 Inject a fault yourself (crash, stuck, hang, slow, lag, bootstrap, fork, none):
   curl -X POST http://127.0.0.1:${NODE_PORT[node1]}/sim/fault -d '{"fault":"stuck"}'
 
-Files: .demo/supervisord.conf and .demo/supervisor.password (mode 0600), .demo/nodekeeper.toml,
-       .demo/nodekeeper.log, .demo/restarts.csv, .demo/nodes/, .demo/<node>.log,
-       .demo/supervisord.log, .demo/leader-events.jsonl, .demo/demo.env
+Files: .demo/supervisord.conf, .demo/supervisor.password and .demo/pool-secret.yaml (mode 0600),
+       .demo/nodekeeper.toml, .demo/nodekeeper.log, .demo/restarts.csv, .demo/leader-state.json,
+       .demo/nodes/, .demo/<node>.log, .demo/supervisord.log, .demo/leader-events.jsonl,
+       .demo/demo.env
 Stop:  scripts/demo.sh stop
 EOF
 }
@@ -412,10 +457,12 @@ cmd_start() {
     stop_daemon || true
     stop_demo || true
     ensure_password
+    write_secret
     write_conf
     write_nk_conf
-    # A new demo, a new restart log (and no holds left over from the last one).
-    rm -f "$RESTART_LOG" "$DEMO_DIR/nodekeeper-state.json"
+    # A new demo (a new chain), a new restart log and leader-event log, and no holds, leader or
+    # slots left over from the last one.
+    rm -f "$RESTART_LOG" "$EVENTS_FILE" "$DEMO_DIR/nodekeeper-state.json" "$DEMO_DIR/leader-state.json"
     : >"$NK_LOG"
     start_supervisord
     wait_nodes_running

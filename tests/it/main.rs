@@ -6,6 +6,7 @@ mod api;
 mod config;
 mod ctl;
 mod daemon;
+mod leadership;
 mod reload;
 mod sim;
 mod supervisor_conf;
