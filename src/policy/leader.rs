@@ -72,8 +72,8 @@ pub struct LeaderMemory {
     pub parked: BTreeSet<String>,
     /// Whether each node may hold the key, as last observed, with its process's start time: used
     /// while a job is in flight, and for a node that fell back from Running to bootstrapping (its
-    /// enclave survives; only a new process starts empty).
-    #[serde(skip)]
+    /// enclave survives; only a new process starts empty). Persisted: a restarted daemon must not
+    /// take a fallen-back holder for a fresh process.
     pub may_hold: BTreeMap<String, (Option<SystemTime>, bool)>,
     /// Failed promotions: node → (failures in a row, not before).
     #[serde(skip)]
@@ -376,18 +376,21 @@ impl Context {
                 return None;
             }
             if let Some(why) = &self.near {
-                return Some(format!("the leader's restart waits: {why}"));
+                return Some(format!("it holds the leader key and {why}"));
             }
             if other_candidate {
-                return Some("the leader's restart waits for the hand-over to another node".into());
+                return Some("it holds the leader key, which moves to another node first".into());
             }
             return None;
         }
+        // Another node holds or may hold the key, or is booting with the secret and may come up
+        // holding it.
         let leader_exists = self
             .may_hold
             .iter()
             .enumerate()
-            .any(|(i, may)| i != index && *may);
+            .any(|(i, may)| i != index && *may)
+            || self.secret_booting.iter().any(|&i| i != index);
         if config.boots_with_secret.contains(&node.name)
             && leader_exists
             && let Some(why) = &self.near
@@ -442,12 +445,18 @@ pub(super) fn decide(
             .is_some_and(|dates| epoch.is_some_and(|e| dates.iter().any(|d| d.epoch == e)))
     };
 
-    // Announce this epoch's schedule once the leader has it (or it settled empty).
+    // Announce this epoch's schedule once known (from any node's logs; a leader promoted
+    // mid-epoch has none), or once it settled empty.
     if let (Some(epoch), Some(leader), Some(clock)) = (epoch, context.leader, memory.clock)
         && memory.announced_epoch != Some(epoch)
-        && let Some(dates) = &nodes[leader].leadership.schedule
+        && nodes[leader].leadership.schedule.is_some()
     {
-        let slots: Vec<SlotDate> = dates.iter().filter(|d| d.epoch == epoch).copied().collect();
+        let slots: Vec<SlotDate> = memory
+            .schedule
+            .iter()
+            .filter(|d| d.epoch == epoch)
+            .copied()
+            .collect();
         let settled = now
             .duration_since(clock.epoch_start(epoch))
             .is_ok_and(|elapsed| elapsed >= config.schedule_settle);
@@ -492,7 +501,8 @@ pub(super) fn decide(
     let keep = if leader_exists {
         None
     } else {
-        (0..nodes.len()).find(|&i| booting(&nodes[i]))
+        (0..nodes.len())
+            .find(|&i| booting(&nodes[i]) && config.boots_with_secret.contains(&nodes[i].name))
     };
     if let Some(why) = &context.near {
         for (i, node) in nodes.iter().enumerate() {

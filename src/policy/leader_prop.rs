@@ -20,8 +20,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::tests::status;
 use super::*;
-use crate::node::{NodeState, NodeStatus, ProbeError};
+use crate::node::{NodeState, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 
 const T0: u64 = 1_800_000_000;
@@ -538,18 +539,6 @@ impl Model {
             .iter()
             .position(|n| n.name == name)
             .expect("known node")
-    }
-}
-
-fn status(state: NodeState, height: Option<u64>) -> NodeStatus {
-    NodeStatus {
-        state,
-        version: "model".into(),
-        height,
-        tip_hash: None,
-        tip_date: None,
-        last_block_time: None,
-        uptime_secs: None,
     }
 }
 

@@ -743,7 +743,8 @@ pub fn decide(
             .enumerate()
             .any(|(other, f)| other != index && f.in_sync);
         if let Some(why) = lead.defer(&config.leader, index, node, &reason, other_candidate) {
-            let why = format!("{reason} waits: {why}");
+            // The label, not the words: a stale tip's words change every tick.
+            let why = format!("{} restart waits: {why}", reason.label().replace('_', " "));
             if state.leadership.notes.get(&node.name) != Some(&why) {
                 state
                     .leadership

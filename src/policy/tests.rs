@@ -6,18 +6,18 @@ use super::*;
 use crate::node::{NodeState, NodeStatus, ProbeError};
 use crate::supervisor::ProcessState;
 
-const T0: u64 = 1_700_000_000;
+pub(super) const T0: u64 = 1_700_000_000;
 
-fn at(secs: u64) -> SystemTime {
+pub(super) fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(T0 + secs)
 }
 
 /// Programs in these tests started an hour before the first tick: boot grace is long over.
-fn long_ago() -> SystemTime {
+pub(super) fn long_ago() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(T0 - 3600)
 }
 
-fn status(state: NodeState, height: Option<u64>) -> NodeStatus {
+pub(super) fn status(state: NodeState, height: Option<u64>) -> NodeStatus {
     NodeStatus {
         state,
         version: "jormungandr 0.9.0".into(),
@@ -29,7 +29,7 @@ fn status(state: NodeState, height: Option<u64>) -> NodeStatus {
     }
 }
 
-fn program(name: &str, state: ProcessState) -> NodeObservation {
+pub(super) fn program(name: &str, state: ProcessState) -> NodeObservation {
     NodeObservation {
         name: name.into(),
         program: ProgramSeen::Known(ProgramView {
