@@ -534,4 +534,21 @@ async fn the_operator_hands_the_key_over_through_the_api() {
     let table = crate::support::run(&mut config.nodekeeper(&["status"])).await;
     assert!(table.stdout.contains("leader: "), "{}", table.stdout);
     assert!(table.stdout.contains("next slot"), "{}", table.stdout);
+    // Without the daemon, `nodekeeper status` reads the nodes and the persisted state itself.
+    let mut daemon = daemon;
+    assert_eq!(daemon.terminate().await, Some(0));
+    let table = crate::support::run(&mut config.nodekeeper(&["status"])).await;
+    assert!(
+        table
+            .stdout
+            .contains(&format!("leader: {}; epoch", other.name)),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.contains(&format!("{} *", other.name)),
+        "{}",
+        table.stdout
+    );
+    assert!(table.stdout.contains("slot"), "{}", table.stdout);
 }
