@@ -250,7 +250,7 @@ tip_timeout = "20s"            # default 90s
 tip_diff_threshold = 12        # blocks (one per 2 s here); default 7
 bootstrap_timeout = "30s"      # default 650s
 boot_grace = "10s"             # default 60s
-max_restarts = 5               # per node and window, then the node is held
+max_restarts = 8               # per node and window, then the node is held
 restart_window = "3m"          # default 30m: the demo restarts each node about once a minute
 
 [restart_log]

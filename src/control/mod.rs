@@ -1131,7 +1131,12 @@ impl Daemon {
                     );
                 }
             }
-            Action::HandOver { from, to, why } => {
+            Action::HandOver {
+                from,
+                to,
+                why,
+                vouched,
+            } => {
                 let previous = from.as_ref().map(|(name, _)| name.clone());
                 info!(
                     node = %to,
@@ -1147,7 +1152,14 @@ impl Daemon {
                 let timeout = self.config.thresholds.probe_timeout;
                 let config = Arc::clone(&self.config);
                 let spawned = self.leadership.as_mut().is_some_and(|leadership| {
-                    leadership.spawn_handover(&config, &observation.nodes, from, &to, timeout)
+                    leadership.spawn_handover(
+                        &config,
+                        &observation.nodes,
+                        from,
+                        &to,
+                        &vouched,
+                        timeout,
+                    )
                 });
                 if spawned {
                     self.handover_reasons.insert(to.clone(), why);

@@ -74,13 +74,16 @@ pub struct LeaderMemory {
     /// while a job is in flight, and for a node that fell back from Running to bootstrapping (its
     /// enclave survives; only a new process starts empty). Persisted: a restarted daemon must not
     /// take a fallen-back holder for a fresh process.
-    pub may_hold: BTreeMap<String, (Option<SystemTime>, bool)>,
+    pub may_hold: BTreeMap<String, Remembered>,
     /// Failed promotions: node → (failures in a row, not before).
     #[serde(skip)]
     pub promotion_backoff: BTreeMap<String, (u32, SystemTime)>,
     /// An operator asked for this node as the leader.
     #[serde(skip)]
     pub requested: Option<String>,
+    /// The leader an operator chose, and the epoch: it is not switched away from for being
+    /// behind by the margin or for lacking the epoch's schedule, only when it is out of sync.
+    pub chosen: Option<(String, u64)>,
     /// The last note per subject (a waiting hand-over or a deferred restart), logged on change.
     #[serde(skip)]
     pub notes: BTreeMap<String, String>,
@@ -96,16 +99,19 @@ impl LeaderMemory {
         }
         for node in demoted {
             if let Some(entry) = self.may_hold.get_mut(node) {
-                entry.1 = false;
+                entry.may = false;
             }
         }
         if ok {
+            self.chosen = match (self.requested.as_deref(), self.epoch) {
+                (Some(requested), Some(epoch)) if requested == to => Some((to.to_string(), epoch)),
+                _ => None,
+            };
             self.leader = Some(to.to_string());
             self.promotion_backoff.remove(to);
-            self.may_hold
-                .entry(to.to_string())
-                .or_insert((None, true))
-                .1 = true;
+            let entry = self.may_hold.entry(to.to_string()).or_default();
+            entry.may = true;
+            entry.read = true;
         } else {
             let entry = self
                 .promotion_backoff
@@ -128,6 +134,18 @@ impl LeaderMemory {
             .map(|date| (*date, clock.date_time(*date)))
             .find(|(_, t)| *t >= now)
     }
+}
+
+/// The last known verdict on a node's keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Remembered {
+    /// The process start it is about.
+    pub started: Option<SystemTime>,
+    /// It may hold the key.
+    pub may: bool,
+    /// Read from its own `GET /leaders` while Running (a booting node's "nothing yet" does not
+    /// say what it will hold once Running: `--secret` loads the key then).
+    pub read: bool,
 }
 
 /// Why the guard is up.
@@ -178,36 +196,44 @@ pub fn guard(
         .map(|date| GuardWhy::Slot(*date))
 }
 
-/// Whether the node may hold the key right now (`remembered`: the last verdict and the process
-/// start it was about).
-fn may_hold(node: &NodeObservation, remembered: Option<(Option<SystemTime>, bool)>) -> bool {
+/// Whether the node may hold the key right now, and whether that is known (`false` for a guess).
+/// `remembered` is the last known verdict and the process start it was about: keys only enter an
+/// enclave at a process start (`--secret`) or by a promotion, so the same process keeps its last
+/// known verdict while its leader API does not answer, and a node that fell back from Running to
+/// bootstrapping keeps its keys.
+fn may_hold(node: &NodeObservation, remembered: Option<Remembered>) -> (bool, bool) {
+    let unknown = |started: Option<SystemTime>| {
+        let same = remembered.filter(|r| r.read && started.is_some() && r.started == started);
+        (same.is_none_or(|r| r.may), false)
+    };
     if node.busy {
-        return remembered.is_none_or(|(_, may)| may);
+        return (remembered.is_none_or(|r| r.may), false);
     }
     let program = match &node.program {
-        ProgramSeen::Missing => return false,
-        ProgramSeen::Unreachable => return true,
+        ProgramSeen::Missing => return (false, true),
+        ProgramSeen::Unreachable => return (true, false),
         ProgramSeen::Known(program) => program,
     };
     match program.state {
-        ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal => return false,
-        ProcessState::Backoff => return false,
+        ProcessState::Stopped
+        | ProcessState::Exited
+        | ProcessState::Fatal
+        | ProcessState::Backoff => return (false, true),
         ProcessState::Starting
         | ProcessState::Running
         | ProcessState::Stopping
         | ProcessState::Unknown => {}
     }
     if let Some(Ok(ids)) = &node.leadership.keys {
-        return !ids.is_empty();
+        return (!ids.is_empty(), true);
     }
     // Booting: a new process holds nothing yet; one that fell back from Running keeps its keys.
-    let same_process =
-        remembered.is_some_and(|(started, may)| may && started == program.started_at);
+    let same_process_held = remembered.is_some_and(|r| r.may && r.started == program.started_at);
     match &node.probe {
-        Some(Ok(status)) if status.state == NodeState::Running => true,
-        Some(Ok(_)) | Some(Err(ProbeError::Refused)) => same_process,
-        None if program.state == ProcessState::Starting => same_process,
-        None | Some(Err(_)) => true,
+        Some(Ok(status)) if status.state == NodeState::Running => unknown(program.started_at),
+        Some(Ok(_)) | Some(Err(ProbeError::Refused)) => (same_process_held, true),
+        None if program.state == ProcessState::Starting => (same_process_held, true),
+        None | Some(Err(_)) => unknown(program.started_at),
     }
 }
 
@@ -295,18 +321,24 @@ impl Context {
             memory.epoch = Some(epoch);
             memory.refreshed.retain(|_, e| *e == epoch);
         }
-        let may_hold: Vec<bool> = observation
+        let verdicts: Vec<(bool, bool)> = observation
             .nodes
             .iter()
             .map(|node| may_hold(node, memory.may_hold.get(&node.name).copied()))
             .collect();
-        for (node, may) in observation.nodes.iter().zip(&may_hold) {
-            if !node.busy {
-                memory
-                    .may_hold
-                    .insert(node.name.clone(), (started_at(node), *may));
+        for (node, (may, known)) in observation.nodes.iter().zip(&verdicts) {
+            if *known {
+                memory.may_hold.insert(
+                    node.name.clone(),
+                    Remembered {
+                        started: started_at(node),
+                        may: *may,
+                        read: matches!(node.leadership.keys, Some(Ok(_))),
+                    },
+                );
             }
         }
+        let may_hold: Vec<bool> = verdicts.iter().map(|(may, _)| *may).collect();
         // The leader: among the nodes known to hold the key, the remembered leader unless another
         // holder is in sync and it is not; else the remembered leader when it may still hold it.
         let holders: Vec<usize> = (0..observation.nodes.len())
@@ -378,7 +410,9 @@ impl Context {
             if let Some(why) = &self.near {
                 return Some(format!("it holds the leader key and {why}"));
             }
-            if other_candidate {
+            // The key moves first, when it can: its leaders API answers (else it cannot be
+            // demoted, and the restart is what takes the key away).
+            if other_candidate && keys(node).is_some() {
                 return Some("it holds the leader key, which moves to another node first".into());
             }
             return None;
@@ -590,7 +624,11 @@ pub(super) fn decide(
                     .unwrap_or(0)
                     .saturating_add(config.switch_margin);
             let schedule_better = pool_slots_ahead && has_schedule(b) && !has_schedule(l);
-            (!l_ok || ahead || schedule_better).then_some(b)
+            let chosen = memory
+                .chosen
+                .as_ref()
+                .is_some_and(|(name, e)| *name == nodes[l].name && Some(*e) == epoch);
+            (!l_ok || (!chosen && (ahead || schedule_better))).then_some(b)
         }
     };
     // A leader that fell back to bootstrapping keeps the key but cannot lead, and cannot be
@@ -670,10 +708,21 @@ pub(super) fn decide(
                         nodes[l].name
                     ),
                 };
+                let vouched = (0..nodes.len())
+                    .filter(|&i| {
+                        i != t
+                            && !context.may_hold[i]
+                            && keys(&nodes[i]).is_none()
+                            && !booting(&nodes[i])
+                            && matches!(&nodes[i].program, ProgramSeen::Known(p) if p.state == ProcessState::Running)
+                    })
+                    .map(|i| nodes[i].name.clone())
+                    .collect();
                 actions.push(Action::HandOver {
                     from,
                     to: nodes[t].name.clone(),
                     why,
+                    vouched,
                 });
             }
         }

@@ -277,6 +277,7 @@ fn a_leader_is_replaced_only_by_a_node_switch_margin_ahead() {
                     from: Some(("a".into(), vec![1])),
                     to: "b".into(),
                     why: format!("b is {} blocks ahead of a", b_height - 1000),
+                    vouched: vec![],
                 }
             );
         }

@@ -394,6 +394,10 @@ pub enum Action {
         to: String,
         /// Why.
         why: String,
+        /// Nodes whose leaders API does not answer now but that were read without the key in
+        /// this same process (keys enter an enclave only at a start or by a promotion): the
+        /// verification accepts their silence.
+        vouched: Vec<String>,
     },
     /// The leader's schedule of this epoch is known (report it).
     SlotsAssigned {
@@ -854,8 +858,8 @@ pub fn decide(
     );
     for action in leadership {
         if let Action::Restart { node, reason, .. } = &action {
+            // A planned restart (schedule refresh, unfit leader): not counted by storm protection.
             let memory = state.nodes.entry(node.clone()).or_default();
-            memory.restarts.push(now);
             memory.note_start(now, Variant::Normal);
             if reason.is_sync_rule() {
                 memory.sync_restart_at = Some(now);
