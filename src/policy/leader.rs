@@ -282,6 +282,9 @@ pub struct Context {
     epoch_known: bool,
     /// Nodes booting with the secret (or with a job in flight), by index.
     secret_booting: Vec<usize>,
+    /// Nodes that may hold the key but whose logs were not read this tick: they may lead slots
+    /// nodekeeper does not know.
+    unreadable_holders: Vec<usize>,
 }
 
 impl Context {
@@ -303,6 +306,7 @@ impl Context {
                 epoch: None,
                 epoch_known: false,
                 secret_booting: Vec::new(),
+                unreadable_holders: Vec::new(),
             };
         }
         if let Some(clock) = observation.chain {
@@ -378,6 +382,9 @@ impl Context {
                 config.boots_with_secret.contains(&node.name) && (node.busy || booting(node))
             })
             .collect();
+        let unreadable_holders = (0..observation.nodes.len())
+            .filter(|&i| may_hold[i] && observation.nodes[i].leadership.schedule.is_none())
+            .collect();
         Context {
             enabled: true,
             now,
@@ -387,6 +394,7 @@ impl Context {
             epoch,
             epoch_known,
             secret_booting,
+            unreadable_holders,
         }
     }
 
@@ -440,6 +448,16 @@ impl Context {
             // Two nodes coming up with the secret compute the same unknown slots: one at a time.
             return Some(format!(
                 "node #{} is booting with the leader secret and this epoch's slots are unknown: one at a time",
+                other + 1
+            ));
+        }
+        if config.boots_with_secret.contains(&node.name)
+            && !self.epoch_known
+            && let Some(&other) = self.unreadable_holders.iter().find(|&&i| i != index)
+        {
+            return Some(format!(
+                "node #{} may hold the key with a schedule that cannot be read, and this epoch's \
+                 slots are unknown",
                 other + 1
             ));
         }
@@ -561,8 +579,13 @@ pub(super) fn decide(
 
     // This epoch's slots unknown: two nodes booting with the secret could both come up leading
     // the same slot before either is seen. Keep the first, park the others.
-    if !context.epoch_known && context.secret_booting.len() > 1 {
-        for &i in context.secret_booting.iter().skip(1) {
+    let unreadable_other = |i: usize| context.unreadable_holders.iter().any(|&h| h != i);
+    if !context.epoch_known
+        && (context.secret_booting.len() > 1
+            || context.secret_booting.iter().any(|&i| unreadable_other(i)))
+    {
+        let skip = usize::from(!context.secret_booting.iter().any(|&i| unreadable_other(i)));
+        for &i in context.secret_booting.iter().skip(skip) {
             let node = &nodes[i];
             if node.busy || acted.contains(&node.name) || Some(i) == context.leader {
                 continue;
