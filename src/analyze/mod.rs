@@ -34,13 +34,14 @@ pub use report::{Options, Report, analyze};
 
 /// Reason kinds that are planned restarts by default: an operator's request, a node found
 /// stopped (someone stopped it), jmanager's leader-schedule refresh (`leader logs`), and the
-/// planned kinds nodekeeper may write (`schedule refresh`, `config change`). The empty reason is
+/// planned kinds nodekeeper may write (`schedule refresh`, `slot guard`, `config change`). The empty reason is
 /// jmanager's plain start of a STOPPED node.
-pub const DEFAULT_PLANNED: [&str; 6] = [
+pub const DEFAULT_PLANNED: [&str; 7] = [
     "operator request",
     "stopped",
     "leader logs",
     "schedule refresh",
+    "slot guard",
     "config change",
     "",
 ];
