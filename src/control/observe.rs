@@ -198,12 +198,17 @@ pub fn node_observations(config: &Config, raw: &Raw, busy: &[String]) -> Vec<Nod
                 },
                 _ => ProgramSeen::Unreachable,
             };
-            // Only a RUNNING program's probe says anything about the node.
+            // Only a RUNNING program's probe says anything about the node. A failure counts in
+            // the tick its probe ended only (a probe still in flight is neither success nor
+            // failure yet); the last success stands until the next answer.
             let probe = match &program {
                 ProgramSeen::Known(view)
                     if view.state == crate::supervisor::ProcessState::Running =>
                 {
-                    raw.probes.get(&node.name).cloned()
+                    raw.probes
+                        .get(&node.name)
+                        .filter(|result| result.is_ok() || raw.fresh.contains(&node.name))
+                        .cloned()
                 }
                 _ => None,
             };
