@@ -1264,55 +1264,31 @@ impl Daemon {
             .map(|observation| row_context(node, observation, &self.policy_config))
             .unwrap_or_default();
         if kind == act::Kind::Stop {
-            let Some(log) = &self.log else {
-                return false;
-            };
             warn!(node = %node, "stopping {node}: {reason}");
-            self.last_restarts.insert(
-                node.to_string(),
-                LastRestart {
-                    at: rfc3339(at),
-                    action: "stop".into(),
-                    reason: reason.to_string(),
-                },
-            );
-            let job = act::Job {
-                node: settings,
-                client,
-                log: Arc::clone(log),
-                kind,
-                reason,
-                variant,
-                context,
-                clock: Arc::clone(&self.clock),
-            };
-            self.busy.insert(node.to_string());
-            let name = node.to_string();
-            self.jobs.spawn(async move { (name, job.run().await) });
-            return true;
-        }
-        if reason == policy::Reason::AllDown && !self.all_down {
-            self.all_down = true;
-            self.emit(Event::AllNodesDown {
-                nodes: self.config.nodes.len(),
-            });
-        }
-        self.emit(Event::NodeRestarted {
-            node: node.to_string(),
-            reason: reason.label().to_string(),
-            detail: reason.to_string(),
-            restart: kind == act::Kind::Restart,
-        });
-        if variant == Variant::Fallback {
-            self.emit(Event::FallbackConfigUsed {
+        } else {
+            if reason == policy::Reason::AllDown && !self.all_down {
+                self.all_down = true;
+                self.emit(Event::AllNodesDown {
+                    nodes: self.config.nodes.len(),
+                });
+            }
+            self.emit(Event::NodeRestarted {
                 node: node.to_string(),
+                reason: reason.label().to_string(),
+                detail: reason.to_string(),
+                restart: kind == act::Kind::Restart,
+            });
+            if variant == Variant::Fallback {
+                self.emit(Event::FallbackConfigUsed {
+                    node: node.to_string(),
+                });
+            }
+            self.recovering.insert(node.to_string());
+            warn!(node = %node, variant = ?variant, "{} {node}: {reason}", match kind {
+                act::Kind::Start => "starting",
+                _ => "restarting",
             });
         }
-        self.recovering.insert(node.to_string());
-        warn!(node = %node, variant = ?variant, "{} {node}: {reason}", match kind {
-            act::Kind::Start => "starting",
-            _ => "restarting",
-        });
         self.last_restarts.insert(
             node.to_string(),
             LastRestart {
@@ -1324,7 +1300,9 @@ impl Daemon {
         let Some(log) = &self.log else {
             return false;
         };
-        self.metrics.count_restart(node, reason.label());
+        if kind != act::Kind::Stop {
+            self.metrics.count_restart(node, reason.label());
+        }
         let job = act::Job {
             node: settings,
             client,

@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::tests::status;
 use super::*;
 use crate::node::{NodeState, ProbeError};
+use crate::sim::chain::SplitMix64;
 use crate::slots::{SlotClock, SlotDate};
 
 const T0: u64 = 1_800_000_000;
@@ -38,16 +39,12 @@ const FREE_TICKS: u32 = 3;
 /// a tick to read the logs, the lookahead and the window.
 const KNOWN_BEFORE_MS: u64 = TICK_MS + 3_000 + 3 * SLOT_MS;
 
-/// SplitMix64: small, deterministic, good enough for scenario generation.
-struct Rng(u64);
+/// Scenario randomness: the simulator's SplitMix64, deterministic per seed.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
@@ -133,7 +130,7 @@ impl Stats {
 
 impl Model {
     fn new(seed: u64) -> Model {
-        let mut rng = Rng(seed);
+        let mut rng = Rng(SplitMix64(seed));
         // Block0 so that the scenario starts a little into an epoch.
         let offset = rng.below(SLOTS_PER_EPOCH) * SLOT_MS;
         let block0 = time(0) - Duration::from_millis(10 * SLOTS_PER_EPOCH * SLOT_MS + offset);

@@ -363,7 +363,7 @@ impl ChainParams {
         let mut rng = SplitMix64(mix(&[self.seed, TAG_SCHEDULE, epoch]));
         let mut chosen = BTreeSet::new();
         for j in (n - k)..n {
-            let candidate = rng.next() % (j + 1);
+            let candidate = rng.next_u64() % (j + 1);
             if !chosen.insert(candidate) {
                 chosen.insert(j);
             }
@@ -521,10 +521,12 @@ const TAG_KES: u64 = 8;
 const TAG_FORK: u64 = 9;
 
 /// The splitmix64 generator: tiny, fast and good enough to make hashes that look random.
-struct SplitMix64(u64);
+/// SplitMix64: a small deterministic generator (the chain model's, also the policy property test's).
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -538,7 +540,7 @@ fn mix(words: &[u64]) -> u64 {
     let mut acc = 0;
     for word in words {
         rng.0 ^= word.wrapping_add(acc);
-        acc = rng.next();
+        acc = rng.next_u64();
     }
     acc
 }
@@ -548,7 +550,7 @@ fn pseudo_random_bytes(words: &[u64], len: u64) -> Vec<u8> {
     let len = usize::try_from(len).unwrap_or(0);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        out.extend_from_slice(&rng.next().to_be_bytes());
+        out.extend_from_slice(&rng.next_u64().to_be_bytes());
     }
     out.truncate(len);
     out
