@@ -3,6 +3,9 @@
 //! unix socket (pooled), and (c) a keep-alive HTTP client reusing one TCP connection, the design we
 //! avoid. Run with `cargo bench --bench transport` (supervisord from `.venv`, see scripts/lib.sh).
 
+// A benchmark measures real elapsed time.
+#![allow(clippy::disallowed_types)]
+
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 

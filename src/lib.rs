@@ -2,9 +2,9 @@
 //! in sync and safe.
 //!
 //! Layout, one line per module:
-//! - `supervisor`: typed async client of supervisord's XML-RPC API (http and unix-socket transports).
+//! - `supervisor`: typed async client of supervisord's XML-RPC API (http and unix-socket transports),
+//!   and the generated `[program:x]` sections (`supervisor::conf`).
 //! - `config`: nodekeeper's config, node config generation (template + overrides), the jmanager drop-in.
-//! - `supervisor_conf`: generated supervisord `[program:x]` sections for nodes and nodekeeper.
 //! - `api`: the daemon's HTTP API (health, status, restarts, metrics; node actions behind a bearer token).
 //! - `metrics`: the daemon's Prometheus metrics (`prometheus-client`), updated by the loop each tick.
 //! - `control`: the shell around the policy: observe, decide, act, record; the daemon loop.
@@ -12,14 +12,14 @@
 //! - `alert`: email alerts: templates (pure rendering), dedupe, a retrying queue, SMTP (`Mailer`).
 //! - `status`: the pool's status snapshot and its table.
 //! - `policy`: the pure decision policy: observations in, actions out (no I/O, no clock).
-//! - `node`: probing a node's health (`NodeProbe`); Jormungandr REST v0 first.
+//! - `chain`: the chain-neutral view of a node and the chain adapters (Jormungandr REST v0 first).
 //! - `reference`: the external reference tip (PoolTool majority max).
 //! - `pooltool`: PoolTool reporting: the tip (`sharemytip`), the per-epoch slot schedule (`sendlogs`).
 //! - `restart_log`: the append-only CSV restart log.
 //! - `analyze`: restart-log analysis (`log analyze`): fast parsing, the pure report, table/JSON/CSV/SVG.
 //! - `http`: what the HTTP clients share (bodies read under a size limit).
 //! - `describe`: short, safe descriptions of errors and foreign data for messages.
-//! - `clock`: wall-clock time behind a trait.
+//! - `time`: the wall clock behind a trait (and one that follows tokio's paused time), RFC 3339.
 //! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
 //! - `slots`: chain time (epochs, slots) from a node's settings; typed leadership log entries.
 //! - `sim`: a simulated Jormungandr node (REST API v0) for tests and the demo; the `nodekeeper-sim` binary.
@@ -27,15 +27,14 @@
 pub mod alert;
 pub mod analyze;
 pub mod api;
+pub mod chain;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod control;
 pub mod describe;
 pub mod events;
 pub mod http;
 pub mod metrics;
-pub mod node;
 pub mod policy;
 pub mod pooltool;
 pub mod reference;
@@ -44,4 +43,4 @@ pub mod sim;
 pub mod slots;
 pub mod status;
 pub mod supervisor;
-pub mod supervisor_conf;
+pub mod time;

@@ -37,10 +37,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
+use crate::chain::NodeStatus;
 use crate::config::model::PoolToolSettings;
 use crate::config::raw::SlotsVerification;
 use crate::describe;
-use crate::node::NodeStatus;
 use crate::slots::{LeaderLog, SlotClock, SlotDate};
 
 /// The `platform` parameter of `sharemytip`.
@@ -1166,8 +1166,8 @@ mod tests {
     use axum::http::StatusCode;
     use axum::response::{IntoResponse, Response};
 
+    use crate::chain::NodeState;
     use crate::config::raw::RawPoolTool;
-    use crate::node::NodeState;
     use crate::slots::LogStatus;
 
     const POOL: &str = "5d5a1fd43e4ea9bb1e2c2c77a37b5ab16b1a2e0ae1e58d1eef6fbc8e0a1d2c3b";

@@ -675,7 +675,7 @@ fn parse_row(record: Vec<Vec<u8>>) -> Result<RestartRow, String> {
     };
     let timestamp = DateTime::parse_from_rfc3339(timestamp)
         .ok()
-        .and_then(|date| crate::clock::from_unix(date.timestamp(), date.timestamp_subsec_nanos()))
+        .and_then(|date| crate::time::from_unix(date.timestamp(), date.timestamp_subsec_nanos()))
         .ok_or_else(|| {
             format!(
                 "timestamp is not an RFC 3339 date: {}",

@@ -3,7 +3,6 @@
 //! data plus its table rendering.
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -86,11 +85,6 @@ pub struct Snapshot {
     /// Leadership, when enabled.
     #[serde(default)]
     pub leadership: Option<LeadershipLine>,
-}
-
-/// RFC 3339 UTC with seconds.
-pub fn rfc3339(time: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl Snapshot {

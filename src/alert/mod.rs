@@ -27,9 +27,9 @@ pub use smtp::{SetupError, SmtpMailer};
 pub use template::{Rendered, TemplateProblem, Templates};
 pub use worker::{AlertWorker, Dedupe, Verdict, WorkerOptions};
 
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::raw::RawEmail;
+use crate::time::Clock;
 
 /// The problems of the templates `raw` configures (shipped, `templates_dir`, inline), each naming
 /// its template and file; empty when they all load. `templates_dir` must already be resolved.

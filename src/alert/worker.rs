@@ -23,8 +23,8 @@ use super::catalog::TemplateName;
 use super::context::{Alert, Facts};
 use super::mailer::{Mail, MailError, Mailer};
 use super::template::Templates;
-use crate::clock::Clock;
 use crate::events::Event;
+use crate::time::Clock;
 
 /// How many events may wait in the channel before the daemon drops one (and logs it).
 pub const CHANNEL_CAPACITY: usize = 256;

@@ -303,8 +303,7 @@ async fn restarts(
 fn row_json(row: &RestartRow) -> Value {
     json!({
         "node": row.node,
-        "timestamp": chrono::DateTime::<chrono::Utc>::from(row.timestamp)
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "timestamp": crate::time::rfc3339_millis(row.timestamp),
         "action": row.action.as_str(),
         "uptime_secs": row.uptime_secs,
         "reason": row.reason,

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use super::Failure;
 use super::config::ConfigSourceArgs;
 use crate::alert::{self, TestMailError};
-use crate::clock::SystemClock;
+use crate::time::SystemClock;
 
 /// The `alert` commands.
 #[derive(Debug, Subcommand)]

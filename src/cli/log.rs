@@ -12,7 +12,7 @@ use super::Failure;
 use crate::analyze::read::{self, Input};
 use crate::analyze::render::{self, Document};
 use crate::analyze::{self, DEFAULT_PLANNED, Options};
-use crate::clock::SystemClock;
+use crate::time::SystemClock;
 
 /// How many unreadable lines are listed on stderr per input (the count covers all).
 const STDERR_PROBLEMS: usize = 20;
@@ -83,7 +83,7 @@ pub fn run(command: LogCommand) -> Result<u8, Failure> {
     }
 }
 
-fn analyze_command(args: AnalyzeArgs, clock: &dyn crate::clock::Clock) -> Result<u8, Failure> {
+fn analyze_command(args: AnalyzeArgs, clock: &dyn crate::time::Clock) -> Result<u8, Failure> {
     let now = clock.now();
     let options = Options {
         nodes: args.nodes.clone(),

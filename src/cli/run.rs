@@ -10,12 +10,12 @@ use tracing::{error, info};
 use super::Failure;
 use super::config::ConfigSourceArgs;
 use crate::api::{self, ApiState};
-use crate::clock::SystemClock;
+use crate::chain::jormungandr::JormungandrProbe;
 use crate::config::{self, Config};
 use crate::control::{self, Daemon, RunOptions};
-use crate::node::jormungandr::JormungandrProbe;
 use crate::policy::{Observation, PolicyConfig, PolicyState, ReferenceTip};
 use crate::status::Snapshot;
+use crate::time::SystemClock;
 
 /// Options of `nodekeeper run`.
 #[derive(Debug, Args)]
@@ -185,7 +185,7 @@ async fn observe_now(config: &Config) -> Result<Snapshot, Failure> {
     if let Ok(holds) = control::holds::load(&control::state_path(config)) {
         state.restore_holds(holds);
     }
-    let now = crate::clock::Clock::now(&SystemClock);
+    let now = crate::time::Clock::now(&SystemClock);
     let mut nodes = control::observe::node_observations(config, &raw, &[]);
     let mut chain = None;
     if config.leadership.enabled {

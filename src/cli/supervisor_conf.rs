@@ -9,7 +9,7 @@ use super::Failure;
 use super::config::ConfigSourceArgs;
 use crate::config::{Config, NodeSettings};
 use crate::supervisor::Endpoint;
-use crate::supervisor_conf::{self, ProgramSpec};
+use crate::supervisor::conf::{self as supervisor_conf, ProgramSpec};
 
 /// Options of `nodekeeper supervisor-conf`.
 #[derive(Debug, Args)]

@@ -901,8 +901,8 @@ pub fn to_toml_from(raw: &RawConfig, jmanager_config: &Path) -> Result<String, S
 
 /// The header's timestamp, from the clock abstraction.
 fn now() -> chrono::DateTime<chrono::Utc> {
-    use crate::clock::Clock as _;
-    crate::clock::SystemClock.now().into()
+    use crate::time::Clock as _;
+    crate::time::SystemClock.now().into()
 }
 
 fn render(

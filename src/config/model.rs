@@ -786,7 +786,7 @@ impl Validator<'_, '_> {
                 ),
                 Some(path) => {
                     // The error names the file and what is wrong, never its content.
-                    if let Err(e) = crate::node::secret::load(path) {
+                    if let Err(e) = crate::chain::jormungandr::secret::load(path) {
                         self.error("leadership.secret_file", e);
                     }
                 }

@@ -89,7 +89,7 @@ pub struct Job {
     /// For the rows.
     pub context: RowContext,
     /// The clock for row timestamps.
-    pub clock: Arc<dyn crate::clock::Clock>,
+    pub clock: Arc<dyn crate::time::Clock>,
 }
 
 impl Job {

@@ -13,14 +13,15 @@ use reqwest::Url;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+use crate::chain::jormungandr::leaders::LeaderApi;
+use crate::chain::jormungandr::secret::{self, LeaderSecret};
+use crate::chain::{NodeState, ProbeError};
 use crate::config::{Config, nodefile};
-use crate::node::leaders::LeaderApi;
-use crate::node::secret::{self, LeaderSecret};
-use crate::node::{NodeState, ProbeError};
 use crate::policy::{LeaderConfig, LeaderMemory, LeaderView, NodeObservation, ProgramSeen};
 use crate::slots::{LeaderLog, SlotClock};
-use crate::status::{LeadershipLine, rfc3339};
+use crate::status::LeadershipLine;
 use crate::supervisor::ProcessState;
+use crate::time::rfc3339;
 
 /// How a leadership task ended.
 #[derive(Debug)]

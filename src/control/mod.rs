@@ -20,20 +20,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::clock::Clock;
+use crate::chain::NodeProbe;
 use crate::config::watch::{Reload, Watcher};
 use crate::config::{Config, ConfigSource, Env, nodefile};
 use crate::events::Event;
 use crate::metrics::{Metrics, NodeSample, TickSample};
-use crate::node::NodeProbe;
 use crate::policy::{
     self, Action, Observation, Outcome, PolicyConfig, PolicyState, ProgramSeen, ReferenceTip,
     Variant,
 };
 use crate::reference::{PoolToolSource, ReferenceTracker};
 use crate::restart_log::{RestartLog, RestartRow};
-use crate::status::{LastRestart, NodeLine, Snapshot, rfc3339};
+use crate::status::{LastRestart, NodeLine, Snapshot};
 use crate::supervisor::Client;
+use crate::time::Clock;
+use crate::time::rfc3339;
 use observe::{Raw, SupervisorAnswer};
 
 /// How often the configuration files are checked for changes.
@@ -505,7 +506,7 @@ impl Daemon {
             .nodes
             .iter()
             .filter_map(|node| match &node.probe {
-                Some(Ok(status)) if status.state == crate::node::NodeState::Running => {
+                Some(Ok(status)) if status.state == crate::chain::NodeState::Running => {
                     status.height.map(|h| (node, status, h))
                 }
                 _ => None,
@@ -1422,7 +1423,7 @@ fn best_height(observation: &Observation, config: &PolicyConfig) -> Option<u64> 
         .filter_map(|node| match (&node.program, &node.probe) {
             (ProgramSeen::Known(view), Some(Ok(status)))
                 if view.state == crate::supervisor::ProcessState::Running
-                    && status.state == crate::node::NodeState::Running =>
+                    && status.state == crate::chain::NodeState::Running =>
             {
                 status.height
             }

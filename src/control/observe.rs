@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
+use crate::chain::{NodeProbe, NodeStatus, ProbeError};
 use crate::config::Config;
-use crate::node::{NodeProbe, NodeStatus, ProbeError};
 use crate::policy::{NodeObservation, ProgramSeen, ProgramView};
 use crate::supervisor::{Client, Fault, ProcessInfo, SupervisorError};
 

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use super::{Action, Facts, NodeObservation, Observation, ProgramSeen, Reason};
-use crate::node::{NodeState, ProbeError};
+use crate::chain::{NodeState, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
 

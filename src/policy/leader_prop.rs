@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::tests::status;
 use super::*;
-use crate::node::{NodeState, ProbeError};
+use crate::chain::{NodeState, ProbeError};
 use crate::sim::chain::SplitMix64;
 use crate::slots::{SlotClock, SlotDate};
 
@@ -381,7 +381,7 @@ impl Model {
                 } else if now < node.started_ms + 1_500 {
                     Err(ProbeError::Refused)
                 } else {
-                    Ok(status(NodeState::Bootstrapping, None))
+                    Ok(status(NodeState::Booting("Bootstrapping".into()), None))
                 }
             });
             let leadership = if node.program == ProcessState::Running && node.running && !node.hung

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::leader::{GuardWhy, guard};
 use super::tests::{at, program, show, status};
 use super::*;
-use crate::node::{NodeState, ProbeError};
+use crate::chain::{NodeState, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
 
@@ -68,7 +68,7 @@ fn hung(name: &str) -> NodeObservation {
 fn booting(name: &str, since: u64) -> NodeObservation {
     started(
         NodeObservation {
-            probe: Some(Ok(status(NodeState::Bootstrapping, None))),
+            probe: Some(Ok(status(NodeState::Booting("Bootstrapping".into()), None))),
             ..program(name, ProcessState::Running)
         },
         since,
@@ -78,7 +78,7 @@ fn booting(name: &str, since: u64) -> NodeObservation {
 /// Back to bootstrapping in the process that was Running (started long ago, like `program`'s).
 fn fell_back(name: &str) -> NodeObservation {
     NodeObservation {
-        probe: Some(Ok(status(NodeState::Bootstrapping, None))),
+        probe: Some(Ok(status(NodeState::Booting("Bootstrapping".into()), None))),
         ..program(name, ProcessState::Running)
     }
 }

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::node::{NodeState, NodeStatus, ProbeError};
+use crate::chain::{NodeState, NodeStatus, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
 pub use leader::{LeaderConfig, LeaderMemory, LeaderView};

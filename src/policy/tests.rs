@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::node::{NodeState, NodeStatus, ProbeError};
+use crate::chain::{NodeState, NodeStatus, ProbeError};
 use crate::supervisor::ProcessState;
 
 pub(super) const T0: u64 = 1_700_000_000;
@@ -52,7 +52,7 @@ fn running(name: &str, height: u64) -> NodeObservation {
 
 fn booting(name: &str) -> NodeObservation {
     NodeObservation {
-        probe: Some(Ok(status(NodeState::Bootstrapping, None))),
+        probe: Some(Ok(status(NodeState::Booting("Bootstrapping".into()), None))),
         ..program(name, ProcessState::Running)
     }
 }

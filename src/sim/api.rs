@@ -24,7 +24,7 @@ use super::chain::{Block, ChainParams, derive_id, parse_hash, to_hex};
 use super::events::EventLog;
 use super::fault::{Fault, FaultRequest};
 use super::node::{Node, NodeState};
-use crate::node::secret;
+use crate::chain::jormungandr::secret;
 
 /// What `/leaders*` and the other "full context" routes answer while the node is not `Running`, like 0.8.x.
 const NOT_READY: &str = "Full REST context not available yet";

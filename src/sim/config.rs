@@ -11,7 +11,7 @@ use clap::Parser;
 
 use super::chain::{ChainError, ChainParams, parse_hash};
 use super::node::NodeConfig;
-use crate::node::secret::{self, LeaderSecret, SecretError};
+use crate::chain::jormungandr::secret::{self, LeaderSecret, SecretError};
 
 /// The default genesis time: a fixed instant, so that every simulator started without `--block0-time` follows
 /// the same chain.

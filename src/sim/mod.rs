@@ -9,7 +9,7 @@
 //! - `chain`: the pure chain model (epoch/slot maths, blocks, hashes, header bytes, pool schedule).
 //! - `node`: one node as a state machine over time (boot states, faults, enclave, leadership logs); no I/O.
 //! - `fault`: the fault vocabulary, the control-file syntax and the `POST /sim/fault` body.
-//! - node secrets (`--secret` YAML, `POST /leaders` JSON) are `crate::node::secret`, shared with the daemon.
+//! - node secrets (`--secret` YAML, `POST /leaders` JSON) are `crate::chain::jormungandr::secret`, shared with the daemon.
 //! - `events`: the append-only leader-event log.
 //! - `config`: the command line and its validation.
 //! - `api`: the HTTP routes.

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::chain::{Block, BlockDate, Branch, ChainParams, fnv1a, to_hex};
 use super::fault::Fault;
-use crate::node::secret::LeaderSecret;
+use crate::chain::jormungandr::secret::LeaderSecret;
 
 /// The minimum number of entries kept in the leadership logs ring buffer.
 const MIN_LOGS_CAPACITY: usize = 1024;

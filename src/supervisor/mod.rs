@@ -5,8 +5,11 @@
 //! `dxr` is the XML-RPC codec (values, method calls, responses, faults); the HTTP exchange is ours, so
 //! that status codes (401 arrives as HTML), a response size limit and per-call timeouts are typed
 //! errors rather than guesses from an error string. See ARCHITECTURE.md for why.
+//!
+//! `conf` renders the `[program:x]` sections supervisord needs for the nodes and nodekeeper.
 
 mod client;
+pub mod conf;
 mod endpoint;
 mod error;
 mod transport;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nodekeeper::alert::{AlertWorker, Facts, SmtpMailer, Templates, WorkerOptions};
-use nodekeeper::clock::SystemClock;
 use nodekeeper::config::model::{EmailSettings, Secret};
 use nodekeeper::config::raw::{RawEmail, SmtpSecurity};
 use nodekeeper::events::Event;
+use nodekeeper::time::SystemClock;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::time::Instant;

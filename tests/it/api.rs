@@ -157,7 +157,7 @@ async fn every_endpoint_over_http_with_auth_errors_conflicts_and_metrics() {
         .trim()
         .to_string();
     let api = Api::new(&config.api_listen, &token);
-    let started = nodekeeper::clock::Clock::now(&nodekeeper::clock::SystemClock);
+    let started = nodekeeper::time::Clock::now(&nodekeeper::time::SystemClock);
 
     // Health: the loop ticks and the nodes are in sync.
     let body = wait_until("/healthz 200", WAIT, || async {

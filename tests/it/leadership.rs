@@ -23,7 +23,7 @@ fn pool_slots(sup: &Supervisord, epoch: u64) -> Vec<u64> {
 }
 
 fn now_secs() -> f64 {
-    let now = nodekeeper::clock::Clock::now(&nodekeeper::clock::SystemClock);
+    let now = nodekeeper::time::Clock::now(&nodekeeper::time::SystemClock);
     now.duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()

@@ -1,5 +1,8 @@
 //! nodekeeper's single integration-test binary: real supervisord, simulated nodes, real HTTP.
 
+// Real processes, real time: deadlines and waits here are measured with the std clock.
+#![allow(clippy::disallowed_types)]
+
 mod alert;
 mod analyze;
 mod api;

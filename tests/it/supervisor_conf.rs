@@ -7,8 +7,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nodekeeper::supervisor::conf::{ProgramSpec, render_program, write_dir};
 use nodekeeper::supervisor::{ProcessState, ReloadDiff};
-use nodekeeper::supervisor_conf::{ProgramSpec, render_program, write_dir};
 use tokio::time::Instant;
 
 use crate::support::{SIM, Supervisord, free_port};

@@ -214,7 +214,7 @@ impl Builder {
         let password = format!("pw-{}-{}", std::process::id(), port);
         let socket = dir.path().join("s.sock");
         let mut programs = self.programs.clone();
-        let now = nodekeeper::clock::Clock::now(&nodekeeper::clock::SystemClock);
+        let now = nodekeeper::time::Clock::now(&nodekeeper::time::SystemClock);
         let block0 = chrono::DateTime::<chrono::Utc>::from(now).timestamp() - 600;
         let events = dir.path().join("leader-events.jsonl");
         let secret_path = dir.path().join("node_secret.yaml");

@@ -20,9 +20,9 @@ use std::time::Duration;
 use reqwest::Url;
 use serde_json::{Map, Value};
 
-use super::ProbeError;
-use super::jormungandr::{api_url, classify, client, get_error, json_kind, time, too_large};
+use super::probe::{api_url, classify, client, get_error, json_kind, time, too_large};
 use super::secret::LeaderSecret;
+use crate::chain::ProbeError;
 use crate::describe;
 use crate::http::{BodyError, get_json, read_limited};
 use crate::slots::{LeaderLog, LogStatus, SlotClock, SlotDate};
@@ -337,10 +337,10 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::clock::{Clock as _, SystemClock};
     use crate::sim::api::{Shared, router};
     use crate::sim::chain::ChainParams;
     use crate::sim::node::{Node, NodeConfig};
+    use crate::time::{Clock as _, SystemClock};
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)

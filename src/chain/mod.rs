@@ -1,18 +1,14 @@
-//! Probing a node's health over its own API, behind the `NodeProbe` trait so that other chains can be
-//! added later. Jormungandr (REST API v0) is the first implementation (`jormungandr`). A probe never
+//! The chain-neutral view of a node: what the daemon and the policy know of any node whatever its
+//! chain (its state, height, head time; why a probe got nothing), and the chain adapters that
+//! produce it. Jormungandr (REST API v0) is the first adapter (`jormungandr`). A probe never
 //! fails the caller: an unreachable or hung node is an observation (`ProbeError`), not an error.
-//! `leaders` talks to a Jormungandr node's leader endpoints (promote, demote, leadership logs,
-//! settings) in the same taxonomy; `secret` reads node secrets (never logging them).
-
 pub mod jormungandr;
-pub mod leaders;
-pub mod secret;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-/// What a node says about itself (`GET /api/v0/node/stats` on Jormungandr).
+/// What a node says about itself (Jormungandr: `GET /api/v0/node/stats`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct NodeStatus {
     /// The node's life-cycle state.
@@ -31,49 +27,22 @@ pub struct NodeStatus {
     pub uptime_secs: Option<u64>,
 }
 
-/// A node's life-cycle state as Jormungandr names it.
+/// A node's life-cycle state, chain-neutral: it follows the chain, or it is not there yet.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum NodeState {
-    /// `StartingRestServer`
-    StartingRestServer,
-    /// `PreparingStorage`
-    PreparingStorage,
-    /// `PreparingBlock0`
-    PreparingBlock0,
-    /// `Bootstrapping`
-    Bootstrapping,
-    /// `StartingWorkers`
-    StartingWorkers,
-    /// `Running`: the only state with stats.
+    /// Following the chain: the only state whose height counts.
     Running,
-    /// Any other text, kept as sent.
-    Other(String),
+    /// Starting, replaying or catching up before it follows the chain; the chain's own name for
+    /// the phase (Jormungandr's `Bootstrapping`, `PreparingBlock0`, ...).
+    Booting(String),
 }
 
 impl NodeState {
-    /// Parses Jormungandr's state names; unknown names are kept as `Other`.
-    pub fn parse(text: &str) -> NodeState {
-        match text {
-            "StartingRestServer" => NodeState::StartingRestServer,
-            "PreparingStorage" => NodeState::PreparingStorage,
-            "PreparingBlock0" => NodeState::PreparingBlock0,
-            "Bootstrapping" => NodeState::Bootstrapping,
-            "StartingWorkers" => NodeState::StartingWorkers,
-            "Running" => NodeState::Running,
-            other => NodeState::Other(other.to_string()),
-        }
-    }
-
-    /// The name as Jormungandr sends it.
+    /// `Running`, or the chain's name of the phase.
     pub fn name(&self) -> &str {
         match self {
-            NodeState::StartingRestServer => "StartingRestServer",
-            NodeState::PreparingStorage => "PreparingStorage",
-            NodeState::PreparingBlock0 => "PreparingBlock0",
-            NodeState::Bootstrapping => "Bootstrapping",
-            NodeState::StartingWorkers => "StartingWorkers",
             NodeState::Running => "Running",
-            NodeState::Other(name) => name,
+            NodeState::Booting(phase) => phase,
         }
     }
 }

@@ -20,7 +20,7 @@ use reqwest::Url;
 use crate::describe;
 use serde_json::{Map, Value};
 
-use super::{NodeProbe, NodeState, NodeStatus, ProbeError, ProbeFuture};
+use crate::chain::{NodeProbe, NodeState, NodeStatus, ProbeError, ProbeFuture};
 
 /// The largest answer read; a stats answer is under 1 KB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -148,7 +148,7 @@ pub fn parse_stats(body: &[u8]) -> Result<NodeStatus, ProbeError> {
     let state = required_str(&fields, "state")?;
     let version = required_str(&fields, "version")?;
     Ok(NodeStatus {
-        state: NodeState::parse(state),
+        state: node_state(state),
         version: version.to_string(),
         height: optional(&fields, "lastBlockHeight", integer)?,
         tip_hash: optional(&fields, "lastBlockHash", string)?,
@@ -156,6 +156,16 @@ pub fn parse_stats(body: &[u8]) -> Result<NodeStatus, ProbeError> {
         last_block_time: optional(&fields, "lastBlockTime", time)?,
         uptime_secs: optional(&fields, "uptime", integer)?,
     })
+}
+
+/// Jormungandr's state names: `Running` follows the chain; every other name (`StartingRestServer`,
+/// `PreparingStorage`, `PreparingBlock0`, `Bootstrapping`, `StartingWorkers`, or one a later
+/// version adds) is a phase before it, kept as sent.
+fn node_state(name: &str) -> NodeState {
+    match name {
+        "Running" => NodeState::Running,
+        phase => NodeState::Booting(phase.to_string()),
+    }
 }
 
 fn malformed(detail: String) -> ProbeError {
@@ -226,7 +236,7 @@ pub(crate) fn time(value: &Value) -> Result<SystemTime, String> {
     };
     let date = chrono::DateTime::parse_from_rfc3339(text)
         .map_err(|_| format!("is not an RFC 3339 date: {}", describe::excerpt(text, 40)))?;
-    crate::clock::from_unix(date.timestamp(), date.timestamp_subsec_nanos())
+    crate::time::from_unix(date.timestamp(), date.timestamp_subsec_nanos())
         .ok_or_else(|| format!("is out of range: {}", describe::excerpt(text, 40)))
 }
 
@@ -311,7 +321,10 @@ mod tests {
             (
                 "bootstrapping: state and version only",
                 BOOTSTRAPPING,
-                status(NodeState::Bootstrapping, "jormungandr 0.8.19-1f7f4f4d"),
+                status(
+                    NodeState::Booting("Bootstrapping".into()),
+                    "jormungandr 0.8.19-1f7f4f4d",
+                ),
             ),
             (
                 "height as a JSON number",
@@ -334,7 +347,7 @@ mod tests {
                 r#"{"state":"Dreaming","version":"v","lastBlockTime":"2020-05-08T13:43:59+02:00"}"#,
                 NodeStatus {
                     last_block_time: Some(at(1_588_938_239, 0)),
-                    ..status(NodeState::Other("Dreaming".into()), "v")
+                    ..status(NodeState::Booting("Dreaming".into()), "v")
                 },
             ),
         ];
@@ -532,12 +545,14 @@ mod tests {
     #[tokio::test]
     async fn probes_over_http() {
         let probe = JormungandrProbe::new();
-        let cases: Vec<(&str, Vec<u8>, Result<NodeStatus, ProbeError>)> =
-            vec![
+        let cases: Vec<(&str, Vec<u8>, Result<NodeStatus, ProbeError>)> = vec![
             (
                 "valid",
                 http("200 OK", BOOTSTRAPPING.as_bytes()),
-                Ok(status(NodeState::Bootstrapping, "jormungandr 0.8.19-1f7f4f4d")),
+                Ok(status(
+                    NodeState::Booting("Bootstrapping".into()),
+                    "jormungandr 0.8.19-1f7f4f4d",
+                )),
             ),
             (
                 "500",
