@@ -7,7 +7,7 @@
 //! - `config`: nodekeeper's config, node config generation (template + overrides), the jmanager drop-in.
 //! - `api`: the daemon's HTTP API (health, status, restarts, metrics; node actions behind a bearer token).
 //! - `metrics`: the daemon's Prometheus metrics (`prometheus-client`), updated by the loop each tick.
-//! - `control`: the shell around the policy: observe, decide, act, record; the daemon loop.
+//! - `daemon`: the shell around the policy: one event loop that observes, asks the policy, acts, records.
 //! - `events`: what the daemon reports to listeners (alerts).
 //! - `alert`: email alerts: templates (pure rendering), dedupe, a retrying queue, SMTP (`Mailer`).
 //! - `status`: the pool's status snapshot and its table.
@@ -30,7 +30,7 @@ pub mod api;
 pub mod chain;
 pub mod cli;
 pub mod config;
-pub mod control;
+pub mod daemon;
 pub mod describe;
 pub mod events;
 pub mod http;

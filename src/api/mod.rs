@@ -26,10 +26,12 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use crate::control::{Accepted, ActionState, ActionView, NodeAction, Refusal, Request};
+use crate::daemon::{Accepted, Request};
 use crate::metrics::Metrics;
+use crate::policy::Refusal;
 use crate::restart_log::RestartRow;
 use crate::status::Snapshot;
+use crate::status::{ActionState, ActionView, NodeAction};
 
 /// The largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -45,8 +47,8 @@ pub struct ApiState {
     pub snapshot: Arc<RwLock<Snapshot>>,
     /// The control loop's request channel.
     pub requests: mpsc::Sender<Request>,
-    /// The bearer token of mutating endpoints.
-    pub token: Arc<String>,
+    /// The bearer token of mutating endpoints (a reload may change it).
+    pub token: Arc<RwLock<String>>,
     /// The metrics the loop updates.
     pub metrics: Arc<Metrics>,
     /// The restart log (`GET /v1/restarts`).
@@ -365,7 +367,12 @@ async fn require_token(
     request: axum::extract::Request,
     next: Next,
 ) -> Response {
-    if authorized(request.headers(), &state.token) {
+    let token = state
+        .token
+        .read()
+        .map(|token| token.clone())
+        .unwrap_or_default();
+    if authorized(request.headers(), &token) {
         next.run(request).await
     } else {
         ApiError::Unauthorized.into_response()

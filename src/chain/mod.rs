@@ -1,12 +1,33 @@
-//! The chain-neutral view of a node: what the daemon and the policy know of any node whatever its
-//! chain (its state, height, head time; why a probe got nothing), and the chain adapters that
-//! produce it. Jormungandr (REST API v0) is the first adapter (`jormungandr`). A probe never
-//! fails the caller: an unreachable or hung node is an observation (`ProbeError`), not an error.
+//! The chain-neutral core of a node: what the daemon and the policy know of any node whatever its
+//! chain, and the trait family a chain adapter implements. Everything the daemon asks of a node
+//! goes through [`ChainNode`]: its probe (state, height, head time), its leader control (who holds
+//! the pool's key, demote, promote; [`LeaderControl`]), its schedule (chain time, the pool's slots;
+//! [`Schedule`]) and its generated config file. Jormungandr (REST API v0) is the first adapter
+//! (`jormungandr`).
+//!
+//! The traits are shaped for the chains that come next as much as for Jormungandr: a node whose
+//! producing is paused and resumed (nodeos: `demote` = `POST /v1/producer/pause`, `promote` =
+//! resume, `holding` = `GET /v1/producer/paused`), and one whose key is reloaded by a signal
+//! (cardano-node: `promote` = put the credential files in place and send SIGHUP through
+//! supervisord, `demote` = move them away and SIGHUP again). An adapter node is built per node from
+//! its settings and may hold what it needs for that (its supervisord, its program name).
+//!
+//! A probe never fails the caller: an unreachable or hung node is an observation (`ProbeError`),
+//! not an error.
+
 pub mod jormungandr;
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::slots::{LeaderLog, SlotClock};
+
+/// A boxed future, so that the adapter traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a node says about itself (Jormungandr: `GET /api/v0/node/stats`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -80,12 +101,107 @@ impl ProbeError {
     }
 }
 
-/// A boxed future, so the trait stays object-safe.
-pub type ProbeFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<NodeStatus, ProbeError>> + Send + 'a>>;
+/// What one node holds of the pool's key: the handles its leader control needs to take it away
+/// again (Jormungandr: the enclave's leader ids; a chain that only produces or not has one handle
+/// while producing). Empty: the node is passive. Opaque to the policy, which only asks whether a
+/// node holds anything and hands the handles back to the adapter to demote.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holding(pub Vec<u32>);
 
-/// Asks one node how it is. Implementations enforce `timeout` themselves and never panic.
-pub trait NodeProbe: Send + Sync {
-    /// Probes the node whose API base is `api` (e.g. `http://127.0.0.1:3101/api`).
-    fn probe<'a>(&'a self, api: &'a reqwest::Url, timeout: Duration) -> ProbeFuture<'a>;
+impl Holding {
+    /// Holds nothing.
+    pub fn passive() -> Holding {
+        Holding(Vec::new())
+    }
+
+    /// Holds the key under at least one handle.
+    pub fn holds(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Every handle of `promoted` is among these (a promotion confirmed).
+    pub fn includes(&self, promoted: &Holding) -> bool {
+        promoted.0.iter().all(|id| self.0.contains(id))
+    }
+}
+
+impl std::fmt::Display for Holding {
+    /// The handles, comma-separated (`3`, `1, 2`), or `none`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let ids: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&ids.join(", "))
+    }
+}
+
+/// A leader-control call that failed: what it was about, in the adapter's words (e.g. `leader id
+/// 3`), and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {error}")]
+pub struct LeaderFailure {
+    /// The handle or step concerned.
+    pub what: String,
+    /// Why.
+    pub error: ProbeError,
+}
+
+/// Which generated config a node is started with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// The normal config (template + overrides).
+    #[default]
+    Normal,
+    /// The default (fallback) config: for a node with no sibling to sync from (Jormungandr: the
+    /// default trusted peers).
+    Fallback,
+}
+
+/// One node of a chain, as its adapter reaches it. Built per node from its settings.
+pub trait ChainNode: Send + Sync {
+    /// Asks the node how it is. Enforces `timeout` itself and never panics.
+    fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<NodeStatus, ProbeError>>;
+
+    /// Its leader control, when nodekeeper manages the pool's key on this chain.
+    fn leader(&self) -> Option<&dyn LeaderControl>;
+
+    /// Its schedule: the chain's time and the pool's slots the node knows.
+    fn schedule(&self) -> Option<&dyn Schedule>;
+
+    /// The node may boot producing (holding the pool's key) without nodekeeper promoting it:
+    /// Jormungandr started with `--secret` or `secret_files`; nodeos without `--pause-on-startup`;
+    /// cardano-node with its credentials and without `--start-as-non-producing-node`.
+    fn boots_producing(&self) -> bool;
+
+    /// The config file nodekeeper generates for the node, as `variant` renders it: where it goes
+    /// and its JSON. `None` when the chain's node has no generated file.
+    fn config_file(&self, variant: Variant) -> Option<(&Path, &Value)>;
+}
+
+/// Who holds the pool's key on one node, and moving it: demote, promote, confirm.
+pub trait LeaderControl: Send + Sync {
+    /// What the node holds now (`Holding::passive()` when nothing). A node that is not up yet may
+    /// answer `ProbeError::Refused` or `Status(503)`: it holds nothing.
+    fn holding(&self, timeout: Duration) -> BoxFuture<'_, Result<Holding, ProbeError>>;
+
+    /// Takes the key away: every handle of `holding`, all attempted; the failures, if any.
+    fn demote<'a>(
+        &'a self,
+        holding: &'a Holding,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), Vec<LeaderFailure>>>;
+
+    /// Gives the node the key; what it holds for it (to confirm with [`LeaderControl::holding`]).
+    fn promote(&self, timeout: Duration) -> BoxFuture<'_, Result<Holding, ProbeError>>;
+}
+
+/// The chain's time and the pool's schedule as one node knows them.
+pub trait Schedule: Send + Sync {
+    /// The chain's time (epochs and slots), from the node, never from a configured clock time.
+    fn chain_time(&self, timeout: Duration) -> BoxFuture<'_, Result<SlotClock, ProbeError>>;
+
+    /// The pool's slots the node has scheduled (every epoch it keeps), in its order.
+    fn pool_slots(&self, timeout: Duration) -> BoxFuture<'_, Result<Vec<LeaderLog>, ProbeError>>;
 }

@@ -10,10 +10,8 @@ use tracing::{error, info};
 use super::Failure;
 use super::config::ConfigSourceArgs;
 use crate::api::{self, ApiState};
-use crate::chain::jormungandr::JormungandrProbe;
 use crate::config::{self, Config};
-use crate::control::{self, Daemon, RunOptions};
-use crate::policy::{Observation, PolicyConfig, PolicyState, ReferenceTip};
+use crate::daemon::{Daemon, RealParts, RunOptions, Setup};
 use crate::status::Snapshot;
 use crate::time::SystemClock;
 
@@ -73,23 +71,24 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
     } else {
         None
     };
-    let daemon = Daemon::new(
-        config_source,
-        config.clone(),
-        config::process_env(),
-        Arc::new(JormungandrProbe::new()),
-        Arc::new(SystemClock),
-        options,
-        Arc::clone(&snapshot),
-    )
-    .map_err(|e| Failure::usage(e.to_string()))?;
-    let daemon = match &alerts {
-        Some(worker) => daemon.with_events(worker.sender()),
-        None => daemon,
-    };
     // Metrics: updated by the loop each tick, served by the API.
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let daemon = daemon.with_metrics(Arc::clone(&metrics));
+    let token = Arc::new(RwLock::new(String::new()));
+    let daemon = Daemon::new(
+        config.clone(),
+        Setup {
+            source: config_source,
+            env: config::process_env(),
+            parts: Arc::new(RealParts),
+            clock: Arc::new(SystemClock),
+            options,
+            snapshot: Arc::clone(&snapshot),
+            metrics: Arc::clone(&metrics),
+            events: alerts.as_ref().map(|worker| worker.sender()),
+            token: Arc::clone(&token),
+        },
+    )
+    .map_err(|e| Failure::usage(e.to_string()))?;
     let (requests_tx, requests_rx) = mpsc::channel(16);
     let (stop_tx, stop_rx) = watch::channel(false);
     // A dry run touches nothing, not even the token file; --once has no use for the API.
@@ -97,12 +96,10 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
         drop(requests_tx);
         None
     } else {
-        let token = api::token(config.api.token.as_ref(), &api::token_path(&config))
-            .map_err(Failure::usage)?;
         let state = ApiState {
             snapshot: Arc::clone(&snapshot),
             requests: requests_tx,
-            token: Arc::new(token),
+            token,
             metrics,
             restart_log: config.restart_log.clone(),
             // `?wait=true` waits as long as a stop and a start can take.
@@ -176,52 +173,7 @@ async fn from_daemon(config: &Config) -> Option<Snapshot> {
 }
 
 async fn observe_now(config: &Config) -> Result<Snapshot, Failure> {
-    let clients = control::clients(config).map_err(|e| Failure::runtime(e.to_string()))?;
-    let mut prober = control::observe::Prober::new(Arc::new(JormungandrProbe::new()));
-    // One-shot: wait for every probe to answer or time out.
-    let wait = config.thresholds.probe_timeout + Duration::from_millis(600);
-    let raw = control::observe::observe(config, &clients, &mut prober, &[], wait).await;
-    let mut state = PolicyState::default();
-    if let Ok(holds) = control::holds::load(&control::state_path(config)) {
-        state.restore_holds(holds);
-    }
-    let now = crate::time::Clock::now(&SystemClock);
-    let mut nodes = control::observe::node_observations(config, &raw, &[]);
-    let mut chain = None;
-    if config.leadership.enabled {
-        // The leader views, the persisted memory (known slots), and the chain time.
-        let mut leadership = control::leadership::Leadership::new(config)
-            .map_err(|e| Failure::runtime(e.to_string()))?;
-        leadership.observe(config, &mut nodes, wait).await;
-        state.leadership = control::leadership::Leadership::load(&config.leadership.state_file)
-            .map_err(Failure::runtime)?;
-        chain = leadership.clock().or(state.leadership.clock);
-        if let Some(clock) = chain {
-            state.leadership.clock = Some(clock);
-            state.leadership.epoch = Some(clock.epoch_at(now));
-        }
-        for node in &nodes {
-            if let Some(dates) = &node.leadership.schedule {
-                state.leadership.schedule.extend(dates.iter().copied());
-            }
-            if matches!(&node.leadership.keys, Some(Ok(ids)) if !ids.is_empty()) {
-                state.leadership.leader = Some(node.name.clone());
-            }
-        }
-    }
-    let observation = Observation {
-        now,
-        nodes,
-        reference: None::<ReferenceTip>,
-        chain,
-        leader_job: false,
-    };
-    Ok(control::build_snapshot(
-        config,
-        &observation,
-        &raw,
-        &state,
-        &control::last_restarts(config),
-        &PolicyConfig::from_config(config),
-    ))
+    crate::daemon::observe_once(config, &RealParts, &SystemClock)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))
 }

@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
-use super::{Action, Facts, NodeObservation, Observation, ProgramSeen, Reason};
-use crate::chain::{NodeState, ProbeError};
+use super::{Action, NodeFacts, NodeObservation, Observation, ProgramSeen, Reason};
+use crate::chain::{Holding, NodeState, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
 
@@ -44,8 +44,9 @@ pub struct LeaderConfig {
 /// What one node's leader endpoints said this tick.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LeaderView {
-    /// `GET /leaders`: `None` not asked; `Some(Err)` no useful answer.
-    pub keys: Option<Result<Vec<u32>, ProbeError>>,
+    /// What it holds of the pool's key (Jormungandr: `GET /leaders`): `None` not asked;
+    /// `Some(Err)` no useful answer.
+    pub holding: Option<Result<Holding, ProbeError>>,
     /// The dates in its `GET /leaders/logs` (every epoch it keeps), when read this tick.
     pub schedule: Option<Vec<SlotDate>>,
 }
@@ -123,6 +124,19 @@ impl LeaderMemory {
                 .saturating_mul(1 << entry.0.saturating_sub(1).min(5))
                 .min(Duration::from_secs(60));
             entry.1 = now + delay;
+        }
+        if self.requested.as_deref() == Some(to) {
+            // The operator's request is answered, either way.
+            self.requested = None;
+        }
+    }
+
+    /// Records that a demotion of these nodes was confirmed.
+    pub fn record_demotion(&mut self, demoted: &[String]) {
+        for node in demoted {
+            if self.leader.as_deref() == Some(node) {
+                self.leader = None;
+            }
         }
     }
 
@@ -224,8 +238,8 @@ fn may_hold(node: &NodeObservation, remembered: Option<Remembered>) -> (bool, bo
         | ProcessState::Stopping
         | ProcessState::Unknown => {}
     }
-    if let Some(Ok(ids)) = &node.leadership.keys {
-        return (!ids.is_empty(), true);
+    if let Some(Ok(holding)) = &node.leadership.holding {
+        return (holding.holds(), true);
     }
     // Booting: a new process holds nothing yet; one that fell back from Running keeps its keys.
     let same_process_held = remembered.is_some_and(|r| r.may && r.started == program.started_at);
@@ -261,8 +275,8 @@ fn booting(node: &NodeObservation) -> bool {
 }
 
 fn keys(node: &NodeObservation) -> Option<&[u32]> {
-    match &node.leadership.keys {
-        Some(Ok(ids)) => Some(ids),
+    match &node.leadership.holding {
+        Some(Ok(holding)) => Some(&holding.0),
         _ => None,
     }
 }
@@ -293,7 +307,7 @@ impl Context {
         config: &LeaderConfig,
         memory: &mut LeaderMemory,
         observation: &Observation,
-        facts: &[Facts],
+        facts: &[NodeFacts],
     ) -> Context {
         let now = observation.now;
         if !config.enabled {
@@ -337,7 +351,7 @@ impl Context {
                     Remembered {
                         started: started_at(node),
                         may: *may,
-                        read: matches!(node.leadership.keys, Some(Ok(_))),
+                        read: matches!(node.leadership.holding, Some(Ok(_))),
                     },
                 );
             }
@@ -359,7 +373,7 @@ impl Context {
                 (
                     facts[i].in_sync,
                     Some(i) == remembered,
-                    facts[i].running_height,
+                    facts[i].height,
                     std::cmp::Reverse(i),
                 )
             })
@@ -471,7 +485,7 @@ pub(super) fn decide(
     memory: &mut LeaderMemory,
     context: &Context,
     observation: &Observation,
-    facts: &[Facts],
+    facts: &[NodeFacts],
     acted: &BTreeSet<String>,
     leader_job: bool,
 ) -> Vec<Action> {
@@ -535,7 +549,7 @@ pub(super) fn decide(
         {
             actions.push(Action::Demote {
                 node: node.name.clone(),
-                ids: ids.to_vec(),
+                holding: Holding(ids.to_vec()),
                 why: match context.leader {
                     Some(l) => {
                         format!("{} leads; a node holds the key at most once", nodes[l].name)
@@ -622,7 +636,7 @@ pub(super) fn decide(
     let rank = |i: usize| {
         (
             pool_slots_ahead && has_schedule(i),
-            facts[i].running_height.unwrap_or(0),
+            facts[i].height.unwrap_or(0),
             std::cmp::Reverse(i),
         )
     };
@@ -641,9 +655,9 @@ pub(super) fn decide(
         (Some(l), Some(b)) if l == b => None,
         (Some(l), Some(b)) => {
             let l_ok = facts[l].in_sync && keys(&nodes[l]).is_some();
-            let ahead = facts[b].running_height.unwrap_or(0)
+            let ahead = facts[b].height.unwrap_or(0)
                 >= facts[l]
-                    .running_height
+                    .height
                     .unwrap_or(0)
                     .saturating_add(config.switch_margin);
             let schedule_better = pool_slots_ahead && has_schedule(b) && !has_schedule(l);
@@ -710,8 +724,10 @@ pub(super) fn decide(
                 memory.notes.remove(&subject);
                 let from = context
                     .leader
-                    .and_then(|l| keys(&nodes[l]).map(|ids| (nodes[l].name.clone(), ids.to_vec())))
-                    .filter(|(_, ids)| !ids.is_empty());
+                    .and_then(|l| {
+                        keys(&nodes[l]).map(|ids| (nodes[l].name.clone(), Holding(ids.to_vec())))
+                    })
+                    .filter(|(_, holding)| holding.holds());
                 let why = match context.leader {
                     _ if requested == Some(t) => "operator request".to_string(),
                     None => "no node holds the key".to_string(),
@@ -725,9 +741,9 @@ pub(super) fn decide(
                         "{} is {} blocks ahead of {}",
                         nodes[t].name,
                         facts[t]
-                            .running_height
+                            .height
                             .unwrap_or(0)
-                            .saturating_sub(facts[l].running_height.unwrap_or(0)),
+                            .saturating_sub(facts[l].height.unwrap_or(0)),
                         nodes[l].name
                     ),
                 };

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::tests::status;
 use super::*;
-use crate::chain::{NodeState, ProbeError};
+use crate::chain::{Holding, NodeState, ProbeError};
 use crate::sim::chain::SplitMix64;
 use crate::slots::{SlotClock, SlotDate};
 
@@ -387,10 +387,10 @@ impl Model {
             let leadership = if node.program == ProcessState::Running && node.running && !node.hung
             {
                 LeaderView {
-                    keys: Some(if slow_api {
+                    holding: Some(if slow_api {
                         Err(ProbeError::Timeout(Duration::from_secs(1)))
                     } else {
-                        Ok(node.enclave.iter().copied().collect())
+                        Ok(Holding(node.enclave.iter().copied().collect()))
                     }),
                     schedule: Some(node.schedule.iter().copied().collect()),
                 }
@@ -399,7 +399,7 @@ impl Model {
             };
             let busy = node.job_until.is_some_and(|until| now < until);
             let name = node.name.clone();
-            if slow_api && leadership.keys.is_some() {
+            if slow_api && leadership.holding.is_some() {
                 self.fault(format!("{name}: leaders API too slow this tick"));
             }
             out.push(NodeObservation {
@@ -473,10 +473,10 @@ impl Model {
                     self.kill(i, ProcessState::Stopped);
                     self.nodes[i].job_until = Some(now + 300);
                 }
-                Action::Demote { node, ids, .. } => {
+                Action::Demote { node, holding, .. } => {
                     let i = self.index(node);
                     if !self.nodes[i].hung {
-                        for id in ids {
+                        for id in &holding.0 {
                             self.nodes[i].enclave.remove(id);
                         }
                     }
@@ -492,6 +492,8 @@ impl Model {
                         .record_handover(to, ok, &demoted, time(now));
                 }
                 Action::UseConfig { .. }
+                | Action::Recovered { .. }
+                | Action::AllDown { .. }
                 | Action::Held { .. }
                 | Action::Released { .. }
                 | Action::SlotsAssigned { .. }
@@ -508,17 +510,17 @@ impl Model {
     /// Demote, verify every other up node, promote: as `control::leadership::hand_over`.
     fn hand_over(
         &mut self,
-        from: Option<&(String, Vec<u32>)>,
+        from: Option<&(String, Holding)>,
         to: &str,
         vouched: &[String],
     ) -> bool {
-        if let Some((name, ids)) = from {
+        if let Some((name, holding)) = from {
             let i = self.index(name);
             if self.nodes[i].hung {
                 self.note(format!("hand-over: demoting {name} timed out"));
                 return false;
             }
-            for id in ids {
+            for id in &holding.0 {
                 self.nodes[i].enclave.remove(id);
             }
         }
@@ -574,6 +576,7 @@ fn config(model: &Model) -> PolicyConfig {
         all_down_stagger: Duration::from_secs(2),
         reference_max_age: Duration::from_secs(180),
         leader: LeaderConfig::default(),
+        nodes: model.nodes.iter().map(|n| n.name.clone()).collect(),
     };
     config.leader = LeaderConfig {
         enabled: true,
@@ -669,7 +672,7 @@ fn run(seed: u64) -> Result<Stats, (String, Vec<String>)> {
             {
                 model.free_ticks_since_settle += 1;
             }
-            model.execute(&mut state, &actions);
+            model.execute(&mut state, &actions.actions);
         }
         t = next;
     }

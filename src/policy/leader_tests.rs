@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::leader::{GuardWhy, guard};
 use super::tests::{at, program, show, status};
 use super::*;
-use crate::chain::{NodeState, ProbeError};
+use crate::chain::{Holding, NodeState, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
 
@@ -36,7 +36,7 @@ fn passive(name: &str, height: u64) -> NodeObservation {
     NodeObservation {
         probe: Some(Ok(status(NodeState::Running, Some(height)))),
         leadership: LeaderView {
-            keys: Some(Ok(vec![])),
+            holding: Some(Ok(Holding::passive())),
             schedule: None,
         },
         ..program(name, ProcessState::Running)
@@ -91,7 +91,7 @@ fn started(mut node: NodeObservation, secs: u64) -> NodeObservation {
 }
 
 fn with_keys(mut node: NodeObservation, keys: Result<Vec<u32>, ProbeError>) -> NodeObservation {
-    node.leadership.keys = Some(keys);
+    node.leadership.holding = Some(keys.map(Holding));
     node
 }
 
@@ -147,8 +147,13 @@ impl World {
             chain: self.chain,
             leader_job: self.leader_job,
         };
-        self.last = decide(&self.config, &mut self.state, &observation);
-        self.last.iter().map(show).collect()
+        self.last = decide(&self.config, &mut self.state, &observation).actions;
+        // Recoveries are reports with tests of their own (`tests.rs`).
+        self.last
+            .iter()
+            .filter(|action| !matches!(action, Action::Recovered { .. } | Action::AllDown { .. }))
+            .map(show)
+            .collect()
     }
 
     /// The reasons of the last tick's `Waiting` actions about `node`.
@@ -274,7 +279,7 @@ fn a_leader_is_replaced_only_by_a_node_switch_margin_ahead() {
             assert_eq!(
                 w.last[0],
                 Action::HandOver {
-                    from: Some(("a".into(), vec![1])),
+                    from: Some(("a".into(), Holding(vec![1]))),
                     to: "b".into(),
                     why: format!("b is {} blocks ahead of a", b_height - 1000),
                     vouched: vec![],

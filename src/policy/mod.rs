@@ -19,11 +19,13 @@
 //! - a program stopped by someone else is held (the operator's word stands) until started again;
 //! - a node whose supervisord is unreachable, or that the shell is acting on, is left alone.
 
+pub mod facts;
 pub mod leader;
 #[cfg(test)]
 mod leader_prop;
 #[cfg(test)]
 mod leader_tests;
+pub mod operator;
 #[cfg(test)]
 mod tests;
 
@@ -31,10 +33,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::chain::{NodeState, NodeStatus, ProbeError};
+pub use crate::chain::Variant;
+use crate::chain::{Holding, NodeState, NodeStatus, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
+pub use facts::{NodeFacts, NotInSync, PoolFacts};
 pub use leader::{LeaderConfig, LeaderMemory, LeaderView};
+pub use operator::{Answer, Refusal};
 
 /// The thresholds the policy applies.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +64,8 @@ pub struct PolicyConfig {
     pub reference_max_age: Duration,
     /// Leadership (disabled by default).
     pub leader: LeaderConfig,
+    /// The configured nodes, in order (operator requests name one of them).
+    pub nodes: Vec<String>,
 }
 
 impl PolicyConfig {
@@ -83,6 +90,7 @@ impl PolicyConfig {
                 .map(|node| node.name.clone())
                 .collect(),
         };
+        policy.nodes = config.nodes.iter().map(|node| node.name.clone()).collect();
         policy
     }
 
@@ -98,6 +106,7 @@ impl PolicyConfig {
             all_down_stagger: t.all_down_stagger,
             reference_max_age,
             leader: LeaderConfig::default(),
+            nodes: Vec::new(),
         }
     }
 }
@@ -171,17 +180,6 @@ pub struct Observation {
     pub chain: Option<SlotClock>,
     /// A leader hand-over or demotion is in flight.
     pub leader_job: bool,
-}
-
-/// Which generated config a node is started with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Variant {
-    /// The normal config (template + overrides).
-    #[default]
-    Normal,
-    /// The default (fallback) config: default trusted peers.
-    Fallback,
 }
 
 /// Why a node is started or restarted.
@@ -376,20 +374,20 @@ pub enum Action {
         /// Why.
         reason: Reason,
     },
-    /// Remove these leader ids from the node's enclave (an extra leader).
+    /// Take the key away from the node (an extra holder).
     Demote {
         /// The node.
         node: String,
-        /// Its leader ids.
-        ids: Vec<u32>,
+        /// What it holds (the handles its leader control removes).
+        holding: Holding,
         /// Why.
         why: String,
     },
     /// Demote `from` (if any), verify with `GET /leaders` on every node that none holds the key,
     /// then promote `to`.
     HandOver {
-        /// The current leader and its ids.
-        from: Option<(String, Vec<u32>)>,
+        /// The current leader and what it holds.
+        from: Option<(String, Holding)>,
         /// The new leader.
         to: String,
         /// Why.
@@ -408,6 +406,17 @@ pub enum Action {
         /// The pool's slots.
         slots: Vec<SlotDate>,
     },
+    /// A node nodekeeper started or restarted is in sync again (report it).
+    Recovered {
+        /// The node.
+        node: String,
+    },
+    /// No node was up: every node is being started, staggered (report it; once per episode,
+    /// before its first start).
+    AllDown {
+        /// How many nodes the pool has.
+        nodes: usize,
+    },
     /// Something wanted waits for safety (report it; emitted when the reason changes).
     Waiting {
         /// The node concerned.
@@ -418,8 +427,8 @@ pub enum Action {
 }
 
 impl Action {
-    /// The node the action is about.
-    pub fn node(&self) -> &str {
+    /// The node the action is about (none for the pool-wide `AllDown`).
+    pub fn node(&self) -> Option<&str> {
         match self {
             Action::Start { node, .. }
             | Action::Restart { node, .. }
@@ -429,8 +438,10 @@ impl Action {
             | Action::Stop { node, .. }
             | Action::Demote { node, .. }
             | Action::SlotsAssigned { node, .. }
-            | Action::Waiting { node, .. } => node,
-            Action::HandOver { to, .. } => to,
+            | Action::Recovered { node }
+            | Action::Waiting { node, .. } => Some(node),
+            Action::HandOver { to, .. } => Some(to),
+            Action::AllDown { .. } => None,
         }
     }
 }
@@ -470,6 +481,8 @@ pub struct NodeMemory {
     /// The node reported Running since the last start: a later fall back to a boot state is
     /// timed from when it is seen, not from the program's start.
     pub seen_running: bool,
+    /// nodekeeper started it and it has not been seen in sync since (`Action::Recovered`).
+    pub recovering: bool,
 }
 
 impl NodeMemory {
@@ -484,6 +497,7 @@ impl NodeMemory {
         self.start_deferred = false;
         self.api_answered = false;
         self.seen_running = false;
+        self.recovering = true;
         self.variant = variant;
     }
 }
@@ -495,6 +509,8 @@ pub struct PolicyState {
     pub nodes: BTreeMap<String, NodeMemory>,
     /// While every node is down: the earliest time of the next start.
     pub all_down_next_start: Option<SystemTime>,
+    /// This all-down episode was reported (`Action::AllDown`).
+    pub all_down_announced: bool,
     /// Leadership (persisted by the shell).
     pub leadership: LeaderMemory,
 }
@@ -570,12 +586,13 @@ impl PolicyState {
     }
 }
 
-/// What is known of one node this tick, derived from its observation.
-struct Facts {
-    running_height: Option<u64>,
-    in_sync: bool,
-    up: bool,
-    known: bool,
+/// What one tick decided, and the facts it decided on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The facts of the tick (worked out once, read by the shell for everything it reports).
+    pub facts: PoolFacts,
+    /// What the shell must do, in order.
+    pub actions: Vec<Action>,
 }
 
 /// Decides this tick's actions. Updates `state`; performs nothing.
@@ -583,62 +600,55 @@ pub fn decide(
     config: &PolicyConfig,
     state: &mut PolicyState,
     observation: &Observation,
+) -> Decision {
+    let pool = facts::facts(config, state, observation);
+    let actions = decide_on(config, state, observation, &pool);
+    Decision {
+        facts: pool,
+        actions,
+    }
+}
+
+fn decide_on(
+    config: &PolicyConfig,
+    state: &mut PolicyState,
+    observation: &Observation,
+    pool: &PoolFacts,
 ) -> Vec<Action> {
     let now = observation.now;
     let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
-    let reference = observation
-        .reference
-        .filter(|tip| elapsed(tip.fetched_at) <= config.reference_max_age)
-        .map(|tip| tip.height);
-    let best_local = observation.nodes.iter().filter_map(running_height).max();
-    let best = best_local.max(reference);
-
-    // A node is in sync when it is Running, near the best height and its tip is not stale.
-    let facts: Vec<Facts> = observation
-        .nodes
-        .iter()
-        .map(|node| {
-            let height = running_height(node);
-            let stale = match (height, state.nodes.get(&node.name)) {
-                (Some(h), Some(memory)) => {
-                    memory.last_height == Some(h)
-                        && memory
-                            .height_since
-                            .is_some_and(|since| elapsed(since) > config.tip_timeout)
-                }
-                _ => false,
-            };
-            let near_best = match (height, best) {
-                (Some(h), Some(b)) => b.saturating_sub(h) <= config.tip_diff_threshold,
-                _ => false,
-            };
-            let up = node.busy
-                || matches!(&node.program, ProgramSeen::Known(p) if matches!(
-                    p.state,
-                    ProcessState::Starting | ProcessState::Running | ProcessState::Stopping
-                ));
-            Facts {
-                running_height: height,
-                in_sync: near_best && !stale,
-                up,
-                known: matches!(node.program, ProgramSeen::Known(_)),
-            }
-        })
-        .collect();
+    let best = pool.reference;
+    let facts = &pool.nodes;
     let any_in_sync = facts.iter().any(|f| f.in_sync);
-    let lead = leader::Context::new(&config.leader, &mut state.leadership, observation, &facts);
+    let lead = leader::Context::new(&config.leader, &mut state.leadership, observation, facts);
 
     // Every node down, and every supervisord answering: start them one at a time, each
     // `all_down_stagger` after the previous, until some node is in sync again.
     let all_down = !facts.is_empty() && facts.iter().all(|f| f.known && !f.up);
     if any_in_sync {
         state.all_down_next_start = None;
+        state.all_down_announced = false;
     } else if all_down && state.all_down_next_start.is_none() {
         state.all_down_next_start = Some(now);
     }
 
     let mut sync_restart_issued = false;
     let mut actions = Vec::new();
+
+    // Back in sync after nodekeeper started it: judged on an observation made after the start
+    // (a node with a job in flight is not judged).
+    for (node, f) in observation.nodes.iter().zip(facts) {
+        if let Some(memory) = state.nodes.get_mut(&node.name)
+            && memory.recovering
+            && f.in_sync
+            && !node.busy
+        {
+            memory.recovering = false;
+            actions.push(Action::Recovered {
+                node: node.name.clone(),
+            });
+        }
+    }
     for (index, node) in observation.nodes.iter().enumerate() {
         if node.busy {
             continue;
@@ -646,15 +656,7 @@ pub fn decide(
         let ProgramSeen::Known(program) = &node.program else {
             continue;
         };
-        let others_in_sync = facts
-            .iter()
-            .enumerate()
-            .any(|(other, f)| other != index && f.in_sync);
-        let variant = if others_in_sync {
-            Variant::Normal
-        } else {
-            Variant::Fallback
-        };
+        let variant = pool.variant_for(&node.name);
         let other_sync_restart_in_flight = state.nodes.iter().any(|(name, memory)| {
             *name != node.name
                 && memory
@@ -742,10 +744,7 @@ pub fn decide(
             // One sync-rule restart at a time: the others wait for it to come back in sync.
             continue;
         }
-        let other_candidate = facts
-            .iter()
-            .enumerate()
-            .any(|(other, f)| other != index && f.in_sync);
+        let other_candidate = pool.others_in_sync(&node.name);
         if let Some(why) = lead.defer(&config.leader, index, node, &reason, other_candidate) {
             // The label, not the words: a stale tip's words change every tick.
             let why = format!("{} restart waits: {why}", reason.label().replace('_', " "));
@@ -803,6 +802,12 @@ pub fn decide(
         if !restart && state.all_down_next_start.is_some() {
             state.all_down_next_start = Some(now + config.all_down_stagger);
         }
+        if reason == Reason::AllDown && !state.all_down_announced {
+            state.all_down_announced = true;
+            actions.push(Action::AllDown {
+                nodes: observation.nodes.len(),
+            });
+        }
         let node_name = node.name.clone();
         actions.push(if restart {
             Action::Restart {
@@ -821,18 +826,17 @@ pub fn decide(
 
     // A node on its fallback config goes back to its normal config (the file only: the process
     // keeps running) once a sibling is in sync.
-    for (index, node) in observation.nodes.iter().enumerate() {
-        let others_in_sync = facts
-            .iter()
-            .enumerate()
-            .any(|(other, f)| other != index && f.in_sync);
+    for node in &observation.nodes {
         let Some(memory) = state.nodes.get_mut(&node.name) else {
             continue;
         };
         if memory.variant == Variant::Fallback
-            && others_in_sync
+            && pool.others_in_sync(&node.name)
             && !node.busy
-            && !actions.iter().any(|action| action.node() == node.name)
+            && !actions.iter().any(|action| {
+                action.node() == Some(node.name.as_str())
+                    && !matches!(action, Action::Recovered { .. })
+            })
         {
             memory.variant = Variant::Normal;
             actions.push(Action::UseConfig {
@@ -845,14 +849,14 @@ pub fn decide(
     let acted: BTreeSet<String> = actions
         .iter()
         .filter(|action| matches!(action, Action::Start { .. } | Action::Restart { .. }))
-        .map(|action| action.node().to_string())
+        .filter_map(|action| action.node().map(str::to_string))
         .collect();
     let leadership = leader::decide(
         &config.leader,
         &mut state.leadership,
         &lead,
         observation,
-        &facts,
+        facts,
         &acted,
         observation.leader_job,
     );
@@ -870,27 +874,13 @@ pub fn decide(
     actions
 }
 
-/// The height of a node whose program is RUNNING and whose probe says Running.
-fn running_height(node: &NodeObservation) -> Option<u64> {
-    let ProgramSeen::Known(program) = &node.program else {
-        return None;
-    };
-    if program.state != ProcessState::Running {
-        return None;
-    }
-    match &node.probe {
-        Some(Ok(status)) if status.state == NodeState::Running => status.height,
-        _ => None,
-    }
-}
-
 /// The rules for a RUNNING program: hung, bootstrap timeout, stale tip, lag. Returns the restart
 /// reason, if any (`true`: a restart).
 fn judge_running(
     config: &PolicyConfig,
     memory: &mut NodeMemory,
     node: &NodeObservation,
-    facts: &Facts,
+    facts: &NodeFacts,
     best: Option<u64>,
     in_grace: bool,
     now: SystemTime,
@@ -921,7 +911,7 @@ fn judge_running(
             }
             memory.booting_since = None;
             memory.seen_running = true;
-            let height = facts.running_height?;
+            let height = facts.height?;
             if memory.last_height != Some(height) {
                 memory.last_height = Some(height);
                 memory.height_since = Some(now);

@@ -106,8 +106,12 @@ impl World {
             chain: None,
             leader_job: false,
         };
+        // The reports of a recovery and of an all-down episode have their own tests; the rules'
+        // tables list what is executed.
         decide(&self.config, &mut self.state, &observation)
+            .actions
             .iter()
+            .filter(|action| !matches!(action, Action::Recovered { .. } | Action::AllDown { .. }))
             .map(show)
             .collect()
     }
@@ -147,7 +151,7 @@ pub(super) fn show(action: &Action) -> String {
         ),
         Action::Released { node } => format!("release {node}"),
         Action::Stop { node, reason } => format!("stop {node} {}", reason.label()),
-        Action::Demote { node, ids, .. } => format!("demote {node} {ids:?}"),
+        Action::Demote { node, holding, .. } => format!("demote {node} {:?}", holding.0),
         Action::HandOver { from, to, .. } => match from {
             Some((from, _)) => format!("handover {from} -> {to}"),
             None => format!("promote {to}"),
@@ -156,6 +160,8 @@ pub(super) fn show(action: &Action) -> String {
             format!("slots {epoch} {}", slots.len())
         }
         Action::Waiting { node, .. } => format!("wait {node}"),
+        Action::Recovered { node } => format!("recovered {node}"),
+        Action::AllDown { nodes } => format!("all down {nodes}"),
     }
 }
 
@@ -602,4 +608,128 @@ fn a_node_falling_back_to_bootstrapping_is_timed_from_then() {
         w.tick(661, &[running("a", 133), booting("b")]),
         &["restart b bootstrap_timeout normal"],
     );
+}
+
+impl World {
+    /// One tick at `secs`: every action rendered, the reports included, and the facts.
+    fn tick_all(&mut self, secs: u64, nodes: &[NodeObservation]) -> (Vec<String>, PoolFacts) {
+        let observation = Observation {
+            now: at(secs),
+            nodes: nodes.to_vec(),
+            reference: self.reference,
+            chain: None,
+            leader_job: false,
+        };
+        let decision = decide(&self.config, &mut self.state, &observation);
+        (decision.actions.iter().map(show).collect(), decision.facts)
+    }
+}
+
+fn busy(mut node: NodeObservation) -> NodeObservation {
+    node.busy = true;
+    node
+}
+
+#[test]
+fn a_restarted_node_is_back_in_sync_only_when_seen_in_sync_after_its_restart() {
+    let mut w = World::new();
+    for secs in 0..=90 {
+        w.tick(secs, &[running("a", 100 + secs / 30), running("b", 100)]);
+    }
+    // The restart is decided on an observation where b is Running, near the best height, but
+    // stale: it is not in sync, and nothing says it is back in the same tick.
+    let (actions, facts) = w.tick_all(91, &[running("a", 103), running("b", 100)]);
+    assert_eq!(actions, ["restart b stale_tip normal"]);
+    let b = facts.node("b").unwrap();
+    assert!(!b.in_sync);
+    assert!(matches!(b.why_not, Some(NotInSync::StaleTip(_))), "{b:?}");
+    // While the job runs, and while the new process boots, no report.
+    let (actions, _) = w.tick_all(92, &[running("a", 103), busy(running("b", 100))]);
+    assert_eq!(actions, Vec::<String>::new());
+    let (actions, facts) = w.tick_all(95, &[running("a", 103), started(booting("b"), 93)]);
+    assert_eq!(actions, Vec::<String>::new());
+    assert_eq!(
+        facts.node("b").unwrap().why_not,
+        Some(NotInSync::Booting("Bootstrapping".into()))
+    );
+    // Running and near the best height: back, once.
+    let (actions, facts) = w.tick_all(99, &[running("a", 104), started(running("b", 104), 93)]);
+    assert_eq!(actions, ["recovered b"]);
+    assert!(facts.node("b").unwrap().in_sync);
+    let (actions, _) = w.tick_all(100, &[running("a", 104), started(running("b", 104), 93)]);
+    assert_eq!(actions, Vec::<String>::new());
+}
+
+#[test]
+fn an_all_down_episode_is_reported_once_before_its_first_start() {
+    let mut w = World::new();
+    let stopped = |n| program(n, ProcessState::Stopped);
+    let (actions, _) = w.tick_all(0, &[stopped("a"), stopped("b")]);
+    assert_eq!(actions, ["all down 2", "start a all_down fallback"]);
+    let starting = program("a", ProcessState::Starting);
+    let (actions, _) = w.tick_all(10, &[starting.clone(), stopped("b")]);
+    assert_eq!(actions, ["start b all_down fallback"]);
+    // Back in sync ends the episode (the next one is reported again); both return to their
+    // normal config.
+    let (actions, _) = w.tick_all(30, &[running("a", 10), started(running("b", 10), 12)]);
+    assert_eq!(
+        actions,
+        [
+            "recovered a",
+            "recovered b",
+            "config a normal",
+            "config b normal"
+        ]
+    );
+    assert!(!w.state.all_down_announced);
+}
+
+#[test]
+fn facts_say_who_is_in_sync_how_far_behind_and_why_not() {
+    let mut w = World::new();
+    w.reference = Some(ReferenceTip {
+        height: 120,
+        fetched_at: at(0),
+    });
+    let (_, facts) = w.tick_all(
+        0,
+        &[
+            running("a", 118),
+            running("b", 100),
+            booting("c"),
+            hung("d"),
+            program("e", ProcessState::Fatal),
+            unreachable("f"),
+        ],
+    );
+    assert_eq!(facts.reference, Some(120));
+    assert_eq!(facts.external, Some(120));
+    let a = facts.node("a").unwrap();
+    assert!(
+        a.in_sync && a.lag == Some(2) && a.why_not.is_none(),
+        "{a:?}"
+    );
+    assert_eq!(
+        facts.node("b").unwrap().why_not,
+        Some(NotInSync::Behind { lag: 20 })
+    );
+    assert_eq!(
+        facts.node("c").unwrap().why_not,
+        Some(NotInSync::Booting("Bootstrapping".into()))
+    );
+    assert_eq!(facts.node("d").unwrap().why_not, Some(NotInSync::NoAnswer));
+    assert_eq!(
+        facts.node("e").unwrap().why_not,
+        Some(NotInSync::NotRunning(ProcessState::Fatal))
+    );
+    let f = facts.node("f").unwrap();
+    assert_eq!(f.why_not, Some(NotInSync::Unreachable));
+    assert!(!f.known && !f.up);
+    assert_eq!(facts.in_sync(), 1);
+    // Only a is in sync: a start of b would use its normal config, a start of a the fallback.
+    assert_eq!(facts.variant_for("b"), Variant::Normal);
+    assert_eq!(facts.variant_for("a"), Variant::Fallback);
+    // An old reference is no reference: the best node now is.
+    let (_, facts) = w.tick_all(1_000, &[running("a", 118), running("b", 100)]);
+    assert_eq!((facts.reference, facts.external), (Some(118), None));
 }

@@ -7,6 +7,10 @@
 //! errors rather than guesses from an error string. See ARCHITECTURE.md for why.
 //!
 //! `conf` renders the `[program:x]` sections supervisord needs for the nodes and nodekeeper.
+//!
+//! [`Supervisor`] is the narrow interface the daemon drives a supervisord through (observe its
+//! programs, start, stop, signal); [`Client`] implements it over XML-RPC, and the daemon's shell
+//! tests implement it in memory.
 
 mod client;
 pub mod conf;
@@ -21,3 +25,62 @@ pub use error::{Fault, SupervisorError};
 pub use types::{
     GroupResult, ProcessInfo, ProcessState, ReloadDiff, SupervisorState, TailChunk, namespec,
 };
+
+use crate::chain::BoxFuture;
+
+/// What the daemon asks of one supervisord. Every call has its own timeout (the client's
+/// `timeout`, or `wait_timeout` for the calls that wait for the program).
+pub trait Supervisor: Send + Sync {
+    /// Where it is, as shown in messages.
+    fn endpoint(&self) -> &str;
+
+    /// `getProcessInfo` of each program in one request, in order; an unknown program is
+    /// `Err(Fault::BadName)` in its place.
+    fn process_infos<'a>(
+        &'a self,
+        programs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<ProcessInfo, Fault>>, SupervisorError>>;
+
+    /// `startProcess(program, wait=true)`: returns once it is RUNNING (after `startsecs`) or
+    /// failed.
+    fn start<'a>(&'a self, program: &'a str) -> BoxFuture<'a, Result<bool, SupervisorError>>;
+
+    /// `stopProcess(program, wait=true)`: returns once it is STOPPED.
+    fn stop<'a>(&'a self, program: &'a str) -> BoxFuture<'a, Result<bool, SupervisorError>>;
+
+    /// `signalProcess(program, signal)`; `signal` is a name (`HUP`) or a number.
+    fn signal<'a>(
+        &'a self,
+        program: &'a str,
+        signal: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SupervisorError>>;
+}
+
+impl Supervisor for Client {
+    fn endpoint(&self) -> &str {
+        Client::endpoint(self)
+    }
+
+    fn process_infos<'a>(
+        &'a self,
+        programs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<ProcessInfo, Fault>>, SupervisorError>> {
+        Box::pin(self.get_process_infos(programs))
+    }
+
+    fn start<'a>(&'a self, program: &'a str) -> BoxFuture<'a, Result<bool, SupervisorError>> {
+        Box::pin(self.start_process(program, true))
+    }
+
+    fn stop<'a>(&'a self, program: &'a str) -> BoxFuture<'a, Result<bool, SupervisorError>> {
+        Box::pin(self.stop_process(program, true))
+    }
+
+    fn signal<'a>(
+        &'a self,
+        program: &'a str,
+        signal: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SupervisorError>> {
+        Box::pin(self.signal_process(program, signal))
+    }
+}

@@ -1,8 +1,143 @@
-//! The Jormungandr adapter: its REST API v0 (`probe`: node stats; `leaders`: the enclave's leader
-//! ids, promotion and demotion, leadership logs and chain settings) and its node secret (`secret`).
+//! The Jormungandr adapter: one [`Node`] per configured node implements the chain-neutral traits
+//! over REST API v0 (`probe`: node stats; `leaders`: the enclave's leader ids, promotion and
+//! demotion, leadership logs and chain settings), promoting with the pool's node secret
+//! (`secret`: the `--secret` YAML turned into the JSON body of `POST /leaders`).
 
 pub mod leaders;
 pub mod probe;
 pub mod secret;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Url;
+use serde_json::Value;
+
+use super::{
+    BoxFuture, ChainNode, Holding, LeaderControl, LeaderFailure, NodeStatus, ProbeError, Schedule,
+    Variant,
+};
+use crate::slots::{LeaderLog, SlotClock};
+pub use leaders::LeaderApi;
 pub use probe::JormungandrProbe;
+pub use secret::LeaderSecret;
+
+/// What the adapter needs of one Jormungandr node.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// The REST API base, e.g. `http://127.0.0.1:3101/api`.
+    pub rest_url: Url,
+    /// It boots as a leader: `--secret` among its arguments or `secret_files` in its config.
+    pub boots_with_secret: bool,
+    /// Where its generated config is written.
+    pub config_path: PathBuf,
+    /// The normal config (template + overrides).
+    pub config: Value,
+    /// The fallback config (the default trusted peers).
+    pub fallback_config: Value,
+}
+
+/// One Jormungandr node. Clients are shared between nodes (cheap clones of one connection
+/// setting); the secret is the pool's, present when nodekeeper manages the leader key.
+pub struct Node {
+    spec: NodeSpec,
+    probe: JormungandrProbe,
+    leaders: LeaderApi,
+    secret: Option<Arc<LeaderSecret>>,
+}
+
+impl Node {
+    /// The node of `spec`; with `secret`, its leader control and schedule are served.
+    pub fn new(spec: NodeSpec, secret: Option<Arc<LeaderSecret>>) -> Node {
+        Node {
+            spec,
+            probe: JormungandrProbe::new(),
+            leaders: LeaderApi::new(),
+            secret,
+        }
+    }
+}
+
+impl ChainNode for Node {
+    fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<NodeStatus, ProbeError>> {
+        Box::pin(self.probe.probe(&self.spec.rest_url, timeout))
+    }
+
+    fn leader(&self) -> Option<&dyn LeaderControl> {
+        self.secret.as_ref().map(|_| self as &dyn LeaderControl)
+    }
+
+    fn schedule(&self) -> Option<&dyn Schedule> {
+        self.secret.as_ref().map(|_| self as &dyn Schedule)
+    }
+
+    fn boots_producing(&self) -> bool {
+        self.spec.boots_with_secret
+    }
+
+    fn config_file(&self, variant: Variant) -> Option<(&Path, &Value)> {
+        let config = match variant {
+            Variant::Normal => &self.spec.config,
+            Variant::Fallback => &self.spec.fallback_config,
+        };
+        Some((&self.spec.config_path, config))
+    }
+}
+
+impl LeaderControl for Node {
+    fn holding(&self, timeout: Duration) -> BoxFuture<'_, Result<Holding, ProbeError>> {
+        Box::pin(async move {
+            self.leaders
+                .leaders(&self.spec.rest_url, timeout)
+                .await
+                .map(Holding)
+        })
+    }
+
+    fn demote<'a>(
+        &'a self,
+        holding: &'a Holding,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), Vec<LeaderFailure>>> {
+        Box::pin(async move {
+            let mut failures = Vec::new();
+            for id in &holding.0 {
+                // 404: the id is gone already, which is what a demotion wants.
+                if let Err(error) = self.leaders.demote(&self.spec.rest_url, *id, timeout).await {
+                    failures.push(LeaderFailure {
+                        what: format!("leader id {id}"),
+                        error,
+                    });
+                }
+            }
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(failures)
+            }
+        })
+    }
+
+    fn promote(&self, timeout: Duration) -> BoxFuture<'_, Result<Holding, ProbeError>> {
+        Box::pin(async move {
+            let Some(secret) = &self.secret else {
+                return Err(ProbeError::Connect("no leader secret loaded".into()));
+            };
+            self.leaders
+                .promote(&self.spec.rest_url, secret, timeout)
+                .await
+                .map(|id| Holding(vec![id]))
+        })
+    }
+}
+
+impl Schedule for Node {
+    fn chain_time(&self, timeout: Duration) -> BoxFuture<'_, Result<SlotClock, ProbeError>> {
+        Box::pin(self.leaders.settings(&self.spec.rest_url, timeout))
+    }
+
+    fn pool_slots(&self, timeout: Duration) -> BoxFuture<'_, Result<Vec<LeaderLog>, ProbeError>> {
+        Box::pin(self.leaders.logs(&self.spec.rest_url, timeout))
+    }
+}

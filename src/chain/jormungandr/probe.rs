@@ -20,7 +20,7 @@ use reqwest::Url;
 use crate::describe;
 use serde_json::{Map, Value};
 
-use crate::chain::{NodeProbe, NodeState, NodeStatus, ProbeError, ProbeFuture};
+use crate::chain::{NodeState, NodeStatus, ProbeError};
 
 /// The largest answer read; a stats answer is under 1 KB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -89,16 +89,16 @@ impl Default for JormungandrProbe {
     }
 }
 
-impl NodeProbe for JormungandrProbe {
-    fn probe<'a>(&'a self, api: &'a Url, timeout: Duration) -> ProbeFuture<'a> {
-        Box::pin(async move {
-            let url = stats_url(api)?;
-            let body = match tokio::time::timeout(timeout, self.fetch(url)).await {
-                Ok(result) => result?,
-                Err(_elapsed) => return Err(ProbeError::Timeout(timeout)),
-            };
-            parse_stats(&body)
-        })
+impl JormungandrProbe {
+    /// `GET {api}/v0/node/stats` of the node whose API base is `api` (e.g.
+    /// `http://127.0.0.1:3101/api`), within `timeout`.
+    pub async fn probe(&self, api: &Url, timeout: Duration) -> Result<NodeStatus, ProbeError> {
+        let url = stats_url(api)?;
+        let body = match tokio::time::timeout(timeout, self.fetch(url)).await {
+            Ok(result) => result?,
+            Err(_elapsed) => return Err(ProbeError::Timeout(timeout)),
+        };
+        parse_stats(&body)
     }
 }
 

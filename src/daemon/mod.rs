@@ -1,0 +1,432 @@
+//! The daemon (`nodekeeper run`): the imperative shell around the policy, as one loop over a
+//! closed set of events ([`Event`]), each with one handler, after rust-analyzer's main loop.
+//! It observes (a round per tick, as a task), asks the policy (`policy::decide` for a tick,
+//! `policy::operator` for a request), executes what the policy answered (jobs, leadership tasks,
+//! config files), and records (restart log, persisted state, snapshot, metrics, events). It never
+//! decides: every "should this node be restarted, is it in sync, which config" is the policy's.
+//!
+//! Files, one per concern:
+//! - `runtime`: everything built from a configuration (clients, chain adapters, PoolTool reporter
+//!   and reference feed, API token, policy settings), built whole or not at all;
+//! - `observe`: a round of observation, probes that outlive it, supervisord outages;
+//! - `tick`: the tick and observed handlers (observe → decide → act → record);
+//! - `act`: executing the policy's actions (jobs: start, restart, stop; config files; reports);
+//! - `leadership`: hand-over and demotion tasks through the chain adapters' leader control;
+//! - `operator`: the API's requests and the actions they became;
+//! - `reload`: the configuration files watched, a new runtime swapped in whole or rejected;
+//! - `snapshot`: the status snapshot and the metrics of a tick, from the policy's facts;
+//! - `state`: the files that survive a restart of the daemon (holds, leadership memory).
+//!
+//! The loop never dies: every failure is logged, counted and retried; an unreachable supervisord
+//! means no action on its nodes, with backoff.
+
+pub mod act;
+pub mod leadership;
+pub mod observe;
+pub mod operator;
+pub mod reload;
+pub mod runtime;
+pub mod snapshot;
+pub mod state;
+#[cfg(test)]
+mod tests;
+pub mod tick;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::config::{Config, ConfigSource, Env};
+use crate::events::Event as Report;
+use crate::metrics::Metrics;
+use crate::policy::{Observation, PolicyState, PoolFacts};
+use crate::restart_log::RestartLog;
+use crate::status::{LastRestart, Snapshot};
+use crate::time::{Clock, rfc3339};
+
+pub use operator::{Accepted, Request};
+pub use runtime::{Parts, RealParts, Runtime};
+
+/// How `nodekeeper run` runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Decide and log, touch nothing.
+    pub dry_run: bool,
+    /// One tick, wait for its actions, exit.
+    pub once: bool,
+}
+
+/// A fatal start-up problem (the loop itself never fails once running).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// Everything the loop reacts to. `next_event` waits for the next one; `handle_event` has one
+/// handler per kind.
+enum Event {
+    /// The tick interval elapsed: start a round of observation.
+    Tick,
+    /// A round of observation ended: decide, act, record.
+    Observed(Box<observe::Observed>),
+    /// A start, restart or stop job ended.
+    JobFinished(act::JobDone),
+    /// A hand-over or demotion ended.
+    LeaderFinished(leadership::Finished),
+    /// A request from the API.
+    Request(Request),
+    /// Time to look at the configuration files again.
+    Reload,
+    /// SIGTERM, SIGINT or SIGUSR1: no new decisions; the actions in flight finish.
+    Shutdown,
+}
+
+/// Where the daemon's records go, besides the restart log rows its jobs append.
+pub struct Outputs {
+    /// The restart log (`None` in a dry run, which writes nothing).
+    pub log: Option<Arc<Mutex<RestartLog>>>,
+    /// The last restart-log row of each node (status).
+    pub last_restarts: BTreeMap<String, LastRestart>,
+    /// The snapshot the API and `nodekeeper status` read.
+    pub snapshot: Arc<RwLock<Snapshot>>,
+    /// The metrics the API serves.
+    pub metrics: Arc<Metrics>,
+    /// Alerts and other listeners (`try_send`: never blocks the loop).
+    pub events: Option<mpsc::Sender<Report>>,
+    /// The API token, shared with the API (a reload may change it).
+    pub token: Arc<RwLock<String>>,
+}
+
+impl Outputs {
+    /// Sends `event` to the listeners; when their queue is full the event is dropped and logged.
+    pub fn emit(&self, event: Report) {
+        if let Some(sender) = &self.events
+            && let Err(e) = sender.try_send(event)
+        {
+            warn!("alert queue full or closed, event dropped: {e}");
+        }
+    }
+}
+
+/// The last tick, kept for operator requests between ticks (their facts, their rows' context).
+#[derive(Default)]
+pub struct Last {
+    /// The observation.
+    pub observation: Option<Observation>,
+    /// The policy's facts of it.
+    pub facts: PoolFacts,
+}
+
+/// The daemon's state between events.
+pub struct Daemon {
+    options: RunOptions,
+    clock: Arc<dyn Clock>,
+    rt: Runtime,
+    reloader: reload::Reloader,
+    policy: PolicyState,
+    observer: observe::Observer,
+    last: Last,
+    jobs: act::Jobs,
+    leader_tasks: leadership::Tasks,
+    store: state::Store,
+    book: operator::Book,
+    out: Outputs,
+    /// With `--once`: the tick was decided; the loop ends.
+    done: bool,
+}
+
+/// What `Daemon::new` needs besides the configuration.
+pub struct Setup {
+    /// Where the configuration came from (hot reload watches it).
+    pub source: ConfigSource,
+    /// The environment it was read with.
+    pub env: Env,
+    /// How clients and adapters are made.
+    pub parts: Arc<dyn Parts>,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// How to run.
+    pub options: RunOptions,
+    /// The snapshot shared with the API.
+    pub snapshot: Arc<RwLock<Snapshot>>,
+    /// The metrics shared with the API.
+    pub metrics: Arc<Metrics>,
+    /// Alerts and other listeners.
+    pub events: Option<mpsc::Sender<Report>>,
+    /// The API token cell shared with the API.
+    pub token: Arc<RwLock<String>>,
+}
+
+impl Daemon {
+    /// Opens the restart log (repairing a torn last line), restores persisted holds and leadership
+    /// memory, builds the runtime and writes node configs that changed. Fails only on what the
+    /// operator must fix.
+    pub fn new(config: Config, setup: Setup) -> Result<Daemon, StartError> {
+        let Setup {
+            source,
+            env,
+            parts,
+            clock,
+            options,
+            snapshot,
+            metrics,
+            events,
+            token,
+        } = setup;
+        let log = if options.dry_run {
+            None
+        } else {
+            let (log, report) =
+                RestartLog::open(&config.restart_log).map_err(|e| StartError(e.to_string()))?;
+            if let Some(torn) = &report.repaired_torn_bytes {
+                warn!(
+                    "restart log {}: removed a torn last line ({} bytes: {:?}) left by an interrupted write",
+                    config.restart_log.display(),
+                    torn.len(),
+                    String::from_utf8_lossy(torn)
+                );
+            }
+            if let Some(problem) = &report.last_row_problem {
+                warn!("restart log {}: {problem}", config.restart_log.display());
+            }
+            Some(Arc::new(Mutex::new(log)))
+        };
+        let mut policy = PolicyState::default();
+        policy.restore_holds(state::load_holds(&state::holds_path(&config)).map_err(StartError)?);
+        for (node, hold) in policy.holds() {
+            info!(node = %node, "held since {}: {}", rfc3339(hold.since), hold.reason);
+        }
+        let last_restarts = snapshot::last_restarts(&config);
+        // A restart log that ends with a `stop` for a node: an earlier daemon died between the
+        // stop and the start. Finish that restart rather than take the node for stopped by hand.
+        for (node, last) in &last_restarts {
+            if last.action == "stop" {
+                info!(node = %node, "an earlier daemon stopped it and did not start it again: finishing that restart");
+                policy.interrupted_restart(node);
+            }
+        }
+        if config.leadership.enabled {
+            policy.leadership =
+                state::load_leadership(&config.leadership.state_file).map_err(StartError)?;
+            if let Some(leader) = &policy.leadership.leader {
+                info!(
+                    "leadership state restored: {leader} held the key; nothing is promoted before every node is observed"
+                );
+            }
+        }
+        let rt = Runtime::build(&config, parts.as_ref(), options)
+            .map_err(|problems| StartError(problems.join("; ")))?;
+        if let Some(value) = &rt.token
+            && let Ok(mut cell) = token.write()
+        {
+            cell.clone_from(value);
+        }
+        let store = state::Store::new(&config, options.dry_run);
+        let reloader = reload::Reloader::new(source, env, parts, &config);
+        let book = operator::Book::new(clock.as_ref());
+        let daemon = Daemon {
+            options,
+            clock,
+            rt,
+            reloader,
+            policy,
+            observer: observe::Observer::default(),
+            last: Last::default(),
+            jobs: act::Jobs::default(),
+            leader_tasks: leadership::Tasks::default(),
+            store,
+            book,
+            out: Outputs {
+                log,
+                last_restarts,
+                snapshot,
+                metrics,
+                events,
+                token,
+            },
+            done: false,
+        };
+        if !options.dry_run {
+            daemon.write_node_configs();
+        }
+        Ok(daemon)
+    }
+
+    /// Runs until `shutdown` resolves (or after one tick with `once`), then lets the actions in
+    /// flight finish. Requests from the API arrive on `requests`.
+    pub async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<Request>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let config = Arc::clone(&self.rt.config);
+        let mut ticks = tokio::time::interval(config.thresholds.tick_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reloads = tokio::time::interval(reload::CHECK_EVERY);
+        reloads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reloads.reset();
+        tokio::pin!(shutdown);
+        info!(
+            nodes = config.nodes.len(),
+            dry_run = self.options.dry_run,
+            "nodekeeper running: every {:?}",
+            config.thresholds.tick_interval
+        );
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = &mut shutdown => Event::Shutdown,
+                done = self.jobs.next(), if self.jobs.busy() => Event::JobFinished(done),
+                finished = self.leader_tasks.next(), if self.leader_tasks.busy() => {
+                    Event::LeaderFinished(finished)
+                }
+                observed = self.observer.finished(), if self.observer.in_flight() => {
+                    Event::Observed(Box::new(observed))
+                }
+                Some(request) = requests.recv() => Event::Request(request),
+                _ = reloads.tick() => Event::Reload,
+                _ = ticks.tick() => Event::Tick,
+            };
+            if !self.handle_event(event, &mut ticks) {
+                break;
+            }
+        }
+        self.observer.abandon();
+        self.drain().await;
+        self.store.save_holds(self.policy.holds());
+        info!("nodekeeper stopped; nodes left running");
+    }
+
+    /// Handles one event; false when the loop ends.
+    fn handle_event(&mut self, event: Event, ticks: &mut tokio::time::Interval) -> bool {
+        match event {
+            Event::Tick => self.on_tick(),
+            Event::Observed(observed) => {
+                self.on_observed(*observed);
+                if self.rt.config.thresholds.tick_interval != ticks.period() {
+                    // A reload changed the interval.
+                    *ticks = tokio::time::interval(self.rt.config.thresholds.tick_interval);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticks.reset();
+                }
+            }
+            Event::JobFinished(done) => self.on_job_finished(done),
+            Event::LeaderFinished(finished) => self.on_leader_finished(finished),
+            Event::Request(request) => self.on_request(request),
+            Event::Reload => self.on_reload(),
+            Event::Shutdown => {
+                info!("signal received: no new decisions; finishing the actions in flight");
+                return false;
+            }
+        }
+        !(self.options.once && self.done)
+    }
+
+    /// Waits for the jobs in flight, as long as a stop and a start can take.
+    async fn drain(&mut self) {
+        let drain = self
+            .rt
+            .config
+            .supervisors
+            .values()
+            .map(|s| s.wait_timeout)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(5);
+        if tokio::time::timeout(drain, async {
+            while self.jobs.busy() {
+                let done = self.jobs.next().await;
+                self.on_job_finished(done);
+            }
+        })
+        .await
+        .is_err()
+        {
+            warn!("actions still in flight after {drain:?}; exiting anyway");
+        }
+    }
+}
+
+/// One round of observation made now and the policy's view of it, without a daemon: what
+/// `nodekeeper status` shows when no daemon answers. The policy decides on a copy of the
+/// persisted state (holds, leadership memory); nothing is executed or written.
+pub async fn observe_once(
+    config: &Config,
+    parts: &dyn Parts,
+    clock: &dyn Clock,
+) -> Result<Snapshot, StartError> {
+    let options = RunOptions {
+        dry_run: true,
+        once: true,
+    };
+    let rt = Runtime::build(config, parts, options)
+        .map_err(|problems| StartError(problems.join("; ")))?;
+    let mut policy = PolicyState::default();
+    if let Ok(holds) = state::load_holds(&state::holds_path(config)) {
+        policy.restore_holds(holds);
+    }
+    if config.leadership.enabled {
+        policy.leadership =
+            state::load_leadership(&config.leadership.state_file).map_err(StartError)?;
+    }
+    let now = clock.now();
+    let inputs = observe::Inputs {
+        now,
+        programs: config
+            .nodes
+            .iter()
+            .map(|node| observe::Program {
+                node: node.name.clone(),
+                program: node.program.clone(),
+                supervisor: node.supervisor.clone(),
+            })
+            .collect(),
+        asked: rt
+            .supervisors
+            .iter()
+            .map(|(name, supervisor)| (name.clone(), Arc::clone(supervisor)))
+            .collect(),
+        skipped: Vec::new(),
+        nodes: config
+            .nodes
+            .iter()
+            .filter_map(|node| {
+                rt.nodes
+                    .get(&node.name)
+                    .map(|adapter| (node.name.clone(), Arc::clone(adapter)))
+            })
+            .collect(),
+        probe_timeout: config.thresholds.probe_timeout,
+        // One-shot: wait for every probe to answer or time out.
+        probe_wait: config.thresholds.probe_timeout + Duration::from_millis(600),
+        want_chain_time: config.leadership.enabled,
+    };
+    let observed = observe::round(observe::Prober::default(), inputs).await;
+    let observation = Observation {
+        now,
+        nodes: observed.nodes,
+        reference: None,
+        chain: observed
+            .chain_time
+            .map(|(_, clock)| clock)
+            .or(policy.leadership.clock),
+        leader_job: false,
+    };
+    let decision = crate::policy::decide(&rt.policy, &mut policy, &observation);
+    let seen = snapshot::Seen {
+        observation: &observation,
+        facts: &decision.facts,
+        raw: &observed.raw,
+        busy: &Default::default(),
+    };
+    Ok(snapshot::build(
+        config,
+        &seen,
+        &policy,
+        &snapshot::last_restarts(config),
+        &rt.policy,
+    ))
+}

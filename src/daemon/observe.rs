@@ -1,0 +1,533 @@
+//! Observing the pool. One round per tick asks every supervisord once (one `system.multicall` of
+//! `getProcessInfo` for the managed programs, not `getAllProcessInfo`, which costs supervisord
+//! ~0.5 ms of CPU per program it has) and probes every node through its chain adapter, all
+//! concurrently, each call with its own timeout; then it reads the leader views (who holds the key,
+//! the pool's slots, the chain time until known) of the nodes that are Running. A round runs as a
+//! task that owns the `Prober` until it ends, so the loop keeps serving requests and finished jobs
+//! meanwhile. Probes outlive a round: a round waits a bounded time for them, so a slow or dead node
+//! never delays decisions about the others.
+//!
+//! Also here: supervisord outages (which supervisords are skipped while backing off, and when an
+//! outage starts and ends).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::chain::{ChainNode, NodeStatus, ProbeError};
+use crate::events::Event;
+use crate::policy::{LeaderView, NodeObservation, ProgramSeen, ProgramView};
+use crate::slots::{LeaderLog, SlotClock};
+use crate::supervisor::{Fault, ProcessInfo, ProcessState, Supervisor, SupervisorError};
+
+/// The longest wait between attempts to reach an unreachable supervisord.
+const MAX_SUPERVISOR_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What one supervisord answered in a round.
+#[derive(Debug)]
+pub enum SupervisorAnswer {
+    /// Program info by program name (a fault such as BAD_NAME in place of a missing program).
+    Answered(BTreeMap<String, Result<ProcessInfo, Fault>>),
+    /// Not asked this round (backing off after failures).
+    Skipped,
+    /// The call failed.
+    Failed(SupervisorError),
+}
+
+type ProbeResult = Result<NodeStatus, ProbeError>;
+
+/// The raw results of one round, before they become the policy's `NodeObservation`s.
+#[derive(Debug, Default)]
+pub struct Raw {
+    /// By supervisord name.
+    pub supervisors: BTreeMap<String, SupervisorAnswer>,
+    /// The latest probe result of each node (for display), by node name.
+    pub probes: BTreeMap<String, ProbeResult>,
+    /// The nodes whose probe answered (or timed out) during this round: only these count for the
+    /// policy, so a probe still in flight is neither a success nor a failure yet.
+    pub fresh: BTreeSet<String>,
+}
+
+/// Node probes that outlive a round: each node has at most one probe in flight; a round starts
+/// the missing ones, waits a bounded time for answers and leaves slow probes running. A probe
+/// that runs out its own timeout reports `ProbeError::Timeout` in whichever round it ends.
+#[derive(Debug, Default)]
+pub struct Prober {
+    in_flight: BTreeMap<String, oneshot::Receiver<ProbeResult>>,
+    latest: BTreeMap<String, ProbeResult>,
+}
+
+impl Prober {
+    /// Forgets what `node` answered and any probe of it in flight: nodekeeper is acting on the
+    /// node, and what its old process said is no news about the next one.
+    pub fn forget(&mut self, node: &str) {
+        self.in_flight.remove(node);
+        self.latest.remove(node);
+    }
+
+    /// Starts a probe of every node that has none in flight, then waits until every probe has
+    /// answered or `wait` has passed. Returns the names of the nodes that answered.
+    async fn round(
+        &mut self,
+        nodes: &[(String, Arc<dyn ChainNode>)],
+        timeout: Duration,
+        wait: Duration,
+    ) -> BTreeSet<String> {
+        for (name, node) in nodes {
+            if self.in_flight.contains_key(name) {
+                continue;
+            }
+            let (sender, receiver) = oneshot::channel();
+            let node = Arc::clone(node);
+            tokio::spawn(async move {
+                // The adapter enforces its timeout; this outer bound only guards against one
+                // that does not.
+                let result =
+                    tokio::time::timeout(timeout + Duration::from_millis(500), node.probe(timeout))
+                        .await
+                        .unwrap_or(Err(ProbeError::Timeout(timeout)));
+                let _ = sender.send(result);
+            });
+            self.in_flight.insert(name.clone(), receiver);
+        }
+        // Nodes removed from the configuration are forgotten.
+        let known = |name: &String| nodes.iter().any(|(node, _)| node == name);
+        self.in_flight.retain(|name, _| known(name));
+        self.latest.retain(|name, _| known(name));
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut answered = BTreeSet::new();
+        let names: Vec<String> = self.in_flight.keys().cloned().collect();
+        for name in names {
+            let Some(receiver) = self.in_flight.get_mut(&name) else {
+                continue;
+            };
+            match tokio::time::timeout_at(deadline, receiver).await {
+                Ok(Ok(result)) => {
+                    self.in_flight.remove(&name);
+                    self.latest.insert(name.clone(), result);
+                    answered.insert(name);
+                }
+                Ok(Err(_closed)) => {
+                    self.in_flight.remove(&name);
+                }
+                Err(_still_running) => {}
+            }
+        }
+        answered
+    }
+}
+
+/// A node's program: what the round asks supervisord about.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// The node.
+    pub node: String,
+    /// Its supervisord program.
+    pub program: String,
+    /// Which supervisord.
+    pub supervisor: String,
+}
+
+/// Everything a round needs, owned: it runs as a task.
+pub struct Inputs {
+    /// Wall-clock time of the round.
+    pub now: SystemTime,
+    /// Every configured node's program, in configuration order.
+    pub programs: Vec<Program>,
+    /// The supervisords to ask (those not backing off).
+    pub asked: Vec<(String, Arc<dyn Supervisor>)>,
+    /// The supervisords backing off (not asked).
+    pub skipped: Vec<String>,
+    /// Every node's chain adapter, in configuration order.
+    pub nodes: Vec<(String, Arc<dyn ChainNode>)>,
+    /// Each probe's timeout.
+    pub probe_timeout: Duration,
+    /// How long the round waits for probes (and each leader call's timeout).
+    pub probe_wait: Duration,
+    /// Read the chain time (until it is known).
+    pub want_chain_time: bool,
+}
+
+/// What a round saw.
+pub struct Observed {
+    /// Wall-clock time of the round.
+    pub now: SystemTime,
+    /// When the round began (monotonic).
+    pub started: tokio::time::Instant,
+    /// The prober, back from the round.
+    pub prober: Prober,
+    /// The raw answers.
+    pub raw: Raw,
+    /// The policy's view of each node (`busy` still to be set by the loop).
+    pub nodes: Vec<NodeObservation>,
+    /// The chain time, when read this round.
+    pub chain_time: Option<(String, SlotClock)>,
+    /// The pool's slots each node listed this round.
+    pub logs: BTreeMap<String, Vec<LeaderLog>>,
+}
+
+/// One round: every supervisord (but the skipped ones) asked, every node probed, concurrently;
+/// then the leader views of the nodes found Running.
+pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
+    let started = tokio::time::Instant::now();
+    let mut tasks = JoinSet::new();
+    for (name, supervisor) in &inputs.asked {
+        let programs: Vec<String> = inputs
+            .programs
+            .iter()
+            .filter(|program| &program.supervisor == name)
+            .map(|program| program.program.clone())
+            .collect();
+        if programs.is_empty() {
+            continue;
+        }
+        let supervisor = Arc::clone(supervisor);
+        let name = name.clone();
+        tasks.spawn(async move {
+            let answer = match supervisor.process_infos(&programs).await {
+                Ok(results) => {
+                    SupervisorAnswer::Answered(programs.into_iter().zip(results).collect())
+                }
+                Err(error) => SupervisorAnswer::Failed(error),
+            };
+            (name, answer)
+        });
+    }
+    let fresh = prober
+        .round(&inputs.nodes, inputs.probe_timeout, inputs.probe_wait)
+        .await;
+    // Only the supervisords in backoff are `Skipped`; one with no managed program is not listed.
+    let mut supervisors: BTreeMap<String, SupervisorAnswer> = inputs
+        .skipped
+        .iter()
+        .map(|name| (name.clone(), SupervisorAnswer::Skipped))
+        .collect();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((name, answer)) = joined {
+            supervisors.insert(name, answer);
+        }
+    }
+    let raw = Raw {
+        supervisors,
+        probes: prober.latest.clone(),
+        fresh,
+    };
+    let mut nodes = node_observations(&inputs.programs, &raw);
+    let (chain_time, logs) = leader_views(&inputs, &mut nodes).await;
+    Observed {
+        now: inputs.now,
+        started,
+        prober,
+        raw,
+        nodes,
+        chain_time,
+        logs,
+    }
+}
+
+/// supervisord's epoch-seconds field as a time (`0` means never).
+pub fn epoch_secs(secs: i64) -> Option<SystemTime> {
+    u64::try_from(secs)
+        .ok()
+        .filter(|secs| *secs > 0)
+        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// The policy's view of each configured node (`busy` false: the loop knows its jobs).
+pub fn node_observations(programs: &[Program], raw: &Raw) -> Vec<NodeObservation> {
+    programs
+        .iter()
+        .map(|node| {
+            let program = match raw.supervisors.get(&node.supervisor) {
+                Some(SupervisorAnswer::Answered(infos)) => match infos.get(&node.program) {
+                    Some(Ok(info)) => ProgramSeen::Known(ProgramView {
+                        state: info.state,
+                        started_at: epoch_secs(info.start),
+                        exit_status: info.exitstatus,
+                    }),
+                    Some(Err(Fault::BadName(_))) => ProgramSeen::Missing,
+                    _ => ProgramSeen::Unreachable,
+                },
+                _ => ProgramSeen::Unreachable,
+            };
+            // Only a RUNNING program's probe says anything about the node. A failure counts in
+            // the round its probe ended only (a probe still in flight is neither success nor
+            // failure yet); the last success stands until the next answer.
+            let probe = match &program {
+                ProgramSeen::Known(view) if view.state == ProcessState::Running => raw
+                    .probes
+                    .get(&node.node)
+                    .filter(|result| result.is_ok() || raw.fresh.contains(&node.node))
+                    .cloned(),
+                _ => None,
+            };
+            NodeObservation {
+                name: node.node.clone(),
+                program,
+                probe,
+                busy: false,
+                leadership: LeaderView::default(),
+            }
+        })
+        .collect()
+}
+
+/// The program runs and the node said it is Running.
+fn running(node: &NodeObservation) -> bool {
+    matches!(&node.program, ProgramSeen::Known(p) if p.state == ProcessState::Running)
+        && matches!(&node.probe, Some(Ok(status)) if status.state == crate::chain::NodeState::Running)
+}
+
+type LeaderRead = (
+    String,
+    Result<crate::chain::Holding, ProbeError>,
+    Result<Vec<LeaderLog>, ProbeError>,
+    Option<Result<SlotClock, ProbeError>>,
+);
+
+/// Fills each Running node's leader view (what it holds, its slots) and reads the chain time
+/// while unknown: every node concurrently, each call bounded by the round's probe wait.
+async fn leader_views(
+    inputs: &Inputs,
+    nodes: &mut [NodeObservation],
+) -> (
+    Option<(String, SlotClock)>,
+    BTreeMap<String, Vec<LeaderLog>>,
+) {
+    let timeout = inputs.probe_wait;
+    let mut tasks: JoinSet<LeaderRead> = JoinSet::new();
+    for node in nodes.iter() {
+        if !running(node) {
+            continue;
+        }
+        let Some((_, adapter)) = inputs.nodes.iter().find(|(name, _)| *name == node.name) else {
+            continue;
+        };
+        if adapter.leader().is_none() {
+            continue;
+        }
+        let adapter = Arc::clone(adapter);
+        let name = node.name.clone();
+        let want_clock = inputs.want_chain_time;
+        tasks.spawn(async move {
+            let (Some(leader), Some(schedule)) = (adapter.leader(), adapter.schedule()) else {
+                let none = ProbeError::Connect("no leader control".into());
+                return (name, Err(none.clone()), Err(none), None);
+            };
+            let (holding, logs, clock) = tokio::join!(
+                leader.holding(timeout),
+                schedule.pool_slots(timeout),
+                async {
+                    if want_clock {
+                        Some(schedule.chain_time(timeout).await)
+                    } else {
+                        None
+                    }
+                }
+            );
+            (name, holding, logs, clock)
+        });
+    }
+    let mut chain_time = None;
+    let mut all_logs = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((name, holding, logs, clock)) = joined else {
+            continue;
+        };
+        if let Some(Ok(clock)) = clock {
+            chain_time = Some((name.clone(), clock));
+        }
+        let schedule = match logs {
+            Ok(logs) => {
+                let dates = logs.iter().map(|log| log.date).collect();
+                all_logs.insert(name.clone(), logs);
+                Some(dates)
+            }
+            Err(_) => None,
+        };
+        if let Some(node) = nodes.iter_mut().find(|node| node.name == name) {
+            node.leadership = LeaderView {
+                holding: Some(holding),
+                schedule,
+            };
+        }
+    }
+    (chain_time, all_logs)
+}
+
+/// One supervisord that does not answer.
+struct Outage {
+    since: SystemTime,
+    failures: u32,
+    retry_at: tokio::time::Instant,
+}
+
+/// The supervisords that do not answer: when to ask them again (backoff), and the events of an
+/// outage's start and end.
+#[derive(Default)]
+pub struct Outages {
+    outages: BTreeMap<String, Outage>,
+}
+
+impl Outages {
+    /// The supervisords not to ask now (backing off).
+    pub fn skipped(&self) -> Vec<String> {
+        let now = tokio::time::Instant::now();
+        self.outages
+            .iter()
+            .filter(|(_, outage)| now < outage.retry_at)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Takes in what each supervisord answered in a round; returns the events of outages that
+    /// started or ended.
+    pub fn note(&mut self, raw: &Raw, now: SystemTime, tick: Duration) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (name, answer) in &raw.supervisors {
+            match answer {
+                SupervisorAnswer::Answered(_) => {
+                    if let Some(outage) = self.outages.remove(name) {
+                        let after = now.duration_since(outage.since).unwrap_or_default();
+                        info!(
+                            supervisor = %name,
+                            "supervisord reachable again after {} s",
+                            after.as_secs()
+                        );
+                        events.push(Event::SupervisorBack {
+                            supervisor: name.clone(),
+                            after,
+                        });
+                    }
+                }
+                SupervisorAnswer::Skipped => {}
+                SupervisorAnswer::Failed(error) => {
+                    let outage = self.outages.entry(name.clone()).or_insert_with(|| {
+                        warn!(
+                            supervisor = %name,
+                            "cannot observe supervisord: {error}; no action on its nodes until it answers"
+                        );
+                        events.push(Event::SupervisorUnreachable {
+                            supervisor: name.clone(),
+                            error: error.to_string(),
+                        });
+                        Outage {
+                            since: now,
+                            failures: 0,
+                            retry_at: tokio::time::Instant::now(),
+                        }
+                    });
+                    outage.failures = outage.failures.saturating_add(1);
+                    let backoff = tick
+                        .saturating_mul(1u32 << outage.failures.min(8))
+                        .min(MAX_SUPERVISOR_BACKOFF);
+                    outage.retry_at = tokio::time::Instant::now() + backoff;
+                    debug!(supervisor = %name, failures = outage.failures, "retrying in {backoff:?}: {error}");
+                }
+            }
+        }
+        events
+    }
+
+    /// Forgets supervisords no longer configured.
+    pub fn retain(&mut self, configured: impl Fn(&str) -> bool) {
+        self.outages.retain(|name, _| configured(name));
+    }
+}
+
+/// The observation machinery between events: the prober (lent to a round while it runs), the
+/// round in flight, supervisord outages, and what the leader views taught (chain time, each
+/// node's slots).
+pub struct Observer {
+    prober: Option<Prober>,
+    round: Option<tokio::task::JoinHandle<Observed>>,
+    /// Nodes acted on since the round in flight began: its answers about them predate the action.
+    touched: BTreeSet<String>,
+    /// The supervisords that do not answer.
+    pub outages: Outages,
+    /// The chain's time, once read from a node.
+    pub chain_time: Option<SlotClock>,
+    /// The pool's slots each node last listed (status, PoolTool).
+    pub logs: BTreeMap<String, Vec<LeaderLog>>,
+}
+
+impl Default for Observer {
+    fn default() -> Observer {
+        Observer {
+            prober: Some(Prober::default()),
+            round: None,
+            touched: BTreeSet::new(),
+            outages: Outages::default(),
+            chain_time: None,
+            logs: BTreeMap::new(),
+        }
+    }
+}
+
+impl Observer {
+    /// A round is in flight.
+    pub fn in_flight(&self) -> bool {
+        self.round.is_some()
+    }
+
+    /// Starts a round (none when one is in flight).
+    pub fn start(&mut self, inputs: Inputs) {
+        if let Some(prober) = self.prober.take() {
+            self.touched.clear();
+            self.round = Some(tokio::spawn(round(prober, inputs)));
+        }
+    }
+
+    /// The round in flight, once it ends; pending forever while none runs.
+    pub async fn finished(&mut self) -> Observed {
+        loop {
+            let Some(handle) = &mut self.round else {
+                std::future::pending::<()>().await;
+                continue;
+            };
+            let joined = handle.await;
+            self.round = None;
+            match joined {
+                Ok(observed) => return observed,
+                Err(e) => {
+                    // The prober went down with the round: start afresh.
+                    tracing::error!("an observation round failed: {e}");
+                    self.prober = Some(Prober::default());
+                }
+            }
+        }
+    }
+
+    /// Takes the prober back from a round that ended; returns the nodes acted on meanwhile
+    /// (their answers are forgotten: they predate the action).
+    pub fn absorb(&mut self, mut prober: Prober) -> BTreeSet<String> {
+        let touched = std::mem::take(&mut self.touched);
+        for node in &touched {
+            prober.forget(node);
+        }
+        self.prober = Some(prober);
+        touched
+    }
+
+    /// nodekeeper starts or ends an action on `node`: what the node answered before says
+    /// nothing about the process after it.
+    pub fn touch(&mut self, node: &str) {
+        match &mut self.prober {
+            Some(prober) => prober.forget(node),
+            None => {
+                self.touched.insert(node.to_string());
+            }
+        }
+    }
+
+    /// Drops the round in flight (shutdown).
+    pub fn abandon(&mut self) {
+        if let Some(round) = self.round.take() {
+            round.abort();
+        }
+    }
+}

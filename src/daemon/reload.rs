@@ -1,0 +1,135 @@
+//! Hot reload, all or nothing: every couple of seconds the configuration's files are checked; a
+//! changed and valid configuration becomes a whole new `Runtime` (clients, adapters and leader
+//! secret, policy settings, PoolTool reporter and reference feed, API token), swapped in only when
+//! every part was built; anything rejected (an invalid file, a part that cannot be built) is
+//! logged with every problem and leaves every part as it was. Node configs that changed are
+//! rewritten; running nodes are not restarted for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{error, info, warn};
+
+use super::runtime::{Parts, Runtime};
+use super::{Daemon, RunOptions};
+use crate::config::watch::{Reload, Watcher};
+use crate::config::{Config, ConfigSource, Env};
+use crate::events::Event;
+
+/// How often the configuration files are checked for changes.
+pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// The watched files, the environment they are read with, and how parts are made.
+pub struct Reloader {
+    watcher: Watcher,
+    env: Env,
+    parts: Arc<dyn Parts>,
+}
+
+impl Reloader {
+    /// Watches the files `config` was loaded from.
+    pub fn new(source: ConfigSource, env: Env, parts: Arc<dyn Parts>, config: &Config) -> Reloader {
+        Reloader {
+            watcher: Watcher::new(source, config),
+            env,
+            parts,
+        }
+    }
+}
+
+/// Keeps the running value of the keys whose change needs a restart of nodekeeper (the files it
+/// opened at start, what it serves, whether it manages leadership), warning about each changed one.
+fn keep_restart_keys(running: &Config, new: &mut Config) {
+    let mut kept = Vec::new();
+    if new.restart_log != running.restart_log {
+        new.restart_log.clone_from(&running.restart_log);
+        kept.push("restart_log.path");
+    }
+    if new.leadership.enabled != running.leadership.enabled {
+        new.leadership.enabled = running.leadership.enabled;
+        kept.push("leadership.enabled");
+    }
+    if new.leadership.state_file != running.leadership.state_file {
+        new.leadership
+            .state_file
+            .clone_from(&running.leadership.state_file);
+        kept.push("leadership.state_file");
+    }
+    if new.api.listen != running.api.listen {
+        new.api.listen = running.api.listen;
+        kept.push("api.listen");
+    }
+    if new.email.raw.enabled != running.email.raw.enabled {
+        new.email.raw.enabled = running.email.raw.enabled;
+        kept.push("email.enabled");
+    }
+    for key in kept {
+        warn!("{key} changes take effect when nodekeeper restarts");
+    }
+}
+
+impl Daemon {
+    /// Looks at the configuration files; swaps a new runtime in, or rejects the change.
+    pub(super) fn on_reload(&mut self) {
+        let Some(reload) = self.reloader.watcher.poll(&self.reloader.env) else {
+            return;
+        };
+        let (config, notices) = match reload {
+            Reload::Rejected(errors) => {
+                error!(
+                    "configuration change rejected, keeping the running configuration:\n{errors}"
+                );
+                self.out.emit(Event::ConfigReloadRejected {
+                    errors: errors.to_string(),
+                });
+                return;
+            }
+            Reload::Valid { config, notices } => (config, notices),
+        };
+        for notice in notices {
+            warn!("{notice}");
+        }
+        self.apply(*config);
+    }
+
+    /// Builds the runtime of `config` and swaps it in whole, or rejects it whole.
+    pub(super) fn apply(&mut self, mut config: Config) {
+        keep_restart_keys(&self.rt.config, &mut config);
+        let options = RunOptions {
+            dry_run: self.options.dry_run,
+            once: self.options.once,
+        };
+        let mut next = match Runtime::build(&config, self.reloader.parts.as_ref(), options) {
+            Ok(next) => next,
+            Err(problems) => {
+                let errors = problems.join("\n");
+                error!(
+                    "configuration change rejected, keeping the running configuration:\n{errors}"
+                );
+                self.out.emit(Event::ConfigReloadRejected { errors });
+                return;
+            }
+        };
+        // What does not change carries its state over: PoolTool's report trackers (an epoch's
+        // slots are sent once) and the reference's last value.
+        if self.rt.config.pooltool.raw == config.pooltool.raw
+            && self.rt.config.pooltool.pool_id == config.pooltool.pool_id
+            && self.rt.config.pooltool.genesis_hash == config.pooltool.genesis_hash
+        {
+            next.reporter = self.rt.reporter.take();
+            next.reference = self.rt.reference.take();
+        }
+        if let Some(token) = &next.token
+            && let Ok(mut cell) = self.out.token.write()
+        {
+            cell.clone_from(token);
+        }
+        self.rt = next;
+        let configured = |name: &str| self.rt.supervisors.contains_key(name);
+        self.observer.outages.retain(configured);
+        info!("configuration reloaded");
+        if !self.options.dry_run {
+            self.write_node_configs();
+        }
+    }
+}

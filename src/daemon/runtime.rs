@@ -1,0 +1,195 @@
+//! Everything the daemon builds from a configuration, built whole or not at all: the supervisord
+//! clients, one chain adapter per node (with the pool's leader secret when leadership is on), the
+//! policy's settings, the PoolTool reporter and reference feed, and the API token. A reload builds
+//! a new `Runtime` and swaps it in only when every part was built (`reload`), so a rejected change
+//! leaves every part as it was.
+//!
+//! How the clients and adapters are made is a seam (`Parts`): the real XML-RPC client and REST
+//! adapters, or the in-memory doubles of the shell tests.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::RunOptions;
+use crate::chain::ChainNode;
+use crate::chain::jormungandr::{self, LeaderSecret};
+use crate::config::{Config, NodeSettings, SupervisorSettings};
+use crate::policy::PolicyConfig;
+use crate::pooltool::Reporter;
+use crate::reference::{PoolToolSource, Reference, ReferenceError, ReferenceTracker};
+use crate::supervisor::Supervisor;
+
+/// How the runtime's clients and adapters are made.
+pub trait Parts: Send + Sync {
+    /// A client of the supervisord `settings` describe.
+    fn supervisor(&self, settings: &SupervisorSettings) -> Result<Arc<dyn Supervisor>, String>;
+
+    /// The chain adapter of `node`; `secret` is the pool's leader secret when leadership is on.
+    fn node(
+        &self,
+        node: &NodeSettings,
+        secret: Option<Arc<LeaderSecret>>,
+    ) -> Result<Arc<dyn ChainNode>, String>;
+}
+
+/// The real parts: XML-RPC clients, the Jormungandr REST adapter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealParts;
+
+impl Parts for RealParts {
+    fn supervisor(&self, settings: &SupervisorSettings) -> Result<Arc<dyn Supervisor>, String> {
+        settings
+            .client()
+            .map(|client| Arc::new(client) as Arc<dyn Supervisor>)
+            .map_err(|e| format!("supervisord {}: {e}", settings.name))
+    }
+
+    fn node(
+        &self,
+        node: &NodeSettings,
+        secret: Option<Arc<LeaderSecret>>,
+    ) -> Result<Arc<dyn ChainNode>, String> {
+        Ok(Arc::new(jormungandr::Node::new(spec(node), secret)))
+    }
+}
+
+/// What the Jormungandr adapter needs of a configured node.
+pub fn spec(node: &NodeSettings) -> jormungandr::NodeSpec {
+    jormungandr::NodeSpec {
+        rest_url: node.rest_url.clone(),
+        boots_with_secret: node.boots_with_secret(),
+        config_path: node.config_path.clone(),
+        config: node.config.clone(),
+        fallback_config: node.fallback_config.clone(),
+    }
+}
+
+/// The reference tip (PoolTool's majority max): its source, its tracker, a fetch in flight.
+pub struct ReferenceFeed {
+    /// Where it is fetched.
+    pub source: PoolToolSource,
+    /// Refresh, backoff and freshness.
+    pub tracker: ReferenceTracker,
+    /// A fetch in flight.
+    pub fetch: Option<oneshot::Receiver<Result<Reference, ReferenceError>>>,
+}
+
+/// Everything built from one configuration.
+pub struct Runtime {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The policy's settings.
+    pub policy: PolicyConfig,
+    /// supervisord clients by endpoint name.
+    pub supervisors: BTreeMap<String, Arc<dyn Supervisor>>,
+    /// Chain adapters by node name.
+    pub nodes: BTreeMap<String, Arc<dyn ChainNode>>,
+    /// PoolTool tip and slot reports (when `pooltool.enabled`, not in a dry run).
+    pub reporter: Option<Reporter>,
+    /// The reference tip (when `pooltool.enabled`).
+    pub reference: Option<ReferenceFeed>,
+    /// The API token (none in a dry run or with `--once`, which serve no API).
+    pub token: Option<String>,
+}
+
+impl Runtime {
+    /// Builds every part of `config`; every problem when any part cannot be built.
+    pub fn build(
+        config: &Config,
+        parts: &dyn Parts,
+        options: RunOptions,
+    ) -> Result<Runtime, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut supervisors = BTreeMap::new();
+        for (name, settings) in &config.supervisors {
+            match parts.supervisor(settings) {
+                Ok(client) => {
+                    supervisors.insert(name.clone(), client);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        let secret = match (&config.leadership.secret_file, config.leadership.enabled) {
+            (Some(path), true) => match jormungandr::secret::load(path) {
+                Ok(secret) => Some(Arc::new(secret)),
+                Err(e) => {
+                    problems.push(format!("leadership.secret_file: {e}"));
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut nodes = BTreeMap::new();
+        for node in &config.nodes {
+            match parts.node(node, secret.clone()) {
+                Ok(adapter) => {
+                    nodes.insert(node.name.clone(), adapter);
+                }
+                Err(e) => problems.push(format!("{}: {e}", node.name)),
+            }
+        }
+        let pooltool = &config.pooltool;
+        let reference = if pooltool.raw.enabled {
+            match reqwest::Url::parse(&pooltool.raw.status_url) {
+                Ok(url) => Some(ReferenceFeed {
+                    source: PoolToolSource::new(
+                        url,
+                        config.thresholds.probe_timeout.max(Duration::from_secs(5)),
+                    ),
+                    tracker: ReferenceTracker::new(
+                        pooltool.raw.status_refresh,
+                        pooltool.raw.status_max_age,
+                    ),
+                    fetch: None,
+                }),
+                Err(e) => {
+                    problems.push(format!("pooltool.status_url: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let reporter = (pooltool.raw.enabled && !options.dry_run).then(|| {
+            let key_path = pooltool.raw.key_path.clone().unwrap_or_else(|| {
+                config
+                    .restart_log
+                    .parent()
+                    .map(|dir| dir.join("pooltool-keys"))
+                    .unwrap_or_else(|| PathBuf::from("pooltool-keys"))
+            });
+            Reporter::new(
+                pooltool,
+                key_path,
+                config.thresholds.probe_timeout.max(Duration::from_secs(10)),
+            )
+        });
+        let token = if options.dry_run || options.once {
+            None
+        } else {
+            match crate::api::token(config.api.token.as_ref(), &crate::api::token_path(config)) {
+                Ok(token) => Some(token),
+                Err(e) => {
+                    problems.push(format!("api token: {e}"));
+                    None
+                }
+            }
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Runtime {
+            config: Arc::new(config.clone()),
+            policy: PolicyConfig::from_config(config),
+            supervisors,
+            nodes,
+            reporter,
+            reference,
+            token,
+        })
+    }
+}

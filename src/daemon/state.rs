@@ -1,0 +1,144 @@
+//! What the daemon persists so that a restarted daemon carries on: the holds (`nodekeeper-state.json`
+//! beside the restart log: a node an operator stopped or an earlier daemon held is not started)
+//! and the policy's leadership memory (`leadership.state_file`: the leader, the known slots, the
+//! chain time, parked nodes). Small JSON files, written atomically and only when they change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tracing::error;
+
+use crate::config::{Config, nodefile};
+use crate::policy::{Hold, LeaderMemory};
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct HoldsFile {
+    holds: BTreeMap<String, Hold>,
+}
+
+/// Where the daemon keeps its holds: beside the restart log.
+pub fn holds_path(config: &Config) -> PathBuf {
+    config.restart_log.with_file_name("nodekeeper-state.json")
+}
+
+/// Reads the holds; a missing file is no holds; an unreadable or garbled one is an error naming
+/// the file (the daemon refuses to start rather than forget an operator's hold).
+pub fn load_holds(path: &Path) -> Result<BTreeMap<String, Hold>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<HoldsFile>(&bytes)
+            .map(|file| file.holds)
+            .map_err(|e| format!("{}: not a nodekeeper state file: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Writes the holds atomically.
+pub fn save_holds(path: &Path, holds: &BTreeMap<String, Hold>) -> Result<(), String> {
+    let file = HoldsFile {
+        holds: holds.clone(),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    nodefile::write_file_if_changed(path, &bytes, 0o644)
+        .map(|_| ())
+        .map_err(|e| format!("cannot write {}: {e:?}", path.display()))
+}
+
+/// Reads the persisted leadership memory (absent: empty; unreadable: an error naming the file).
+pub fn load_leadership(path: &Path) -> Result<LeaderMemory, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "{}: not a nodekeeper leadership state file ({e}); move it away to start afresh",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LeaderMemory::default()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The persisted files of one daemon; `None` paths in a dry run, which writes nothing.
+pub struct Store {
+    holds: Option<PathBuf>,
+    leadership: Option<PathBuf>,
+    saved_holds: Option<BTreeMap<String, Hold>>,
+    saved_leadership: Option<serde_json::Value>,
+}
+
+impl Store {
+    /// The files of `config` (none with `dry_run`).
+    pub fn new(config: &Config, dry_run: bool) -> Store {
+        Store {
+            holds: (!dry_run).then(|| holds_path(config)),
+            leadership: (!dry_run && config.leadership.enabled)
+                .then(|| config.leadership.state_file.clone()),
+            saved_holds: None,
+            saved_leadership: None,
+        }
+    }
+
+    /// Persists the holds when they changed since the last save.
+    pub fn save_holds(&mut self, holds: BTreeMap<String, Hold>) {
+        let Some(path) = &self.holds else {
+            return;
+        };
+        if self.saved_holds.as_ref() == Some(&holds) {
+            return;
+        }
+        match save_holds(path, &holds) {
+            Ok(()) => self.saved_holds = Some(holds),
+            Err(e) => error!("{e}"),
+        }
+    }
+
+    /// Persists the leadership memory when it changed (atomic replace, 0600).
+    pub fn save_leadership(&mut self, memory: &LeaderMemory) {
+        let Some(path) = &self.leadership else {
+            return;
+        };
+        let value = match serde_json::to_value(memory) {
+            Ok(value) => value,
+            Err(e) => {
+                error!("leadership state not serialisable: {e}");
+                return;
+            }
+        };
+        if self.saved_leadership.as_ref() == Some(&value) {
+            return;
+        }
+        match nodefile::write_if_changed(path, &value) {
+            Ok(_) => self.saved_leadership = Some(value),
+            Err(e) => error!("cannot persist the leadership state: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::HoldReason;
+
+    #[test]
+    fn holds_round_trip_and_garbage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert!(load_holds(&path).unwrap().is_empty());
+        let mut holds = BTreeMap::new();
+        holds.insert(
+            "node1".to_string(),
+            Hold {
+                reason: HoldReason::Storm {
+                    restarts: 3,
+                    window_secs: 1800,
+                },
+                since: std::time::UNIX_EPOCH,
+            },
+        );
+        save_holds(&path, &holds).unwrap();
+        assert_eq!(load_holds(&path).unwrap(), holds);
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(load_holds(&path).unwrap_err().contains("state.json"));
+    }
+}

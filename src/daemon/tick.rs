@@ -1,0 +1,223 @@
+//! The tick: a round of observation starts (the reference tip refreshed on its own schedule),
+//! and when it ends the policy decides on it, the actions are executed and everything is
+//! recorded (persisted state, PoolTool reports, the snapshot, the metrics).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::observe::{Inputs, Observed, Program};
+use super::{Daemon, Last, snapshot};
+use crate::chain::NodeState;
+use crate::policy::{self, Observation, PoolFacts, ReferenceTip};
+use crate::pooltool::{SlotsInput, TipInput};
+
+impl Daemon {
+    /// The tick interval elapsed: start a round (unless the last one still runs).
+    pub(super) fn on_tick(&mut self) {
+        if self.observer.in_flight() {
+            return;
+        }
+        let now = self.clock.now();
+        self.poll_reference(now);
+        let config = &self.rt.config;
+        let thresholds = &config.thresholds;
+        // Probes get at most half a tick: a hung node's probe stays in flight for later rounds
+        // instead of holding up decisions about every other node.
+        let probe_wait = (thresholds.tick_interval / 2)
+            .min(thresholds.probe_timeout + Duration::from_millis(100));
+        let skipped = self.observer.outages.skipped();
+        let inputs = Inputs {
+            now,
+            programs: config
+                .nodes
+                .iter()
+                .map(|node| Program {
+                    node: node.name.clone(),
+                    program: node.program.clone(),
+                    supervisor: node.supervisor.clone(),
+                })
+                .collect(),
+            asked: self
+                .rt
+                .supervisors
+                .iter()
+                .filter(|(name, _)| !skipped.contains(name))
+                .map(|(name, supervisor)| (name.clone(), Arc::clone(supervisor)))
+                .collect(),
+            skipped: skipped
+                .into_iter()
+                .filter(|name| self.rt.supervisors.contains_key(name))
+                .collect(),
+            nodes: config
+                .nodes
+                .iter()
+                .filter_map(|node| {
+                    self.rt
+                        .nodes
+                        .get(&node.name)
+                        .map(|adapter| (node.name.clone(), Arc::clone(adapter)))
+                })
+                .collect(),
+            probe_timeout: thresholds.probe_timeout,
+            probe_wait,
+            want_chain_time: config.leadership.enabled && self.observer.chain_time.is_none(),
+        };
+        self.observer.start(inputs);
+    }
+
+    /// A round ended: decide on it, act, record.
+    pub(super) fn on_observed(&mut self, observed: Observed) {
+        let Observed {
+            now,
+            started,
+            prober,
+            raw,
+            mut nodes,
+            chain_time,
+            logs,
+        } = observed;
+        let touched = self.observer.absorb(prober);
+        let tick = self.rt.config.thresholds.tick_interval;
+        for event in self.observer.outages.note(&raw, now, tick) {
+            self.out.emit(event);
+        }
+        if let Some((name, clock)) = chain_time {
+            if self.observer.chain_time != Some(clock) {
+                info!(
+                    slot_duration = ?clock.slot_duration,
+                    slots_per_epoch = clock.slots_per_epoch,
+                    "chain time read from {name}'s settings"
+                );
+            }
+            self.observer.chain_time = Some(clock);
+        }
+        self.observer.logs.extend(logs);
+        // A node acted on since the round began is left alone: what the round saw of it
+        // predates the action.
+        for node in &mut nodes {
+            node.busy = self.jobs.nodes().contains(&node.name) || touched.contains(&node.name);
+        }
+        let observation = Observation {
+            now,
+            nodes,
+            chain: self.observer.chain_time,
+            leader_job: self.leader_tasks.busy(),
+            reference: self
+                .rt
+                .reference
+                .as_ref()
+                .and_then(|feed| feed.tracker.current(now))
+                .map(|reference| ReferenceTip {
+                    height: reference.height,
+                    fetched_at: reference.fetched_at,
+                }),
+        };
+        let decision = policy::decide(&self.rt.policy, &mut self.policy, &observation);
+        for action in decision.actions {
+            self.act(action, &observation, &decision.facts);
+        }
+        self.store.save_holds(self.policy.holds());
+        self.store.save_leadership(&self.policy.leadership);
+        self.report_to_pooltool(&observation, &decision.facts);
+        let seen = snapshot::Seen {
+            observation: &observation,
+            facts: &decision.facts,
+            raw: &raw,
+            busy: self.jobs.nodes(),
+        };
+        let snapshot = snapshot::build(
+            &self.rt.config,
+            &seen,
+            &self.policy,
+            &self.out.last_restarts,
+            &self.rt.policy,
+        );
+        self.out.metrics.record_tick(&snapshot::tick_sample(
+            &observation,
+            &decision.facts,
+            &raw,
+            &snapshot,
+            started.elapsed(),
+            tick,
+        ));
+        if let Ok(mut shared) = self.out.snapshot.write() {
+            *shared = snapshot;
+        }
+        self.last = Last {
+            observation: Some(observation),
+            facts: decision.facts,
+        };
+        self.done = true;
+    }
+
+    /// PoolTool: the best in-sync node's tip; the leader's logs for the slots of the epoch.
+    fn report_to_pooltool(&mut self, observation: &Observation, facts: &PoolFacts) {
+        let Some(reporter) = &mut self.rt.reporter else {
+            return;
+        };
+        let tip = facts
+            .nodes
+            .iter()
+            .zip(&observation.nodes)
+            .filter(|(f, _)| f.in_sync)
+            .filter_map(|(f, seen)| match &seen.probe {
+                Some(Ok(status)) if status.state == NodeState::Running => {
+                    f.height.map(|height| (height, seen, status))
+                }
+                _ => None,
+            })
+            .max_by_key(|(height, _, _)| *height)
+            .and_then(|(_, seen, status)| {
+                self.rt.config.node(&seen.name).map(|settings| TipInput {
+                    rest_url: settings.rest_url.clone(),
+                    status: status.clone(),
+                })
+            });
+        let slots = self.observer.chain_time.and_then(|clock| {
+            let leader = self.policy.leadership.leader.as_ref()?;
+            let logs = self.observer.logs.get(leader)?;
+            Some(SlotsInput {
+                clock,
+                logs: logs.clone(),
+            })
+        });
+        reporter.poll(observation.now, tip, slots);
+    }
+
+    /// The reference feed: a finished fetch is recorded; a new one starts when due.
+    fn poll_reference(&mut self, now: SystemTime) {
+        let Some(feed) = &mut self.rt.reference else {
+            return;
+        };
+        if let Some(fetch) = &mut feed.fetch {
+            match fetch.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => {}
+                Err(oneshot::error::TryRecvError::Closed) => feed.fetch = None,
+                Ok(result) => {
+                    feed.fetch = None;
+                    match &result {
+                        Err(e) if feed.tracker.consecutive_failures() == 0 => warn!(
+                            "reference tip unavailable ({e}); peers alone decide until it is back"
+                        ),
+                        Ok(_) if feed.tracker.consecutive_failures() > 0 => {
+                            info!("reference tip available again");
+                        }
+                        _ => {}
+                    }
+                    feed.tracker.record(now, result);
+                }
+            }
+        }
+        if feed.fetch.is_none() && feed.tracker.due(now) {
+            let source = feed.source.clone();
+            let (sender, receiver) = oneshot::channel();
+            tokio::spawn(async move {
+                let _ = sender.send(source.fetch(now).await);
+            });
+            feed.fetch = Some(receiver);
+        }
+    }
+}
