@@ -1,0 +1,80 @@
+//! A job that fails half way: the stop went through, the start did not.
+
+use std::time::Duration;
+
+use super::{Pool, until};
+use crate::status::{ActionState, NodeAction};
+use crate::supervisor::{Fault, ProcessState, SupervisorError};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_whose_start_fails_is_reported_and_finished_by_the_next_tick() {
+    let pool = Pool::new(&["node1", "node2"], serde_json::json!({}));
+    let running = pool.run();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pool.supervisor.fail_next_start(SupervisorError::Timeout {
+        endpoint: "fake".into(),
+        method: "supervisor.startProcess".into(),
+        timeout: Duration::from_secs(30),
+    });
+    let view = running.ask("node1", NodeAction::Restart).await.unwrap();
+    let done = running.finished(&view.id).await;
+    let ActionState::Failed { error } = &done.state else {
+        panic!("the restart did not fail: {done:?}");
+    };
+    assert!(error.starts_with("start failed"), "{error}");
+    // nodekeeper's own stop left it STOPPED: the next tick starts it again, as a retry, not
+    // as an operator's stop to respect.
+    until("node1 runs again", MINUTE, || async {
+        (pool.supervisor.state("node1") == ProcessState::Running).then_some(())
+    })
+    .await;
+    assert_eq!(
+        pool.calls.all(),
+        ["stop node1", "start node1", "start node1"]
+    );
+    let rows = pool.rows();
+    assert_eq!(
+        rows,
+        [
+            "node1 stop operator request",
+            "node1 start operator request",
+            "node1 start retry after a failed start"
+        ]
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_that_supervisord_refuses_is_a_failure_and_the_crash_rule_takes_over() {
+    let pool = Pool::new(&["node1", "node2"], serde_json::json!({}));
+    let running = pool.run();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let view = running.ask("node2", NodeAction::Stop).await.unwrap();
+    running.finished(&view.id).await;
+    // supervisord cannot spawn it: the program goes FATAL, as supervisord's would.
+    pool.supervisor.fail_next_start(SupervisorError::Fault {
+        method: "supervisor.startProcess".into(),
+        fault: Fault::SpawnError("node2".into()),
+    });
+    let view = running.ask("node2", NodeAction::Start).await.unwrap();
+    let done = running.finished(&view.id).await;
+    let ActionState::Failed { error } = &done.state else {
+        panic!("the start did not fail: {done:?}");
+    };
+    assert!(error.starts_with("start failed"), "{error}");
+    until("node2 runs", MINUTE, || async {
+        (pool.supervisor.state("node2") == ProcessState::Running).then_some(())
+    })
+    .await;
+    assert_eq!(
+        pool.rows(),
+        [
+            "node2 stop operator request",
+            "node2 start operator request",
+            "node2 start crashed (FATAL)"
+        ]
+    );
+    running.stop().await;
+}

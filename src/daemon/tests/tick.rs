@@ -1,0 +1,193 @@
+//! The tick: observe, decide, act, record, against the fakes.
+
+use std::time::Duration;
+
+use super::{Pool, until, wait};
+use crate::events::Event;
+use crate::supervisor::ProcessState;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_starts_a_crashed_node_and_leaves_the_healthy_ones_alone() {
+    let pool = Pool::new(&["node1", "node2", "node3"], serde_json::json!({}));
+    let running = pool.run();
+    until("every node is seen in sync", MINUTE, || async {
+        let snapshot = running.shared.snapshot.read().unwrap().clone();
+        (snapshot.nodes.len() == 3 && snapshot.nodes.iter().all(|line| line.lag == Some(0)))
+            .then_some(())
+    })
+    .await;
+    let pid = pool.supervisor.pid("node2");
+    pool.supervisor.set("node2", ProcessState::Exited);
+    let crashed_at = tokio::time::Instant::now();
+    until("node2 runs again, a new process", MINUTE, || async {
+        (pool.supervisor.state("node2") == ProcessState::Running
+            && pool.supervisor.pid("node2") != pid)
+            .then_some(())
+    })
+    .await;
+    // Started within a tick, plus supervisord's startsecs.
+    assert!(
+        crashed_at.elapsed() <= Duration::from_secs(3),
+        "{:?}",
+        crashed_at.elapsed()
+    );
+    assert_eq!(pool.calls.all(), ["start node2"]);
+    assert_eq!(pool.rows(), ["node2 start crashed (EXITED)"]);
+    until("node2 is reported back in sync", MINUTE, || async {
+        running
+            .shared
+            .events()
+            .contains(&Event::NodeRecovered {
+                node: "node2".into(),
+            })
+            .then_some(())
+    })
+    .await;
+    let events = running.shared.events();
+    assert!(
+        matches!(&events[0], Event::NodeRestarted { node, reason, restart: false, .. } if node == "node2" && reason == "crashed"),
+        "{events:?}"
+    );
+    // A while later: nothing else was touched.
+    wait(Duration::from_secs(30)).await;
+    assert_eq!(pool.calls.all(), ["start node2"]);
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_tip_restart_is_reported_back_in_sync_only_after_the_new_process_is() {
+    let pool = Pool::new(
+        &["node1", "node2", "node3"],
+        serde_json::json!({"thresholds": {"tip_timeout": "5s", "boot_grace": "2s"}}),
+    );
+    let running = pool.run();
+    wait(Duration::from_secs(3)).await;
+    let pid = pool.supervisor.pid("node3");
+    pool.node("node3").stuck(true);
+    until("node3 is stopped for its stale tip", MINUTE, || async {
+        (!pool.calls.matching("stop node3").is_empty()).then_some(())
+    })
+    .await;
+    // A new process comes with a moving tip.
+    pool.node("node3").stuck(false);
+    until("node3 runs again, a new process", MINUTE, || async {
+        let events = running.shared.events();
+        assert!(
+            !events.contains(&Event::NodeRecovered {
+                node: "node3".into()
+            }),
+            "node3 reported back before its new process ran: {events:?}"
+        );
+        (pool.supervisor.state("node3") == ProcessState::Running
+            && pool.supervisor.pid("node3") != pid)
+            .then_some(())
+    })
+    .await;
+    until("node3 is reported back in sync", MINUTE, || async {
+        running
+            .shared
+            .events()
+            .contains(&Event::NodeRecovered {
+                node: "node3".into(),
+            })
+            .then_some(())
+    })
+    .await;
+    let rows = pool.rows();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].starts_with("node3 stop stale tip"), "{rows:?}");
+    assert!(rows[1].starts_with("node3 start stale tip"), "{rows:?}");
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_supervisord_causes_no_action_and_one_outage_event_pair() {
+    let pool = Pool::new(&["node1", "node2"], serde_json::json!({}));
+    let running = pool.run();
+    wait(Duration::from_secs(3)).await;
+    pool.supervisor.set_down(true);
+    pool.supervisor.set("node2", ProcessState::Exited);
+    until("the outage is reported", MINUTE, || async {
+        running
+            .shared
+            .events()
+            .iter()
+            .any(|event| matches!(event, Event::SupervisorUnreachable { .. }))
+            .then_some(())
+    })
+    .await;
+    wait(Duration::from_secs(20)).await;
+    assert!(pool.calls.all().is_empty(), "{:?}", pool.calls.all());
+    let snapshot = running.shared.snapshot.read().unwrap().clone();
+    assert!(
+        snapshot
+            .unreachable
+            .iter()
+            .any(|line| line.contains("default")),
+        "{snapshot:?}"
+    );
+    assert_eq!(running.shared.line("node2").program_state, "UNREACHABLE");
+    pool.supervisor.set_down(false);
+    until(
+        "node2 is started once supervisord answers",
+        MINUTE,
+        || async { (pool.calls.all() == ["start node2"]).then_some(()) },
+    )
+    .await;
+    let outages: Vec<_> = running
+        .shared
+        .events()
+        .into_iter()
+        .filter(|event| {
+            matches!(
+                event,
+                Event::SupervisorUnreachable { .. } | Event::SupervisorBack { .. }
+            )
+        })
+        .collect();
+    assert_eq!(outages.len(), 2, "{outages:?}");
+    assert!(matches!(outages[1], Event::SupervisorBack { .. }));
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_node_and_a_lagging_node_are_restarted_one_rule_each() {
+    let pool = Pool::new(
+        &["node1", "node2", "node3"],
+        serde_json::json!({"thresholds": {"boot_grace": "2s"}}),
+    );
+    let running = pool.run();
+    wait(Duration::from_secs(5)).await;
+    pool.node("node2").hang(true);
+    until("the hung node2 is restarted", MINUTE, || async {
+        (!pool.calls.matching("start node2").is_empty()).then_some(())
+    })
+    .await;
+    pool.node("node2").hang(false);
+    let rows = pool.rows();
+    assert!(
+        rows.first()
+            .is_some_and(|row| row.starts_with("node2 stop hung")),
+        "{rows:?}"
+    );
+    wait(Duration::from_secs(5)).await;
+    pool.node("node3").lag(20);
+    until("the lagging node3 is restarted", MINUTE, || async {
+        (!pool.calls.matching("start node3").is_empty()).then_some(())
+    })
+    .await;
+    pool.node("node3").lag(0);
+    let rows = pool.rows();
+    assert!(
+        rows.iter()
+            .any(|row| row.starts_with("node3 stop lag (height")),
+        "{rows:?}"
+    );
+    assert_eq!(
+        pool.calls.all(),
+        ["stop node2", "start node2", "stop node3", "start node3"]
+    );
+    running.stop().await;
+}
