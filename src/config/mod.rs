@@ -17,8 +17,10 @@ pub mod nodefile;
 pub mod raw;
 pub mod watch;
 
+pub use crate::supervisor::SupervisorSettings;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{Env, load_raw, load_raw_text, process_env};
 pub use model::{
-    Config, ConfigSource, NodeSettings, Secret, SupervisorSettings, load, load_source,
+    Config, ConfigSource, HostFiles, LeadershipSettings, NodeSettings, PoolToolSettings,
+    SkippedCheck, Thresholds, load, load_source, load_source_with,
 };

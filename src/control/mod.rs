@@ -297,16 +297,16 @@ impl Daemon {
             info!(node = %node, "held since {}: {}", rfc3339(hold.since), hold.reason);
         }
         let clients = clients(&config)?;
-        let status_url = reqwest::Url::parse(&config.pooltool.raw.status_url)
+        let status_url = reqwest::Url::parse(&config.pooltool.status_url)
             .map_err(|e| StartError(format!("pooltool.status_url: {e}")))?;
-        let reference = config.pooltool.raw.enabled.then(|| ReferenceFeed {
+        let reference = config.pooltool.enabled.then(|| ReferenceFeed {
             source: PoolToolSource::new(
                 status_url,
                 config.thresholds.probe_timeout.max(Duration::from_secs(5)),
             ),
             tracker: ReferenceTracker::new(
-                config.pooltool.raw.status_refresh,
-                config.pooltool.raw.status_max_age,
+                config.pooltool.status_refresh,
+                config.pooltool.status_max_age,
             ),
             fetch: None,
         });
@@ -331,8 +331,8 @@ impl Daemon {
         } else {
             None
         };
-        let reporter = (config.pooltool.raw.enabled && !options.dry_run).then(|| {
-            let key_path = config.pooltool.raw.key_path.clone().unwrap_or_else(|| {
+        let reporter = (config.pooltool.enabled && !options.dry_run).then(|| {
+            let key_path = config.pooltool.key_path.clone().unwrap_or_else(|| {
                 config
                     .restart_log
                     .parent()
