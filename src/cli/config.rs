@@ -199,6 +199,12 @@ pub enum ConfigCommand {
         /// The node; every node when omitted.
         node: Option<String>,
     },
+    /// Edit the configuration safely, like visudo: a copy opens in $VISUAL or $EDITOR (else vi),
+    /// is checked on save and reopened with its problems until valid (or the edit is aborted:
+    /// save it unchanged or empty), then replaces the file atomically, keeping FILE.bak, and
+    /// what the running daemon will change when it reloads is printed. With --jmanager-config
+    /// and --config-template, edits jmanager_config.json (or, with --template, the template).
+    Edit(super::edit::EditArgs),
     /// Convert jmanager's files (--jmanager-config, --config-template) into a nodekeeper TOML file.
     ImportJmanager {
         /// Write to this file instead of stdout (refuses to overwrite).
@@ -209,9 +215,12 @@ pub enum ConfigCommand {
 
 /// Runs `nodekeeper config ...`.
 pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8, Failure> {
-    if let ConfigCommand::ImportJmanager { output } = command {
-        return import_jmanager(source, output);
-    }
+    let command = match command {
+        ConfigCommand::ImportJmanager { output } => return import_jmanager(source, output),
+        // The file may be invalid now: editing is how it gets fixed.
+        ConfigCommand::Edit(args) => return super::edit::run(source, args).await,
+        command => command,
+    };
     let (config, skipped) = match &command {
         ConfigCommand::Check { host } => source.load_checked(host.host_files(), true)?,
         ConfigCommand::Write { .. } => (source.load_for_host()?, Vec::new()),
@@ -303,7 +312,9 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
             }
             Ok(0)
         }
-        ConfigCommand::ImportJmanager { .. } => unreachable!("handled above"),
+        ConfigCommand::ImportJmanager { .. } | ConfigCommand::Edit(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -1229,6 +1229,23 @@ fn layer(source: &ConfigSource, env: &Env) -> Result<Layered, ConfigErrors> {
     }
 }
 
+/// Whether `raw` holds a secret inline (a password or token written in the file itself): such a
+/// file must be readable by its owner only.
+pub fn has_inline_secret(raw: &RawConfig) -> bool {
+    raw.supervisor.password.is_some()
+        || raw
+            .supervisors
+            .values()
+            .any(|section| section.password.is_some())
+        || raw.email.password.is_some()
+        || raw.api.token.is_some()
+}
+
+/// Whether the files of `source` themselves (without the environment) hold a secret inline.
+pub fn source_has_inline_secret(source: &ConfigSource) -> bool {
+    layer(source, &Env::new()).is_ok_and(|layered| has_inline_secret(&layered.raw))
+}
+
 /// A copy of `raw` with every secret replaced by `<redacted>`, for display.
 pub fn redacted(raw: &RawConfig) -> RawConfig {
     let hide = |secret: &mut Option<String>| {
