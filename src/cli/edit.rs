@@ -63,14 +63,14 @@ fn with_copy(source: &ConfigSource, target: Target, copy: &Path) -> ConfigSource
 }
 
 /// The edited copy; removed when dropped unless kept.
-struct Copy {
+struct EditCopy {
     path: PathBuf,
     keep: bool,
 }
 
-impl Copy {
+impl EditCopy {
     /// Creates the copy of `path` (mode 0600, exclusively) holding `text`.
-    fn create(path: &Path, text: &str) -> Result<Copy, Failure> {
+    fn create(path: &Path, text: &str) -> Result<EditCopy, Failure> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let mut attempt = 0;
         loop {
@@ -83,7 +83,7 @@ impl Copy {
                 .open(&copy_path)
             {
                 Ok(mut file) => {
-                    let copy = Copy {
+                    let copy = EditCopy {
                         path: copy_path,
                         keep: false,
                     };
@@ -119,7 +119,7 @@ impl Copy {
     }
 }
 
-impl Drop for Copy {
+impl Drop for EditCopy {
     fn drop(&mut self) {
         if !self.keep {
             let _ = std::fs::remove_file(&self.path);
@@ -154,7 +154,7 @@ pub async fn run(source_args: &ConfigSourceArgs, args: EditArgs) -> Result<u8, F
 
     // While the editor runs, Ctrl-C is the editor's: nodekeeper must outlive it to clean up.
     let _interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
-    let mut copy = Copy::create(&path, &original)?;
+    let mut copy = EditCopy::create(&path, &original)?;
     let mut last_attempt: Option<String> = None;
     let edited = loop {
         run_editor(&copy.path, &path).await?;
@@ -199,8 +199,11 @@ pub async fn run(source_args: &ConfigSourceArgs, args: EditArgs) -> Result<u8, F
         last_attempt = Some(edited);
     };
 
+    // Replacing a symbolic link would cut it: the file it points to is replaced (the copy stays
+    // beside the link, where relative paths resolve as the daemon resolves them).
+    let target_file = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
     // Someone else may have changed the file meanwhile: never overwrite that unseen.
-    if std::fs::read(&path).ok().as_deref() != Some(original_bytes.as_slice()) {
+    if std::fs::read(&target_file).ok().as_deref() != Some(original_bytes.as_slice()) {
         copy.write(&edited)?;
         copy.keep = true;
         return Err(Failure::runtime(format!(
@@ -221,7 +224,7 @@ pub async fn run(source_args: &ConfigSourceArgs, args: EditArgs) -> Result<u8, F
     let backup_mode = private(&source);
     let new_mode = private(&with_copy(&source, target, &copy.path));
     let owner = Some((metadata.uid(), metadata.gid()));
-    let backup = edit::backup_path(&path);
+    let backup = edit::backup_path(&target_file);
     nodefile::write_atomic(&backup, &original_bytes, backup_mode, owner).map_err(|e| {
         Failure::runtime(format!(
             "cannot keep the previous version as {}: {e}; {} was not changed",
@@ -229,7 +232,7 @@ pub async fn run(source_args: &ConfigSourceArgs, args: EditArgs) -> Result<u8, F
             path.display()
         ))
     })?;
-    nodefile::write_atomic(&path, edited.as_bytes(), new_mode, owner).map_err(|e| {
+    nodefile::write_atomic(&target_file, edited.as_bytes(), new_mode, owner).map_err(|e| {
         Failure::runtime(format!(
             "cannot replace {}: {e}; it was not changed",
             path.display()
@@ -280,7 +283,7 @@ async fn run_editor(copy: &Path, file: &Path) -> Result<(), Failure> {
 
 /// Every problem of the configuration read with the copy in place of `file`, as `config check`
 /// reports them (host checks included), naming `file` rather than the copy.
-fn problems_of(source: &ConfigSource, env: &Env, copy: &Copy, file: &Path) -> Vec<String> {
+fn problems_of(source: &ConfigSource, env: &Env, copy: &EditCopy, file: &Path) -> Vec<String> {
     let errors = match config::load_source_with(source, env, HostFiles::Check).result {
         Ok((config, _)) => model::host_problems(&config, env),
         Err(errors) => errors,

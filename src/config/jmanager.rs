@@ -1684,7 +1684,7 @@ mod tests {
         let env = Env::new();
         let origins = Origins::new(&path, &env);
         let mut errors = ConfigErrors::default();
-        let (config, _) = crate::config::model::validate_with(
+        let (config, _) = crate::config::model::validate(
             import.raw,
             &path,
             &origins,

@@ -2,7 +2,7 @@
 //! its file and key, node config generation from a template, and the jmanager drop-in.
 //!
 //! Three steps (see ARCHITECTURE.md): `load` reads the file and the environment into the serde
-//! shape of `raw`, collecting shape problems; `model::validate_with` checks values and resolves defaults
+//! shape of `raw`, collecting shape problems; `model::validate` checks values and resolves defaults
 //! into a `Config`, merging each node's template and overrides with `merge`; `nodefile` writes the
 //! generated node configs; `edit` holds the rules of `config edit`.
 

@@ -1,6 +1,12 @@
 //! The validated configuration the rest of nodekeeper uses, and `validate`, which turns a
 //! `RawConfig` into it while collecting every problem of value (ranges, URLs, files, duplicates,
 //! templates and overrides). Paths in the file are relative to the file's directory.
+//!
+//! `Config` holds resolved settings only (every default applied, paths resolved, secrets read):
+//! its own (`Thresholds`, `PoolToolSettings`, `LeadershipSettings`, `NodeSettings`,
+//! `ApiSettings`) and those the lower modules own and this module fills
+//! (`supervisor::SupervisorSettings`, `alert::EmailSettings`). The file's shape stays in `raw`;
+//! `config show` reads it again with `load_raw_source`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -283,7 +289,7 @@ impl std::fmt::Display for SkippedCheck {
 
 /// Checks every value of `raw` (read from `path`) and resolves defaults and relative paths,
 /// skipping the checks of host files when `host_files` says so; also returns the checks skipped.
-pub(crate) fn validate_with(
+pub(crate) fn validate(
     raw: RawConfig,
     path: &Path,
     origins: &Origins<'_>,
@@ -1158,7 +1164,7 @@ pub fn load_source_with(source: &ConfigSource, env: &Env, host_files: HostFiles)
         mut errors,
     } = layered;
     let origins = Origins::new(&path, env);
-    let (config, skipped) = validate_with(raw, &path, &origins, &mut errors, host_files);
+    let (config, skipped) = validate(raw, &path, &origins, &mut errors, host_files);
     Loaded {
         result: errors.into_result(config).map(|config| (config, notices)),
         skipped,
