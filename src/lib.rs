@@ -18,6 +18,7 @@
 //! - `restart_log`: the append-only CSV restart log.
 //! - `analyze`: restart-log analysis (`log analyze`): fast parsing, the pure report, table/JSON/CSV/SVG.
 //! - `http`: what the HTTP clients share (bodies read under a size limit).
+//! - `secret`: `Secret`, a password or token that `Debug` and `Display` never show.
 //! - `describe`: short, safe descriptions of errors and foreign data for messages.
 //! - `time`: the wall clock behind a trait (and one that follows tokio's paused time), RFC 3339.
 //! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
@@ -39,6 +40,7 @@ pub mod policy;
 pub mod pooltool;
 pub mod reference;
 pub mod restart_log;
+pub mod secret;
 pub mod sim;
 pub mod slots;
 pub mod status;

@@ -38,8 +38,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use crate::chain::NodeStatus;
-use crate::config::model::PoolToolSettings;
-use crate::config::raw::SlotsVerification;
+use crate::config::model::{PoolToolSettings, SlotsVerification};
 use crate::describe;
 use crate::slots::{LeaderLog, SlotClock, SlotDate};
 
@@ -810,8 +809,7 @@ impl Reporter {
     /// exchange (and gpg run). Inactive (every `poll` a no-op) when PoolTool is disabled or the
     /// pool id, user id, genesis hash or a URL is missing or unusable (said once, here).
     pub fn new(settings: &PoolToolSettings, key_path: PathBuf, timeout: Duration) -> Reporter {
-        let raw = &settings.raw;
-        let context = if raw.enabled {
+        let context = if settings.enabled {
             match Reporter::context(settings, key_path, timeout) {
                 Ok(context) => Some(Arc::new(context)),
                 Err(why) => {
@@ -824,9 +822,9 @@ impl Reporter {
         };
         Reporter {
             context,
-            tip: TipTracker::new(raw.tip_interval),
+            tip: TipTracker::new(settings.tip_interval),
             tip_flight: None,
-            slots: SlotsTracker::new(raw.send_slots_after),
+            slots: SlotsTracker::new(settings.send_slots_after),
             slots_flight: None,
         }
     }
@@ -836,7 +834,6 @@ impl Reporter {
         key_path: PathBuf,
         timeout: Duration,
     ) -> Result<Context, String> {
-        let raw = &settings.raw;
         let present = |value: Option<&String>, what: &str| {
             value
                 .map(|v| v.trim().to_string())
@@ -845,7 +842,7 @@ impl Reporter {
         };
         let identity = Identity {
             pool_id: present(settings.pool_id.as_ref(), "pool id")?,
-            user_id: present(raw.user_id.as_ref(), "user id")?,
+            user_id: present(settings.user_id.as_ref(), "user id")?,
             genesis_hash: present(settings.genesis_hash.as_ref(), "genesis hash")?,
         };
         let url = |text: &str, key: &str| {
@@ -861,10 +858,10 @@ impl Reporter {
         Ok(Context {
             http,
             identity,
-            tip_url: url(&raw.tip_url, "tip_url")?,
-            slots_url: url(&raw.slots_url, "slots_url")?,
-            mode: raw.slots_verification,
-            gpg: raw.gpg.clone().unwrap_or_else(|| PathBuf::from("gpg")),
+            tip_url: url(&settings.tip_url, "tip_url")?,
+            slots_url: url(&settings.slots_url, "slots_url")?,
+            mode: settings.slots_verification,
+            gpg: settings.gpg.clone().unwrap_or_else(|| PathBuf::from("gpg")),
             key_path,
             timeout,
         })
@@ -1167,7 +1164,6 @@ mod tests {
     use axum::response::{IntoResponse, Response};
 
     use crate::chain::NodeState;
-    use crate::config::raw::RawPoolTool;
     use crate::slots::LogStatus;
 
     const POOL: &str = "5d5a1fd43e4ea9bb1e2c2c77a37b5ab16b1a2e0ae1e58d1eef6fbc8e0a1d2c3b";
@@ -1687,20 +1683,20 @@ mod tests {
     #[test]
     fn a_disabled_or_incomplete_reporter_is_inactive() {
         let mut settings = settings("http://127.0.0.1:9", SlotsVerification::None, None);
-        settings.raw.enabled = false;
+        settings.enabled = false;
         let mut reporter = Reporter::new(&settings, PathBuf::from("/nonexistent"), TIMEOUT);
         // No runtime needed: nothing is spawned.
         reporter.poll(t(0), None, None);
         assert_eq!(reporter.status(), ReporterStatus::default());
-        settings.raw.enabled = true;
-        settings.raw.user_id = Some("  ".into());
+        settings.enabled = true;
+        settings.user_id = Some("  ".into());
         assert!(
             !Reporter::new(&settings, PathBuf::new(), TIMEOUT)
                 .status()
                 .active
         );
-        settings.raw.user_id = Some(USER.into());
-        settings.raw.tip_url = "not a url".into();
+        settings.user_id = Some(USER.into());
+        settings.tip_url = "not a url".into();
         assert!(
             !Reporter::new(&settings, PathBuf::new(), TIMEOUT)
                 .status()
@@ -1794,17 +1790,15 @@ mod tests {
 
     fn settings(base: &str, mode: SlotsVerification, gpg: Option<PathBuf>) -> PoolToolSettings {
         PoolToolSettings {
-            raw: RawPoolTool {
-                enabled: true,
-                tip_url: format!("{base}/v0/sharemytip"),
-                slots_url: format!("{base}/v0/sendlogs"),
-                slots_verification: mode,
-                gpg,
-                user_id: Some(USER.into()),
-                ..RawPoolTool::default()
-            },
+            enabled: true,
+            tip_url: format!("{base}/v0/sharemytip"),
+            slots_url: format!("{base}/v0/sendlogs"),
+            slots_verification: mode,
+            gpg,
+            user_id: Some(USER.into()),
             pool_id: Some(POOL.into()),
             genesis_hash: Some(GENESIS.into()),
+            ..PoolToolSettings::default()
         }
     }
 

@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use super::catalog::TemplateName;
 use super::template::Values;
-use crate::config::Config;
 use crate::events::Event;
 
 /// What the placeholders need beyond the event.
@@ -25,13 +24,17 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// The facts of `config`, on this host.
-    pub fn from_config(config: &Config) -> Facts {
+    /// The facts of these settings, on this host.
+    pub fn on_this_host(
+        tip_timeout: Duration,
+        bootstrap_timeout: Duration,
+        dedupe_window: Duration,
+    ) -> Facts {
         Facts {
             host: host_name(),
-            tip_timeout: config.thresholds.tip_timeout,
-            bootstrap_timeout: config.thresholds.bootstrap_timeout,
-            dedupe_window: config.email.raw.dedupe_window,
+            tip_timeout,
+            bootstrap_timeout,
+            dedupe_window,
         }
     }
 

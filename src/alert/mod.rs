@@ -6,6 +6,8 @@
 //! - `template`: loading (shipped, `email.templates_dir`, inline), validation, pure rendering.
 //! - `context`: an `Event` (or a leadership fact) to an `Alert`: template + placeholder values.
 //! - `worker`: dedupe (pure), the queue, retries with backoff; `AlertWorker` is the running task.
+//! - `settings`: what the configuration resolves for alerts (`EmailSettings`); alerts never read
+//!   the configuration itself.
 //! - `mailer`: the `Mailer` trait and `Mail`; `smtp`: `SmtpMailer` (lettre, rustls).
 //!
 //! Must not: block the sender (the daemon uses `try_send`), or show a password in any message.
@@ -13,6 +15,7 @@
 pub mod catalog;
 pub mod context;
 pub mod mailer;
+pub mod settings;
 pub mod smtp;
 pub mod template;
 pub mod worker;
@@ -23,18 +26,17 @@ use std::time::SystemTime;
 pub use catalog::TemplateName;
 pub use context::{Alert, Facts};
 pub use mailer::{Mail, MailError, Mailer};
+pub use settings::{EmailSettings, InlineTemplate, SmtpSecurity, TemplateSettings};
 pub use smtp::{SetupError, SmtpMailer};
 pub use template::{Rendered, TemplateProblem, Templates};
 pub use worker::{AlertWorker, Dedupe, Verdict, WorkerOptions};
 
-use crate::config::Config;
-use crate::config::raw::RawEmail;
 use crate::time::Clock;
 
-/// The problems of the templates `raw` configures (shipped, `templates_dir`, inline), each naming
-/// its template and file; empty when they all load. `templates_dir` must already be resolved.
-pub fn template_problems(raw: &RawEmail) -> Vec<TemplateProblem> {
-    Templates::load(raw).err().unwrap_or_default()
+/// The problems of the templates `templates` configures (shipped, `templates_dir`, inline), each
+/// naming its template and file; empty when they all load. The directory must already be resolved.
+pub fn template_problems(templates: &TemplateSettings) -> Vec<TemplateProblem> {
+    Templates::load(templates).err().unwrap_or_default()
 }
 
 /// A rendered alert as a mail dated `date`.
@@ -57,16 +59,21 @@ pub enum StartError {
     Setup(#[from] SetupError),
 }
 
-/// Starts the alert worker of `config` (SMTP mailer, templates, dedupe window).
-pub fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<AlertWorker, StartError> {
-    let templates = Templates::load(&config.email.raw).map_err(StartError::Templates)?;
-    let mailer = SmtpMailer::try_new(&config.email)?;
+/// Starts the alert worker of `email` (SMTP mailer, templates, dedupe window), rendering with
+/// `facts`.
+pub fn start(
+    email: &EmailSettings,
+    facts: Facts,
+    clock: Arc<dyn Clock>,
+) -> Result<AlertWorker, StartError> {
+    let templates = Templates::load(&email.templates).map_err(StartError::Templates)?;
+    let mailer = SmtpMailer::try_new(email)?;
     Ok(AlertWorker::spawn(
         mailer,
         templates,
-        Facts::from_config(config),
+        facts,
         clock,
-        WorkerOptions::new(config.email.raw.dedupe_window),
+        WorkerOptions::new(email.dedupe_window),
     ))
 }
 
@@ -81,13 +88,17 @@ pub enum TestMailError {
     Send(#[from] MailError),
 }
 
-/// Sends the test mail (template `test`) with `config`'s settings, now. Returns the server's
+/// Sends the test mail (template `test`) with the settings `email`, now. Returns the server's
 /// `host:port`.
-pub async fn send_test(config: &Config, clock: &dyn Clock) -> Result<String, TestMailError> {
-    let templates = Templates::load(&config.email.raw).map_err(StartError::Templates)?;
-    let mailer = SmtpMailer::try_new(&config.email).map_err(StartError::from)?;
+pub async fn send_test(
+    email: &EmailSettings,
+    facts: &Facts,
+    clock: &dyn Clock,
+) -> Result<String, TestMailError> {
+    let templates = Templates::load(&email.templates).map_err(StartError::Templates)?;
+    let mailer = SmtpMailer::try_new(email).map_err(StartError::from)?;
     let now = clock.now();
-    let alert = Alert::test(mailer.server(), &Facts::from_config(config), now);
+    let alert = Alert::test(mailer.server(), facts, now);
     let mail = mail(templates.render(alert.template, &alert.values), now);
     mailer.send(&mail).await?;
     Ok(mailer.server().to_string())

@@ -12,8 +12,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::mailer::{Mail, MailError, Mailer};
-use crate::config::model::EmailSettings;
-use crate::config::raw::SmtpSecurity;
+use super::settings::{EmailSettings, SmtpSecurity};
 use crate::describe;
 
 /// How long one delivery (connect, TLS, authentication, data) may take.
@@ -33,15 +32,6 @@ fn setup_error(key: &'static str, message: impl Into<String>) -> SetupError {
     SetupError {
         key,
         message: message.into(),
-    }
-}
-
-/// The default port of each security mode.
-pub fn default_port(security: SmtpSecurity) -> u16 {
-    match security {
-        SmtpSecurity::Tls => 465,
-        SmtpSecurity::Starttls => 587,
-        SmtpSecurity::Plain => 25,
     }
 }
 
@@ -69,26 +59,25 @@ impl SmtpMailer {
     /// A mailer for `email` (server, port, security, credentials, addresses, extra CA). Checks
     /// what the configuration's validation only checks when alerts are enabled.
     pub fn try_new(email: &EmailSettings) -> Result<SmtpMailer, SetupError> {
-        let raw = &email.raw;
-        let host = raw
+        let host = email
             .smtp_server
             .as_deref()
             .filter(|host| !host.trim().is_empty())
             .ok_or_else(|| setup_error("smtp_server", "not set"))?
             .trim()
             .to_string();
-        let port = raw.port.unwrap_or_else(|| default_port(raw.security));
-        let from_text = raw
+        let port = email.port;
+        let from_text = email
             .from
             .as_deref()
             .ok_or_else(|| setup_error("from", "not set"))?;
         let from: Mailbox = from_text
             .parse()
             .map_err(|e| setup_error("from", format!("{from_text:?}: {e}")))?;
-        if raw.to.is_empty() {
+        if email.to.is_empty() {
             return Err(setup_error("to", "no recipient"));
         }
-        let to = raw
+        let to = email
             .to
             .iter()
             .map(|address| {
@@ -97,11 +86,11 @@ impl SmtpMailer {
                     .map_err(|e| setup_error("to", format!("{address:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let tls = match raw.security {
+        let tls = match email.security {
             SmtpSecurity::Plain => Tls::None,
-            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(&host, raw.tls_ca_file.as_deref())?),
+            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(&host, email.tls_ca_file.as_deref())?),
             SmtpSecurity::Starttls => {
-                Tls::Required(tls_parameters(&host, raw.tls_ca_file.as_deref())?)
+                Tls::Required(tls_parameters(&host, email.tls_ca_file.as_deref())?)
             }
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
@@ -109,7 +98,7 @@ impl SmtpMailer {
             .tls(tls)
             .timeout(Some(SEND_TIMEOUT));
         if let Some(password) = &email.password {
-            let user = raw.user.clone().unwrap_or_else(|| from.email.to_string());
+            let user = email.user.clone().unwrap_or_else(|| from.email.to_string());
             builder = builder.credentials(Credentials::new(user, password.expose().to_string()));
         }
         Ok(SmtpMailer {

@@ -16,7 +16,7 @@ use handlebars::{Handlebars, Path as HbPath};
 use serde_json::Value;
 
 use super::catalog::{self, TemplateName};
-use crate::config::raw::RawEmail;
+use super::settings::TemplateSettings;
 
 /// The values of one alert's placeholders (strings, and numbers for counts).
 pub type Values = BTreeMap<&'static str, Value>;
@@ -83,14 +83,14 @@ pub struct Templates {
 impl Templates {
     /// The shipped defaults only.
     pub fn shipped() -> Result<Templates, Vec<TemplateProblem>> {
-        Templates::load(&RawEmail::default())
+        Templates::load(&TemplateSettings::default())
     }
 
-    /// The shipped defaults, overridden by `*.txt` files of `raw.templates_dir` (by file name),
-    /// overridden by inline `raw.templates` (by key; jmanager's `stuck` and `bootstrap_restart`
+    /// The shipped defaults, overridden by `*.txt` files of `settings.dir` (by file name),
+    /// overridden by inline `settings.inline` (by key; jmanager's `stuck` and `bootstrap_restart`
     /// stand for the templates they map to, and a template's own name wins over them). Every
     /// problem is returned, each naming its template.
-    pub fn load(raw: &RawEmail) -> Result<Templates, Vec<TemplateProblem>> {
+    pub fn load(settings: &TemplateSettings) -> Result<Templates, Vec<TemplateProblem>> {
         let mut templates = Templates {
             registry: Handlebars::new(),
             entries: BTreeMap::new(),
@@ -115,10 +115,11 @@ impl Templates {
                 }),
             }
         }
-        if let Some(dir) = &raw.templates_dir {
+        if let Some(dir) = &settings.dir {
             templates.load_dir(dir, &mut problems);
         }
-        for (name, template) in by_precedence(raw.templates.iter().map(|(k, v)| (k.as_str(), v))) {
+        for (name, template) in by_precedence(settings.inline.iter().map(|(k, v)| (k.as_str(), v)))
+        {
             let key = format!("email.templates.{name}");
             let targets = catalog::targets(name);
             if targets.is_empty() {

@@ -509,7 +509,7 @@ async fn leader(
 /// The API token: from the configuration, else from `path`, created with 32 random bytes (hex)
 /// and mode 0600 on first use, so the daemon is never open without one.
 pub fn token(
-    configured: Option<&crate::config::Secret>,
+    configured: Option<&crate::secret::Secret>,
     path: &std::path::Path,
 ) -> Result<String, String> {
     if let Some(secret) = configured {

@@ -20,14 +20,14 @@ pub async fn run(source: &ConfigSourceArgs, command: AlertCommand) -> Result<u8,
     match command {
         AlertCommand::Test => {
             let config = source.load()?;
-            if !config.email.raw.enabled {
+            if !config.email.enabled {
                 eprintln!("note: email.enabled is false: the daemon sends no alerts");
             }
-            match alert::send_test(&config, &SystemClock).await {
+            match alert::send_test(&config.email, &config.alert_facts(), &SystemClock).await {
                 Ok(server) => {
                     println!(
                         "test mail sent through {server} to {}",
-                        config.email.raw.to.join(", ")
+                        config.email.to.join(", ")
                     );
                     Ok(0)
                 }

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 
 use super::{EXIT_USAGE, Failure};
 use crate::config::model::ConfigSource;
-use crate::config::{self, Config, ConfigErrors, nodefile};
+use crate::config::{self, Config, ConfigErrors, HostFiles, SkippedCheck, nodefile};
 
 /// Where the configuration comes from; shared by every command that reads it.
 #[derive(Debug, Clone, Default, Args)]
@@ -75,28 +75,72 @@ impl ConfigSourceArgs {
     /// Like [`ConfigSourceArgs::load`], and the host must be ready for it too (node directories
     /// exist): for commands that write node configs or run nodes.
     pub fn load_for_host(&self) -> Result<Config, Failure> {
-        let config = self.load()?;
-        let problems = config::model::host_problems(&config, &config::process_env());
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(config_failure(&problems))
-        }
+        self.load_checked(HostFiles::Check, true)
+            .map(|(config, _)| config)
     }
 
     /// Loads and validates the configuration, printing notices (keys of a jmanager file that are
     /// not used) to stderr. Any problem is a usage failure listing every problem.
     pub fn load(&self) -> Result<Config, Failure> {
+        self.load_checked(HostFiles::Check, false)
+            .map(|(config, _)| config)
+    }
+
+    /// Loads and validates the configuration under `host_files`, with the host's node
+    /// directories too when `for_host`. Returns the checks skipped ([`HostFiles::Skip`]); when
+    /// the configuration is invalid they are printed to stderr as notes before the problems.
+    pub fn load_checked(
+        &self,
+        host_files: HostFiles,
+        for_host: bool,
+    ) -> Result<(Config, Vec<SkippedCheck>), Failure> {
         let source = self.source()?;
         let env = config::process_env();
-        match config::model::load_source(&source, &env) {
-            Ok((config, notices)) => {
-                for notice in notices {
-                    eprintln!("note: {notice}");
+        let loaded = config::load_source_with(&source, &env, host_files);
+        let mut skipped = loaded.skipped;
+        let (config, notices) = match loaded.result {
+            Ok(loaded) => loaded,
+            Err(errors) => {
+                for check in &skipped {
+                    eprintln!("note: {check}");
                 }
-                Ok(config)
+                return Err(config_failure(&errors));
             }
-            Err(errors) => Err(config_failure(&errors)),
+        };
+        for notice in notices {
+            eprintln!("note: {notice}");
+        }
+        if for_host {
+            match host_files {
+                HostFiles::Check => {
+                    let problems = config::model::host_problems(&config, &env);
+                    if !problems.is_empty() {
+                        return Err(config_failure(&problems));
+                    }
+                }
+                HostFiles::Skip => skipped.extend(config::model::skipped_host_checks(&config)),
+            }
+        }
+        Ok((config, skipped))
+    }
+}
+
+/// `--skip-host-files`, of the commands that only read the configuration.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct HostFilesArgs {
+    /// Skip the checks of files that exist only on the deployed host (password, token, leader
+    /// secret, PoolTool id and SMTP CA files, the alert templates directory, node directories),
+    /// naming each check skipped: for an example, or a configuration checked away from its host.
+    #[arg(long)]
+    pub skip_host_files: bool,
+}
+
+impl HostFilesArgs {
+    fn host_files(self) -> HostFiles {
+        if self.skip_host_files {
+            HostFiles::Skip
+        } else {
+            HostFiles::Check
         }
     }
 }
@@ -119,13 +163,20 @@ pub fn config_failure(errors: &ConfigErrors) -> Failure {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate everything and report every problem (file, key, what was expected); exit 2 if any.
-    Check,
+    Check {
+        /// Host files.
+        #[command(flatten)]
+        host: HostFilesArgs,
+    },
     /// Print the effective configuration (file + environment, defaults filled in), secrets
     /// redacted.
     Show {
         /// JSON instead of TOML.
         #[arg(long)]
         json: bool,
+        /// Host files.
+        #[command(flatten)]
+        host: HostFilesArgs,
     },
     /// Print a node's generated config (template merged with its overrides).
     Render {
@@ -134,6 +185,9 @@ pub enum ConfigCommand {
         /// The default (fallback) variant: trusted peers replaced by the default trusted peers.
         #[arg(long)]
         default: bool,
+        /// Host files.
+        #[command(flatten)]
+        host: HostFilesArgs,
     },
     /// Show what writing the node configs would change on disk.
     Diff {
@@ -145,6 +199,12 @@ pub enum ConfigCommand {
         /// The node; every node when omitted.
         node: Option<String>,
     },
+    /// Edit the configuration safely, like visudo: a copy opens in $VISUAL or $EDITOR (else vi),
+    /// is checked on save and reopened with its problems until valid (or the edit is aborted:
+    /// save it unchanged or empty), then replaces the file atomically, keeping FILE.bak, and
+    /// what the running daemon will change when it reloads is printed. With --jmanager-config
+    /// and --config-template, edits jmanager_config.json (or, with --template, the template).
+    Edit(super::edit::EditArgs),
     /// Convert jmanager's files (--jmanager-config, --config-template) into a nodekeeper TOML file.
     ImportJmanager {
         /// Write to this file instead of stdout (refuses to overwrite).
@@ -155,15 +215,25 @@ pub enum ConfigCommand {
 
 /// Runs `nodekeeper config ...`.
 pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8, Failure> {
-    if let ConfigCommand::ImportJmanager { output } = command {
-        return import_jmanager(source, output);
-    }
-    let config = match command {
-        ConfigCommand::Check | ConfigCommand::Write { .. } => source.load_for_host()?,
-        _ => source.load()?,
+    let command = match command {
+        ConfigCommand::ImportJmanager { output } => return import_jmanager(source, output),
+        // The file may be invalid now: editing is how it gets fixed.
+        ConfigCommand::Edit(args) => return super::edit::run(source, args).await,
+        command => command,
+    };
+    let (config, skipped) = match &command {
+        ConfigCommand::Check { host } => source.load_checked(host.host_files(), true)?,
+        ConfigCommand::Write { .. } => (source.load_for_host()?, Vec::new()),
+        ConfigCommand::Show { host, .. } | ConfigCommand::Render { host, .. } => {
+            source.load_checked(host.host_files(), false)?
+        }
+        _ => (source.load()?, Vec::new()),
     };
     match command {
-        ConfigCommand::Check => {
+        ConfigCommand::Check { .. } => {
+            for check in &skipped {
+                println!("{check}");
+            }
             let names: Vec<&str> = config.nodes.iter().map(|node| node.name.as_str()).collect();
             println!(
                 "{}: ok: {} node{} ({})",
@@ -174,24 +244,22 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
             );
             Ok(0)
         }
-        ConfigCommand::Show { json } => {
-            let raw = config::model::redacted(&config.raw);
-            let text = if json {
-                serde_json::to_string_pretty(&raw).map_err(|e| Failure::runtime(e.to_string()))?
-            } else {
-                match toml::to_string(&raw) {
-                    Ok(text) => text,
-                    Err(e) => {
-                        eprintln!("note: shown as JSON: TOML cannot express it ({e})");
-                        serde_json::to_string_pretty(&raw)
-                            .map_err(|e| Failure::runtime(e.to_string()))?
-                    }
-                }
-            };
+        ConfigCommand::Show { json, .. } => {
+            for check in &skipped {
+                eprintln!("note: {check}");
+            }
+            // The effective file + environment, read again in the file's shape: `Config` holds
+            // resolved settings only.
+            let raw = config::model::load_raw_source(&source.source()?, &config::process_env())
+                .map_err(|errors| config_failure(&errors))?;
+            let text = shown_text(&config::model::redacted(&raw), json)?;
             println!("{}", text.trim_end());
             Ok(0)
         }
-        ConfigCommand::Render { node, default } => {
+        ConfigCommand::Render { node, default, .. } => {
+            for check in &skipped {
+                eprintln!("note: {check}");
+            }
             let pick = |node: &crate::config::NodeSettings| {
                 if default {
                     node.fallback_config.clone()
@@ -244,7 +312,25 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
             }
             Ok(0)
         }
-        ConfigCommand::ImportJmanager { .. } => unreachable!("handled above"),
+        ConfigCommand::ImportJmanager { .. } | ConfigCommand::Edit(_) => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+/// `raw` as `config show` prints it: TOML, or JSON with `json` or when TOML cannot express it
+/// (a note says so).
+pub fn shown_text(raw: &config::raw::RawConfig, json: bool) -> Result<String, Failure> {
+    let as_json = || serde_json::to_string_pretty(raw).map_err(|e| Failure::runtime(e.to_string()));
+    if json {
+        return as_json();
+    }
+    match toml::to_string(raw) {
+        Ok(text) => Ok(text),
+        Err(e) => {
+            eprintln!("note: shown as JSON: TOML cannot express it ({e})");
+            as_json()
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod alert;
 mod config;
 mod connection;
 mod ctl;
+mod edit;
 mod log;
 mod run;
 mod supervisor_conf;

@@ -64,9 +64,10 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
     };
     // Email alerts (src/alert): a worker fed by the daemon's events, never blocking it; none in
     // a dry run. Started before the daemon, so that a bad [email] exits 2 before files are written.
-    let alerts = if config.email.raw.enabled && !args.dry_run {
-        let worker = crate::alert::start(&config, Arc::new(SystemClock))
-            .map_err(|e| Failure::usage(e.to_string()))?;
+    let alerts = if config.email.enabled && !args.dry_run {
+        let worker =
+            crate::alert::start(&config.email, config.alert_facts(), Arc::new(SystemClock))
+                .map_err(|e| Failure::usage(e.to_string()))?;
         Some(worker)
     } else {
         None

@@ -1684,7 +1684,13 @@ mod tests {
         let env = Env::new();
         let origins = Origins::new(&path, &env);
         let mut errors = ConfigErrors::default();
-        let config = crate::config::model::validate(import.raw, &path, &origins, &mut errors);
+        let (config, _) = crate::config::model::validate(
+            import.raw,
+            &path,
+            &origins,
+            &mut errors,
+            crate::config::HostFiles::Check,
+        );
         assert!(errors.is_empty(), "{errors}");
         assert_eq!(config.nodes.len(), 2);
         assert_eq!(

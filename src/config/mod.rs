@@ -4,9 +4,10 @@
 //! Three steps (see ARCHITECTURE.md): `load` reads the file and the environment into the serde
 //! shape of `raw`, collecting shape problems; `model::validate` checks values and resolves defaults
 //! into a `Config`, merging each node's template and overrides with `merge`; `nodefile` writes the
-//! generated node configs.
+//! generated node configs; `edit` holds the rules of `config edit`.
 
 pub mod duration;
+pub mod edit;
 pub mod error;
 mod fields;
 pub mod jmanager;
@@ -17,8 +18,10 @@ pub mod nodefile;
 pub mod raw;
 pub mod watch;
 
+pub use crate::supervisor::SupervisorSettings;
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{Env, load_raw, load_raw_text, process_env};
 pub use model::{
-    Config, ConfigSource, NodeSettings, Secret, SupervisorSettings, load, load_source,
+    Config, ConfigSource, HostFiles, LeadershipSettings, NodeSettings, PoolToolSettings,
+    SkippedCheck, Thresholds, load, load_source, load_source_with,
 };

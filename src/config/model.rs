@@ -1,9 +1,14 @@
 //! The validated configuration the rest of nodekeeper uses, and `validate`, which turns a
 //! `RawConfig` into it while collecting every problem of value (ranges, URLs, files, duplicates,
 //! templates and overrides). Paths in the file are relative to the file's directory.
+//!
+//! `Config` holds resolved settings only (every default applied, paths resolved, secrets read):
+//! its own (`Thresholds`, `PoolToolSettings`, `LeadershipSettings`, `NodeSettings`,
+//! `ApiSettings`) and those the lower modules own and this module fills
+//! (`supervisor::SupervisorSettings`, `alert::EmailSettings`). The file's shape stays in `raw`;
+//! `config show` reads it again with `load_raw_source`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,74 +18,16 @@ use serde_json::Value;
 use super::error::{ConfigError, ConfigErrors};
 use super::load::{Env, Origins, load_raw};
 use super::merge;
+pub use super::raw::SlotsVerification;
 use super::raw::{
     RawConfig, RawEmail, RawLeadership, RawPeer, RawPoolTool, RawSupervisor, RawThresholds,
-    SlotsVerification,
 };
-use crate::supervisor::{Client, ClientOptions, Endpoint, SupervisorError};
+use crate::alert::{EmailSettings, Facts, InlineTemplate, TemplateSettings};
+use crate::secret::Secret;
+use crate::supervisor::{Endpoint, SupervisorSettings};
 
 /// Name of the default supervisord endpoint (`[supervisor]`).
 pub const DEFAULT_SUPERVISOR: &str = "default";
-
-/// A secret read from the config, a file or the environment. Its `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Secret {
-        Secret(secret.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// How to reach one supervisord.
-#[derive(Clone, Debug)]
-pub struct SupervisorSettings {
-    /// `default` for `[supervisor]`, else the key of `[supervisors.NAME]`.
-    pub name: String,
-    /// Where it listens.
-    pub endpoint: Endpoint,
-    /// User and password, when it requires them.
-    pub credentials: Option<(String, Secret)>,
-    /// Timeout of calls that answer at once.
-    pub timeout: Duration,
-    /// Timeout of start/stop calls that wait.
-    pub wait_timeout: Duration,
-}
-
-impl SupervisorSettings {
-    /// A client of this supervisord.
-    pub fn client(&self) -> Result<Client, SupervisorError> {
-        Client::new(
-            &self.endpoint,
-            self.credentials
-                .as_ref()
-                .map(|(user, password)| (user.clone(), password.expose().to_string())),
-            ClientOptions {
-                timeout: self.timeout,
-                wait_timeout: self.wait_timeout,
-                ..ClientOptions::default()
-            },
-        )
-    }
-}
 
 /// One node, every default resolved.
 #[derive(Clone, Debug)]
@@ -126,27 +73,129 @@ pub struct ApiSettings {
     pub token: Option<Secret>,
 }
 
-/// PoolTool settings, with ids read from their files.
-#[derive(Clone, Debug)]
+/// Control-loop thresholds (`[thresholds]`), checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Period of the control loop.
+    pub tick_interval: Duration,
+    /// Timeout of one node REST call.
+    pub probe_timeout: Duration,
+    /// Failed or timed-out REST calls in a row before a RUNNING node counts as hung.
+    pub api_failures: u32,
+    /// A Running node whose height has not grown for this long is restarted.
+    pub tip_timeout: Duration,
+    /// A node more than this many blocks behind the reference is restarted.
+    pub tip_diff_threshold: u64,
+    /// A node Bootstrapping longer than this is restarted.
+    pub bootstrap_timeout: Duration,
+    /// After a (re)start, sync rules wait this long before judging the node.
+    pub boot_grace: Duration,
+    /// At most this many restarts of one node per `restart_window`; beyond, the node is held.
+    pub max_restarts: u32,
+    /// The storm-protection window.
+    pub restart_window: Duration,
+    /// Delay between starts when every node is down.
+    pub all_down_stagger: Duration,
+}
+
+impl Thresholds {
+    fn from_raw(raw: &RawThresholds) -> Thresholds {
+        Thresholds {
+            tick_interval: raw.tick_interval,
+            probe_timeout: raw.probe_timeout,
+            api_failures: raw.api_failures,
+            tip_timeout: raw.tip_timeout,
+            tip_diff_threshold: raw.tip_diff_threshold,
+            bootstrap_timeout: raw.bootstrap_timeout,
+            boot_grace: raw.boot_grace,
+            max_restarts: raw.max_restarts,
+            restart_window: raw.restart_window,
+            all_down_stagger: raw.all_down_stagger,
+        }
+    }
+}
+
+impl Default for Thresholds {
+    /// The documented defaults of `[thresholds]`.
+    fn default() -> Thresholds {
+        Thresholds::from_raw(&RawThresholds::default())
+    }
+}
+
+/// PoolTool settings (`[pooltool]`), with the ids read from their files and `key_path` resolved.
+#[derive(Clone, Debug, PartialEq)]
 pub struct PoolToolSettings {
-    /// The raw keys (URLs, intervals, mode).
-    pub raw: RawPoolTool,
+    /// Use PoolTool at all (reference tip and reports).
+    pub enabled: bool,
+    /// Majority-max source (checked to be an http(s) URL).
+    pub status_url: String,
+    /// How often to fetch it.
+    pub status_refresh: Duration,
+    /// A reference older than this is ignored.
+    pub status_max_age: Duration,
+    /// `sharemytip` endpoint.
+    pub tip_url: String,
+    /// Minimum time between tip reports.
+    pub tip_interval: Duration,
+    /// `sendlogs` endpoint.
+    pub slots_url: String,
+    /// Time after the epoch start when slots are sent (window of 60 s).
+    pub send_slots_after: Duration,
+    /// How slot logs are verified.
+    pub slots_verification: SlotsVerification,
+    /// The gpg binary (gpg mode).
+    pub gpg: Option<PathBuf>,
+    /// Where per-epoch keys and hashes are kept (resolved); `None`: the daemon's default.
+    pub key_path: Option<PathBuf>,
+    /// PoolTool user id (UUID).
+    pub user_id: Option<String>,
     /// The pool id (hex), from `pool_id` or `pool_id_file`.
     pub pool_id: Option<String>,
     /// The genesis hash, from `genesis_hash` or `genesis_hash_file`.
     pub genesis_hash: Option<String>,
 }
 
-/// Email settings, with the password resolved.
-#[derive(Clone, Debug)]
-pub struct EmailSettings {
-    /// The raw keys (server, port, addresses).
-    pub raw: RawEmail,
-    /// The SMTP password.
-    pub password: Option<Secret>,
+impl Default for PoolToolSettings {
+    /// The documented defaults of `[pooltool]` (disabled, no ids).
+    fn default() -> PoolToolSettings {
+        let raw = RawPoolTool::default();
+        PoolToolSettings {
+            enabled: raw.enabled,
+            status_url: raw.status_url,
+            status_refresh: raw.status_refresh,
+            status_max_age: raw.status_max_age,
+            tip_url: raw.tip_url,
+            tip_interval: raw.tip_interval,
+            slots_url: raw.slots_url,
+            send_slots_after: raw.send_slots_after,
+            slots_verification: raw.slots_verification,
+            gpg: raw.gpg,
+            key_path: raw.key_path,
+            user_id: raw.user_id,
+            pool_id: raw.pool_id,
+            genesis_hash: raw.genesis_hash,
+        }
+    }
 }
 
-/// The whole validated configuration.
+/// Leader key handling (`[leadership]`), paths resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeadershipSettings {
+    /// Manage the leader key (promote/demote) at all.
+    pub enabled: bool,
+    /// The pool's node secret (YAML, as given to `jormungandr --secret`); checked when enabled.
+    pub secret_file: Option<PathBuf>,
+    /// Switch leaders only when another node is this many blocks ahead.
+    pub switch_margin: u64,
+    /// No promotion, demotion or leader restart within this many slots of a leader slot.
+    pub slot_window: u64,
+    /// Restart a node to fetch the schedule only when the next slot is further away than this.
+    pub schedule_refresh_min_gap: Duration,
+    /// Persisted safety state (current leader, last slot, epoch).
+    pub state_file: PathBuf,
+}
+
+/// The whole validated configuration: resolved settings only (the file's shape stays in `raw`).
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The file it was read from.
@@ -156,19 +205,17 @@ pub struct Config {
     /// The nodes, in file order.
     pub nodes: Vec<NodeSettings>,
     /// Control-loop thresholds.
-    pub thresholds: RawThresholds,
+    pub thresholds: Thresholds,
     /// PoolTool.
     pub pooltool: PoolToolSettings,
-    /// Leadership (paths resolved).
-    pub leadership: RawLeadership,
-    /// Email.
+    /// Leadership.
+    pub leadership: LeadershipSettings,
+    /// Email alerts.
     pub email: EmailSettings,
     /// The restart log path.
     pub restart_log: PathBuf,
     /// The HTTP API.
     pub api: ApiSettings,
-    /// The effective raw configuration (file + environment), for `config show`.
-    pub raw: RawConfig,
 }
 
 impl NodeSettings {
@@ -191,31 +238,64 @@ impl Config {
     pub fn node(&self, name: &str) -> Option<&NodeSettings> {
         self.nodes.iter().find(|node| node.name == name)
     }
+
+    /// What alert placeholders need beyond an event (thresholds, dedupe window), on this host.
+    pub fn alert_facts(&self) -> Facts {
+        Facts::on_this_host(
+            self.thresholds.tip_timeout,
+            self.thresholds.bootstrap_timeout,
+            self.email.dedupe_window,
+        )
+    }
 }
 
 /// Reads and validates `path` with the environment `env`: every problem, or the config.
 pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
-    let (raw, mut errors) = load_raw(path, env);
-    if errors
-        .0
-        .iter()
-        .any(|error| error.key.is_empty() && error.origin == path.display().to_string())
-    {
-        // The file itself could not be read or parsed: nothing more to say about values.
-        return Err(errors);
-    }
-    let origins = Origins::new(path, env);
-    let config = validate(raw, path, &origins, &mut errors);
-    errors.into_result(config)
+    load_source(&ConfigSource::File(path.to_path_buf()), env).map(|(config, _)| config)
 }
 
-/// Checks every value of `raw` (read from `path`) and resolves defaults and relative paths.
+/// Whether the checks of files that exist only on the deployed host run: secret and id files
+/// (supervisord passwords, SMTP password, API token, the leader secret, PoolTool's pool id and
+/// genesis hash), the SMTP CA file, the alert templates directory and the node directories.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostFiles {
+    /// Read and check them (the daemon, `config check`).
+    #[default]
+    Check,
+    /// Skip them, naming each skipped check (`config check --skip-host-files`: an example, or a
+    /// configuration checked away from its host). Secrets from those files are then absent.
+    Skip,
+}
+
+/// A check not made because it reads a file of the deployed host ([`HostFiles::Skip`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedCheck {
+    /// The key naming the file (`supervisor.password_file`).
+    pub key: String,
+    /// The file or directory, resolved.
+    pub path: PathBuf,
+}
+
+impl std::fmt::Display for SkippedCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "not checked (host file): {} = {}",
+            self.key,
+            self.path.display()
+        )
+    }
+}
+
+/// Checks every value of `raw` (read from `path`) and resolves defaults and relative paths,
+/// skipping the checks of host files when `host_files` says so; also returns the checks skipped.
 pub(crate) fn validate(
     raw: RawConfig,
     path: &Path,
     origins: &Origins<'_>,
     errors: &mut ConfigErrors,
-) -> Config {
+    host_files: HostFiles,
+) -> (Config, Vec<SkippedCheck>) {
     let base = path
         .parent()
         .map(Path::to_path_buf)
@@ -225,6 +305,8 @@ pub(crate) fn validate(
         origins,
         errors,
         templates: HashMap::new(),
+        host_files,
+        skipped: Vec::new(),
     };
     let mut supervisors = BTreeMap::new();
     if let Some(settings) = v.supervisor(DEFAULT_SUPERVISOR, "supervisor", &raw.supervisor) {
@@ -271,18 +353,19 @@ pub(crate) fn validate(
     let email = v.email(&raw.email);
     let api = v.api(&raw);
     let restart_log = v.resolve(&raw.restart_log.path);
-    Config {
+    let skipped = std::mem::take(&mut v.skipped);
+    let config = Config {
         path: path.to_path_buf(),
         supervisors,
         nodes,
-        thresholds: raw.thresholds.clone(),
+        thresholds: Thresholds::from_raw(&raw.thresholds),
         pooltool,
         leadership,
         email,
         restart_log,
         api,
-        raw,
-    }
+    };
+    (config, skipped)
 }
 
 struct Validator<'a, 'b> {
@@ -290,6 +373,8 @@ struct Validator<'a, 'b> {
     origins: &'a Origins<'b>,
     errors: &'a mut ConfigErrors,
     templates: HashMap<PathBuf, Option<Value>>,
+    host_files: HostFiles,
+    skipped: Vec<SkippedCheck>,
 }
 
 impl Validator<'_, '_> {
@@ -306,9 +391,27 @@ impl Validator<'_, '_> {
         }
     }
 
-    /// The first line of a secret file; errors name the key and the file.
+    /// Whether the check of the host file `path` (named by `key`) runs; when it does not, it is
+    /// recorded as skipped.
+    fn checks_host_file(&mut self, key: &str, path: &Path) -> bool {
+        match self.host_files {
+            HostFiles::Check => true,
+            HostFiles::Skip => {
+                self.skipped.push(SkippedCheck {
+                    key: key.to_string(),
+                    path: path.to_path_buf(),
+                });
+                false
+            }
+        }
+    }
+
+    /// The first line of a secret file; errors name the key and the file, never its content.
     fn read_secret_file(&mut self, key: &str, path: &Path) -> Option<Secret> {
         let path = self.resolve(path);
+        if !self.checks_host_file(key, &path) {
+            return None;
+        }
         match std::fs::read_to_string(&path) {
             Ok(text) => match text.lines().next().map(str::trim) {
                 Some(line) if !line.is_empty() => Some(Secret::new(line)),
@@ -748,10 +851,19 @@ impl Validator<'_, '_> {
                 );
             }
         }
-        let mut raw = raw.clone();
-        raw.key_path = raw.key_path.as_ref().map(|path| self.resolve(path));
         PoolToolSettings {
-            raw,
+            enabled: raw.enabled,
+            status_url: raw.status_url.clone(),
+            status_refresh: raw.status_refresh,
+            status_max_age: raw.status_max_age,
+            tip_url: raw.tip_url.clone(),
+            tip_interval: raw.tip_interval,
+            slots_url: raw.slots_url.clone(),
+            send_slots_after: raw.send_slots_after,
+            slots_verification: raw.slots_verification,
+            gpg: raw.gpg.clone(),
+            key_path: raw.key_path.as_ref().map(|path| self.resolve(path)),
+            user_id: raw.user_id.clone(),
             pool_id: pool_id.map(|secret| secret.expose().to_string()),
             genesis_hash: genesis_hash.map(|secret| secret.expose().to_string()),
         }
@@ -768,31 +880,38 @@ impl Validator<'_, '_> {
         self.secret(prefix, key, inline, &format!("{key}_file"), file)
     }
 
-    fn leadership(&mut self, raw: &RawLeadership) -> RawLeadership {
-        let mut raw = raw.clone();
-        raw.state_file = self.resolve(&raw.state_file);
-        raw.secret_file = raw.secret_file.as_ref().map(|path| self.resolve(path));
-        if raw.slot_window == 0 {
+    fn leadership(&mut self, raw: &RawLeadership) -> LeadershipSettings {
+        let settings = LeadershipSettings {
+            enabled: raw.enabled,
+            secret_file: raw.secret_file.as_ref().map(|path| self.resolve(path)),
+            switch_margin: raw.switch_margin,
+            slot_window: raw.slot_window,
+            schedule_refresh_min_gap: raw.schedule_refresh_min_gap,
+            state_file: self.resolve(&raw.state_file),
+        };
+        if settings.slot_window == 0 {
             self.error(
                 "leadership.slot_window",
                 "expected a positive number of slots, got 0",
             );
         }
-        if raw.enabled {
-            match &raw.secret_file {
+        if settings.enabled {
+            match &settings.secret_file {
                 None => self.error(
                     "leadership.secret_file",
                     "required when leadership.enabled is true",
                 ),
                 Some(path) => {
                     // The error names the file and what is wrong, never its content.
-                    if let Err(e) = crate::chain::jormungandr::secret::load(path) {
+                    if self.checks_host_file("leadership.secret_file", path)
+                        && let Err(e) = crate::chain::jormungandr::secret::load(path)
+                    {
                         self.error("leadership.secret_file", e);
                     }
                 }
             }
         }
-        raw
+        settings
     }
 
     fn email(&mut self, raw: &RawEmail) -> EmailSettings {
@@ -827,12 +946,25 @@ impl Validator<'_, '_> {
             }
         }
         self.positive("email.dedupe_window", raw.dedupe_window);
-        let mut raw = raw.clone();
-        raw.templates_dir = raw.templates_dir.as_ref().map(|path| self.resolve(path));
+        let templates = TemplateSettings {
+            dir: raw.templates_dir.as_ref().map(|path| self.resolve(path)),
+            inline: raw
+                .templates
+                .iter()
+                .map(|(name, template)| {
+                    let template = InlineTemplate {
+                        subject: template.subject.clone(),
+                        message: template.message.clone(),
+                    };
+                    (name.clone(), template)
+                })
+                .collect(),
+        };
         // Alerts (src/alert): the CA file and the templates; each problem names its template.
-        raw.tls_ca_file = raw.tls_ca_file.as_ref().map(|path| self.resolve(path));
+        let tls_ca_file = raw.tls_ca_file.as_ref().map(|path| self.resolve(path));
         if raw.enabled
-            && let Some(path) = &raw.tls_ca_file
+            && let Some(path) = &tls_ca_file
+            && self.checks_host_file("email.tls_ca_file", path)
             && let Err(e) = std::fs::read(path)
         {
             self.error(
@@ -840,10 +972,29 @@ impl Validator<'_, '_> {
                 format!("cannot read {}: {e}", path.display()),
             );
         }
-        for problem in crate::alert::template_problems(&raw) {
+        let checked_templates = match &templates.dir {
+            Some(dir) if !self.checks_host_file("email.templates_dir", dir) => TemplateSettings {
+                dir: None,
+                ..templates.clone()
+            },
+            _ => templates.clone(),
+        };
+        for problem in crate::alert::template_problems(&checked_templates) {
             self.error(&problem.key, problem.message);
         }
-        EmailSettings { raw, password }
+        EmailSettings {
+            enabled: raw.enabled,
+            smtp_server: raw.smtp_server.clone(),
+            port: raw.port.unwrap_or_else(|| raw.security.default_port()),
+            security: raw.security,
+            user: raw.user.clone(),
+            password,
+            from: raw.from.clone(),
+            to: raw.to.clone(),
+            tls_ca_file,
+            templates,
+            dedupe_window: raw.dedupe_window,
+        }
     }
 
     fn api(&mut self, raw: &RawConfig) -> ApiSettings {
@@ -949,6 +1100,19 @@ pub fn host_problems(config: &Config, env: &Env) -> ConfigErrors {
     errors
 }
 
+/// The node directories [`host_problems`] would check, as skipped checks ([`HostFiles::Skip`]).
+pub fn skipped_host_checks(config: &Config) -> Vec<SkippedCheck> {
+    config
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| SkippedCheck {
+            key: format!("nodes[{index}].node_dir"),
+            path: node.node_dir.clone(),
+        })
+        .collect()
+}
+
 /// Where a configuration is read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -969,8 +1133,83 @@ pub fn load_source(
     source: &ConfigSource,
     env: &Env,
 ) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
+    load_source_with(source, env, HostFiles::Check).result
+}
+
+/// The outcome of [`load_source_with`].
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration and its notices (keys of a jmanager file that are not used), or every
+    /// problem.
+    pub result: Result<(Config, Vec<ConfigError>), ConfigErrors>,
+    /// The checks of host files skipped ([`HostFiles::Skip`]), whether or not it is valid.
+    pub skipped: Vec<SkippedCheck>,
+}
+
+/// [`load_source`], skipping the checks of host files when `host_files` says so.
+pub fn load_source_with(source: &ConfigSource, env: &Env, host_files: HostFiles) -> Loaded {
+    let layered = match layer(source, env) {
+        Ok(layered) => layered,
+        Err(errors) => {
+            return Loaded {
+                result: Err(errors),
+                skipped: Vec::new(),
+            };
+        }
+    };
+    let Layered {
+        raw,
+        path,
+        notices,
+        mut errors,
+    } = layered;
+    let origins = Origins::new(&path, env);
+    let (config, skipped) = validate(raw, &path, &origins, &mut errors, host_files);
+    Loaded {
+        result: errors.into_result(config).map(|config| (config, notices)),
+        skipped,
+    }
+}
+
+/// The effective configuration of `source` in the file's shape (file + environment, defaults
+/// filled in), for `config show`: every problem of shape, or it. Values are not checked here.
+pub fn load_raw_source(source: &ConfigSource, env: &Env) -> Result<RawConfig, ConfigErrors> {
+    let layered = layer(source, env)?;
+    layered.errors.into_result(layered.raw)
+}
+
+/// A source read and layered with the environment, before validation.
+struct Layered {
+    raw: RawConfig,
+    /// The file messages name, and whose directory relative paths are resolved against.
+    path: PathBuf,
+    /// Keys of a jmanager file that are not used.
+    notices: Vec<ConfigError>,
+    /// Problems of shape so far.
+    errors: ConfigErrors,
+}
+
+/// Reads `source` and the environment into a `RawConfig`. `Err` when there is nothing to
+/// validate: the file itself could not be read or parsed, or jmanager's files not converted.
+fn layer(source: &ConfigSource, env: &Env) -> Result<Layered, ConfigErrors> {
     match source {
-        ConfigSource::File(path) => load(path, env).map(|config| (config, Vec::new())),
+        ConfigSource::File(path) => {
+            let (raw, errors) = load_raw(path, env);
+            if errors
+                .0
+                .iter()
+                .any(|error| error.key.is_empty() && error.origin == path.display().to_string())
+            {
+                // The file itself could not be read or parsed: nothing more to say about values.
+                return Err(errors);
+            }
+            Ok(Layered {
+                raw,
+                path: path.clone(),
+                notices: Vec::new(),
+                errors,
+            })
+        }
         ConfigSource::Jmanager { config, template } => {
             let import = super::jmanager::import(config, template)?;
             // The converted configuration goes through the same layering as a file, so the
@@ -984,15 +1223,33 @@ pub fn load_source(
                 ));
                 errors
             })?;
-            let (raw, mut errors) =
+            let (raw, errors) =
                 super::load::load_raw_text(&text, ::config::FileFormat::Json, config, env);
-            let origins = Origins::new(config, env);
-            let validated = validate(raw, config, &origins, &mut errors);
-            errors
-                .into_result(validated)
-                .map(|validated| (validated, import.notices))
+            Ok(Layered {
+                raw,
+                path: config.clone(),
+                notices: import.notices,
+                errors,
+            })
         }
     }
+}
+
+/// Whether `raw` holds a secret inline (a password or token written in the file itself): such a
+/// file must be readable by its owner only.
+pub fn has_inline_secret(raw: &RawConfig) -> bool {
+    raw.supervisor.password.is_some()
+        || raw
+            .supervisors
+            .values()
+            .any(|section| section.password.is_some())
+        || raw.email.password.is_some()
+        || raw.api.token.is_some()
+}
+
+/// Whether the files of `source` themselves (without the environment) hold a secret inline.
+pub fn source_has_inline_secret(source: &ConfigSource) -> bool {
+    layer(source, &Env::new()).is_ok_and(|layered| has_inline_secret(&layered.raw))
 }
 
 /// A copy of `raw` with every secret replaced by `<redacted>`, for display.

@@ -1,8 +1,9 @@
 //! Generated node config files: rendering a node config as JSON, writing it atomically with mode
 //! 0600 only when its bytes (or its mode) change, and diffing it against what is on disk.
 //!
-//! Also owns the crate's atomic-write helper ([`write_file_if_changed`]), which
-//! `supervisor_conf` reuses with mode 0644. It never creates directories: a missing node directory
+//! Also owns the crate's atomic-write helpers ([`write_file_if_changed`], which
+//! `supervisor_conf` reuses with mode 0644, and `write_atomic`, which `config edit` uses to keep a
+//! file's owner). It never creates directories: a missing node directory
 //! is a configuration error, reported as [`NodeFileError::MissingDirectory`].
 
 use std::fs::{self, File, OpenOptions, Permissions};
@@ -170,7 +171,7 @@ pub(crate) fn write_file_if_changed(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(WriteFailure::Read(e)),
     }
-    write_atomic(path, bytes, mode).map_err(WriteFailure::Write)?;
+    write_atomic(path, bytes, mode, None).map_err(WriteFailure::Write)?;
     Ok(WriteOutcome::Written)
 }
 
@@ -182,13 +183,28 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Replaces `path` by a file holding `bytes` with `mode`: temporary file in the same directory,
-/// fsync, rename, fsync of the directory. The temporary file is removed on failure.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+/// Replaces `path` by a file holding `bytes` with `mode`, and owned by `owner` (user and group
+/// ids) when given: temporary file in the same directory, fsync, rename, fsync of the directory.
+/// The temporary file is removed on failure.
+pub(crate) fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     let dir = parent_dir(path);
     let (temp_path, mut file) = create_temp(dir, path, mode)?;
     let result = (|| {
-        // The creation mode is filtered by the umask; set it exactly.
+        if let Some((uid, gid)) = owner {
+            use std::os::unix::fs::MetadataExt as _;
+            let created = file.metadata()?;
+            // Only a change asks for the privilege of changing owners.
+            if (created.uid(), created.gid()) != (uid, gid) {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+            }
+        }
+        // The creation mode is filtered by the umask; set it exactly (after the owner, which
+        // may clear set-id bits).
         file.set_permissions(Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()?;

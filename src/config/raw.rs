@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration;
+pub use crate::alert::SmtpSecurity;
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -312,18 +313,6 @@ impl Default for RawLeadership {
             state_file: PathBuf::from("leader-state.json"),
         }
     }
-}
-
-/// SMTP transport security.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpSecurity {
-    /// Implicit TLS (port 465).
-    Tls,
-    /// STARTTLS (port 587).
-    Starttls,
-    /// No TLS (a local relay).
-    Plain,
 }
 
 /// Email alerts.

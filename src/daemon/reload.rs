@@ -59,8 +59,8 @@ fn keep_restart_keys(running: &Config, new: &mut Config) {
         new.api.listen = running.api.listen;
         kept.push("api.listen");
     }
-    if new.email.raw.enabled != running.email.raw.enabled {
-        new.email.raw.enabled = running.email.raw.enabled;
+    if new.email.enabled != running.email.enabled {
+        new.email.enabled = running.email.enabled;
         kept.push("email.enabled");
     }
     for key in kept {
@@ -112,10 +112,7 @@ impl Daemon {
         };
         // What does not change carries its state over: PoolTool's report trackers (an epoch's
         // slots are sent once) and the reference's last value.
-        if self.rt.config.pooltool.raw == config.pooltool.raw
-            && self.rt.config.pooltool.pool_id == config.pooltool.pool_id
-            && self.rt.config.pooltool.genesis_hash == config.pooltool.genesis_hash
-        {
+        if self.rt.config.pooltool == config.pooltool {
             next.reporter = self.rt.reporter.take();
             next.reference = self.rt.reference.take();
         }

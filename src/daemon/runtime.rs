@@ -133,16 +133,16 @@ impl Runtime {
             }
         }
         let pooltool = &config.pooltool;
-        let reference = if pooltool.raw.enabled {
-            match reqwest::Url::parse(&pooltool.raw.status_url) {
+        let reference = if pooltool.enabled {
+            match reqwest::Url::parse(&pooltool.status_url) {
                 Ok(url) => Some(ReferenceFeed {
                     source: PoolToolSource::new(
                         url,
                         config.thresholds.probe_timeout.max(Duration::from_secs(5)),
                     ),
                     tracker: ReferenceTracker::new(
-                        pooltool.raw.status_refresh,
-                        pooltool.raw.status_max_age,
+                        pooltool.status_refresh,
+                        pooltool.status_max_age,
                     ),
                     fetch: None,
                 }),
@@ -154,8 +154,8 @@ impl Runtime {
         } else {
             None
         };
-        let reporter = (pooltool.raw.enabled && !options.dry_run).then(|| {
-            let key_path = pooltool.raw.key_path.clone().unwrap_or_else(|| {
+        let reporter = (pooltool.enabled && !options.dry_run).then(|| {
+            let key_path = pooltool.key_path.clone().unwrap_or_else(|| {
                 config
                     .restart_log
                     .parent()

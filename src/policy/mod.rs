@@ -72,7 +72,7 @@ impl PolicyConfig {
     /// The policy's view of the configuration.
     pub fn from_config(config: &crate::config::Config) -> PolicyConfig {
         let mut policy =
-            PolicyConfig::from_parts(&config.thresholds, config.pooltool.raw.status_max_age);
+            PolicyConfig::from_parts(&config.thresholds, config.pooltool.status_max_age);
         let l = &config.leadership;
         let t = &config.thresholds;
         policy.leader = LeaderConfig {
@@ -82,7 +82,7 @@ impl PolicyConfig {
             refresh_min_gap: l.schedule_refresh_min_gap,
             // A window is near when it begins before the next tick has observed and acted.
             lookahead: t.tick_interval.saturating_mul(2) + t.probe_timeout,
-            schedule_settle: config.pooltool.raw.send_slots_after,
+            schedule_settle: config.pooltool.send_slots_after,
             boots_with_secret: config
                 .nodes
                 .iter()
@@ -94,7 +94,7 @@ impl PolicyConfig {
         policy
     }
 
-    fn from_parts(t: &crate::config::raw::RawThresholds, reference_max_age: Duration) -> Self {
+    fn from_parts(t: &crate::config::Thresholds, reference_max_age: Duration) -> Self {
         PolicyConfig {
             api_failures: t.api_failures,
             tip_timeout: t.tip_timeout,
@@ -115,8 +115,8 @@ impl Default for PolicyConfig {
     /// The documented defaults of `[thresholds]` and `pooltool.status_max_age`.
     fn default() -> PolicyConfig {
         PolicyConfig::from_parts(
-            &crate::config::raw::RawThresholds::default(),
-            crate::config::raw::RawPoolTool::default().status_max_age,
+            &crate::config::Thresholds::default(),
+            crate::config::PoolToolSettings::default().status_max_age,
         )
     }
 }

@@ -6,7 +6,9 @@
 //! that status codes (401 arrives as HTML), a response size limit and per-call timeouts are typed
 //! errors rather than guesses from an error string. See ARCHITECTURE.md for why.
 //!
-//! `conf` renders the `[program:x]` sections supervisord needs for the nodes and nodekeeper.
+//! `SupervisorSettings` is what the configuration resolves for one supervisord; it makes the
+//! `Client`. `conf` renders the `[program:x]` sections supervisord needs for the nodes and
+//! nodekeeper.
 //!
 //! [`Supervisor`] is the narrow interface the daemon drives a supervisord through (observe its
 //! programs, start, stop, signal); [`Client`] implements it over XML-RPC, and the daemon's shell
@@ -16,12 +18,14 @@ mod client;
 pub mod conf;
 mod endpoint;
 mod error;
+mod settings;
 mod transport;
 mod types;
 
 pub use client::{CallResult, Client, ClientOptions};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{Fault, SupervisorError};
+pub use settings::SupervisorSettings;
 pub use types::{
     GroupResult, ProcessInfo, ProcessState, ReloadDiff, SupervisorState, TailChunk, namespec,
 };

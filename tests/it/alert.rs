@@ -9,10 +9,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nodekeeper::alert::{AlertWorker, Facts, SmtpMailer, Templates, WorkerOptions};
-use nodekeeper::config::model::{EmailSettings, Secret};
-use nodekeeper::config::raw::{RawEmail, SmtpSecurity};
+use nodekeeper::alert::{
+    AlertWorker, EmailSettings, Facts, SmtpMailer, SmtpSecurity, TemplateSettings, Templates,
+    WorkerOptions,
+};
 use nodekeeper::events::Event;
+use nodekeeper::secret::Secret;
 use nodekeeper::time::SystemClock;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -293,17 +295,17 @@ fn nodekeeper(dir: &Path, args: &[&str]) -> tokio::process::Command {
 /// Settings for the library-level tests, as the configuration would resolve them.
 fn settings(port: u16) -> EmailSettings {
     EmailSettings {
-        raw: RawEmail {
-            enabled: true,
-            smtp_server: Some("127.0.0.1".into()),
-            port: Some(port),
-            security: SmtpSecurity::Plain,
-            user: Some(SMTP_USER.into()),
-            from: Some(FROM.into()),
-            to: TO.iter().map(|to| to.to_string()).collect(),
-            ..RawEmail::default()
-        },
+        enabled: true,
+        smtp_server: Some("127.0.0.1".into()),
+        port,
+        security: SmtpSecurity::Plain,
+        user: Some(SMTP_USER.into()),
         password: Some(Secret::new(SMTP_PASSWORD)),
+        from: Some(FROM.into()),
+        to: TO.iter().map(|to| to.to_string()).collect(),
+        tls_ca_file: None,
+        templates: TemplateSettings::default(),
+        dedupe_window: Duration::from_secs(15 * 60),
     }
 }
 

@@ -888,3 +888,585 @@ async fn jmanager_import_file_is_readable_by_its_owner_only() {
         .mode();
     assert_eq!(mode & 0o077, 0, "mode {mode:o}");
 }
+
+/// Every example configuration under `configs/`, as the arguments that select it (relative to the
+/// repository): nodekeeper's files (`-c`), and each directory holding jmanager's pair. Anything
+/// else there must be a known non-configuration file, so that a new example cannot go unchecked.
+fn shipped_examples() -> Vec<Vec<String>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut examples = Vec::new();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(root.join("configs")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        let relative = format!("configs/{name}");
+        if entry.file_type().unwrap().is_dir() {
+            if entry.path().join("jmanager_config.json").exists() {
+                examples.push(vec![
+                    "--jmanager-config".to_string(),
+                    format!("{relative}/jmanager_config.json"),
+                    "--config-template".to_string(),
+                    format!("{relative}/config_template.json"),
+                ]);
+            } else {
+                others.push(name);
+            }
+        } else if [".toml", ".yaml", ".yml"]
+            .iter()
+            .any(|extension| name.ends_with(extension))
+        {
+            examples.push(vec!["-c".to_string(), relative]);
+        } else {
+            others.push(name);
+        }
+    }
+    others.sort();
+    assert_eq!(
+        others,
+        ["README.md", "jormungandr-template.json", "templates"],
+        "a new file in configs/: an example to check here, or a known non-configuration file"
+    );
+    examples.sort();
+    assert!(examples.len() >= 2, "{examples:?}");
+    examples
+}
+
+/// `nodekeeper ARGS` in the repository, with an empty environment, as in a fresh clone.
+async fn in_repository(args: &[String]) -> Output {
+    let mut command = nodekeeper(Path::new(env!("CARGO_MANIFEST_DIR")), &[]);
+    command.args(args);
+    run(&mut command).await
+}
+
+#[tokio::test]
+async fn every_shipped_example_checks_with_skip_host_files() {
+    for example in shipped_examples() {
+        let mut args: Vec<String> =
+            vec!["config".into(), "check".into(), "--skip-host-files".into()];
+        args.extend(example.iter().cloned());
+        let output = in_repository(&args).await;
+        assert_eq!(output.code, 0, "{example:?}: {output:?}");
+        assert!(output.stdout.contains(": ok: "), "{example:?}: {output:?}");
+        assert!(!output.stderr.contains("error"), "{example:?}: {output:?}");
+        // Every check skipped is named, each on its own line, before the verdict.
+        let skipped: Vec<&str> = output
+            .stdout
+            .lines()
+            .filter(|line| line.starts_with("not checked (host file): "))
+            .collect();
+        assert!(!skipped.is_empty(), "{example:?}: {output:?}");
+        for line in &skipped {
+            assert!(line.contains(" = /"), "{line}");
+        }
+        assert_eq!(
+            skipped.len() + 1,
+            output.stdout.lines().count(),
+            "{example:?}: {output:?}"
+        );
+        // show and render read the example too.
+        for command in [
+            &["config", "show", "--skip-host-files"][..],
+            &["config", "render", "--skip-host-files"],
+        ] {
+            let mut args: Vec<String> = command.iter().map(|arg| arg.to_string()).collect();
+            args.extend(example.iter().cloned());
+            let output = in_repository(&args).await;
+            assert_eq!(output.code, 0, "{args:?}: {output:?}");
+            assert!(
+                output.stderr.contains("note: not checked (host file): "),
+                "{args:?}: {output:?}"
+            );
+        }
+    }
+
+    let nodekeeper_toml = ["-c".to_string(), "configs/nodekeeper.toml".to_string()];
+    let mut args = vec![
+        "config".to_string(),
+        "check".to_string(),
+        "--skip-host-files".to_string(),
+    ];
+    args.extend(nodekeeper_toml.iter().cloned());
+    let output = in_repository(&args).await;
+    for line in [
+        "not checked (host file): supervisor.password_file = /etc/nodekeeper/supervisor.password",
+        "not checked (host file): nodes[0].node_dir = /var/lib/jormungandr/node1",
+        "configs/nodekeeper.toml: ok: 2 nodes (node1, node2)",
+    ] {
+        assert!(
+            output.stdout.lines().any(|l| l == line),
+            "{line}: {output:?}"
+        );
+    }
+    // Without the flag nothing changes: the host's files are checked (when this machine is not
+    // that host).
+    if !Path::new("/etc/nodekeeper/supervisor.password").exists() {
+        let mut args = vec!["config".to_string(), "check".to_string()];
+        args.extend(nodekeeper_toml.iter().cloned());
+        let output = in_repository(&args).await;
+        assert_eq!(output.code, 2, "{output:?}");
+        assert!(
+            output.stderr.contains(
+                "error: configs/nodekeeper.toml: supervisor.password_file: cannot read \
+                 /etc/nodekeeper/supervisor.password"
+            ),
+            "{output:?}"
+        );
+        assert!(!output.stdout.contains("not checked"), "{output:?}");
+    }
+}
+
+#[tokio::test]
+async fn skip_host_files_still_reports_real_problems() {
+    let example = Example::new();
+    let password = "pw-skip-4c1e";
+    let text = std::fs::read_to_string(example.config_file())
+        .unwrap()
+        .replace("tip_timeout = \"90s\"", "tip_timeout = \"0s\"")
+        .replace("\"0.9.0\" = ", "\"0.9.1\" = ");
+    std::fs::write(example.config_file(), text).unwrap();
+    let output = example
+        .config_of(
+            &example.config_file(),
+            &["check", "--skip-host-files"],
+            password,
+            &[("NODEKEEPER__API__TOKEN_FILE", "/etc/nodekeeper/api.token")],
+        )
+        .await;
+    let origin = example.config_file().display().to_string();
+    let wrong = refusal_problems(
+        &output,
+        &origin,
+        &[
+            ("thresholds.tip_timeout", "positive"),
+            ("nodes[0].version", "\"0.9.0\" is not in [versions]"),
+        ],
+    );
+    assert!(wrong.is_empty(), "{wrong:?}: {output:?}");
+    assert!(!output.stderr.contains(password), "{output:?}");
+    // The password came from the environment, so its file is not read and not skipped; the token
+    // file is a host file.
+    assert!(
+        output
+            .stderr
+            .contains("note: not checked (host file): api.token_file = /etc/nodekeeper/api.token"),
+        "{output:?}"
+    );
+    assert!(
+        !output.stderr.contains("supervisor.password_file"),
+        "{output:?}"
+    );
+
+    // A problem of the values beside a host file is reported, the file itself is not read.
+    let text = std::fs::read_to_string(example.config_file())
+        .unwrap()
+        .replace("tip_timeout = \"0s\"", "tip_timeout = \"90s\"")
+        .replace("\"0.9.1\" = ", "\"0.9.0\" = ")
+        .replace(
+            "password_file = \"/etc/nodekeeper/supervisor.password\"",
+            "password_file = \"/etc/nodekeeper/supervisor.password\"\npassword = \"inline-secret\"",
+        );
+    std::fs::write(example.config_file(), text).unwrap();
+    let mut command = nodekeeper(example.dir(), &[]);
+    command
+        .args(["config", "check", "--skip-host-files", "-c"])
+        .arg(example.config_file());
+    let output = run(&mut command).await;
+    let wrong = refusal_problems(
+        &output,
+        &origin,
+        &[(
+            "supervisor.password_file",
+            "give either password or password_file, not both",
+        )],
+    );
+    assert!(wrong.is_empty(), "{wrong:?}: {output:?}");
+}
+
+/// An `$EDITOR` for `config edit`: a shell script that, on its Nth call, keeps what it was given
+/// as `seen.N` and applies the sed script `edit.N.sed` when there is one (without one it leaves
+/// the copy unchanged, as an operator quitting without saving).
+struct Editor {
+    temp: tempfile::TempDir,
+}
+
+impl Editor {
+    fn new() -> Editor {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().display();
+        let script = format!(
+            "#!/bin/sh\nset -e\nn=$(( $(cat {dir}/calls 2>/dev/null || echo 0) + 1 ))\n\
+             echo \"$n\" > {dir}/calls\ncp \"$1\" {dir}/seen.$n\n\
+             if [ -f {dir}/edit.$n.sed ]; then sed -i -f {dir}/edit.$n.sed \"$1\"; fi\n"
+        );
+        let path = temp.path().join("editor.sh");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Editor { temp }
+    }
+
+    /// On call `n`, apply `sed` (a sed script) to the copy.
+    fn on_call(&self, n: usize, sed: &str) {
+        std::fs::write(self.temp.path().join(format!("edit.{n}.sed")), sed).unwrap();
+    }
+
+    fn script(&self) -> String {
+        self.temp.path().join("editor.sh").display().to_string()
+    }
+
+    fn calls(&self) -> usize {
+        std::fs::read_to_string(self.temp.path().join("calls"))
+            .map(|text| text.trim().parse().unwrap())
+            .unwrap_or(0)
+    }
+
+    /// What the editor was given on call `n`.
+    fn seen(&self, n: usize) -> String {
+        std::fs::read_to_string(self.temp.path().join(format!("seen.{n}"))).unwrap()
+    }
+
+    /// The environment that makes `config edit` use it: `$VISUAL` wins over `$EDITOR`.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("VISUAL", self.script()),
+            ("EDITOR", "false".to_string()),
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ]
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// The edit copies left in `dir`.
+fn edit_copies(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.contains(".edit-"))
+        .collect()
+}
+
+impl Example {
+    /// `nodekeeper config edit ARGS -c nodekeeper.toml` with `editor`.
+    async fn edit(&self, editor: &Editor, args: &[&str]) -> Output {
+        let env = editor.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut all = vec!["edit"];
+        all.extend_from_slice(args);
+        self.config_of(&self.config_file(), &all, "pw-edit-5d2b", &env)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn config_edit_replaces_the_file_with_a_valid_edit_keeps_a_backup_and_prints_the_diff() {
+    let example = Example::new();
+    assert_eq!(example.config(&["write"], &[]).await.code, 0);
+    let file = example.config_file();
+    let original = std::fs::read(&file).unwrap();
+    let mode_before = mode(&file);
+    let nodes_before = snapshot(&example.nodes());
+    let editor = Editor::new();
+    editor.on_call(
+        1,
+        "s/tip_timeout = \"90s\"/tip_timeout = \"120s\"/\ns/127.0.0.1:3101/127.0.0.1:3111/\n",
+    );
+    let output = example.edit(&editor, &[]).await;
+    assert_eq!(output.code, 0, "{output:?}");
+    assert_eq!(editor.calls(), 1);
+    assert_eq!(
+        editor.seen(1).as_bytes(),
+        original,
+        "the editor got the file"
+    );
+
+    let expected = String::from_utf8(original.clone())
+        .unwrap()
+        .replace("tip_timeout = \"90s\"", "tip_timeout = \"120s\"")
+        .replace("127.0.0.1:3101", "127.0.0.1:3111");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
+    let backup = example.dir().join("nodekeeper.toml.bak");
+    assert_eq!(std::fs::read(&backup).unwrap(), original);
+    assert_eq!(mode(&file), mode_before);
+    assert_eq!(mode(&backup), mode_before);
+    assert!(edit_copies(example.dir()).is_empty());
+    assert_eq!(
+        snapshot(&example.nodes()),
+        nodes_before,
+        "the node configs are the daemon's to write"
+    );
+
+    let stdout = &output.stdout;
+    let node1 = example.nodes().join("node1/node1.json");
+    for line in [
+        format!(
+            "{}: replaced (the previous version is {})",
+            file.display(),
+            backup.display()
+        ),
+        format!("node1: rewrites {}", node1.display()),
+        format!("--- {} (on disk)", node1.display()),
+        "-        \"listen\": \"127.0.0.1:3101\"".to_string(),
+        "+        \"listen\": \"127.0.0.1:3111\"".to_string(),
+        "node configs up to date: node2".to_string(),
+        "--- settings (before)".to_string(),
+        "-tip_timeout = \"1m 30s\"".to_string(),
+        "+tip_timeout = \"2m\"".to_string(),
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in {output:?}");
+    }
+    assert!(!stdout.contains("pw-edit-5d2b") && !output.stderr.contains("pw-edit-5d2b"));
+
+    // What edit promised is what the daemon's files will become.
+    let diff = example.config(&["diff"], &[]).await;
+    assert!(
+        diff.stdout
+            .contains("+        \"listen\": \"127.0.0.1:3111\""),
+        "{diff:?}"
+    );
+}
+
+#[tokio::test]
+async fn config_edit_reopens_an_invalid_edit_with_its_problems_as_comments() {
+    let example = Example::new();
+    let file = example.config_file();
+    let original = std::fs::read_to_string(&file).unwrap();
+    let editor = Editor::new();
+    editor.on_call(1, "s/tip_timeout = \"90s\"/tip_timeout = \"0s\"/\n");
+    // The second call sees the problem on top and fixes the value.
+    editor.on_call(2, "s/tip_timeout = \"0s\"/tip_timeout = \"100s\"/\n");
+    let output = example.edit(&editor, &[]).await;
+    assert_eq!(output.code, 0, "{output:?}");
+    assert_eq!(editor.calls(), 2);
+    assert!(
+        output.stderr.contains(&format!(
+            "{}: 1 problem; reopening the editor",
+            file.display()
+        )),
+        "{output:?}"
+    );
+
+    let reopened = editor.seen(2);
+    let header: Vec<&str> = reopened
+        .lines()
+        .take_while(|line| line.starts_with("# nodekeeper:"))
+        .collect();
+    assert_eq!(
+        header[0],
+        format!(
+            "# nodekeeper: {} was not changed: this edit has 1 problem:",
+            file.display()
+        )
+    );
+    assert_eq!(
+        header[1],
+        format!(
+            "# nodekeeper:   {}: thresholds.tip_timeout: expected a positive duration, got 0",
+            file.display()
+        ),
+        "the problem names the file, not the copy"
+    );
+    assert!(
+        header
+            .iter()
+            .any(|line| line.contains("to abort, save this unchanged or empty")),
+        "{header:?}"
+    );
+    assert_eq!(
+        reopened
+            .lines()
+            .skip(header.len())
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+        original.replace("tip_timeout = \"90s\"", "tip_timeout = \"0s\""),
+        "below the header: the rejected attempt"
+    );
+
+    let now = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        now,
+        original.replace("tip_timeout = \"90s\"", "tip_timeout = \"100s\""),
+        "the header is gone"
+    );
+    assert!(edit_copies(example.dir()).is_empty());
+}
+
+#[tokio::test]
+async fn config_edit_abort_leaves_the_file_as_it_was() {
+    let example = Example::new();
+    let file = example.config_file();
+    let backup = example.dir().join("nodekeeper.toml.bak");
+
+    // Every file as it was (the directory's own mtime shows the copy made and removed beside
+    // the file).
+    let files = || {
+        let mut files = snapshot(example.dir());
+        files.remove(Path::new(""));
+        files
+    };
+
+    // No change at all: nothing is touched.
+    let before = files();
+    let editor = Editor::new();
+    let output = example.edit(&editor, &[]).await;
+    assert_eq!(output.code, 0, "{output:?}");
+    assert_eq!(
+        output.stdout.trim(),
+        format!("{}: no changes", file.display())
+    );
+    assert_eq!(files(), before);
+
+    // Emptied: aborted, nothing left behind.
+    let editor = Editor::new();
+    editor.on_call(1, "d\n");
+    let output = example.edit(&editor, &[]).await;
+    assert_eq!(output.code, 1, "{output:?}");
+    assert!(
+        output
+            .stderr
+            .contains("edit aborted (the copy was emptied)"),
+        "{output:?}"
+    );
+    assert_eq!(files(), before);
+
+    // Rejected, then saved again unchanged: aborted; the attempt is kept beside the file.
+    let original = std::fs::read(&file).unwrap();
+    let editor = Editor::new();
+    editor.on_call(1, "s/^url = .*/url = \"ftp:\\/\\/127.0.0.1:9001\"/\n");
+    let output = example.edit(&editor, &[]).await;
+    assert_eq!(output.code, 1, "{output:?}");
+    assert_eq!(editor.calls(), 2);
+    assert!(
+        editor.seen(2).contains("supervisor.url: "),
+        "{}",
+        editor.seen(2)
+    );
+    assert!(
+        output
+            .stderr
+            .contains("edit aborted (saved again unchanged)"),
+        "{output:?}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), original, "byte-identical");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        before[Path::new("nodekeeper.toml")].1
+    );
+    assert!(!backup.exists());
+    let copies = edit_copies(example.dir());
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(output.stderr.contains(&copies[0]), "{output:?}");
+    let kept = example.dir().join(&copies[0]);
+    assert_eq!(mode(&kept), 0o600);
+    assert!(
+        std::fs::read_to_string(&kept)
+            .unwrap()
+            .contains("url = \"ftp://127.0.0.1:9001\"")
+    );
+
+    // An editor that fails aborts too.
+    let editor = Editor::new();
+    let mut env = editor.env();
+    env[0].1 = "exit 3; :".to_string();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let output = example.config_of(&file, &["edit"], "x", &env).await;
+    assert_eq!(output.code, 1, "{output:?}");
+    assert!(output.stderr.contains("failed"), "{output:?}");
+    assert_eq!(std::fs::read(&file).unwrap(), original);
+    assert_eq!(edit_copies(example.dir()).len(), 1, "only the kept attempt");
+}
+
+impl JmanagerExample {
+    /// `nodekeeper config edit ARGS` on jmanager's pair with `editor`.
+    async fn edit(&self, editor: &Editor, args: &[&str]) -> Output {
+        let env = editor.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut command = nodekeeper(self.dir(), &env);
+        command
+            .args(["config", "edit"])
+            .args(args)
+            .arg("--jmanager-config")
+            .arg(self.dir().join("jmanager_config.json"))
+            .arg("--config-template")
+            .arg(self.dir().join("config_template.json"));
+        run(&mut command).await
+    }
+}
+
+#[tokio::test]
+async fn config_edit_edits_each_of_jmanagers_files_and_checks_them_together() {
+    let example = JmanagerExample::new();
+    let config_file = example.dir().join("jmanager_config.json");
+    std::fs::set_permissions(&config_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let editor = Editor::new();
+    editor.on_call(
+        1,
+        "s/\"tip_diff_threshold\": 7/\"tip_diff_threshold\": 9/\n",
+    );
+    let output = example.edit(&editor, &[]).await;
+    assert_eq!(output.code, 0, "{output:?}");
+    let text = std::fs::read_to_string(&config_file).unwrap();
+    assert!(text.contains("\"tip_diff_threshold\": 9"), "{text}");
+    assert!(example.dir().join("jmanager_config.json.bak").exists());
+    assert_eq!(
+        mode(&config_file),
+        0o600,
+        "jmanager's file holds the SMTP password inline: its owner's only"
+    );
+    assert!(
+        output
+            .stdout
+            .contains("-tip_diff_threshold = 7\n+tip_diff_threshold = 9\n"),
+        "{output:?}"
+    );
+    assert!(
+        !output.stdout.contains("<sender email account password>"),
+        "{output:?}"
+    );
+
+    // The template: an override of node_one no longer fits the edited template (a number
+    // becomes text), so the pair is rejected together; JSON has no comments, and the problem
+    // lines are stripped before the next check.
+    let template = example.dir().join("config_template.json");
+    let original = std::fs::read_to_string(&template).unwrap();
+    let editor = Editor::new();
+    editor.on_call(
+        1,
+        "s/\"max_connections\": 768/\"max_connections\": \"many\"/\n",
+    );
+    editor.on_call(
+        2,
+        "s/\"max_connections\": \"many\"/\"max_connections\": 700/\n",
+    );
+    let output = example.edit(&editor, &["--template"]).await;
+    assert_eq!(output.code, 0, "{output:?}");
+    assert_eq!(editor.calls(), 2);
+    let reopened = editor.seen(2);
+    assert!(reopened.starts_with("# nodekeeper: "), "{reopened}");
+    assert!(
+        reopened.contains(
+            "nodes[0].overrides.p2p.max_connections: changes the type of the template's value"
+        ),
+        "{reopened}"
+    );
+    let now = std::fs::read_to_string(&template).unwrap();
+    assert_eq!(
+        now,
+        original.replace("\"max_connections\": 768", "\"max_connections\": 700")
+    );
+    serde_json::from_str::<Value>(&now).expect("valid JSON");
+    assert_eq!(
+        std::fs::read_to_string(example.dir().join("config_template.json.bak")).unwrap(),
+        original
+    );
+    assert!(output.stdout.contains("node_two: rewrites "), "{output:?}");
+    assert!(output.stdout.contains("settings: no change"), "{output:?}");
+    assert!(edit_copies(example.dir()).is_empty());
+
+    // --template needs jmanager's pair.
+    let other = Example::new();
+    let output = other.edit(&Editor::new(), &["--template"]).await;
+    assert_eq!(output.code, 2, "{output:?}");
+}

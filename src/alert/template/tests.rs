@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::alert::context::{Alert, Facts};
-use crate::config::raw::RawTemplate;
+use crate::alert::settings::{InlineTemplate, TemplateSettings};
 use crate::events::Event;
 
 fn at() -> SystemTime {
@@ -29,12 +29,12 @@ fn restarted(node: &str, reason: &str, detail: &str) -> Event {
     }
 }
 
-fn inline(templates: &[(&str, &str, &str)]) -> RawEmail {
-    let mut raw = RawEmail::default();
+fn inline(templates: &[(&str, &str, &str)]) -> TemplateSettings {
+    let mut raw = TemplateSettings::default();
     for (name, subject, message) in templates {
-        raw.templates.insert(
+        raw.inline.insert(
             (*name).to_string(),
-            RawTemplate {
+            InlineTemplate {
                 subject: (*subject).to_string(),
                 message: (*message).to_string(),
             },
@@ -43,7 +43,7 @@ fn inline(templates: &[(&str, &str, &str)]) -> RawEmail {
     raw
 }
 
-fn problems(raw: &RawEmail) -> Vec<String> {
+fn problems(raw: &TemplateSettings) -> Vec<String> {
     match Templates::load(raw) {
         Ok(_) => Vec::new(),
         Err(problems) => problems
@@ -497,7 +497,7 @@ fn precedence_is_shipped_then_directory_then_inline_and_own_names_beat_jmanagers
     write("README.md", "not a template, ignored");
     write("restart_hung.txt~", "an editor's backup, ignored");
     let mut raw = inline(&[("restart_hung", "inline hung", "inline body")]);
-    raw.templates_dir = Some(dir.path().to_path_buf());
+    raw.dir = Some(dir.path().to_path_buf());
     let templates = Templates::load(&raw).expect("loads");
     let table = [
         (restarted("n", "crashed", ""), "dir crashed n", "dir body\n"),
@@ -536,9 +536,9 @@ fn directory_problems_name_the_file() {
         "restart_lag.txt",
         "Subject: {{node_name}} {{lag}}\n\nbody\n",
     );
-    let mut raw = RawEmail {
-        templates_dir: Some(dir.path().to_path_buf()),
-        ..RawEmail::default()
+    let mut raw = TemplateSettings {
+        dir: Some(dir.path().to_path_buf()),
+        ..TemplateSettings::default()
     };
     let found = problems(&raw);
     let path = |name: &str| dir.path().join(name).display().to_string();
@@ -567,7 +567,7 @@ fn directory_problems_name_the_file() {
         )),
         "{found:#?}"
     );
-    raw.templates_dir = Some(dir.path().join("missing"));
+    raw.dir = Some(dir.path().join("missing"));
     let found = problems(&raw);
     assert_eq!(found.len(), 1);
     assert!(

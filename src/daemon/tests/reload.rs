@@ -72,10 +72,7 @@ async fn a_valid_change_reaches_every_part() {
     let feed = daemon.rt.reference.as_ref().expect("a reference feed");
     assert_eq!(feed.source.url().as_str(), "http://127.0.0.1:9/other.json");
     assert!(daemon.rt.reporter.is_some());
-    assert_eq!(
-        daemon.rt.config.pooltool.raw.tip_url,
-        "http://127.0.0.1:9/tip"
-    );
+    assert_eq!(daemon.rt.config.pooltool.tip_url, "http://127.0.0.1:9/tip");
     assert_eq!(token(&shared), "second-token-0123456789");
 }
 
