@@ -29,7 +29,7 @@ use crate::policy::{
     self, Action, Observation, Outcome, PolicyConfig, PolicyState, ProgramSeen, ReferenceTip,
     Variant,
 };
-use crate::reference::{PoolToolSource, ReferenceTracker};
+use crate::pooltool::reference::{PoolToolSource, ReferenceTracker};
 use crate::restart_log::{RestartLog, RestartRow};
 use crate::status::{LastRestart, NodeLine, Snapshot};
 use crate::supervisor::Client;
@@ -211,7 +211,12 @@ struct ReferenceFeed {
     source: PoolToolSource,
     tracker: ReferenceTracker,
     fetch: Option<
-        oneshot::Receiver<Result<crate::reference::Reference, crate::reference::ReferenceError>>,
+        oneshot::Receiver<
+            Result<
+                crate::pooltool::reference::Reference,
+                crate::pooltool::reference::ReferenceError,
+            >,
+        >,
     >,
 }
 
@@ -343,6 +348,7 @@ impl Daemon {
                 &config.pooltool,
                 key_path,
                 config.thresholds.probe_timeout.max(Duration::from_secs(10)),
+                Arc::new(crate::chain::jormungandr::JormungandrBlocks::new()),
             )
         });
         let watcher = Watcher::new(source, &config);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nodekeeper::alert::{AlertWorker, Facts, SmtpMailer, Templates, WorkerOptions};
+use nodekeeper::backoff::ExponentialBackoff;
 use nodekeeper::config::model::{EmailSettings, Secret};
 use nodekeeper::config::raw::{RawEmail, SmtpSecurity};
 use nodekeeper::events::Event;
@@ -535,8 +536,12 @@ async fn a_server_that_is_down_is_retried_with_backoff_without_blocking_the_send
         Facts::test(),
         Arc::new(SystemClock),
         WorkerOptions {
-            first_retry: Duration::from_millis(300),
-            max_retry: Duration::from_secs(1),
+            retry: ExponentialBackoff::try_new(
+                Duration::from_millis(300),
+                Duration::from_secs(1),
+                0.0,
+            )
+            .expect("a valid backoff"),
             ..WorkerOptions::new(Duration::from_secs(900))
         },
     );
