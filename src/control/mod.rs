@@ -29,7 +29,7 @@ use crate::policy::{
     self, Action, Observation, Outcome, PolicyConfig, PolicyState, ProgramSeen, ReferenceTip,
     Variant,
 };
-use crate::pooltool::reference::{PoolToolSource, ReferenceTracker};
+use crate::pooltool::reference::{PoolToolSource, Reference, ReferenceError, ReferenceTracker};
 use crate::restart_log::{RestartLog, RestartRow};
 use crate::status::{LastRestart, NodeLine, Snapshot};
 use crate::supervisor::Client;
@@ -210,14 +210,7 @@ struct Outage {
 struct ReferenceFeed {
     source: PoolToolSource,
     tracker: ReferenceTracker,
-    fetch: Option<
-        oneshot::Receiver<
-            Result<
-                crate::pooltool::reference::Reference,
-                crate::pooltool::reference::ReferenceError,
-            >,
-        >,
-    >,
+    fetch: Option<oneshot::Receiver<Result<Reference, ReferenceError>>>,
 }
 
 /// The daemon's state between ticks.

@@ -100,3 +100,32 @@ fn slots_tracker_rules() {
     assert_eq!(tracker.decide(&c, t(7240)), SlotsDecision::Missed(7));
     assert_eq!(tracker.sent_epoch(), Some(5));
 }
+
+#[test]
+fn attempts_count_failures_and_how_long_it_has_been() {
+    let mut attempts = Attempts::default();
+    // Never attempted: any wait has passed.
+    assert!(attempts.waited(t(0), Duration::MAX));
+    assert_eq!(attempts.last(), None);
+    attempts.started(t(10));
+    assert!(!attempts.waited(t(14), Duration::from_secs(5)));
+    assert!(attempts.waited(t(15), Duration::from_secs(5)));
+    // A clock that stepped back: how long it has been is unknown, so the wait is over.
+    assert!(attempts.waited(t(5), Duration::from_secs(5)));
+    attempts.ended(false);
+    attempts.ended(false);
+    assert_eq!(attempts.consecutive_failures(), 2);
+    attempts.ended(true);
+    assert_eq!(attempts.consecutive_failures(), 0);
+    assert_eq!(attempts.last(), Some(t(10)));
+}
+
+#[test]
+fn a_zero_tip_interval_never_waits() {
+    // The configuration refuses it; the tracker still answers without a backoff.
+    let mut tracker = TipTracker::new(Duration::ZERO);
+    tracker.attempted(t(0));
+    tracker.record(t(0), 1, false);
+    assert_eq!(tracker.wait(), Duration::ZERO);
+    assert!(tracker.due(t(0), 1));
+}

@@ -89,3 +89,20 @@ fn key_files_are_written_once_and_private() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
+
+#[test]
+fn a_key_created_meanwhile_by_another_writer_is_the_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = key_file(dir.path(), "passphrase", 3);
+    // The other writer creates the file while this one makes its own text.
+    let kept = key_once(&path, || {
+        std::fs::write(&path, "theirs\n")?;
+        Ok("mine".to_string())
+    })
+    .unwrap();
+    assert_eq!(kept, "theirs");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "theirs\n");
+    // Once there, it is read, never made again.
+    let again = key_once(&path, || panic!("made twice")).unwrap();
+    assert_eq!(again, "theirs");
+}

@@ -226,6 +226,12 @@ fn tracker_reports_the_last_error_until_a_success() {
 
 #[test]
 fn tracker_survives_extreme_durations() {
+    // A zero refresh (refused by the configuration) retries at once, failures or not.
+    let mut tracker = ReferenceTracker::new(Duration::ZERO, Duration::ZERO);
+    tracker.record(t(0), failed());
+    tracker.record(t(0), failed());
+    assert_eq!(tracker.interval(), Duration::ZERO);
+    assert!(tracker.due(t(0)));
     let tracker = ReferenceTracker::new(Duration::MAX, Duration::MAX);
     assert!(tracker.due(t(0)));
     let mut tracker = ReferenceTracker::new(Duration::MAX, Duration::ZERO);
