@@ -1,5 +1,5 @@
-//! Short, safe descriptions for messages: the innermost cause of an error chain, the I/O error kind
-//! inside it, and quoted excerpts of foreign data (never a whole body, which could be huge or hold
+//! Short, safe descriptions for messages: an error with its causes on one line, the innermost cause
+//! of an error chain, the I/O error kind inside it, and quoted excerpts of foreign data (never a whole body, which could be huge or hold
 //! secrets).
 
 use std::error::Error;
@@ -25,6 +25,19 @@ pub fn innermost(error: &(dyn Error + 'static)) -> String {
         last = cause;
     }
     last.to_string()
+}
+
+/// `error` and each of its causes, outermost first, joined by `: ` (what `{:#}` of an
+/// `anyhow::Error` prints), for messages that are plain text.
+pub fn chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `text` quoted and cut to `limit` characters, with `…` when cut.
@@ -68,5 +81,7 @@ mod tests {
             Some(io::ErrorKind::ConnectionRefused)
         );
         assert_eq!(innermost(&error), "refused");
+        assert_eq!(chain(&error), "outer: refused");
+        assert_eq!(chain(&error.0), "refused");
     }
 }

@@ -1,7 +1,7 @@
 //! Time, the one module that reads the wall clock: the `Clock` trait (the shell asks it; the
 //! policy never reads a clock and gets `now` as an argument), the system clock, a clock that
-//! follows tokio's (paused) time for shell tests, and the RFC 3339 renderings every message and
-//! file uses. Monotonic timing uses `tokio::time::Instant` (clippy bans `std::time::Instant` and
+//! follows tokio's (paused) time for shell tests, and the RFC 3339 renderings every message, file
+//! and wire format uses. Monotonic timing uses `tokio::time::Instant` (clippy bans `std::time::Instant` and
 //! `SystemTime::now` everywhere else).
 
 use std::time::{Duration, SystemTime};
@@ -72,6 +72,14 @@ pub fn rfc3339_millis(time: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// RFC 3339 UTC with a numeric `+00:00` offset and the fraction only when it is not zero
+/// (`2020-05-08T23:18:35+00:00`), as Jormungandr writes the times of `/leaders/logs`: the slot
+/// lists committed to PoolTool, which mirror those entries.
+pub fn rfc3339_numeric_offset(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +89,9 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_052_347_974);
         assert_eq!(rfc3339(t), "2026-11-19T01:39:07Z");
         assert_eq!(rfc3339_millis(t), "2026-11-19T01:39:07.974Z");
+        assert_eq!(rfc3339_numeric_offset(t), "2026-11-19T01:39:07.974+00:00");
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_052_347);
+        assert_eq!(rfc3339_numeric_offset(whole), "2026-11-19T01:39:07+00:00");
         assert_eq!(
             from_unix(-1, 0),
             SystemTime::UNIX_EPOCH.checked_sub(Duration::from_secs(1))

@@ -23,21 +23,25 @@ use super::catalog::TemplateName;
 use super::context::{Alert, Facts};
 use super::mailer::{Mail, MailError, Mailer};
 use super::template::Templates;
+use crate::backoff::ExponentialBackoff;
 use crate::events::Event;
 use crate::time::Clock;
 
 /// How many events may wait in the channel before the daemon drops one (and logs it).
 pub const CHANNEL_CAPACITY: usize = 256;
 
+/// The default retry delays of a failed delivery: 10 s, doubling up to 10 min.
+pub const RETRY: ExponentialBackoff =
+    ExponentialBackoff::constant(Duration::from_secs(10), Duration::from_secs(600));
+
 /// The worker's knobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerOptions {
     /// The same alert is mailed at most once per window (`email.dedupe_window`).
     pub dedupe_window: Duration,
-    /// Delay before the first retry of a failed delivery; it doubles on each failure.
-    pub first_retry: Duration,
-    /// The longest delay between two attempts.
-    pub max_retry: Duration,
+    /// The delays between attempts of a failed delivery: the first retry after `retry.min()`,
+    /// doubling on each failure up to `retry.max()`.
+    pub retry: ExponentialBackoff,
     /// Attempts of one mail before it is dropped (logged as an error).
     pub max_attempts: u32,
     /// Mails waiting beyond this many (at least 2): the oldest not in flight is dropped (logged).
@@ -50,8 +54,7 @@ impl WorkerOptions {
     pub fn new(dedupe_window: Duration) -> WorkerOptions {
         WorkerOptions {
             dedupe_window,
-            first_retry: Duration::from_secs(10),
-            max_retry: Duration::from_secs(600),
+            retry: RETRY,
             max_attempts: 10,
             queue_limit: 100,
         }
@@ -59,8 +62,7 @@ impl WorkerOptions {
 
     /// The delay after the `failures`-th failed attempt (1-based).
     pub fn retry_delay(&self, failures: u32) -> Duration {
-        let factor = 1u32 << failures.saturating_sub(1).min(20);
-        self.first_retry.saturating_mul(factor).min(self.max_retry)
+        self.retry.delay(failures.saturating_sub(1))
     }
 }
 

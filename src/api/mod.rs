@@ -526,8 +526,8 @@ pub fn token(
         std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?;
     std::io::Read::read_exact(&mut random, &mut bytes).map_err(|e| format!("/dev/urandom: {e}"))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    crate::config::nodefile::write_file_if_changed(path, format!("{token}\n").as_bytes(), 0o600)
-        .map_err(|e| format!("cannot write {}: {e:?}", path.display()))?;
+    crate::files::write_if_changed(path, format!("{token}\n").as_bytes(), 0o600)
+        .map_err(|e| crate::describe::chain(&e))?;
     Ok(token)
 }
 

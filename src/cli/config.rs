@@ -3,7 +3,6 @@
 //! configuration is valid.
 
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -372,17 +371,18 @@ fn import_jmanager(source: &ConfigSourceArgs, output: Option<PathBuf>) -> Result
     match output {
         None => print!("{text}"),
         Some(path) => {
-            // The converted file may hold the SMTP password jmanager kept inline.
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| Failure::runtime(format!("cannot create {}: {e}", path.display())))?;
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", path.display())))?;
-            eprintln!("wrote {}", path.display());
+            // The converted file may hold the SMTP password jmanager kept inline: 0600, and an
+            // existing file is never replaced.
+            match crate::files::create_new(&path, text.as_bytes(), 0o600) {
+                Ok(crate::files::CreateOutcome::Created) => eprintln!("wrote {}", path.display()),
+                Ok(crate::files::CreateOutcome::Existed) => {
+                    return Err(Failure::runtime(format!(
+                        "cannot create {}: it exists already",
+                        path.display()
+                    )));
+                }
+                Err(e) => return Err(Failure::runtime(crate::describe::chain(&e))),
+            }
         }
     }
     Ok(0)

@@ -225,14 +225,14 @@ pub async fn run(source_args: &ConfigSourceArgs, args: EditArgs) -> Result<u8, F
     let new_mode = private(&with_copy(&source, target, &copy.path));
     let owner = Some((metadata.uid(), metadata.gid()));
     let backup = edit::backup_path(&target_file);
-    nodefile::write_atomic(&backup, &original_bytes, backup_mode, owner).map_err(|e| {
+    crate::files::replace(&backup, &original_bytes, backup_mode, owner).map_err(|e| {
         Failure::runtime(format!(
             "cannot keep the previous version as {}: {e}; {} was not changed",
             backup.display(),
             path.display()
         ))
     })?;
-    nodefile::write_atomic(&target_file, edited.as_bytes(), new_mode, owner).map_err(|e| {
+    crate::files::replace(&target_file, edited.as_bytes(), new_mode, owner).map_err(|e| {
         Failure::runtime(format!(
             "cannot replace {}: {e}; it was not changed",
             path.display()

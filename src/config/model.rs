@@ -18,11 +18,11 @@ use serde_json::Value;
 use super::error::{ConfigError, ConfigErrors};
 use super::load::{Env, Origins, load_raw};
 use super::merge;
-pub use super::raw::SlotsVerification;
 use super::raw::{
     RawConfig, RawEmail, RawLeadership, RawPeer, RawPoolTool, RawSupervisor, RawThresholds,
 };
 use crate::alert::{EmailSettings, Facts, InlineTemplate, TemplateSettings};
+pub use crate::pooltool::{PoolToolSettings, SlotsVerification};
 use crate::secret::Secret;
 use crate::supervisor::{Endpoint, SupervisorSettings};
 
@@ -122,39 +122,7 @@ impl Default for Thresholds {
     }
 }
 
-/// PoolTool settings (`[pooltool]`), with the ids read from their files and `key_path` resolved.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PoolToolSettings {
-    /// Use PoolTool at all (reference tip and reports).
-    pub enabled: bool,
-    /// Majority-max source (checked to be an http(s) URL).
-    pub status_url: String,
-    /// How often to fetch it.
-    pub status_refresh: Duration,
-    /// A reference older than this is ignored.
-    pub status_max_age: Duration,
-    /// `sharemytip` endpoint.
-    pub tip_url: String,
-    /// Minimum time between tip reports.
-    pub tip_interval: Duration,
-    /// `sendlogs` endpoint.
-    pub slots_url: String,
-    /// Time after the epoch start when slots are sent (window of 60 s).
-    pub send_slots_after: Duration,
-    /// How slot logs are verified.
-    pub slots_verification: SlotsVerification,
-    /// The gpg binary (gpg mode).
-    pub gpg: Option<PathBuf>,
-    /// Where per-epoch keys and hashes are kept (resolved); `None`: the daemon's default.
-    pub key_path: Option<PathBuf>,
-    /// PoolTool user id (UUID).
-    pub user_id: Option<String>,
-    /// The pool id (hex), from `pool_id` or `pool_id_file`.
-    pub pool_id: Option<String>,
-    /// The genesis hash, from `genesis_hash` or `genesis_hash_file`.
-    pub genesis_hash: Option<String>,
-}
-
+// The documented defaults are the file's (`raw`), so they are given here, where both are known.
 impl Default for PoolToolSettings {
     /// The documented defaults of `[pooltool]` (disabled, no ids).
     fn default() -> PoolToolSettings {

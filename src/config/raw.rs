@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration;
 pub use crate::alert::SmtpSecurity;
+pub use crate::pooltool::SlotsVerification;
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -204,18 +205,6 @@ impl Default for RawThresholds {
             all_down_stagger: Duration::from_secs(10),
         }
     }
-}
-
-/// How slot logs are verified when sent to PoolTool.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SlotsVerification {
-    /// Only the base keys.
-    None,
-    /// sha256 of this epoch's slots, and last epoch's slots in clear.
-    Hash,
-    /// Slots encrypted with gpg; last epoch's key in clear.
-    Gpg,
 }
 
 /// PoolTool.

@@ -20,7 +20,7 @@ use crate::chain::jormungandr::{self, LeaderSecret};
 use crate::config::{Config, NodeSettings, SupervisorSettings};
 use crate::policy::PolicyConfig;
 use crate::pooltool::Reporter;
-use crate::reference::{PoolToolSource, Reference, ReferenceError, ReferenceTracker};
+use crate::pooltool::reference::{PoolToolSource, Reference, ReferenceError, ReferenceTracker};
 use crate::supervisor::Supervisor;
 
 /// How the runtime's clients and adapters are made.
@@ -166,6 +166,7 @@ impl Runtime {
                 pooltool,
                 key_path,
                 config.thresholds.probe_timeout.max(Duration::from_secs(10)),
+                Arc::new(jormungandr::JormungandrBlocks::new()),
             )
         });
         let token = if options.dry_run || options.once {

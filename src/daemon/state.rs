@@ -40,9 +40,9 @@ pub fn save_holds(path: &Path, holds: &BTreeMap<String, Hold>) -> Result<(), Str
     };
     let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
     bytes.push(b'\n');
-    nodefile::write_file_if_changed(path, &bytes, 0o644)
+    crate::files::write_if_changed(path, &bytes, 0o644)
         .map(|_| ())
-        .map_err(|e| format!("cannot write {}: {e:?}", path.display()))
+        .map_err(|e| crate::describe::chain(&e))
 }
 
 /// Reads the persisted leadership memory (absent: empty; unreadable: an error naming the file).

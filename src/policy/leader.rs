@@ -120,10 +120,12 @@ impl LeaderMemory {
                 .or_insert((0, now));
             entry.0 = entry.0.saturating_add(1);
             // 2 s, 4 s, 8 s, ... at most a minute: another candidate is tried meanwhile.
-            let delay = Duration::from_secs(2)
-                .saturating_mul(1 << entry.0.saturating_sub(1).min(5))
-                .min(Duration::from_secs(60));
-            entry.1 = now + delay;
+            const PROMOTION_RETRY: crate::backoff::ExponentialBackoff =
+                crate::backoff::ExponentialBackoff::constant(
+                    Duration::from_secs(2),
+                    Duration::from_secs(60),
+                );
+            entry.1 = now + PROMOTION_RETRY.delay(entry.0.saturating_sub(1));
         }
         if self.requested.as_deref() == Some(to) {
             // The operator's request is answered, either way.

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::config::nodefile::{WriteFailure, WriteOutcome, write_file_if_changed};
+use crate::files::{self, WriteFailure, WriteOutcome};
 
 /// The mode of a generated supervisord file: it holds no secrets.
 pub const CONF_FILE_MODE: u32 = 0o644;
@@ -382,7 +382,7 @@ pub fn render_server_hints(
 }
 
 /// Writes each `(file name, text)` into `dir` as a file of mode 0644, atomically (see
-/// `config::nodefile::write_if_changed`), skipping files that already hold the text. Returns the
+/// `files::write_if_changed`), skipping files that already hold the text. Returns the
 /// paths written, in order. File names must end in `.conf` (supervisord's include pattern) and
 /// be plain names; all are checked before anything is written. `dir` must exist. Files of
 /// programs no longer generated are left alone.
@@ -410,17 +410,17 @@ pub fn write_dir(dir: &Path, files: &[(String, String)]) -> io::Result<Vec<PathB
     let mut written = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
-        match write_file_if_changed(&path, text.as_bytes(), CONF_FILE_MODE) {
+        match files::write_if_changed(&path, text.as_bytes(), CONF_FILE_MODE) {
             Ok(WriteOutcome::Written) => written.push(path),
             Ok(WriteOutcome::Unchanged) => {}
-            Err(failure) => return Err(write_error(&path, failure)),
+            Err(failure) => return Err(write_error(failure)),
         }
     }
     Ok(written)
 }
 
-/// An `io::Error` whose message names `path` and whose source is the cause.
-fn write_error(path: &Path, failure: WriteFailure) -> io::Error {
+/// An `io::Error` whose message names the file and whose source is the cause.
+fn write_error(failure: WriteFailure) -> io::Error {
     #[derive(Debug, thiserror::Error)]
     #[error("cannot {action} supervisord config {path}")]
     struct FileError {
@@ -429,8 +429,8 @@ fn write_error(path: &Path, failure: WriteFailure) -> io::Error {
         #[source]
         source: io::Error,
     }
-    let (action, source) = match failure {
-        WriteFailure::MissingDirectory { dir } => {
+    let (action, path, source) = match failure {
+        WriteFailure::MissingDirectory { path, dir } => {
             return io::Error::new(
                 io::ErrorKind::NotFound,
                 format!(
@@ -440,14 +440,14 @@ fn write_error(path: &Path, failure: WriteFailure) -> io::Error {
                 ),
             );
         }
-        WriteFailure::Read(source) => ("read", source),
-        WriteFailure::Write(source) => ("write", source),
+        WriteFailure::Read { path, source } => ("read", path, source),
+        WriteFailure::Write { path, source } => ("write", path, source),
     };
     io::Error::new(
         source.kind(),
         FileError {
             action,
-            path: path.to_path_buf(),
+            path,
             source,
         },
     )

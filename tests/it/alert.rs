@@ -13,6 +13,7 @@ use nodekeeper::alert::{
     AlertWorker, EmailSettings, Facts, SmtpMailer, SmtpSecurity, TemplateSettings, Templates,
     WorkerOptions,
 };
+use nodekeeper::backoff::ExponentialBackoff;
 use nodekeeper::events::Event;
 use nodekeeper::secret::Secret;
 use nodekeeper::time::SystemClock;
@@ -537,8 +538,12 @@ async fn a_server_that_is_down_is_retried_with_backoff_without_blocking_the_send
         Facts::test(),
         Arc::new(SystemClock),
         WorkerOptions {
-            first_retry: Duration::from_millis(300),
-            max_retry: Duration::from_secs(1),
+            retry: ExponentialBackoff::try_new(
+                Duration::from_millis(300),
+                Duration::from_secs(1),
+                0.0,
+            )
+            .expect("a valid backoff"),
             ..WorkerOptions::new(Duration::from_secs(900))
         },
     );

@@ -1,8 +1,10 @@
 //! The Jormungandr adapter: one [`Node`] per configured node implements the chain-neutral traits
 //! over REST API v0 (`probe`: node stats; `leaders`: the enclave's leader ids, promotion and
-//! demotion, leadership logs and chain settings), promoting with the pool's node secret
-//! (`secret`: the `--secret` YAML turned into the JSON body of `POST /leaders`).
+//! demotion, leadership logs and chain settings; `blocks`: a block's first bytes, for PoolTool's
+//! tip report), promoting with the pool's node secret (`secret`: the `--secret` YAML turned into
+//! the JSON body of `POST /leaders`).
 
+pub mod blocks;
 pub mod leaders;
 pub mod probe;
 pub mod secret;
@@ -19,6 +21,7 @@ use super::{
     Variant,
 };
 use crate::slots::{LeaderLog, SlotClock};
+pub use blocks::JormungandrBlocks;
 pub use leaders::LeaderApi;
 pub use probe::JormungandrProbe;
 pub use secret::LeaderSecret;
