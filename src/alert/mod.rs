@@ -29,7 +29,7 @@ pub use mailer::{Mail, MailError, Mailer};
 pub use settings::{EmailSettings, InlineTemplate, SmtpSecurity, TemplateSettings};
 pub use smtp::{SetupError, SmtpMailer};
 pub use template::{Rendered, TemplateProblem, Templates};
-pub use worker::{AlertWorker, Dedupe, Verdict, WorkerOptions};
+pub use worker::{AlertWorker, Dedupe, Reconfigure, Setup, Verdict, WorkerOptions};
 
 use crate::time::Clock;
 
@@ -59,6 +59,19 @@ pub enum StartError {
     Setup(#[from] SetupError),
 }
 
+/// The worker's setup of `email` (SMTP mailer, templates, dedupe window), rendering with
+/// `facts`: at start, and again on each reload.
+pub fn setup(email: &EmailSettings, facts: Facts) -> Result<Setup, StartError> {
+    let templates = Templates::load(&email.templates).map_err(StartError::Templates)?;
+    let mailer = SmtpMailer::try_new(email)?;
+    Ok(Setup::new(
+        mailer,
+        templates,
+        facts,
+        WorkerOptions::new(email.dedupe_window),
+    ))
+}
+
 /// Starts the alert worker of `email` (SMTP mailer, templates, dedupe window), rendering with
 /// `facts`.
 pub fn start(
@@ -66,15 +79,7 @@ pub fn start(
     facts: Facts,
     clock: Arc<dyn Clock>,
 ) -> Result<AlertWorker, StartError> {
-    let templates = Templates::load(&email.templates).map_err(StartError::Templates)?;
-    let mailer = SmtpMailer::try_new(email)?;
-    Ok(AlertWorker::spawn(
-        mailer,
-        templates,
-        facts,
-        clock,
-        WorkerOptions::new(email.dedupe_window),
-    ))
+    Ok(AlertWorker::start(setup(email, facts)?, clock))
 }
 
 /// Why `nodekeeper alert test` failed.

@@ -8,8 +8,14 @@
 //! deduplicated like the rest, and its end is mailed exactly when its start was, so the last mail
 //! about a supervisord always tells its current state; an outage whose start was suppressed and
 //! that still lasts when the window ends is mailed then.
+//!
+//! A reload reconfigures the running worker (`Reconfigure`): a new mailer, templates, facts and
+//! dedupe window take over; mails already queued stay queued (as rendered) and what was mailed
+//! stays counted.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,10 +72,89 @@ impl WorkerOptions {
     }
 }
 
+/// `Mailer` behind a pointer, so that a reload can put another one in place.
+trait AnyMailer: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        mail: &'a Mail,
+    ) -> Pin<Box<dyn Future<Output = Result<(), MailError>> + Send + 'a>>;
+}
+
+impl<M: Mailer> AnyMailer for M {
+    fn send<'a>(
+        &'a self,
+        mail: &'a Mail,
+    ) -> Pin<Box<dyn Future<Output = Result<(), MailError>> + Send + 'a>> {
+        Box::pin(Mailer::send(self, mail))
+    }
+}
+
+/// What the worker mails with: the mailer, the templates, the facts every template may use and
+/// the knobs. Built whole from the settings, at start and on each reload.
+pub struct Setup {
+    mailer: Arc<dyn AnyMailer>,
+    templates: Templates,
+    facts: Facts,
+    options: WorkerOptions,
+}
+
+impl Setup {
+    /// A setup of these parts.
+    pub fn new<M: Mailer>(
+        mailer: M,
+        templates: Templates,
+        facts: Facts,
+        options: WorkerOptions,
+    ) -> Setup {
+        Setup {
+            mailer: Arc::new(mailer),
+            templates,
+            facts,
+            options,
+        }
+    }
+
+    /// The knobs.
+    pub fn options(&self) -> &WorkerOptions {
+        &self.options
+    }
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("facts", &self.facts)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hands a new setup to the running worker (a reload). Never blocks.
+#[derive(Clone, Debug)]
+pub struct Reconfigure {
+    sender: mpsc::Sender<Setup>,
+}
+
+impl Reconfigure {
+    /// A handle and the receiving end a worker would hold (tests of the handle's users).
+    #[cfg(test)]
+    pub(crate) fn pair() -> (Reconfigure, mpsc::Receiver<Setup>) {
+        let (sender, receiver) = mpsc::channel(1);
+        (Reconfigure { sender }, receiver)
+    }
+
+    /// The worker takes `setup` for every mail from now on; false when the worker is gone or a
+    /// setup is already waiting (the caller tries again with the next change).
+    pub fn apply(&self, setup: Setup) -> bool {
+        self.sender.try_send(setup).is_ok()
+    }
+}
+
 /// The running worker: its event sender and its task.
 #[derive(Debug)]
 pub struct AlertWorker {
     sender: mpsc::Sender<Event>,
+    setups: mpsc::Sender<Setup>,
     task: JoinHandle<()>,
 }
 
@@ -82,32 +167,51 @@ impl AlertWorker {
         clock: Arc<dyn Clock>,
         options: WorkerOptions,
     ) -> AlertWorker {
+        AlertWorker::start(Setup::new(mailer, templates, facts, options), clock)
+    }
+
+    /// Starts the worker with `setup` on the current tokio runtime.
+    pub fn start(setup: Setup, clock: Arc<dyn Clock>) -> AlertWorker {
         let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        let (setups, setups_rx) = mpsc::channel(1);
         let state = State {
-            mailer: Arc::new(mailer),
-            templates,
-            facts,
+            mailer: setup.mailer,
+            templates: setup.templates,
+            facts: setup.facts,
             clock,
-            dedupe: Dedupe::new(options.dedupe_window),
-            options,
+            dedupe: Dedupe::new(setup.options.dedupe_window),
+            options: setup.options,
             queue: VecDeque::new(),
             next_attempt: Instant::now(),
             closing: false,
         };
-        let task = tokio::spawn(state.run(receiver));
-        AlertWorker { sender, task }
+        let task = tokio::spawn(state.run(receiver, setups_rx));
+        AlertWorker {
+            sender,
+            setups,
+            task,
+        }
     }
 
-    /// A sender for the daemon (`Daemon::with_events`); `try_send` on it returns at once.
+    /// A sender for the daemon; `try_send` on it returns at once.
     pub fn sender(&self) -> mpsc::Sender<Event> {
         self.sender.clone()
+    }
+
+    /// A handle to reconfigure the worker (a reload).
+    pub fn reconfigure(&self) -> Reconfigure {
+        Reconfigure {
+            sender: self.setups.clone(),
+        }
     }
 
     /// Stops taking events and tries each queued mail once more, for at most `grace`; what is
     /// still undelivered then is dropped. Every other sender must be dropped first (the worker
     /// runs until the channel closes).
     pub async fn finish(self, grace: Duration) {
-        let AlertWorker { sender, mut task } = self;
+        let AlertWorker {
+            sender, mut task, ..
+        } = self;
         drop(sender);
         if tokio::time::timeout(grace, &mut task).await.is_err() {
             warn!(
@@ -155,6 +259,11 @@ pub struct Dedupe {
 }
 
 impl Dedupe {
+    /// Mails of a kind are now at most one per `window` (a reload); what was mailed stays counted.
+    pub fn set_window(&mut self, window: Duration) {
+        self.window = window;
+    }
+
     /// Nothing mailed yet.
     pub fn new(window: Duration) -> Dedupe {
         Dedupe {
@@ -280,8 +389,8 @@ struct Queued {
     failures: u32,
 }
 
-struct State<M> {
-    mailer: Arc<M>,
+struct State {
+    mailer: Arc<dyn AnyMailer>,
     templates: Templates,
     facts: Facts,
     clock: Arc<dyn Clock>,
@@ -297,11 +406,12 @@ struct State<M> {
 enum Woken {
     Delivered(Result<(), MailError>),
     Event(Option<Event>),
+    Setup(Setup),
     Timer,
 }
 
-impl<M: Mailer> State<M> {
-    async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+impl State {
+    async fn run(mut self, mut events: mpsc::Receiver<Event>, mut setups: mpsc::Receiver<Setup>) {
         let mut in_flight: Option<JoinHandle<Result<(), MailError>>> = None;
         loop {
             let now = Instant::now();
@@ -330,6 +440,7 @@ impl<M: Mailer> State<M> {
             let woken = tokio::select! {
                 delivered = wait(&mut in_flight) => Woken::Delivered(delivered),
                 event = events.recv(), if !self.closing => Woken::Event(event),
+                Some(setup) = setups.recv() => Woken::Setup(setup),
                 () = sleep_until(wake) => Woken::Timer,
             };
             match woken {
@@ -338,6 +449,7 @@ impl<M: Mailer> State<M> {
                     self.delivered(outcome);
                 }
                 Woken::Event(Some(event)) => self.accept(&event),
+                Woken::Setup(setup) => self.reconfigure(setup),
                 Woken::Event(None) => {
                     self.closing = true;
                     self.next_attempt = Instant::now();
@@ -345,6 +457,17 @@ impl<M: Mailer> State<M> {
                 Woken::Timer => {}
             }
         }
+    }
+
+    fn reconfigure(&mut self, setup: Setup) {
+        info!("alerts: new settings in force");
+        self.mailer = setup.mailer;
+        self.templates = setup.templates;
+        self.facts = setup.facts;
+        self.dedupe.set_window(setup.options.dedupe_window);
+        self.options = setup.options;
+        // A mail waiting for a retry is tried with the new settings at once.
+        self.next_attempt = Instant::now();
     }
 
     fn accept(&mut self, event: &Event) {

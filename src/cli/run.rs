@@ -87,6 +87,7 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
             metrics: Arc::clone(&metrics),
             events: alerts.as_ref().map(|worker| worker.sender()),
             token: Arc::clone(&token),
+            alerts: alerts.as_ref().map(|worker| worker.reconfigure()),
         },
     )
     .map_err(|e| Failure::usage(e.to_string()))?;

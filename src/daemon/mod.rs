@@ -98,6 +98,8 @@ pub struct Outputs {
     pub events: Option<mpsc::Sender<Report>>,
     /// The API token, shared with the API (a reload may change it).
     pub token: Arc<RwLock<String>>,
+    /// The alert worker, to reconfigure on a reload.
+    pub alerts: Option<crate::alert::Reconfigure>,
 }
 
 impl Outputs {
@@ -158,6 +160,8 @@ pub struct Setup {
     pub events: Option<mpsc::Sender<Report>>,
     /// The API token cell shared with the API.
     pub token: Arc<RwLock<String>>,
+    /// The alert worker's reconfiguration handle.
+    pub alerts: Option<crate::alert::Reconfigure>,
 }
 
 impl Daemon {
@@ -175,6 +179,7 @@ impl Daemon {
             metrics,
             events,
             token,
+            alerts,
         } = setup;
         let log = if options.dry_run {
             None
@@ -246,6 +251,7 @@ impl Daemon {
                 metrics,
                 events,
                 token,
+                alerts,
             },
             done: false,
         };

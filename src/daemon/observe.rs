@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::backoff::ExponentialBackoff;
 use crate::chain::{ChainNode, NodeStatus, ProbeError};
 use crate::events::Event;
 use crate::policy::{LeaderView, NodeObservation, ProgramSeen, ProgramView};
@@ -359,6 +360,17 @@ async fn leader_views(
     (chain_time, all_logs)
 }
 
+/// How long to wait before asking an unreachable supervisord again: two ticks, doubling with
+/// each failure, at most `MAX_SUPERVISOR_BACKOFF`.
+fn retry_backoff(tick: Duration) -> ExponentialBackoff {
+    let first = tick
+        .saturating_mul(2)
+        .clamp(Duration::from_millis(1), MAX_SUPERVISOR_BACKOFF);
+    ExponentialBackoff::try_new(first, MAX_SUPERVISOR_BACKOFF, 0.0).unwrap_or(
+        ExponentialBackoff::constant(MAX_SUPERVISOR_BACKOFF, MAX_SUPERVISOR_BACKOFF),
+    )
+}
+
 /// One supervisord that does not answer.
 struct Outage {
     since: SystemTime,
@@ -422,9 +434,7 @@ impl Outages {
                         }
                     });
                     outage.failures = outage.failures.saturating_add(1);
-                    let backoff = tick
-                        .saturating_mul(1u32 << outage.failures.min(8))
-                        .min(MAX_SUPERVISOR_BACKOFF);
+                    let backoff = retry_backoff(tick).delay(outage.failures - 1);
                     outage.retry_at = tokio::time::Instant::now() + backoff;
                     debug!(supervisor = %name, failures = outage.failures, "retrying in {backoff:?}: {error}");
                 }

@@ -1,6 +1,6 @@
 //! Hot reload, all or nothing: every couple of seconds the configuration's files are checked; a
 //! changed and valid configuration becomes a whole new `Runtime` (clients, adapters and leader
-//! secret, policy settings, PoolTool reporter and reference feed, API token), swapped in only when
+//! secret, policy settings, PoolTool reporter and reference feed, alert settings, API token), swapped in only when
 //! every part was built; anything rejected (an invalid file, a part that cannot be built) is
 //! logged with every problem and leaves every part as it was. Node configs that changed are
 //! rewritten; running nodes are not restarted for it.
@@ -120,6 +120,13 @@ impl Daemon {
             && let Ok(mut cell) = self.out.token.write()
         {
             cell.clone_from(token);
+        }
+        if let (Some(setup), Some(alerts)) = (next.alerts.take(), &self.out.alerts)
+            && !alerts.apply(setup)
+        {
+            warn!(
+                "the alert worker did not take the new [email] settings; they apply at the next change"
+            );
         }
         self.rt = next;
         let configured = |name: &str| self.rt.supervisors.contains_key(name);

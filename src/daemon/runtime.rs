@@ -1,6 +1,7 @@
 //! Everything the daemon builds from a configuration, built whole or not at all: the supervisord
 //! clients, one chain adapter per node (with the pool's leader secret when leadership is on), the
-//! policy's settings, the PoolTool reporter and reference feed, and the API token. A reload builds
+//! policy's settings, the PoolTool reporter and reference feed, the alert worker's setup (mailer,
+//! templates, dedupe window) and the API token. A reload builds
 //! a new `Runtime` and swaps it in only when every part was built (`reload`), so a rejected change
 //! leaves every part as it was.
 //!
@@ -15,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::RunOptions;
+use crate::alert;
 use crate::chain::ChainNode;
 use crate::chain::jormungandr::{self, LeaderSecret};
 use crate::config::{Config, NodeSettings, SupervisorSettings};
@@ -94,6 +96,9 @@ pub struct Runtime {
     pub reference: Option<ReferenceFeed>,
     /// The API token (none in a dry run or with `--once`, which serve no API).
     pub token: Option<String>,
+    /// The alert worker's setup (`email.enabled`, not in a dry run), handed to the worker when a
+    /// reload swaps this runtime in.
+    pub alerts: Option<alert::Setup>,
 }
 
 impl Runtime {
@@ -180,6 +185,17 @@ impl Runtime {
                 }
             }
         };
+        let alerts = if config.email.enabled && !options.dry_run {
+            match alert::setup(&config.email, config.alert_facts()) {
+                Ok(setup) => Some(setup),
+                Err(e) => {
+                    problems.push(format!("email: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -191,6 +207,7 @@ impl Runtime {
             reporter,
             reference,
             token,
+            alerts,
         })
     }
 }

@@ -632,6 +632,7 @@ impl Pool {
         let snapshot = Arc::new(RwLock::new(Snapshot::default()));
         let token = Arc::new(RwLock::new(String::new()));
         let (events_tx, events) = mpsc::channel(256);
+        let (alerts, setups) = crate::alert::Reconfigure::pair();
         let daemon = Daemon::new(
             self.config(),
             Setup {
@@ -644,6 +645,7 @@ impl Pool {
                 metrics: Arc::new(Metrics::new()),
                 events: Some(events_tx),
                 token: Arc::clone(&token),
+                alerts: Some(alerts),
             },
         )
         .expect("the daemon starts");
@@ -654,6 +656,7 @@ impl Pool {
                 token,
                 events: Mutex::new(events),
                 seen: Mutex::new(Vec::new()),
+                setups: Mutex::new(setups),
             },
         )
     }
@@ -709,6 +712,7 @@ pub struct Shared {
     pub token: Arc<RwLock<String>>,
     events: Mutex<mpsc::Receiver<Event>>,
     seen: Mutex<Vec<Event>>,
+    setups: Mutex<mpsc::Receiver<crate::alert::Setup>>,
 }
 
 impl Shared {
@@ -720,6 +724,16 @@ impl Shared {
             seen.push(event);
         }
         seen.clone()
+    }
+
+    /// The alert setup the daemon handed over last (a reload), if any since the last call.
+    pub fn alert_setup(&self) -> Option<crate::alert::Setup> {
+        let mut setups = self.setups.lock().unwrap();
+        let mut last = None;
+        while let Ok(setup) = setups.try_recv() {
+            last = Some(setup);
+        }
+        last
     }
 
     /// The snapshot's line of `node`: program state, whether held, busy, leader.

@@ -22,6 +22,15 @@ fn pool() -> Pool {
                 "genesis_hash": "cd",
                 "status_url": "http://127.0.0.1:9/stats.json",
             },
+            "email": {
+                "enabled": true,
+                "smtp_server": "127.0.0.1",
+                "port": 2525,
+                "security": "plain",
+                "from": "nodekeeper@example.org",
+                "to": ["ops@example.org"],
+                "dedupe_window": "15m",
+            },
         }),
     )
 }
@@ -54,7 +63,9 @@ async fn a_valid_change_reaches_every_part() {
         "leadership": {"secret_file": "secret2.yaml", "switch_margin": 5},
         "pooltool": {"status_url": "http://127.0.0.1:9/other.json", "tip_url": "http://127.0.0.1:9/tip"},
         "api": {"token": "second-token-0123456789"},
+        "email": {"dedupe_window": "5m"},
     }));
+    assert!(shared.alert_setup().is_none());
     daemon.on_reload();
     // Clients and adapters (with the new secret) are built anew ...
     assert_eq!(
@@ -74,6 +85,11 @@ async fn a_valid_change_reaches_every_part() {
     assert!(daemon.rt.reporter.is_some());
     assert_eq!(daemon.rt.config.pooltool.tip_url, "http://127.0.0.1:9/tip");
     assert_eq!(token(&shared), "second-token-0123456789");
+    // The alert worker was handed its new settings.
+    let alerts = shared
+        .alert_setup()
+        .expect("the alert worker is reconfigured");
+    assert_eq!(alerts.options().dedupe_window, Duration::from_secs(300));
 }
 
 #[tokio::test(start_paused = true)]
@@ -117,6 +133,10 @@ async fn an_invalid_file_or_a_part_that_cannot_be_built_changes_nothing() {
     for (name, client) in &supervisors {
         assert!(Arc::ptr_eq(client, &daemon.rt.supervisors[name]));
     }
+    assert!(
+        shared.alert_setup().is_none(),
+        "the alert worker was reconfigured"
+    );
     let events = shared.events();
     assert!(
         matches!(events.last(), Some(Event::ConfigReloadRejected { errors }) if errors.contains("cannot build")),
