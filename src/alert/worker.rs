@@ -406,7 +406,7 @@ struct State {
 enum Woken {
     Delivered(Result<(), MailError>),
     Event(Option<Event>),
-    Setup(Setup),
+    Setup(Box<Setup>),
     Timer,
 }
 
@@ -440,7 +440,7 @@ impl State {
             let woken = tokio::select! {
                 delivered = wait(&mut in_flight) => Woken::Delivered(delivered),
                 event = events.recv(), if !self.closing => Woken::Event(event),
-                Some(setup) = setups.recv() => Woken::Setup(setup),
+                Some(setup) = setups.recv() => Woken::Setup(Box::new(setup)),
                 () = sleep_until(wake) => Woken::Timer,
             };
             match woken {
@@ -449,7 +449,7 @@ impl State {
                     self.delivered(outcome);
                 }
                 Woken::Event(Some(event)) => self.accept(&event),
-                Woken::Setup(setup) => self.reconfigure(setup),
+                Woken::Setup(setup) => self.reconfigure(*setup),
                 Woken::Event(None) => {
                     self.closing = true;
                     self.next_attempt = Instant::now();

@@ -26,6 +26,13 @@ use serde_json::Value;
 
 use crate::slots::{LeaderLog, SlotClock};
 
+/// What the configuration resolves for one node's chain adapter: each adapter owns its settings.
+#[derive(Clone, Debug)]
+pub enum ChainSettings {
+    /// A Jormungandr node (REST API v0).
+    Jormungandr(jormungandr::Settings),
+}
+
 /// A boxed future, so that the adapter traits stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -261,9 +261,9 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
             }
             let pick = |node: &crate::config::NodeSettings| {
                 if default {
-                    node.fallback_config.clone()
+                    node.jormungandr().fallback_config.clone()
                 } else {
-                    node.config.clone()
+                    node.jormungandr().config.clone()
                 }
             };
             let value = match node {
@@ -282,13 +282,13 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
         ConfigCommand::Diff { node } => {
             let mut out = std::io::stdout().lock();
             for node in selected(&config, node.as_deref())? {
-                match nodefile::diff(&node.config_path, &node.config) {
+                match nodefile::diff(&node.jormungandr().config_path, &node.jormungandr().config) {
                     Ok(None) => {
                         let _ = writeln!(
                             out,
                             "{}: {} is up to date",
                             node.name,
-                            node.config_path.display()
+                            node.jormungandr().config_path.display()
                         );
                     }
                     Ok(Some(diff)) => {
@@ -301,13 +301,20 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
         }
         ConfigCommand::Write { node } => {
             for node in selected(&config, node.as_deref())? {
-                let outcome = nodefile::write_if_changed(&node.config_path, &node.config)
-                    .map_err(|e| Failure::runtime(e.to_string()))?;
+                let outcome = nodefile::write_if_changed(
+                    &node.jormungandr().config_path,
+                    &node.jormungandr().config,
+                )
+                .map_err(|e| Failure::runtime(e.to_string()))?;
                 let words = match outcome {
                     nodefile::WriteOutcome::Written => "written",
                     nodefile::WriteOutcome::Unchanged => "unchanged",
                 };
-                println!("{}: {} {words}", node.name, node.config_path.display());
+                println!(
+                    "{}: {} {words}",
+                    node.name,
+                    node.jormungandr().config_path.display()
+                );
             }
             Ok(0)
         }

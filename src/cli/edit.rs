@@ -333,10 +333,14 @@ fn print_changes(before: &Effective, after: &Effective) {
     println!("when the running daemon reloads it:");
     let mut up_to_date = Vec::new();
     for node in &config.nodes {
-        match nodefile::diff(&node.config_path, &node.config) {
+        match nodefile::diff(&node.jormungandr().config_path, &node.jormungandr().config) {
             Ok(None) => up_to_date.push(node.name.as_str()),
             Ok(Some(diff)) => {
-                println!("{}: rewrites {}", node.name, node.config_path.display());
+                println!(
+                    "{}: rewrites {}",
+                    node.name,
+                    node.jormungandr().config_path.display()
+                );
                 print!("{diff}");
             }
             Err(e) => println!("{}: {e}", node.name),

@@ -30,11 +30,8 @@ pub struct SupervisorConfArgs {
 
 /// The program of one node: its binary with its generated config and extra arguments.
 pub fn node_program(node: &NodeSettings) -> ProgramSpec {
-    let mut command = vec![
-        node.binary.to_string_lossy().into_owned(),
-        "--config".to_string(),
-        node.config_path.to_string_lossy().into_owned(),
-    ];
+    let mut command = vec![node.binary.to_string_lossy().into_owned()];
+    command.extend(node.jormungandr().config_args());
     command.extend(node.args.iter().cloned());
     let mut spec = ProgramSpec::node(
         &node.program,

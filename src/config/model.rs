@@ -22,6 +22,8 @@ use super::raw::{
     RawConfig, RawEmail, RawLeadership, RawPeer, RawPoolTool, RawSupervisor, RawThresholds,
 };
 use crate::alert::{EmailSettings, Facts, InlineTemplate, TemplateSettings};
+use crate::chain::ChainSettings;
+use crate::chain::jormungandr;
 pub use crate::pooltool::{PoolToolSettings, SlotsVerification};
 use crate::secret::Secret;
 use crate::supervisor::{Endpoint, SupervisorSettings};
@@ -38,22 +40,14 @@ pub struct NodeSettings {
     pub program: String,
     /// Which supervisord (a key of `Config::supervisors`).
     pub supervisor: String,
-    /// REST API base, e.g. `http://127.0.0.1:3101/api` (calls go to `{rest_url}/v0/...`).
-    pub rest_url: reqwest::Url,
     /// The node's directory.
     pub node_dir: PathBuf,
-    /// Where its generated config is written.
-    pub config_path: PathBuf,
     /// The binary it runs.
     pub binary: PathBuf,
     /// The version name, when chosen from `[versions]`.
     pub version: Option<String>,
-    /// The template it is generated from.
-    pub template_path: PathBuf,
-    /// The normal config: template merged with the overrides.
-    pub config: Value,
-    /// The default (fallback) config: the normal one with the default trusted peers.
-    pub fallback_config: Value,
+    /// What its chain adapter needs (its API, its generated config).
+    pub chain: ChainSettings,
     /// Extra arguments of the node binary.
     pub args: Vec<String>,
     /// supervisord `startsecs`.
@@ -187,17 +181,10 @@ pub struct Config {
 }
 
 impl NodeSettings {
-    /// The node boots as a leader: `--secret` among its arguments, or `secret_files` in its
-    /// config. It can come up holding the pool's key without nodekeeper promoting it.
-    pub fn boots_with_secret(&self) -> bool {
-        self.args
-            .iter()
-            .any(|arg| arg == "--secret" || arg.starts_with("--secret="))
-            || self
-                .config
-                .get("secret_files")
-                .and_then(Value::as_array)
-                .is_some_and(|files| !files.is_empty())
+    /// Its Jormungandr settings (the one chain so far).
+    pub fn jormungandr(&self) -> &jormungandr::Settings {
+        let ChainSettings::Jormungandr(settings) = &self.chain;
+        settings
     }
 }
 
@@ -706,7 +693,8 @@ impl Validator<'_, '_> {
             };
             let Some(rest_url) = rest_url else { continue };
             if let Some(other) = nodes.iter().find(|other| {
-                other.supervisor == supervisor && same_port(&other.rest_url, &rest_url)
+                other.supervisor == supervisor
+                    && same_port(&other.jormungandr().rest_url, &rest_url)
             }) {
                 self.error(
                     &key("rest_url"),
@@ -734,18 +722,22 @@ impl Validator<'_, '_> {
                 .as_ref()
                 .map(|dir| self.resolve(dir))
                 .unwrap_or_else(|| node_dir.clone());
+            let args = node.args.clone().unwrap_or_else(|| defaults.args.clone());
             nodes.push(NodeSettings {
                 name: node.name.clone(),
                 program,
                 supervisor,
-                rest_url,
-                config_path,
                 binary,
                 version,
-                template_path,
-                config,
-                fallback_config,
-                args: node.args.clone().unwrap_or_else(|| defaults.args.clone()),
+                chain: ChainSettings::Jormungandr(jormungandr::Settings {
+                    rest_url,
+                    template_path,
+                    config_path,
+                    boots_with_secret: jormungandr::Settings::boots_with_secret(&args, &config),
+                    config,
+                    fallback_config,
+                }),
+                args,
                 startsecs: defaults.startsecs,
                 stopwaitsecs: defaults.stopwaitsecs,
                 log_file: log_dir.join(format!("{}.log", node.name)),

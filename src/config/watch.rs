@@ -81,7 +81,12 @@ fn files_of(source: &ConfigSource, config: Option<&Config>) -> Vec<PathBuf> {
         ConfigSource::Jmanager { config, template } => vec![config.clone(), template.clone()],
     };
     if let Some(config) = config {
-        files.extend(config.nodes.iter().map(|node| node.template_path.clone()));
+        files.extend(
+            config
+                .nodes
+                .iter()
+                .map(|node| node.jormungandr().template_path.clone()),
+        );
     }
     files.sort();
     files.dedup();

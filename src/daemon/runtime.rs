@@ -19,8 +19,8 @@ use super::RunOptions;
 use crate::alert;
 use crate::chain::ChainNode;
 use crate::chain::jormungandr::{self, LeaderSecret};
-use crate::config::{Config, NodeSettings, SupervisorSettings};
-use crate::policy::PolicyConfig;
+use crate::config::{Config, NodeSettings, PoolToolSettings, SupervisorSettings, Thresholds};
+use crate::policy::{LeaderConfig, PolicyConfig};
 use crate::pooltool::Reporter;
 use crate::pooltool::reference::{PoolToolSource, Reference, ReferenceError, ReferenceTracker};
 use crate::supervisor::Supervisor;
@@ -55,18 +55,63 @@ impl Parts for RealParts {
         node: &NodeSettings,
         secret: Option<Arc<LeaderSecret>>,
     ) -> Result<Arc<dyn ChainNode>, String> {
-        Ok(Arc::new(jormungandr::Node::new(spec(node), secret)))
+        Ok(Arc::new(jormungandr::Node::new(
+            node.jormungandr().clone(),
+            secret,
+        )))
     }
 }
 
-/// What the Jormungandr adapter needs of a configured node.
-pub fn spec(node: &NodeSettings) -> jormungandr::NodeSpec {
-    jormungandr::NodeSpec {
-        rest_url: node.rest_url.clone(),
-        boots_with_secret: node.boots_with_secret(),
-        config_path: node.config_path.clone(),
-        config: node.config.clone(),
-        fallback_config: node.fallback_config.clone(),
+/// The policy's view of `config`: its thresholds, and leadership with which nodes boot holding
+/// the key (as their chain adapters say).
+pub fn policy_config(
+    config: &Config,
+    nodes: &BTreeMap<String, Arc<dyn ChainNode>>,
+) -> PolicyConfig {
+    let mut policy = thresholds(&config.thresholds, config.pooltool.status_max_age);
+    let l = &config.leadership;
+    let t = &config.thresholds;
+    policy.leader = LeaderConfig {
+        enabled: l.enabled,
+        switch_margin: l.switch_margin,
+        slot_window: l.slot_window,
+        refresh_min_gap: l.schedule_refresh_min_gap,
+        // A window is near when it begins before the next tick has observed and acted.
+        lookahead: t.tick_interval.saturating_mul(2) + t.probe_timeout,
+        schedule_settle: config.pooltool.send_slots_after,
+        boots_with_secret: nodes
+            .iter()
+            .filter(|(_, adapter)| adapter.boots_producing())
+            .map(|(name, _)| name.clone())
+            .collect(),
+    };
+    policy.nodes = config.nodes.iter().map(|node| node.name.clone()).collect();
+    policy
+}
+
+fn thresholds(t: &Thresholds, reference_max_age: Duration) -> PolicyConfig {
+    PolicyConfig {
+        api_failures: t.api_failures,
+        tip_timeout: t.tip_timeout,
+        tip_diff_threshold: t.tip_diff_threshold,
+        bootstrap_timeout: t.bootstrap_timeout,
+        boot_grace: t.boot_grace,
+        max_restarts: t.max_restarts,
+        restart_window: t.restart_window,
+        all_down_stagger: t.all_down_stagger,
+        reference_max_age,
+        leader: LeaderConfig::default(),
+        nodes: Vec::new(),
+    }
+}
+
+impl Default for PolicyConfig {
+    /// The documented defaults of `[thresholds]` and `pooltool.status_max_age`.
+    fn default() -> PolicyConfig {
+        thresholds(
+            &Thresholds::default(),
+            PoolToolSettings::default().status_max_age,
+        )
     }
 }
 
@@ -201,7 +246,7 @@ impl Runtime {
         }
         Ok(Runtime {
             config: Arc::new(config.clone()),
-            policy: PolicyConfig::from_config(config),
+            policy: policy_config(config, &nodes),
             supervisors,
             nodes,
             reporter,

@@ -172,7 +172,7 @@ impl Daemon {
             .max_by_key(|(height, _, _)| *height)
             .and_then(|(_, seen, status)| {
                 self.rt.config.node(&seen.name).map(|settings| TipInput {
-                    rest_url: settings.rest_url.clone(),
+                    rest_url: settings.jormungandr().rest_url.clone(),
                     status: status.clone(),
                 })
             });

@@ -68,59 +68,6 @@ pub struct PolicyConfig {
     pub nodes: Vec<String>,
 }
 
-impl PolicyConfig {
-    /// The policy's view of the configuration.
-    pub fn from_config(config: &crate::config::Config) -> PolicyConfig {
-        let mut policy =
-            PolicyConfig::from_parts(&config.thresholds, config.pooltool.status_max_age);
-        let l = &config.leadership;
-        let t = &config.thresholds;
-        policy.leader = LeaderConfig {
-            enabled: l.enabled,
-            switch_margin: l.switch_margin,
-            slot_window: l.slot_window,
-            refresh_min_gap: l.schedule_refresh_min_gap,
-            // A window is near when it begins before the next tick has observed and acted.
-            lookahead: t.tick_interval.saturating_mul(2) + t.probe_timeout,
-            schedule_settle: config.pooltool.send_slots_after,
-            boots_with_secret: config
-                .nodes
-                .iter()
-                .filter(|node| node.boots_with_secret())
-                .map(|node| node.name.clone())
-                .collect(),
-        };
-        policy.nodes = config.nodes.iter().map(|node| node.name.clone()).collect();
-        policy
-    }
-
-    fn from_parts(t: &crate::config::Thresholds, reference_max_age: Duration) -> Self {
-        PolicyConfig {
-            api_failures: t.api_failures,
-            tip_timeout: t.tip_timeout,
-            tip_diff_threshold: t.tip_diff_threshold,
-            bootstrap_timeout: t.bootstrap_timeout,
-            boot_grace: t.boot_grace,
-            max_restarts: t.max_restarts,
-            restart_window: t.restart_window,
-            all_down_stagger: t.all_down_stagger,
-            reference_max_age,
-            leader: LeaderConfig::default(),
-            nodes: Vec::new(),
-        }
-    }
-}
-
-impl Default for PolicyConfig {
-    /// The documented defaults of `[thresholds]` and `pooltool.status_max_age`.
-    fn default() -> PolicyConfig {
-        PolicyConfig::from_parts(
-            &crate::config::Thresholds::default(),
-            crate::config::PoolToolSettings::default().status_max_age,
-        )
-    }
-}
-
 /// What supervisord says about a node's program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgramView {

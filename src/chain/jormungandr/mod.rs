@@ -26,25 +26,48 @@ pub use leaders::LeaderApi;
 pub use probe::JormungandrProbe;
 pub use secret::LeaderSecret;
 
-/// What the adapter needs of one Jormungandr node.
+/// What the adapter knows of one Jormungandr node, as the configuration resolves it.
 #[derive(Clone, Debug)]
-pub struct NodeSpec {
-    /// The REST API base, e.g. `http://127.0.0.1:3101/api`.
+pub struct Settings {
+    /// The REST API base, e.g. `http://127.0.0.1:3101/api` (calls go to `{rest_url}/v0/...`).
     pub rest_url: Url,
-    /// It boots as a leader: `--secret` among its arguments or `secret_files` in its config.
-    pub boots_with_secret: bool,
+    /// The template its config is generated from.
+    pub template_path: PathBuf,
     /// Where its generated config is written.
     pub config_path: PathBuf,
-    /// The normal config (template + overrides).
+    /// The normal config: the template merged with the node's overrides.
     pub config: Value,
-    /// The fallback config (the default trusted peers).
+    /// The fallback config: the normal one with the default trusted peers.
     pub fallback_config: Value,
+    /// It boots as a leader: `--secret` among its arguments or `secret_files` in its config.
+    pub boots_with_secret: bool,
+}
+
+impl Settings {
+    /// Whether a node run with `args` and `config` boots holding the pool's key: `--secret`
+    /// among its arguments, or `secret_files` in its config.
+    pub fn boots_with_secret(args: &[String], config: &Value) -> bool {
+        args.iter()
+            .any(|arg| arg == "--secret" || arg.starts_with("--secret="))
+            || config
+                .get("secret_files")
+                .and_then(Value::as_array)
+                .is_some_and(|files| !files.is_empty())
+    }
+
+    /// The node program's arguments before the operator's: its generated config.
+    pub fn config_args(&self) -> Vec<String> {
+        vec![
+            "--config".to_string(),
+            self.config_path.to_string_lossy().into_owned(),
+        ]
+    }
 }
 
 /// One Jormungandr node. Clients are shared between nodes (cheap clones of one connection
 /// setting); the secret is the pool's, present when nodekeeper manages the leader key.
 pub struct Node {
-    spec: NodeSpec,
+    spec: Settings,
     probe: JormungandrProbe,
     leaders: LeaderApi,
     secret: Option<Arc<LeaderSecret>>,
@@ -52,7 +75,7 @@ pub struct Node {
 
 impl Node {
     /// The node of `spec`; with `secret`, its leader control and schedule are served.
-    pub fn new(spec: NodeSpec, secret: Option<Arc<LeaderSecret>>) -> Node {
+    pub fn new(spec: Settings, secret: Option<Arc<LeaderSecret>>) -> Node {
         Node {
             spec,
             probe: JormungandrProbe::new(),

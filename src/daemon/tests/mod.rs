@@ -490,7 +490,7 @@ impl Parts for FakeParts {
         self.builds.push(format!(
             "node {} {} {}",
             node.name,
-            node.rest_url,
+            node.jormungandr().rest_url,
             match &secret {
                 Some(secret) => format!("secret {}", secret.identity()),
                 None => "no secret".into(),
