@@ -70,9 +70,9 @@ trap 'exit 143' TERM
 ensure_venv
 
 if [[ "$MODE" == daemon ]]; then
-    step "cargo build --release --bins"
+    step "cargo build --release --workspace --bins"
     need_cmd cargo "install the Rust toolchain, e.g. from https://rustup.rs"
-    (cd "$ROOT" && cargo build --release --bins) || die "cargo build --release --bins failed"
+    (cd "$ROOT" && cargo build --release --workspace --bins) || die "cargo build --release --workspace --bins failed"
     step "benchmark: the control loop"
     WORKDIR="$(mktemp -d "${TMPDIR:-/tmp}/nodekeeper-bench.XXXXXX")"
     "$VENV/bin/python" "$BENCH_PY" --workdir "$WORKDIR" "$@"

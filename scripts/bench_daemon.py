@@ -644,7 +644,7 @@ def main() -> int:
         parser.error("need --crashes, --hangs, --tick-runs >= 1, --window >= 1, --tick-nodes in 1..999")
     for exe in (args.nodekeeper, args.sim, args.supervisord):
         if not os.access(exe, os.X_OK):
-            print(f"error: {exe} not found (build with cargo build --release --bins)", file=sys.stderr)
+            print(f"error: {exe} not found (build with cargo build --release --workspace --bins)", file=sys.stderr)
             return 1
     args.supervisor_version = "supervisord " + (subprocess.run(
         [args.supervisord, "--version"], capture_output=True, text=True).stdout.strip() or "?")

@@ -64,9 +64,9 @@ usage() {
 }
 
 build() {
-    step "cargo build --release --bins"
+    step "cargo build --release --workspace --bins"
     need_cmd cargo "install the Rust toolchain, e.g. from https://rustup.rs"
-    (cd "$ROOT" && cargo build --release --bins) || die "cargo build --release --bins failed"
+    (cd "$ROOT" && cargo build --release --workspace --bins) || die "cargo build --release --workspace --bins failed"
     [[ -x "$SIM_BIN" ]] || die "$SIM_BIN missing after the build"
     [[ -x "$CTL_BIN" ]] || die "$CTL_BIN missing after the build"
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Full local/CI check: rustfmt, clippy (warnings are errors) and every test target, against a
-# real supervisord from $ROOT/.venv (installed on first use).
+# Full local/CI check of the whole workspace (nodekeeper and crates/nodekeeper-sim): rustfmt,
+# clippy (warnings are errors) and every test target, against a real supervisord from
+# $ROOT/.venv (installed on first use).
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh ctl             # extra args go to `cargo test`
@@ -52,9 +53,11 @@ run_step() {
 }
 
 run_step "cargo fmt --check" cargo fmt --all --check
-run_step "cargo clippy" cargo clippy --all-targets -- -D warnings
-# Not --all-targets: that would also run the benchmarks (harness = false) as tests.
-run_step "cargo test" cargo test --no-fail-fast "$@"
+run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+# Not --all-targets: that would also run the benchmarks (harness = false) as tests. --workspace
+# also builds the nodekeeper-sim binary (for its own tests) before any test runs, and
+# nodekeeper's integration tests spawn it.
+run_step "cargo test" cargo test --workspace --no-fail-fast "$@"
 
 echo >&2
 if ((${#failed[@]} > 0)); then

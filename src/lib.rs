@@ -25,7 +25,6 @@
 //! - `time`: the wall clock behind a trait (and one that follows tokio's paused time), RFC 3339.
 //! - `cli`: the command-line surface (`clap`) and the `ctl` commands; `main.rs` only calls `cli::main`.
 //! - `slots`: chain time (epochs, slots) from a node's settings; typed leadership log entries.
-//! - `sim`: a simulated Jormungandr node (REST API v0) for tests and the demo; the `nodekeeper-sim` binary.
 
 pub mod alert;
 pub mod analyze;
@@ -44,7 +43,6 @@ pub mod policy;
 pub mod pooltool;
 pub mod restart_log;
 pub mod secret;
-pub mod sim;
 pub mod slots;
 pub mod status;
 pub mod supervisor;

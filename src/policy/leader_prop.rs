@@ -23,7 +23,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::tests::status;
 use super::*;
 use crate::chain::{Holding, NodeState, ProbeError};
-use crate::sim::chain::SplitMix64;
 use crate::slots::{SlotClock, SlotDate};
 
 const T0: u64 = 1_800_000_000;
@@ -39,12 +38,17 @@ const FREE_TICKS: u32 = 3;
 /// a tick to read the logs, the lookahead and the window.
 const KNOWN_BEFORE_MS: u64 = TICK_MS + 3_000 + 3 * SLOT_MS;
 
-/// Scenario randomness: the simulator's SplitMix64, deterministic per seed.
-struct Rng(SplitMix64);
+/// Scenario randomness: splitmix64 (the simulator's chain model has its own copy), deterministic
+/// per seed.
+struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0.next_u64()
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
@@ -130,7 +134,7 @@ impl Stats {
 
 impl Model {
     fn new(seed: u64) -> Model {
-        let mut rng = Rng(SplitMix64(seed));
+        let mut rng = Rng(seed);
         // Block0 so that the scenario starts a little into an epoch.
         let offset = rng.below(SLOTS_PER_EPOCH) * SLOT_MS;
         let block0 = time(0) - Duration::from_millis(10 * SLOTS_PER_EPOCH * SLOT_MS + offset);

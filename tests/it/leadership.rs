@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use nodekeeper::sim::chain::ChainParams;
+use nodekeeper_sim::chain::ChainParams;
 use serde_json::{Value, json};
 
 use crate::support::{DaemonConfig, Supervisord, http, wait_until};

@@ -11,7 +11,7 @@ use nodekeeper::supervisor::conf::{ProgramSpec, render_program, write_dir};
 use nodekeeper::supervisor::{ProcessState, ReloadDiff};
 use tokio::time::Instant;
 
-use crate::support::{SIM, Supervisord, free_port};
+use crate::support::{Supervisord, free_port, sim_binary};
 
 /// Deadline of a single wait.
 const WAIT: Duration = Duration::from_secs(15);
@@ -44,7 +44,7 @@ fn sim_spec(base: &Path, name: &str) -> (ProgramSpec, String) {
     std::fs::create_dir_all(&directory).expect("node directory");
     let listen = format!("127.0.0.1:{}", free_port());
     let command = [
-        SIM,
+        sim_binary(),
         "--name",
         name,
         "--listen",

@@ -8,15 +8,80 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 use nodekeeper::supervisor::{Client, ClientOptions, Endpoint, ProcessState, SupervisorState};
 use tokio::time::Instant;
 
 /// The nodekeeper binary under test.
 pub const NODEKEEPER: &str = env!("CARGO_BIN_EXE_nodekeeper");
-/// The simulated node binary.
-pub const SIM: &str = env!("CARGO_BIN_EXE_nodekeeper-sim");
+
+/// The simulated node binary: `NODEKEEPER_SIM_BIN` if set, else `nodekeeper-sim` built next to
+/// this test binary (`target/<profile>/`).
+///
+/// It belongs to the workspace's other package, so Cargo builds it for `cargo test --workspace`
+/// (what scripts/test.sh runs) but not for `cargo test` of this package alone. When it is missing,
+/// or older than a source file of the simulator crate, this panics with the command that builds
+/// it, rather than run the tests against no simulator or an old one.
+pub fn sim_binary() -> &'static str {
+    static SIM: OnceLock<String> = OnceLock::new();
+    SIM.get_or_init(|| {
+        if let Some(path) = std::env::var_os("NODEKEEPER_SIM_BIN") {
+            return path.to_string_lossy().into_owned();
+        }
+        let exe = std::env::current_exe().expect("the test binary's path");
+        // target/<profile>/deps/it-HASH → target/<profile>/nodekeeper-sim
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary is in target/<profile>/deps");
+        let path = dir.join(format!("nodekeeper-sim{}", std::env::consts::EXE_SUFFIX));
+        let build = "build it with `cargo build -p nodekeeper-sim` (add --release, --target … as \
+                     for these tests), or run `cargo test --workspace`, which builds it, or set \
+                     NODEKEEPER_SIM_BIN";
+        let built = match std::fs::metadata(&path).and_then(|meta| meta.modified()) {
+            Ok(built) => built,
+            Err(_) => panic!("the simulator {} is not built: {build}", path.display()),
+        };
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/nodekeeper-sim");
+        if let Some((source, _)) = newest_source(&crate_dir).filter(|(_, at)| *at > built) {
+            panic!(
+                "the simulator {} is older than {}: {build}",
+                path.display(),
+                source.display()
+            );
+        }
+        path.to_string_lossy().into_owned()
+    })
+}
+
+/// The most recently modified `*.rs` or `Cargo.toml` below `dir`, with its time.
+fn newest_source(dir: &Path) -> Option<(PathBuf, SystemTime)> {
+    let mut newest: Option<(PathBuf, SystemTime)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let candidate = if path.is_dir() {
+            newest_source(&path)
+        } else if path.extension().is_some_and(|ext| ext == "rs")
+            || path.file_name().is_some_and(|name| name == "Cargo.toml")
+        {
+            entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .ok()
+                .map(|at| (path, at))
+        } else {
+            None
+        };
+        if let Some((path, at)) = candidate
+            && newest.as_ref().is_none_or(|(_, seen)| at > *seen)
+        {
+            newest = Some((path, at));
+        }
+    }
+    newest
+}
 
 /// The user name every test supervisord requires.
 pub const USER: &str = "keeper";
@@ -230,9 +295,10 @@ impl Builder {
             let name = format!("node{index}");
             let listen = format!("127.0.0.1:{}", free_port());
             let sim = format!(
-                "{SIM} --name {name} --listen {listen} --block0-time {block0} \
+                "{} --name {name} --listen {listen} --block0-time {block0} \
                  --slot-duration 1 --slots-per-epoch {slots_per_epoch} --bootstrap-secs 0.3 \
                  --events {} {} {}",
+                sim_binary(),
                 events.display(),
                 secret_arg,
                 self.sim_args

@@ -1,4 +1,6 @@
 //! A simulated Jormungandr node for tests and the demo: the library behind the `nodekeeper-sim` binary.
+//! Test equipment, not part of the daemon: its own crate, which shares only the node secret's format with
+//! `nodekeeper`.
 //!
 //! Several simulator processes (each a supervisord program) follow one simulated chain without talking to each
 //! other, because the chain is a pure function of wall-clock time and shared parameters. Each process speaks the
@@ -9,7 +11,7 @@
 //! - `chain`: the pure chain model (epoch/slot maths, blocks, hashes, header bytes, pool schedule).
 //! - `node`: one node as a state machine over time (boot states, faults, enclave, leadership logs); no I/O.
 //! - `fault`: the fault vocabulary, the control-file syntax and the `POST /sim/fault` body.
-//! - node secrets (`--secret` YAML, `POST /leaders` JSON) are `crate::chain::jormungandr::secret`, shared with the daemon.
+//! - node secrets (`--secret` YAML, `POST /leaders` JSON) are `nodekeeper::chain::jormungandr::secret`, shared with the daemon.
 //! - `events`: the append-only leader-event log.
 //! - `config`: the command line and its validation.
 //! - `api`: the HTTP routes.

@@ -16,15 +16,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, TimeDelta, Utc};
+use nodekeeper::chain::jormungandr::secret;
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::chain::{Block, ChainParams, derive_id, parse_hash, to_hex};
-use super::events::EventLog;
-use super::fault::{Fault, FaultRequest};
-use super::node::{Node, NodeState};
-use crate::chain::jormungandr::secret;
+use crate::chain::{Block, ChainParams, derive_id, parse_hash, to_hex};
+use crate::events::EventLog;
+use crate::fault::{Fault, FaultRequest};
+use crate::node::{Node, NodeState};
 
 /// What `/leaders*` and the other "full context" routes answer while the node is not `Running`, like 0.8.x.
 const NOT_READY: &str = "Full REST context not available yet";
@@ -448,7 +448,7 @@ async fn network_stats(State(shared): State<Arc<Shared>>) -> Response {
         }
         let params = node.params();
         let tip = node.tip(now);
-        let name_seed = super::chain::fnv1a(node.name().as_bytes());
+        let name_seed = crate::chain::fnv1a(node.name().as_bytes());
         let started = now - TimeDelta::seconds(i64::try_from(node.uptime(now)).unwrap_or(0));
         let peers: Vec<PeerStats> = (0..4u8)
             .map(|i| PeerStats {

@@ -521,7 +521,6 @@ const TAG_KES: u64 = 8;
 const TAG_FORK: u64 = 9;
 
 /// The splitmix64 generator: tiny, fast and good enough to make hashes that look random.
-/// SplitMix64: a small deterministic generator (the chain model's, also the policy property test's).
 pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
@@ -759,5 +758,36 @@ mod tests {
         assert_eq!(parse_hash(&to_hex(&hash).to_uppercase()), Some(hash));
         assert_eq!(parse_hash("zz"), None);
         assert_eq!(parse_hash(&"g".repeat(64)), None);
+    }
+
+    /// The daemon's PoolTool reporter reads a tip's epoch, slot, parent and pool id from these bytes.
+    #[test]
+    fn nodekeeper_decodes_the_block_bytes() {
+        use nodekeeper::pooltool::wire::decode_header;
+        let p = params();
+        let block = Block::main(500);
+        let header = decode_header(&p.block_bytes(&block)).unwrap();
+        let date = p.block_date(&block);
+        assert_eq!(
+            (u64::from(header.epoch), u64::from(header.slot)),
+            (date.epoch, date.slot)
+        );
+        assert_eq!(header.parent, to_hex(&p.block_hash(&Block::main(499))));
+        assert_eq!(header.pool_id, to_hex(&p.block_pool_id(&block)));
+        // block0 carries no leader id.
+        assert_eq!(decode_header(&p.block_bytes(&Block::main(0))), None);
+        // nodekeeper's own test of the decoder (`pooltool`, `decodes_the_simulators_blocks`) holds
+        // these bytes: change both together.
+        assert_eq!(
+            to_hex(&p.block_bytes(&block)[..116]),
+            "02b60002000000000000000800000014000001f4eec395f9586942eba792c813964d3461b5c297fb0256\
+             df6403a0e18e847c7faed1377c11c1f18a425224d97453cd5162b0e680bd68420901afdb1985373e2ce1\
+             97b4860a586d7d9bac87fb5d8f84d617c518840ee92dc7aaa5a4e5937cdb63ef"
+        );
+        assert_eq!(
+            to_hex(&p.block_bytes(&Block::main(0))),
+            "00520000000000000000000000000000000000000ae7e7ce0903612c50efcca915a911a39fea06a4b7e5\
+             86b52bfc160246d758590000000000000000000000000000000000000000000000000000000000000000"
+        );
     }
 }

@@ -24,11 +24,11 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use nodekeeper::chain::jormungandr::secret::LeaderSecret;
 use serde::Serialize;
 
-use super::chain::{Block, BlockDate, Branch, ChainParams, fnv1a, to_hex};
-use super::fault::Fault;
-use crate::chain::jormungandr::secret::LeaderSecret;
+use crate::chain::{Block, BlockDate, Branch, ChainParams, fnv1a, to_hex};
+use crate::fault::Fault;
 
 /// The minimum number of entries kept in the leadership logs ring buffer.
 const MIN_LOGS_CAPACITY: usize = 1024;

@@ -1,6 +1,12 @@
 //! Integration tests of the node simulator over real HTTP: the built `nodekeeper-sim` binary, started on
 //! `127.0.0.1:0`, with 1 s slots and a 0.3 s boot. Every wait polls a condition against a deadline; dropping a
 //! [`Sim`] kills its process, so a failing test leaves nothing behind.
+//!
+//! The simulator's single integration-test binary (`cargo test -p nodekeeper-sim`); building it
+//! also builds the `nodekeeper-sim` binary that nodekeeper's own integration tests spawn.
+
+// Real processes, real time: some waits here are measured with the std clock.
+#![allow(clippy::disallowed_types)]
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::node::LeaderEvent;
+use crate::node::LeaderEvent;
 
 /// Errors of appending an event.
 #[derive(Debug, thiserror::Error)]

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::TimeDelta;
 use clap::Parser;
+use nodekeeper::chain::jormungandr::secret::{self, LeaderSecret, SecretError};
 
-use super::chain::{ChainError, ChainParams, parse_hash};
-use super::node::NodeConfig;
-use crate::chain::jormungandr::secret::{self, LeaderSecret, SecretError};
+use crate::chain::{ChainError, ChainParams, parse_hash};
+use crate::node::NodeConfig;
 
 /// The default genesis time: a fixed instant, so that every simulator started without `--block0-time` follows
 /// the same chain.
