@@ -39,8 +39,8 @@ pub enum Reload {
 }
 
 impl Watcher {
-    /// Watches the files `config` was loaded from (the config file or jmanager's two files, and
-    /// every node template).
+    /// Watches the files `config` was loaded from (the config file or jmanager's two files, every
+    /// node template, and the leader secret's file).
     pub fn new(source: ConfigSource, config: &Config) -> Watcher {
         let fingerprint = fingerprint(&files_of(&source, Some(config)));
         Watcher {
@@ -87,6 +87,8 @@ fn files_of(source: &ConfigSource, config: Option<&Config>) -> Vec<PathBuf> {
                 .iter()
                 .map(|node| node.jormungandr().template_path.clone()),
         );
+        // The pool's leader secret is read again on a reload: a new one is taken at once.
+        files.extend(config.leadership.secret_file.iter().cloned());
     }
     files.sort();
     files.dedup();
