@@ -158,3 +158,24 @@ async fn the_running_loop_reloads_within_a_few_seconds() {
     .await;
     running.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_leader_secret_in_the_same_file_is_read_again() {
+    let pool = pool();
+    let (mut daemon, _shared) = pool.daemon(RunOptions::default());
+    let before = pool.builds().len();
+    std::fs::write(
+        pool.dir.join("secret.yaml"),
+        std::fs::read_to_string(pool.dir.join("secret2.yaml")).unwrap(),
+    )
+    .unwrap();
+    daemon.on_reload();
+    assert_eq!(
+        pool.builds()[before..],
+        [
+            "supervisor default http://127.0.0.1:9001/RPC2",
+            "node node1 http://127.0.0.1:3101/api secret 4567cdef",
+            "node node2 http://127.0.0.1:3102/api secret 4567cdef",
+        ]
+    );
+}
