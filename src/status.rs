@@ -1,6 +1,7 @@
 //! The pool's status as one snapshot: what the daemon publishes every tick (for the API and
-//! `nodekeeper status`) and what a one-shot `nodekeeper status` computes without a daemon. Plain
-//! data plus its table rendering.
+//! `nodekeeper status`) and what a one-shot `nodekeeper status` computes without a daemon; and the
+//! operator actions as the daemon reports them (`NodeAction`, `ActionState`, `ActionView`: the API's
+//! wire types, shared by the daemon and the API client). Plain data plus the table rendering.
 
 use std::fmt::Write as _;
 
@@ -193,4 +194,73 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// What an operator can ask for a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeAction {
+    /// Stop then start (`Reason::Operator`: storm protection does not apply). A hold stays.
+    Restart,
+    /// Start; ends any hold.
+    Start,
+    /// Stop; the node is held (`held by an operator`) so the loop does not start it again.
+    Stop,
+    /// Leave the node alone until released.
+    Hold,
+    /// Manage the node again (a stopped node is started).
+    Release,
+    /// Make the node the leader (needs the leadership policy: not implemented yet).
+    Leader,
+}
+
+impl NodeAction {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeAction::Restart => "restart",
+            NodeAction::Start => "start",
+            NodeAction::Stop => "stop",
+            NodeAction::Hold => "hold",
+            NodeAction::Release => "release",
+            NodeAction::Leader => "leader",
+        }
+    }
+}
+
+/// Where an operator action is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum ActionState {
+    /// In flight.
+    Running,
+    /// Done.
+    Done {
+        /// What happened, e.g. `node1: restarted`.
+        message: String,
+    },
+    /// Failed.
+    Failed {
+        /// Why, one line.
+        error: String,
+    },
+}
+
+/// An operator action as the API reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionView {
+    /// Its id.
+    pub id: String,
+    /// The node.
+    pub node: String,
+    /// What.
+    pub action: NodeAction,
+    /// When it was accepted (RFC 3339 UTC).
+    pub requested_at: String,
+    /// The operator's words, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where it is.
+    #[serde(flatten)]
+    pub state: ActionState,
 }

@@ -31,6 +31,7 @@ use crate::policy::{
 };
 use crate::reference::{PoolToolSource, ReferenceTracker};
 use crate::restart_log::{RestartLog, RestartRow};
+pub use crate::status::{ActionState, ActionView, NodeAction};
 use crate::status::{LastRestart, NodeLine, Snapshot};
 use crate::supervisor::Client;
 use crate::time::Clock;
@@ -75,75 +76,6 @@ pub enum Request {
         /// The action, if remembered.
         reply: oneshot::Sender<Option<ActionView>>,
     },
-}
-
-/// What an operator can ask for a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeAction {
-    /// Stop then start (`Reason::Operator`: storm protection does not apply). A hold stays.
-    Restart,
-    /// Start; ends any hold.
-    Start,
-    /// Stop; the node is held (`held by an operator`) so the loop does not start it again.
-    Stop,
-    /// Leave the node alone until released.
-    Hold,
-    /// Manage the node again (a stopped node is started).
-    Release,
-    /// Make the node the leader (needs the leadership policy: not implemented yet).
-    Leader,
-}
-
-impl NodeAction {
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeAction::Restart => "restart",
-            NodeAction::Start => "start",
-            NodeAction::Stop => "stop",
-            NodeAction::Hold => "hold",
-            NodeAction::Release => "release",
-            NodeAction::Leader => "leader",
-        }
-    }
-}
-
-/// Where an operator action is.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
-pub enum ActionState {
-    /// In flight.
-    Running,
-    /// Done.
-    Done {
-        /// What happened, e.g. `node1: restarted`.
-        message: String,
-    },
-    /// Failed.
-    Failed {
-        /// Why, one line.
-        error: String,
-    },
-}
-
-/// An operator action as the API reports it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ActionView {
-    /// Its id.
-    pub id: String,
-    /// The node.
-    pub node: String,
-    /// What.
-    pub action: NodeAction,
-    /// When it was accepted (RFC 3339 UTC).
-    pub requested_at: String,
-    /// The operator's words, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// Where it is.
-    #[serde(flatten)]
-    pub state: ActionState,
 }
 
 /// An accepted action: its view now, and its state as it changes.
