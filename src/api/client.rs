@@ -95,6 +95,15 @@ impl Reply {
         }
     }
 
+    /// The body of a 200 answer as text, else the error the daemon answered.
+    fn ok_text(self) -> Result<String, ApiClientError> {
+        if self.status == 200 {
+            Ok(self.text())
+        } else {
+            Err(self.error())
+        }
+    }
+
     /// The daemon's error: its `{"error": ...}` message, else the body's text.
     fn error(&self) -> ApiClientError {
         let message = match serde_json::from_slice::<ErrorBody>(&self.body) {
@@ -211,12 +220,7 @@ impl ApiClient {
     /// `GET /healthz`: the text of a 200 (`ok: 2 of 3 nodes in sync`); a 503 is a `Status` error
     /// with the reason (`not ready: ...`).
     pub async fn healthz(&self) -> Result<String, ApiClientError> {
-        let reply = self.send(Method::GET, "/healthz", None).await?;
-        if reply.status == 200 {
-            Ok(reply.text())
-        } else {
-            Err(reply.error())
-        }
+        self.send(Method::GET, "/healthz", None).await?.ok_text()
     }
 
     /// `GET /v1/status`: the daemon's latest snapshot (empty before its first tick).
@@ -247,12 +251,7 @@ impl ApiClient {
 
     /// `GET /metrics`: Prometheus text.
     pub async fn metrics(&self) -> Result<String, ApiClientError> {
-        let reply = self.send(Method::GET, "/metrics", None).await?;
-        if reply.status == 200 {
-            Ok(reply.text())
-        } else {
-            Err(reply.error())
-        }
+        self.send(Method::GET, "/metrics", None).await?.ok_text()
     }
 
     /// `POST /v1/nodes/{node}/{action}` (`POST /v1/leader/{node}` for `Leader`), with the

@@ -37,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::restart_log::RestartRow;
 use crate::status::{ActionState, ActionView, NodeAction, Snapshot};
 pub use client::{ApiClient, ApiClientError};
-use wire::{ActionNote, ErrorBody, RestartEntry, Restarts, RestartsQuery};
+use wire::{ActionNote, ErrorBody, Restarts, RestartsQuery};
 
 /// The largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -291,8 +291,8 @@ async fn restarts(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut rows: Vec<&RestartRow> = rows
-        .iter()
+    let mut rows: Vec<RestartRow> = rows
+        .into_iter()
         .filter(|row| query.node.as_ref().is_none_or(|node| &row.node == node))
         .filter(|row| since.is_none_or(|since| row.timestamp >= since))
         .collect();
@@ -300,7 +300,7 @@ async fn restarts(
         rows.drain(..rows.len() - limit);
     }
     Ok(Json(Restarts {
-        rows: rows.into_iter().map(RestartEntry::from).collect(),
+        rows,
         skipped_rows: skipped,
     }))
 }

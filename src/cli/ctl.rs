@@ -227,23 +227,14 @@ async fn through_daemon(
     // A stop and a start, each up to --wait-timeout, plus the daemon's own margin.
     let timeout = Duration::from_secs_f64(connection.wait_timeout) * 2 + Duration::from_secs(10);
     let api = daemon_api(&config, token, timeout)?;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, node) in nodes.iter().enumerate() {
+    let answers = concurrently(&nodes, |node| {
         let api = api.clone();
-        let node = node.clone();
-        tasks.spawn(async move { (index, api.node_action(&node, action, None, true).await) });
-    }
-    let mut answers: Vec<Option<Result<ActionView, ApiClientError>>> =
-        (0..nodes.len()).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((index, answer)) => answers[index] = Some(answer),
-            Err(e) => return Err(Failure::runtime(format!("internal error: {e}"))),
-        }
-    }
+        async move { api.node_action(&node, action, None, true).await }
+    })
+    .await?;
     if answers
         .iter()
-        .all(|answer| matches!(answer, Some(Err(ApiClientError::Unreachable))))
+        .all(|answer| matches!(answer, Err(ApiClientError::Unreachable)))
     {
         eprintln!(
             "note: the nodekeeper daemon at {} does not answer; using supervisord directly",
@@ -253,7 +244,7 @@ async fn through_daemon(
     }
     let mut code = 0;
     let mut out = std::io::stdout().lock();
-    for (node, answer) in nodes.iter().zip(answers.into_iter().flatten()) {
+    for (node, answer) in nodes.iter().zip(answers) {
         let _ = match answer.map(|view| answered(node, action, view)) {
             Ok(Ok(line)) => writeln!(out, "{line}"),
             Ok(Err(message)) => {
@@ -271,6 +262,27 @@ async fn through_daemon(
         };
     }
     Ok(Some(code))
+}
+
+/// Runs `task` for every name at once and returns the results in the names' order.
+async fn concurrently<T, F>(names: &[String], task: impl Fn(String) -> F) -> Result<Vec<T>, Failure>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, name) in names.iter().enumerate() {
+        let running = task(name.clone());
+        tasks.spawn(async move { (index, running.await) });
+    }
+    let mut results: Vec<Option<T>> = (0..names.len()).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, result)) => results[index] = Some(result),
+            Err(e) => return Err(Failure::runtime(format!("internal error: {e}"))),
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// One line of `status`, or the error line of a name that does not resolve.
@@ -389,23 +401,14 @@ async fn control(client: &Client, names: &[String], verb: Verb) -> Result<u8, Fa
     let targets = resolve_targets(client, names).await?;
     // Programs are handled concurrently (a pool restart should not take N x stopwaitsecs), and
     // reported in the order asked.
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, name) in targets.iter().enumerate() {
+    let outcomes = concurrently(&targets, |name| {
         let client = client.clone();
-        let name = name.clone();
-        tasks.spawn(async move { (index, act(&client, &name, verb).await) });
-    }
-    let mut outcomes: Vec<Option<Result<Outcome, SupervisorError>>> =
-        (0..targets.len()).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((index, outcome)) => outcomes[index] = Some(outcome),
-            Err(e) => return Err(Failure::runtime(format!("internal error: {e}"))),
-        }
-    }
+        async move { act(&client, &name, verb).await }
+    })
+    .await?;
     let mut code = 0;
     let mut out = std::io::stdout().lock();
-    for outcome in outcomes.into_iter().flatten() {
+    for outcome in outcomes {
         match outcome {
             Ok(outcome) => {
                 let _ = writeln!(out, "{}: {}", outcome.name, outcome.words);

@@ -78,12 +78,14 @@ impl std::fmt::Display for RestartAction {
     }
 }
 
-/// One row of the restart log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One row of the restart log. In JSON (the API's `GET /v1/restarts`) the fields keep their
+/// names and the timestamp is RFC 3339 UTC with milliseconds, as in the file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RestartRow {
     /// The node's name (`node name`).
     pub node: String,
     /// When the action was taken (`timestamp`), kept to the millisecond.
+    #[serde(with = "json_timestamp")]
     pub timestamp: SystemTime,
     /// Stop or start (`action`).
     pub action: RestartAction,
@@ -120,6 +122,24 @@ impl RestartRow {
             supervisor_state: row.supervisor_state().to_string(),
             exit_status: row.exit_status(),
         })
+    }
+}
+
+/// A row's timestamp in JSON: RFC 3339 UTC with milliseconds.
+mod json_timestamp {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&crate::time::rfc3339_millis(*time))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(SystemTime::from)
+            .map_err(|e| D::Error::custom(format!("timestamp {text:?}: {e}")))
     }
 }
 

@@ -174,7 +174,27 @@ async fn read_endpoints_are_typed() {
     assert_eq!(all.skipped_rows, 0);
     let actions: Vec<RestartAction> = all.rows.iter().map(|row| row.action).collect();
     assert_eq!(actions, [RestartAction::Stop, RestartAction::Start]);
-    assert_eq!(all.rows[0].timestamp, "2026-11-22T01:02:03.123Z");
+    // The wire format of a row, exactly.
+    let reply = api
+        .send(Method::GET, "/v1/restarts?limit=1", None)
+        .await
+        .unwrap();
+    let raw: serde_json::Value = reply.json().unwrap();
+    assert_eq!(
+        raw,
+        serde_json::json!({"rows": [{
+            "node": "node1",
+            "timestamp": "2026-11-22T01:02:03.123Z",
+            "action": "start",
+            "uptime_secs": 7,
+            "reason": "stale tip (no new block for 6 s)",
+            "program": "jnode_node1",
+            "height": 10,
+            "reference_height": null,
+            "supervisor_state": "RUNNING",
+            "exit_status": null,
+        }], "skipped_rows": 0})
+    );
     assert_eq!(all.rows[0].uptime_secs, Some(7));
     assert_eq!(all.rows[0].reference_height, None);
     let query = RestartsQuery {
