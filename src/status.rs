@@ -210,7 +210,7 @@ pub enum NodeAction {
     Hold,
     /// Manage the node again (a stopped node is started).
     Release,
-    /// Make the node the leader (needs the leadership policy: not implemented yet).
+    /// Hand the leader key to the node at the next safe moment (leadership enabled).
     Leader,
 }
 

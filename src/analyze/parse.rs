@@ -63,37 +63,39 @@ impl ChunkParser {
     /// when the record may continue past `bytes` (never when `at_eof`). `bytes` must not be empty.
     #[inline]
     pub fn step(&mut self, bytes: &[u8], at_eof: bool) -> Option<usize> {
-        let (len, n_breaks, row) = match self.reader.step(self.format, bytes, at_eof, MAX_RECORD) {
-            Step::NeedMore => return None,
+        // Taken apart in place, the row by reference: no copy of it per row. Fields, not
+        // methods: `row` may borrow the reader's buffer.
+        match &self.reader.step(self.format, bytes, at_eof, MAX_RECORD) {
+            Step::NeedMore => None,
             Step::Blank(len) => {
                 self.n_lines += 1;
-                return Some(len);
+                Some(*len)
             }
-            Step::Record { len, n_breaks, row } => (len, n_breaks, row),
-        };
-        // Fields, not methods: `row` may borrow the reader's buffer.
-        match row {
-            Ok(row) => {
-                let node = intern(&mut self.nodes, &mut self.node_index, row.node);
-                let kind = reason_kind(row.reason);
-                let reason = intern(&mut self.reasons, &mut self.reason_index, kind);
-                self.rows.push(LogRow::new(
-                    row.timestamp_ms,
-                    node,
-                    reason,
-                    row.uptime_secs,
-                    row.action,
-                ));
-            }
-            Err(message) => {
-                self.n_problems += 1;
-                if self.problems.len() < MAX_PROBLEMS {
-                    self.problems.push((self.n_lines, message.into_owned()));
+            Step::Record { len, n_breaks, row } => {
+                match row {
+                    Ok(row) => {
+                        let node = intern(&mut self.nodes, &mut self.node_index, row.node);
+                        let kind = reason_kind(row.reason);
+                        let reason = intern(&mut self.reasons, &mut self.reason_index, kind);
+                        self.rows.push(LogRow::new(
+                            row.timestamp_ms,
+                            node,
+                            reason,
+                            row.uptime_secs,
+                            row.action,
+                        ));
+                    }
+                    Err(message) => {
+                        self.n_problems += 1;
+                        if self.problems.len() < MAX_PROBLEMS {
+                            self.problems.push((self.n_lines, message.to_string()));
+                        }
+                    }
                 }
+                self.n_lines += n_breaks;
+                Some(*len)
             }
         }
-        self.n_lines += n_breaks;
-        Some(len)
     }
 }
 

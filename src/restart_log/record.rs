@@ -106,21 +106,29 @@ pub struct RestartRow {
 }
 
 impl RestartRow {
-    /// The row a record holds (`None` only for a timestamp `SystemTime` cannot hold).
+    /// The row a nodekeeper record holds (`None` only for a timestamp `SystemTime` cannot hold).
+    /// The cells `log analyze` does not use are read here, from the record again.
     pub fn from_record(row: &Row<'_>) -> Option<RestartRow> {
         let ms = row.timestamp_ms;
         let nanos = u32::try_from(ms.rem_euclid(1000) * 1_000_000).ok()?;
+        let (mut cells, mut ends) = (Vec::new(), Vec::new());
+        scan_record(row.record, &mut cells, &mut ends);
+        // Checked when the row was read: only a jmanager record lacks them (empty then).
+        let cell = |index: usize| match (index.checked_sub(1), ends.len()) {
+            (Some(start), 10) => &cells[ends[start]..ends[index]],
+            _ => &[],
+        };
         Some(RestartRow {
             node: text(row.node).to_string(),
             timestamp: crate::time::from_unix(ms.div_euclid(1000), nanos)?,
             action: row.action,
             uptime_secs: row.uptime_secs,
             reason: text(row.reason).to_string(),
-            program: row.program().to_string(),
-            height: row.height(),
-            reference_height: row.reference_height(),
-            supervisor_state: row.supervisor_state().to_string(),
-            exit_status: row.exit_status(),
+            program: text(cell(5)).to_string(),
+            height: parse_u64(cell(6)),
+            reference_height: parse_u64(cell(7)),
+            supervisor_state: text(cell(8)).to_string(),
+            exit_status: parse_i32(cell(9)),
         })
     }
 }
@@ -269,8 +277,10 @@ pub fn detect_header(head: &[u8], whole_input: bool) -> Header {
     }
 }
 
-/// One record that reads as a row: its cells, unquoted and checked, borrowed from the input (or
-/// the reader's buffer). Text cells are valid UTF-8; number cells are valid numbers.
+/// One record that reads as a row: what it says about a restart, unquoted and checked, borrowed
+/// from the input (or the reader's buffer); text is valid UTF-8. Every cell was checked; the
+/// ones `log analyze` does not use are left in the record (`RestartRow::from_record` reads them):
+/// a small row is cheap to hand over, 10 million times.
 #[derive(Clone, Copy, Debug)]
 pub struct Row<'a> {
     /// `node name`.
@@ -283,35 +293,8 @@ pub struct Row<'a> {
     pub uptime_secs: Option<u64>,
     /// `reason`.
     pub reason: &'a [u8],
-    /// The other five cells of nodekeeper's format (empty in jmanager's).
-    rest: [&'a [u8]; 5],
-}
-
-impl<'a> Row<'a> {
-    /// `program`.
-    pub fn program(&self) -> &'a str {
-        text(self.rest[0])
-    }
-
-    /// `height`.
-    pub fn height(&self) -> Option<u64> {
-        parse_u64(self.rest[1])
-    }
-
-    /// `reference height`.
-    pub fn reference_height(&self) -> Option<u64> {
-        parse_u64(self.rest[2])
-    }
-
-    /// `supervisor state`.
-    pub fn supervisor_state(&self) -> &'a str {
-        text(self.rest[3])
-    }
-
-    /// `exit status`.
-    pub fn exit_status(&self) -> Option<i32> {
-        parse_i32(self.rest[4])
-    }
+    /// The whole record as it is in the input, line end included.
+    record: &'a [u8],
 }
 
 /// A cell already checked to be UTF-8, as text.
@@ -379,7 +362,7 @@ impl RecordReader {
         };
         let content = &line[..line_end];
         let row = match format {
-            Format::Jmanager => decode_jmanager(content, &mut self.hours),
+            Format::Jmanager => decode_jmanager(content, line, &mut self.hours),
             Format::Nodekeeper => {
                 let mut fields: [&[u8]; 10] = [&[]; 10];
                 let split = split_plain(content, &mut fields);
@@ -392,7 +375,7 @@ impl RecordReader {
                     None => return self.step_quoted(bytes, at_eof, max_record),
                 };
                 if n_fields == COLUMNS.len() {
-                    decode_fields(&fields, !split.ascii, &mut self.hours)
+                    decode_fields(&fields, !split.ascii, line, &mut self.hours)
                 } else {
                     Err(format!("{n_fields} fields, expected {}", COLUMNS.len()).into())
                 }
@@ -414,7 +397,12 @@ impl RecordReader {
         let (record_len, row) = match scanned {
             Some(end) => (
                 end,
-                decode_scanned(&self.scratch, &self.field_ends, &mut self.hours),
+                decode_scanned(
+                    &self.scratch,
+                    &self.field_ends,
+                    &bytes[..end],
+                    &mut self.hours,
+                ),
             ),
             None if window.len() < bytes.len() || window.len() == max_record => (
                 window.len(),
@@ -512,6 +500,7 @@ pub fn scan_record(bytes: &[u8], scratch: &mut Vec<u8>, ends: &mut Vec<usize>) -
 fn decode_scanned<'a>(
     scratch: &'a [u8],
     ends: &[usize],
+    record: &'a [u8],
     cache: &mut HourCache,
 ) -> Result<Row<'a>, Cow<'static, str>> {
     if ends.len() != COLUMNS.len() {
@@ -523,7 +512,7 @@ fn decode_scanned<'a>(
         *field = &scratch[start..end];
         start = end;
     }
-    decode_fields(&fields, true, cache)
+    decode_fields(&fields, true, record, cache)
 }
 
 /// What `split_plain` found.
@@ -707,6 +696,7 @@ fn split_simple<'a>(content: &'a [u8], fields: &mut [&'a [u8]; 10]) -> Option<us
 fn decode_fields<'a>(
     fields: &[&'a [u8]; 10],
     check_utf8: bool,
+    record: &'a [u8],
     cache: &mut HourCache,
 ) -> Result<Row<'a>, Cow<'static, str>> {
     if check_utf8 {
@@ -724,7 +714,7 @@ fn decode_fields<'a>(
     })?;
     let action = parse_action(fields[2])?;
     let uptime = optional_number(fields[3], "uptime", parse_u64)?;
-    // Checked here, decoded when asked for (`log analyze` never asks).
+    // Checked here, decoded by `RestartRow::from_record` (`log analyze` does not need them).
     optional_number(fields[6], "height", |f| valid_u64(f).then_some(()))?;
     optional_number(fields[7], "reference height", |f| {
         valid_u64(f).then_some(())
@@ -736,7 +726,7 @@ fn decode_fields<'a>(
         action,
         uptime_secs: uptime,
         reason: fields[4],
-        rest: [fields[5], fields[6], fields[7], fields[8], fields[9]],
+        record,
     })
 }
 
@@ -744,6 +734,7 @@ fn decode_fields<'a>(
 /// reason is the rest of the line, commas included.
 fn decode_jmanager<'a>(
     content: &'a [u8],
+    record: &'a [u8],
     cache: &mut HourCache,
 ) -> Result<Row<'a>, Cow<'static, str>> {
     let content = content.strip_suffix(b"\r").unwrap_or(content);
@@ -784,7 +775,7 @@ fn decode_jmanager<'a>(
         action,
         uptime_secs: uptime,
         reason,
-        rest: [&[]; 5],
+        record,
     })
 }
 
