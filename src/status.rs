@@ -1,6 +1,7 @@
-//! What the daemon publishes, as plain data: the pool's status as one snapshot (every tick, for the
-//! API and `nodekeeper status`, also computed once without a daemon) with its table rendering, and
-//! the operator actions as the API reports them (`NodeAction`, `ActionView`).
+//! The pool's status as one snapshot: what the daemon publishes every tick (for the API and
+//! `nodekeeper status`) and what a one-shot `nodekeeper status` computes without a daemon; and the
+//! operator actions as the daemon reports them (`NodeAction`, `ActionState`, `ActionView`: the API's
+//! wire types, shared by the daemon and the API client). Plain data plus the table rendering.
 
 use std::fmt::Write as _;
 
@@ -199,7 +200,7 @@ impl Snapshot {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeAction {
-    /// Stop then start (storm protection does not apply). A hold stays.
+    /// Stop then start (`Reason::Operator`: storm protection does not apply). A hold stays.
     Restart,
     /// Start; ends any hold.
     Start,
@@ -209,7 +210,7 @@ pub enum NodeAction {
     Hold,
     /// Manage the node again (a stopped node is started).
     Release,
-    /// Make the node the leader: demote, verify, promote at the next safe moment.
+    /// Hand the leader key to the node at the next safe moment (leadership enabled).
     Leader,
 }
 

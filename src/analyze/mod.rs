@@ -49,14 +49,8 @@ pub const DEFAULT_PLANNED: [&str; 7] = [
 /// The reason nodekeeper writes on a start that retries a failed one: part of the earlier restart.
 pub const RETRY_REASON: &str = "retry after a failed start";
 
-/// Stop or start, as in the restart log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// The program was stopped.
-    Stop,
-    /// The program was started.
-    Start,
-}
+/// Stop or start: the restart log's own type.
+pub use crate::restart_log::RestartAction as Action;
 
 /// One row, compact: names are indexes into the `Dataset`'s tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +159,7 @@ impl Dataset {
         uptime_secs: Option<u64>,
         reason: &str,
     ) {
-        let timestamp_ms = parse::parse_timestamp(timestamp.as_bytes())
+        let timestamp_ms = crate::restart_log::timestamp::parse_timestamp(timestamp.as_bytes())
             .unwrap_or_else(|| panic!("bad timestamp {timestamp:?}"));
         let row = LogRow::new(
             timestamp_ms,

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use plotters::prelude::*;
 
-use super::parse::days_from_civil;
 use super::report::{Report, day_name};
+use crate::restart_log::timestamp::days_from_civil;
 
 /// The picture's size in pixels.
 const SIZE: (u32, u32) = (1200, 600);

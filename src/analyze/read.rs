@@ -13,7 +13,8 @@ use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 
 use super::Dataset;
-use super::parse::{ChunkParser, Format, Header, MAX_PROBLEMS, detect_header};
+use super::parse::{ChunkParser, MAX_PROBLEMS};
+use crate::restart_log::record::{Format, Header, detect_header};
 
 /// Bytes read at a time per thread.
 const BLOCK: usize = 1 << 20;

@@ -7,6 +7,12 @@
 //! Errors are [`ApiError`] (JSON `{"error": "..."}`); a missing and a wrong token get the same
 //! 401. Bodies over [`BODY_LIMIT`] are refused with 413. The token never appears in an answer or
 //! a log line.
+//!
+//! `client` is the typed client of this API (for `ctl`, `status` and the tests); `wire` holds the
+//! JSON shapes both sides use, besides the plain status data of `crate::status`.
+
+pub mod client;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
@@ -30,8 +36,9 @@ use crate::daemon::{Accepted, Request};
 use crate::metrics::Metrics;
 use crate::policy::Refusal;
 use crate::restart_log::RestartRow;
-use crate::status::Snapshot;
-use crate::status::{ActionState, ActionView, NodeAction};
+use crate::status::{ActionState, ActionView, NodeAction, Snapshot};
+pub use client::{ApiClient, ApiClientError};
+use wire::{ActionNote, ErrorBody, Restarts, RestartsQuery};
 
 /// The largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -101,8 +108,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Bad input is the client's problem, not the daemon's: not logged as an error.
         debug!("API answers {}: {self}", self.status());
-        let mut response =
-            (self.status(), Json(json!({"error": self.to_string()}))).into_response();
+        let mut response = (
+            self.status(),
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response();
         if matches!(self, ApiError::Unauthorized) {
             response
                 .headers_mut()
@@ -242,20 +254,12 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
     Ok(Json(value))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RestartsQuery {
-    node: Option<String>,
-    since: Option<String>,
-    limit: Option<usize>,
-}
-
 /// Restart-log rows, oldest first: `node=` one node, `since=` RFC 3339, `limit=` the newest N
 /// (default 1000).
 async fn restarts(
     State(state): State<ApiState>,
     query: Result<Query<RestartsQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Restarts>, ApiError> {
     let Query(query) = query?;
     let since = match &query.since {
         None => None,
@@ -288,33 +292,18 @@ async fn restarts(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut rows: Vec<&RestartRow> = rows
-        .iter()
+    let mut rows: Vec<RestartRow> = rows
+        .into_iter()
         .filter(|row| query.node.as_ref().is_none_or(|node| &row.node == node))
         .filter(|row| since.is_none_or(|since| row.timestamp >= since))
         .collect();
     if rows.len() > limit {
         rows.drain(..rows.len() - limit);
     }
-    Ok(Json(json!({
-        "rows": rows.into_iter().map(row_json).collect::<Vec<_>>(),
-        "skipped_rows": skipped,
-    })))
-}
-
-fn row_json(row: &RestartRow) -> Value {
-    json!({
-        "node": row.node,
-        "timestamp": crate::time::rfc3339_millis(row.timestamp),
-        "action": row.action.as_str(),
-        "uptime_secs": row.uptime_secs,
-        "reason": row.reason,
-        "program": row.program,
-        "height": row.height,
-        "reference_height": row.reference_height,
-        "supervisor_state": row.supervisor_state,
-        "exit_status": row.exit_status,
-    })
+    Ok(Json(Restarts {
+        rows,
+        skipped_rows: skipped,
+    }))
 }
 
 async fn action(
@@ -387,18 +376,12 @@ struct ActionQuery {
     wait: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActionBody {
-    reason: Option<String>,
-}
-
 /// An optional body: nothing, or `{"reason": "..."}` (kept with the action and logged).
 fn note(body: &Bytes) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let parsed: ActionBody = serde_json::from_slice(body).map_err(|e| {
+    let parsed: ActionNote = serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be empty or JSON like {{\"reason\": \"...\"}} ({e})"
         ))

@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::{ConnectionArgs, EXIT_FAILURE, Failure};
+use crate::api::{ApiClient, ApiClientError};
+use crate::status::{ActionState, ActionView, NodeAction};
 use crate::supervisor::{Client, Fault, ProcessInfo, SupervisorError};
 
 /// `nodekeeper ctl`: options and command.
@@ -92,20 +94,25 @@ pub enum CtlCommand {
 /// Runs a `ctl` command.
 pub async fn run(source: &super::ConfigSourceArgs, args: CtlArgs) -> Result<u8, Failure> {
     match &args.command {
-        CtlCommand::Hold { node } => return daemon_request(source, node, "hold").await,
-        CtlCommand::Release { node } => return daemon_request(source, node, "release").await,
+        CtlCommand::Hold { node } => return daemon_request(source, node, NodeAction::Hold).await,
+        CtlCommand::Release { node } => {
+            return daemon_request(source, node, NodeAction::Release).await;
+        }
         CtlCommand::Start { names } => {
-            if let Some(code) = through_daemon(source, names, "start", &args.connection).await? {
+            let action = NodeAction::Start;
+            if let Some(code) = through_daemon(source, names, action, &args.connection).await? {
                 return Ok(code);
             }
         }
         CtlCommand::Stop { names } => {
-            if let Some(code) = through_daemon(source, names, "stop", &args.connection).await? {
+            let action = NodeAction::Stop;
+            if let Some(code) = through_daemon(source, names, action, &args.connection).await? {
                 return Ok(code);
             }
         }
         CtlCommand::Restart { names } => {
-            if let Some(code) = through_daemon(source, names, "restart", &args.connection).await? {
+            let action = NodeAction::Restart;
+            if let Some(code) = through_daemon(source, names, action, &args.connection).await? {
                 return Ok(code);
             }
         }
@@ -131,111 +138,60 @@ pub async fn run(source: &super::ConfigSourceArgs, args: CtlArgs) -> Result<u8, 
 async fn daemon_request(
     source: &super::ConfigSourceArgs,
     node: &str,
-    verb: &str,
+    action: NodeAction,
 ) -> Result<u8, Failure> {
     let config = source.load()?;
     let token = crate::api::token(config.api.token.as_ref(), &crate::api::token_path(&config))
         .map_err(Failure::usage)?;
-    let api = DaemonApi::new(&config, token, Duration::from_secs(10))?;
-    match api.post(node, verb).await {
-        Ok(Answer::Done(message)) => {
-            println!("{message}");
+    let api = daemon_api(&config, token, Duration::from_secs(10))?;
+    let verb = action.as_str();
+    let answer = api.node_action(node, action, None, true).await;
+    match answer.map(|view| answered(node, action, view)) {
+        Ok(Ok(line)) => {
+            println!("{line}");
             Ok(0)
         }
-        Ok(Answer::Failed(message)) => Err(Failure::runtime(format!(
+        Ok(Err(message)) => Err(Failure::runtime(format!(
             "the daemon at {} could not {verb} {node}: {message}",
-            api.base
+            api.base()
         ))),
-        Err(ApiCallError::Unreachable(e)) => Err(Failure::runtime(format!(
+        Err(e @ ApiClientError::Unreachable) => Err(Failure::runtime(format!(
             "cannot reach the nodekeeper daemon at {}: {e} (is `nodekeeper run` running?)",
-            api.base
+            api.base()
         ))),
-        Err(ApiCallError::Transport(e)) => Err(Failure::runtime(format!(
+        Err(ApiClientError::Transport(e)) => Err(Failure::runtime(format!(
             "the nodekeeper daemon at {}: {e}",
-            api.base
+            api.base()
         ))),
-        Err(ApiCallError::Refused { status, message }) => Err(Failure::runtime(format!(
-            "the daemon at {} refused to {verb} {node}: HTTP {status}: {message}",
-            api.base
+        Err(e) => Err(Failure::runtime(format!(
+            "the daemon at {} refused to {verb} {node}: {e}",
+            api.base()
         ))),
     }
 }
 
-/// The running daemon's API, as `ctl` calls it.
-struct DaemonApi {
-    base: String,
+/// The running daemon's API as `ctl` calls it: at the configured listen address, with `token`.
+fn daemon_api(
+    config: &crate::config::Config,
     token: String,
-    client: reqwest::Client,
+    timeout: Duration,
+) -> Result<ApiClient, Failure> {
+    let api = ApiClient::new(&config.api.listen.to_string(), timeout)
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok(api.with_token(token))
 }
 
-/// What the daemon answered about one action.
-enum Answer {
-    /// Done (or accepted, for an action that still runs): the message to print.
-    Done(String),
-    /// The action failed (HTTP 500): why.
-    Failed(String),
-}
-
-enum ApiCallError {
-    /// No connection (the daemon is not running).
-    Unreachable(String),
-    /// The exchange failed after connecting (e.g. a timeout).
-    Transport(String),
-    /// Another HTTP status, with the daemon's message.
-    Refused { status: u16, message: String },
-}
-
-impl DaemonApi {
-    fn new(
-        config: &crate::config::Config,
-        token: String,
-        timeout: Duration,
-    ) -> Result<DaemonApi, Failure> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| Failure::runtime(e.to_string()))?;
-        Ok(DaemonApi {
-            base: format!("http://{}", config.api.listen),
-            token,
-            client,
-        })
-    }
-
-    /// `POST /v1/nodes/NODE/VERB?wait=true`.
-    async fn post(&self, node: &str, verb: &str) -> Result<Answer, ApiCallError> {
-        let url = format!("{}/v1/nodes/{node}/{verb}?wait=true", self.base);
-        let response = self
-            .client
-            .post(&url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    ApiCallError::Unreachable("connection refused".to_string())
-                } else {
-                    // The request may have reached the daemon: never retried elsewhere.
-                    ApiCallError::Transport(e.to_string())
-                }
-            })?;
-        let status = response.status();
-        let bytes = response.bytes().await.unwrap_or_default();
-        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let text = |key: &str| body[key].as_str().unwrap_or_default().to_string();
-        match status.as_u16() {
-            200 => Ok(Answer::Done(text("message"))),
-            202 => Ok(Answer::Done(format!(
-                "{node}: {verb} still in flight (action {})",
-                text("id")
-            ))),
-            500 if body["state"] == "failed" => Ok(Answer::Failed(text("error"))),
-            code => Err(ApiCallError::Refused {
-                status: code,
-                message: text("error"),
-            }),
-        }
+/// The line to print for an action the daemon answered (done, or still in flight), or why it
+/// failed.
+fn answered(node: &str, action: NodeAction, view: ActionView) -> Result<String, String> {
+    match view.state {
+        ActionState::Done { message } => Ok(message),
+        ActionState::Running => Ok(format!(
+            "{node}: {} still in flight (action {})",
+            action.as_str(),
+            view.id
+        )),
+        ActionState::Failed { error } => Err(error),
     }
 }
 
@@ -245,7 +201,7 @@ impl DaemonApi {
 async fn through_daemon(
     source: &super::ConfigSourceArgs,
     names: &[String],
-    verb: &str,
+    action: NodeAction,
     connection: &ConnectionArgs,
 ) -> Result<Option<u8>, Failure> {
     if source.config.is_none() && source.jmanager_config.is_none() {
@@ -270,59 +226,63 @@ async fn through_daemon(
     };
     // A stop and a start, each up to --wait-timeout, plus the daemon's own margin.
     let timeout = Duration::from_secs_f64(connection.wait_timeout) * 2 + Duration::from_secs(10);
-    let api = DaemonApi::new(&config, token, timeout)?;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, node) in nodes.iter().enumerate() {
-        let api = DaemonApi {
-            base: api.base.clone(),
-            token: api.token.clone(),
-            client: api.client.clone(),
-        };
-        let node = node.clone();
-        let verb = verb.to_string();
-        tasks.spawn(async move { (index, api.post(&node, &verb).await) });
-    }
-    let mut answers: Vec<Option<Result<Answer, ApiCallError>>> =
-        (0..nodes.len()).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((index, answer)) => answers[index] = Some(answer),
-            Err(e) => return Err(Failure::runtime(format!("internal error: {e}"))),
-        }
-    }
+    let api = daemon_api(&config, token, timeout)?;
+    let answers = concurrently(&nodes, |node| {
+        let api = api.clone();
+        async move { api.node_action(&node, action, None, true).await }
+    })
+    .await?;
     if answers
         .iter()
-        .all(|answer| matches!(answer, Some(Err(ApiCallError::Unreachable(_)))))
+        .all(|answer| matches!(answer, Err(ApiClientError::Unreachable)))
     {
         eprintln!(
             "note: the nodekeeper daemon at {} does not answer; using supervisord directly",
-            api.base
+            api.base()
         );
         return Ok(None);
     }
     let mut code = 0;
     let mut out = std::io::stdout().lock();
-    for (node, answer) in nodes.iter().zip(answers.into_iter().flatten()) {
-        let _ = match answer {
-            Ok(Answer::Done(message)) => writeln!(out, "{message}"),
-            Ok(Answer::Failed(message)) => {
+    for (node, answer) in nodes.iter().zip(answers) {
+        let _ = match answer.map(|view| answered(node, action, view)) {
+            Ok(Ok(line)) => writeln!(out, "{line}"),
+            Ok(Err(message)) => {
                 code = EXIT_FAILURE;
                 writeln!(out, "{node}: ERROR ({message})")
             }
-            Err(ApiCallError::Unreachable(e) | ApiCallError::Transport(e)) => {
+            Err(e @ (ApiClientError::Unreachable | ApiClientError::Transport(_))) => {
                 code = EXIT_FAILURE;
-                writeln!(out, "{node}: ERROR (the daemon at {}: {e})", api.base)
+                writeln!(out, "{node}: ERROR (the daemon at {}: {e})", api.base())
             }
-            Err(ApiCallError::Refused { status, message }) => {
+            Err(e) => {
                 code = EXIT_FAILURE;
-                writeln!(
-                    out,
-                    "{node}: ERROR (the daemon refused: HTTP {status}: {message})"
-                )
+                writeln!(out, "{node}: ERROR (the daemon refused: {e})")
             }
         };
     }
     Ok(Some(code))
+}
+
+/// Runs `task` for every name at once and returns the results in the names' order.
+async fn concurrently<T, F>(names: &[String], task: impl Fn(String) -> F) -> Result<Vec<T>, Failure>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, name) in names.iter().enumerate() {
+        let running = task(name.clone());
+        tasks.spawn(async move { (index, running.await) });
+    }
+    let mut results: Vec<Option<T>> = (0..names.len()).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, result)) => results[index] = Some(result),
+            Err(e) => return Err(Failure::runtime(format!("internal error: {e}"))),
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// One line of `status`, or the error line of a name that does not resolve.
@@ -441,23 +401,14 @@ async fn control(client: &Client, names: &[String], verb: Verb) -> Result<u8, Fa
     let targets = resolve_targets(client, names).await?;
     // Programs are handled concurrently (a pool restart should not take N x stopwaitsecs), and
     // reported in the order asked.
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, name) in targets.iter().enumerate() {
+    let outcomes = concurrently(&targets, |name| {
         let client = client.clone();
-        let name = name.clone();
-        tasks.spawn(async move { (index, act(&client, &name, verb).await) });
-    }
-    let mut outcomes: Vec<Option<Result<Outcome, SupervisorError>>> =
-        (0..targets.len()).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((index, outcome)) => outcomes[index] = Some(outcome),
-            Err(e) => return Err(Failure::runtime(format!("internal error: {e}"))),
-        }
-    }
+        async move { act(&client, &name, verb).await }
+    })
+    .await?;
     let mut code = 0;
     let mut out = std::io::stdout().lock();
-    for outcome in outcomes.into_iter().flatten() {
+    for outcome in outcomes {
         match outcome {
             Ok(outcome) => {
                 let _ = writeln!(out, "{}: {}", outcome.name, outcome.words);

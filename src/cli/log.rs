@@ -215,7 +215,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `--since`/`--until`: RFC 3339; a UTC date or date and time; or a duration before `now`.
 fn parse_time(text: &str, now: SystemTime) -> Result<i64, String> {
     let text = text.trim();
-    if let Some(ms) = analyze::parse::parse_timestamp(text.as_bytes()) {
+    if let Some(ms) = crate::restart_log::timestamp::parse_timestamp(text.as_bytes()) {
         return Ok(ms);
     }
     for format in [

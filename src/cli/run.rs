@@ -158,18 +158,8 @@ pub async fn status(source: &ConfigSourceArgs, args: StatusArgs) -> Result<u8, F
 }
 
 async fn from_daemon(config: &Config) -> Option<Snapshot> {
-    let url = format!("http://{}/v1/status", config.api.listen);
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .ok()?;
-    let response = client.get(url).send().await.ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    let bytes = response.bytes().await.ok()?;
-    let snapshot: Snapshot = serde_json::from_slice(&bytes).ok()?;
+    let api = api::ApiClient::new(&config.api.listen.to_string(), Duration::from_secs(2)).ok()?;
+    let snapshot = api.status().await.ok()?;
     // A daemon that has not ticked yet has an empty snapshot: observe instead.
     (!snapshot.nodes.is_empty()).then_some(snapshot)
 }

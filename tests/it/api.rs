@@ -7,77 +7,75 @@
 use std::path::Path;
 use std::time::Duration;
 
+use nodekeeper::api::wire::RestartsQuery;
+use nodekeeper::api::{ApiClient, ApiClientError};
+use nodekeeper::restart_log::RestartAction;
+use nodekeeper::status::{ActionState, ActionView, NodeAction};
 use nodekeeper::supervisor::ProcessState;
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{DaemonConfig, Program, Supervisord, free_port, http, run, wait_until};
+use crate::support::{DaemonConfig, Program, Supervisord, free_port, run, wait_until};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// One answer: status and body (JSON when it parses, else the text as a JSON string).
-async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("the API answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
+/// One raw answer: status and body (JSON when it parses, else the text as a JSON string).
+fn call(reply: Result<nodekeeper::api::client::Reply, ApiClientError>) -> (u16, Value) {
+    let reply = reply.expect("the API answers");
+    let text = reply.text();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
+    (reply.status, body)
 }
 
+/// The HTTP status of a call the daemon refused (with its message, for failures).
+#[track_caller]
+fn refused<T: std::fmt::Debug>(result: Result<T, ApiClientError>) -> (u16, String) {
+    match result {
+        Err(ApiClientError::Status { status, message }) => (status, message),
+        other => panic!("expected an error status, got {other:?}"),
+    }
+}
+
+/// The daemon's API: the typed client, and raw requests for the answers whose exact bodies and
+/// statuses are the point (malformed requests, the shape of `/v1/status`).
 struct Api {
-    base: String,
-    token: String,
-    client: reqwest::Client,
+    client: ApiClient,
 }
 
 impl Api {
     fn new(listen: &str, token: &str) -> Api {
         Api {
-            base: format!("http://{listen}"),
-            token: token.to_string(),
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
+            client: ApiClient::new(listen, Duration::from_secs(60))
+                .unwrap()
+                .with_token(token),
         }
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        call(self.client.get(format!("{}{path}", self.base))).await
+        call(self.client.send(Method::GET, path, None).await)
     }
 
     async fn post(&self, path: &str) -> (u16, Value) {
-        call(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(&self.token),
-        )
-        .await
+        call(self.client.send(Method::POST, path, None).await)
     }
 
-    async fn post_body(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    async fn post_body(&self, path: &str, body: impl Into<String>) -> (u16, Value) {
         call(
             self.client
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .body(body),
+                .send(Method::POST, path, Some(body.into()))
+                .await,
         )
-        .await
     }
 
     async fn metrics(&self) -> prometheus_parse::Scrape {
-        let response = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let text = response.text().await.unwrap();
+        // The client answers `Ok` for a 200 only.
+        let text = self.client.metrics().await.expect("/metrics answers 200");
         prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_string())))
             .unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{text}"))
     }
 
+    /// A node's line of `/v1/status` as JSON: the API adds `is_held`, which the snapshot type
+    /// does not have.
     async fn node(&self, node: &str) -> Value {
         let (status, body) = self.get("/v1/status").await;
         assert_eq!(status, 200, "{body}");
@@ -88,6 +86,22 @@ impl Api {
             .find(|line| line["name"] == node)
             .cloned()
             .unwrap_or_else(|| panic!("no {node} in {body}"))
+    }
+
+    /// `POST /v1/nodes/NODE/ACTION`; the client checks that the status matches the state (200
+    /// done, 202 running, 500 failed).
+    async fn act(&self, node: &str, action: NodeAction, wait: bool) -> ActionView {
+        self.client
+            .node_action(node, action, None, wait)
+            .await
+            .unwrap_or_else(|e| panic!("{} {node}: {e}", action.as_str()))
+    }
+}
+
+/// `Done` with this message.
+fn done(message: &str) -> ActionState {
+    ActionState::Done {
+        message: message.to_string(),
     }
 }
 
@@ -139,11 +153,15 @@ async fn pool() -> (Supervisord, DaemonConfig) {
     (supervisord, config)
 }
 
-async fn action_done(api: &Api, id: &str) -> Value {
+async fn action_done(api: &Api, id: &str) -> ActionView {
     wait_until("the action to end", WAIT, || async {
-        let (status, body) = api.get(&format!("/v1/actions/{id}")).await;
-        assert_eq!(status, 200, "{body}");
-        (body["state"] != "running").then_some(body)
+        // The client answers `Ok` for a 200 only.
+        let view = api
+            .client
+            .action(id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        (view.state != ActionState::Running).then_some(view)
     })
     .await
 }
@@ -161,16 +179,10 @@ async fn every_endpoint_over_http_with_auth_errors_conflicts_and_metrics() {
 
     // Health: the loop ticks and the nodes are in sync.
     let body = wait_until("/healthz 200", WAIT, || async {
-        let (status, body) = api.get("/healthz").await;
-        (status == 200).then_some(body)
+        api.client.healthz().await.ok()
     })
     .await;
-    assert!(
-        body.as_str()
-            .unwrap()
-            .starts_with("ok: 2 of 3 nodes in sync"),
-        "{body}"
-    );
+    assert!(body.starts_with("ok: 2 of 3 nodes in sync"), "{body}");
 
     // Status: every node's program state, node state, height, lag, leader, hold, last restart.
     let node1 = api.node("node1").await;
@@ -233,23 +245,48 @@ async fn every_endpoint_over_http_with_auth_errors_conflicts_and_metrics() {
     );
 
     // Auth: missing and wrong tokens get the same 401, and nothing happens.
-    let url = format!("{}/v1/nodes/node1/restart", api.base);
-    let missing = call(api.client.post(&url)).await;
-    let wrong = call(api.client.post(&url).bearer_auth("not-the-token")).await;
-    let basic = call(api.client.post(&url).basic_auth("keeper", Some(&token))).await;
+    let anonymous = Api {
+        client: ApiClient::new(&config.api_listen, Duration::from_secs(60)).unwrap(),
+    };
+    let wrong_token = Api::new(&config.api_listen, "not-the-token");
+    let missing = anonymous.post("/v1/nodes/node1/restart").await;
+    let wrong = wrong_token.post("/v1/nodes/node1/restart").await;
+    // Basic auth is not the client's: a raw request.
+    let basic = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{}/v1/nodes/node1/restart", api.client.base()))
+        .basic_auth("keeper", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    let basic = (
+        basic.status().as_u16(),
+        serde_json::from_slice::<Value>(&basic.bytes().await.unwrap()).unwrap(),
+    );
     assert_eq!(missing.0, 401);
     assert_eq!(missing, wrong);
     assert_eq!(missing, basic);
     assert_eq!(missing.1, json!({"error": "unauthorized"}));
-    let leader_unauthorized = call(api.client.post(format!("{}/v1/leader/node1", api.base))).await;
+    let leader_unauthorized = anonymous.post("/v1/leader/node1").await;
     assert_eq!(leader_unauthorized, missing);
+    let typed = anonymous.client.leader("node1", false).await;
+    assert_eq!(refused(typed), (401, "unauthorized".to_string()));
 
     // Unknown nodes, actions and routes: 404.
-    assert_eq!(api.post("/v1/nodes/node9/restart").await.0, 404);
+    let restart = api
+        .client
+        .node_action("node9", NodeAction::Restart, None, false);
+    assert_eq!(refused(restart.await).0, 404);
     assert_eq!(api.post("/v1/nodes/node1/dance").await.0, 404);
-    assert_eq!(api.post("/v1/leader/node9").await.0, 404);
-    assert_eq!(api.get("/v1/restarts?node=node9").await.0, 404);
-    assert_eq!(api.get("/v1/actions/nope").await.0, 404);
+    assert_eq!(refused(api.client.leader("node9", false).await).0, 404);
+    let node9 = RestartsQuery {
+        node: Some("node9".into()),
+        ..RestartsQuery::default()
+    };
+    assert_eq!(refused(api.client.restarts(&node9).await).0, 404);
+    assert_eq!(refused(api.client.action("nope").await).0, 404);
     assert_eq!(api.get("/v2/anything").await.0, 404);
 
     // Malformed: 400; oversized: 413.
@@ -265,39 +302,36 @@ async fn every_endpoint_over_http_with_auth_errors_conflicts_and_metrics() {
 
     // Leadership hand-over: refused, and said why, while leadership is not enabled (the
     // hand-over itself is tested in `leadership`).
-    let (status, body) = api.post("/v1/leader/node1").await;
-    assert_eq!(status, 503, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("leadership is not enabled"),
-        "{body}"
-    );
+    let (status, message) = refused(api.client.leader("node1", false).await);
+    assert_eq!(status, 503, "{message}");
+    assert!(message.contains("leadership is not enabled"), "{message}");
 
     // Nothing above touched a node.
     assert!(config.rows().is_empty(), "{:?}", config.rows());
 
     // A restart: 202 at once with an id; a second one while it runs: 409.
     let pid = supervisord.pids().await["node1"];
-    let (status, accepted) = api
-        .post_body(
-            "/v1/nodes/node1/restart",
-            r#"{"reason": "testing the API"}"#,
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    assert_eq!(accepted["node"], "node1");
-    assert_eq!(accepted["action"], "restart");
-    assert_eq!(accepted["state"], "running");
-    assert_eq!(accepted["note"], "testing the API");
-    let id = accepted["id"].as_str().unwrap().to_string();
-    let (status, body) = api.post("/v1/nodes/node1/restart").await;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(api.post("/v1/nodes/node1/stop").await.0, 409);
-    let done = action_done(&api, &id).await;
-    assert_eq!(done["state"], "done", "{done}");
-    assert_eq!(done["message"], "node1: restarted", "{done}");
+    let accepted = api
+        .client
+        .node_action("node1", NodeAction::Restart, Some("testing the API"), false)
+        .await
+        .unwrap();
+    // Running: the client has checked that the status is 202.
+    assert_eq!(accepted.state, ActionState::Running, "{accepted:?}");
+    assert_eq!(accepted.node, "node1");
+    assert_eq!(accepted.action, NodeAction::Restart);
+    assert_eq!(accepted.note.as_deref(), Some("testing the API"));
+    let again = api
+        .client
+        .node_action("node1", NodeAction::Restart, None, false);
+    let (status, message) = refused(again.await);
+    assert_eq!(status, 409, "{message}");
+    let stop = api
+        .client
+        .node_action("node1", NodeAction::Stop, None, false);
+    assert_eq!(refused(stop.await).0, 409);
+    let finished = action_done(&api, &accepted.id).await;
+    assert_eq!(finished.state, done("node1: restarted"), "{finished:?}");
     assert_ne!(supervisord.pids().await["node1"], pid);
     let scrape = api.metrics().await;
     assert_eq!(
@@ -311,85 +345,88 @@ async fn every_endpoint_over_http_with_auth_errors_conflicts_and_metrics() {
 
     // ?wait=true: 200 when done...
     let pid = supervisord.pids().await["node2"];
-    let (status, body) = api.post("/v1/nodes/node2/restart?wait=true").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["state"], "done", "{body}");
+    // Done: the client has checked that the status is 200.
+    let body = api.act("node2", NodeAction::Restart, true).await;
+    assert!(matches!(body.state, ActionState::Done { .. }), "{body:?}");
     assert_ne!(supervisord.pids().await["node2"], pid);
 
     // ... 500 with the reason when it failed (the program cannot start).
-    let (status, body) = api.post("/v1/nodes/broken/restart?wait=true").await;
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["state"], "failed", "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("start failed"),
-        "{body}"
-    );
+    // Failed: the client has checked that the status is 500.
+    let body = api.act("broken", NodeAction::Restart, true).await;
+    match &body.state {
+        ActionState::Failed { error } => assert!(error.contains("start failed"), "{body:?}"),
+        other => panic!("expected a failure: {other:?}"),
+    }
 
     // Stop: held, left stopped, health goes when no node is in sync; start: released, back.
     for node in ["node1", "node2"] {
-        let (status, body) = api.post(&format!("/v1/nodes/{node}/stop?wait=true")).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["message"], format!("{node}: stopped"));
+        let body = api.act(node, NodeAction::Stop, true).await;
+        assert_eq!(body.state, done(&format!("{node}: stopped")));
     }
     let body = wait_until("/healthz 503", WAIT, || async {
-        let (status, body) = api.get("/healthz").await;
-        (status == 503).then_some(body)
+        match api.client.healthz().await {
+            Err(ApiClientError::Status {
+                status: 503,
+                message,
+            }) => Some(message),
+            _ => None,
+        }
     })
     .await;
-    assert!(body.as_str().unwrap().contains("no node in sync"), "{body}");
+    assert!(body.contains("no node in sync"), "{body}");
     assert_eq!(api.node("node2").await["is_held"], true);
     supervisord
         .wait_for_state("node2", ProcessState::Stopped, Duration::from_secs(1))
         .await;
     for node in ["node1", "node2"] {
-        let (status, body) = api.post(&format!("/v1/nodes/{node}/start?wait=true")).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["message"], format!("{node}: started"));
+        let body = api.act(node, NodeAction::Start, true).await;
+        assert_eq!(body.state, done(&format!("{node}: started")));
     }
     assert_eq!(api.node("node2").await["is_held"], false);
     wait_until("/healthz 200 again", WAIT, || async {
-        (api.get("/healthz").await.0 == 200).then_some(())
+        api.client.healthz().await.ok()
     })
     .await;
 
     // Hold and release answer at once.
-    let (status, body) = api.post("/v1/nodes/node2/hold").await;
-    assert_eq!(
-        (status, body["message"].clone()),
-        (200, json!("node2: held"))
-    );
-    let (status, body) = api.post("/v1/nodes/node2/release").await;
-    assert_eq!(
-        (status, body["message"].clone()),
-        (200, json!("node2: released"))
-    );
+    // Done: the client has checked that the status is 200.
+    let body = api.act("node2", NodeAction::Hold, false).await;
+    assert_eq!(body.state, done("node2: held"));
+    let body = api.act("node2", NodeAction::Release, false).await;
+    assert_eq!(body.state, done("node2: released"));
 
     // The restart log: every row, one node, since a time.
-    let (status, body) = api.get("/v1/restarts").await;
-    assert_eq!(status, 200, "{body}");
-    let rows = body["rows"].as_array().unwrap();
-    assert!(rows.len() >= 8, "{body}");
+    // The client answers `Ok` for a 200 only.
+    let body = api
+        .client
+        .restarts(&RestartsQuery::default())
+        .await
+        .unwrap();
+    let rows = &body.rows;
+    assert!(rows.len() >= 8, "{body:?}");
     assert!(
-        rows.iter().all(|row| row["reason"] == "operator request"),
-        "{body}"
+        rows.iter().all(|row| row.reason == "operator request"),
+        "{body:?}"
     );
-    assert_eq!(rows[0]["node"], "node1");
-    assert_eq!(rows[0]["action"], "stop");
+    assert_eq!(rows[0].node, "node1");
+    assert_eq!(rows[0].action, RestartAction::Stop);
     let since = chrono::DateTime::<chrono::Utc>::from(started).to_rfc3339();
-    let (status, body) = api
-        .get(&format!(
-            "/v1/restarts?node=node2&since={}",
-            since.replace('+', "%2B")
-        ))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let rows = body["rows"].as_array().unwrap();
+    let query = RestartsQuery {
+        node: Some("node2".into()),
+        since: Some(since),
+        limit: None,
+    };
+    let body = api.client.restarts(&query).await.unwrap();
+    let rows = &body.rows;
     assert!(
-        !rows.is_empty() && rows.iter().all(|row| row["node"] == "node2"),
-        "{body}"
+        !rows.is_empty() && rows.iter().all(|row| row.node == "node2"),
+        "{body:?}"
     );
-    let (_, body) = api.get("/v1/restarts?since=2999-01-01T00:00:00Z").await;
-    assert_eq!(body["rows"], json!([]));
+    let future = RestartsQuery {
+        since: Some("2999-01-01T00:00:00Z".into()),
+        ..RestartsQuery::default()
+    };
+    assert_eq!(api.client.restarts(&future).await.unwrap().rows, []);
 
     // `nodekeeper ctl restart` goes through the API: the daemon logs and counts it.
     let pid = supervisord.pids().await["node1"];
@@ -507,41 +544,32 @@ async fn on_jmanager_files_the_api_listen_and_token_come_from_the_environment() 
                     std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
                 );
             }
-            let url = format!("{}/v1/status", api.base);
+            let api = &api;
             async move {
-                let response = http().get(url).send().await.ok()?;
-                let body: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
-                (!body["nodes"].as_array()?.is_empty()).then_some(body)
+                let status = api.client.status().await.ok()?;
+                (!status.nodes.is_empty()).then_some(status)
             }
         },
     )
     .await;
-    assert_eq!(status["nodes"][0]["name"], "node_one", "{status}");
-    assert_eq!(
-        status["nodes"][0]["program_state"], "UNREACHABLE",
-        "{status}"
-    );
+    assert_eq!(status.nodes[0].name, "node_one", "{status:?}");
+    assert_eq!(status.nodes[0].program_state, "UNREACHABLE", "{status:?}");
 
     // The token from the environment opens the mutating endpoints; no other does.
-    let (status, body) = api.post("/v1/nodes/node_one/hold").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["message"], "node_one: held");
-    let wrong = call(
-        api.client
-            .post(format!("{}/v1/nodes/node_one/release", api.base))
-            .bearer_auth("env-token"),
-    )
-    .await;
-    assert_eq!(wrong.0, 401);
+    // Done: the client has checked that the status is 200.
+    let body = api.act("node_one", NodeAction::Hold, false).await;
+    assert_eq!(body.state, done("node_one: held"));
+    let wrong = Api::new(&listen, "env-token");
+    let release = wrong
+        .client
+        .node_action("node_one", NodeAction::Release, None, false);
+    assert_eq!(refused(release.await).0, 401);
     assert!(
         !dir.join("api.token").exists(),
         "no token file is made when one is configured"
     );
-    let (_, healthz) = api.get("/healthz").await;
-    assert!(
-        healthz.as_str().unwrap().contains("no node in sync"),
-        "{healthz}"
-    );
+    let (_, healthz) = refused(api.client.healthz().await);
+    assert!(healthz.contains("no node in sync"), "{healthz}");
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     assert!(!log.contains(token), "{log}");
     let _ = child.start_kill();

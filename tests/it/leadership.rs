@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use nodekeeper::status::ActionState;
 use nodekeeper_sim::chain::ChainParams;
 use serde_json::{Value, json};
 
@@ -401,21 +402,14 @@ async fn a_slow_leaders_api_blocks_promotion() {
     let leader = wait_for_sole_leader(&sup, Duration::from_secs(30)).await;
     let other = sup.sims.iter().find(|s| s.name != leader).unwrap().clone();
     let sim = sup.sims.iter().find(|s| s.name == leader).unwrap().clone();
-    let token = std::fs::read_to_string(config.dir.join("api.token")).unwrap();
+    let api = config.api();
     let (watcher, stop) = watch_holders(&sup);
     // Its leader routes answer after 2 s, longer than the probe timeout.
     sim.fault(json!({"fault": "slow-leaders", "delay_ms": 2000}))
         .await;
-    let response = http()
-        .post(format!(
-            "http://{}/v1/leader/{}",
-            config.api_listen, other.name
-        ))
-        .bearer_auth(token.trim())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 202);
+    let accepted = api.leader(&other.name, false).await.unwrap();
+    // Running: the client has checked that the status is 202.
+    assert_eq!(accepted.state, ActionState::Running);
     daemon
         .wait_for_log(
             &format!(
@@ -495,29 +489,24 @@ async fn the_operator_hands_the_key_over_through_the_api() {
     let daemon = config.start(&[]).await;
     let leader = wait_for_sole_leader(&sup, Duration::from_secs(30)).await;
     let other = sup.sims.iter().find(|s| s.name != leader).unwrap().clone();
-    let token = std::fs::read_to_string(config.dir.join("api.token")).unwrap();
-    let client = http();
-    let post = |path: String| {
-        client
-            .post(format!("http://{}{path}", config.api_listen))
-            .bearer_auth(token.trim())
-            .timeout(Duration::from_secs(60))
-            .send()
-    };
-    let response = post(format!("/v1/leader/{}?wait=true", other.name))
+    let api = config.api();
+    let body = api
+        .leader(&other.name, true)
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-    assert_eq!(status, 200, "{body}\n{}", daemon.log_text());
-    assert_eq!(body["state"], "done", "{body}");
+        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    // Done: the client has checked that the status is 200.
+    assert!(
+        matches!(body.state, ActionState::Done { .. }),
+        "{body:?}\n{}",
+        daemon.log_text()
+    );
     assert_eq!(sole_leader(&sup).await, Some(other.name.clone()));
     // It stays: the old leader is not ahead by the switch margin.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(sole_leader(&sup).await, Some(other.name.clone()));
     // Asking for the leader again: done at once.
-    let response = post(format!("/v1/leader/{}", other.name)).await.unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    let again = api.leader(&other.name, false).await.unwrap();
+    assert!(matches!(again.state, ActionState::Done { .. }), "{again:?}");
     // A lagging node cannot lead.
     let old = sup.sims.iter().find(|s| s.name == leader).unwrap().clone();
     old.fault(json!({"fault": "lag", "blocks": 30})).await;
@@ -537,8 +526,8 @@ async fn the_operator_hands_the_key_over_through_the_api() {
         },
     )
     .await;
-    let response = post(format!("/v1/leader/{leader}")).await.unwrap();
-    assert_eq!(response.status().as_u16(), 409);
+    let refused = api.leader(&leader, false).await.unwrap_err();
+    assert_eq!(refused.status(), Some(409), "{refused}");
     // The status: leader flag, the pool's next slot, each node's schedule.
     let status = config.status().await;
     let line = &status["leadership"];

@@ -1,8 +1,10 @@
 //! The parser against `restart_log`'s reader (same rows, same rejected lines and messages, on
-//! well-formed and on mangled logs), jmanager's format, headers, timestamps.
+//! well-formed and on mangled logs, through the chunked reader), jmanager's format, long records.
 
 use super::*;
 use crate::analyze::read::{self, Loaded, ReadError};
+use crate::restart_log::record::Format;
+use crate::restart_log::timestamp::parse_timestamp;
 use crate::restart_log::{self, HEADER_LINE};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
@@ -306,54 +308,6 @@ fn jmanager_rows_are_read_with_python_timestamps_and_unknown_uptimes() {
 }
 
 #[test]
-fn headers_name_the_format() {
-    let nodekeeper = HEADER_LINE.as_bytes();
-    let cases: Vec<(&[u8], bool, Header)> = vec![
-        (
-            nodekeeper,
-            true,
-            Header::Known {
-                format: Format::Nodekeeper,
-                end: nodekeeper.len(),
-            },
-        ),
-        (
-            b"node name, timestamp, action, uptime, reason\r\nx",
-            true,
-            Header::Known {
-                format: Format::Jmanager,
-                end: 46,
-            },
-        ),
-        (
-            b"node name,timestamp,action,uptime,reason\n",
-            true,
-            Header::Known {
-                format: Format::Jmanager,
-                end: 41,
-            },
-        ),
-        (b"", true, Header::Incomplete),
-        (b"node name,time", true, Header::Incomplete),
-        (b"node name, time", true, Header::Incomplete),
-        (
-            b"node name,time",
-            false,
-            Header::Foreign("\"node name,time\"".into()),
-        ),
-        (b"a,b,c\n", true, Header::Foreign("\"a,b,c\"".into())),
-    ];
-    for (head, whole, expected) in cases {
-        assert_eq!(
-            detect_header(head, whole),
-            expected,
-            "{}",
-            String::from_utf8_lossy(head)
-        );
-    }
-}
-
-#[test]
 fn a_foreign_file_is_refused_naming_it() {
     let error = read::read_bytes(b"hello,world\n1,2\n", "notes.csv", 1).unwrap_err();
     let message = error.to_string();
@@ -362,61 +316,6 @@ fn a_foreign_file_is_refused_naming_it() {
         "{message}"
     );
     assert!(message.contains("\"hello,world\""), "{message}");
-}
-
-#[test]
-fn the_fast_timestamp_parser_agrees_with_chrono() {
-    let mut rng = Rng(99);
-    for _ in 0..20_000 {
-        // 1900 to 2100, any millisecond.
-        let ms = -2_208_988_800_000 + rng.below(6_311_433_600_000) as i64;
-        let date = chrono::DateTime::from_timestamp_millis(ms).unwrap();
-        let offset = chrono::FixedOffset::east_opt(rng.below(48 * 1800) as i32 - 24 * 1800 + 1)
-            .unwrap_or(chrono::FixedOffset::east_opt(0).unwrap());
-        let texts = [
-            date.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            date.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            date.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            date.with_timezone(&offset)
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
-        ];
-        let mut cache = HourCache::default();
-        for text in &texts {
-            let expected = chrono::DateTime::parse_from_rfc3339(text)
-                .unwrap()
-                .timestamp_millis();
-            assert_eq!(
-                parse_rfc3339(text.as_bytes(), &mut cache),
-                Some(expected),
-                "{text}"
-            );
-            assert!(fast_timestamp(text.as_bytes(), true, &mut cache).is_some());
-        }
-        let python = date.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
-        assert_eq!(
-            parse_python_timestamp(python.as_bytes(), &mut cache),
-            Some(ms),
-            "{python}"
-        );
-    }
-    // Shapes left to chrono, and nonsense.
-    let mut cache = HourCache::default();
-    for (text, expected) in [
-        ("2016-12-31T23:59:60.500Z", Some(1_483_228_800_500)),
-        ("2026-02-29T00:00:00Z", None),
-        ("2024-02-29T00:00:00Z", Some(1_709_164_800_000)),
-        ("2026-11-22T24:00:00Z", None),
-        ("2026-11-22T01:02:03", None),
-        ("2026-11-22T01:02:03.Z", None),
-        ("2026-11-22T01:02:03+25:00", None),
-    ] {
-        let parsed = parse_rfc3339(text.as_bytes(), &mut cache);
-        let chrono = chrono::DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|d| d.timestamp_millis());
-        assert_eq!(parsed, chrono, "{text}: as chrono");
-        assert_eq!(parsed, expected, "{text}");
-    }
 }
 
 #[test]

@@ -9,8 +9,10 @@ use crate::analyze::Action::{Start, Stop};
 type Row<'a> = (&'a str, &'a str, Action, Option<u64>, &'a str);
 
 fn at(time: &str) -> i64 {
-    crate::analyze::parse::parse_timestamp(format!("2026-11-{time}Z").replace(' ', "T").as_bytes())
-        .unwrap_or_else(|| panic!("bad test time {time}"))
+    crate::restart_log::timestamp::parse_timestamp(
+        format!("2026-11-{time}Z").replace(' ', "T").as_bytes(),
+    )
+    .unwrap_or_else(|| panic!("bad test time {time}"))
 }
 
 fn dataset(rows: &[Row<'_>]) -> Dataset {

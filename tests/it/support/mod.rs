@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
+use nodekeeper::api::ApiClient;
 use nodekeeper::supervisor::{Client, ClientOptions, Endpoint, ProcessState, SupervisorState};
 use tokio::time::Instant;
 
@@ -883,6 +884,16 @@ impl DaemonConfig {
             .unwrap_or_else(|| panic!("no {node} in the status: {status}"))
     }
 
+    /// A client of the daemon's API (60 s per call) with the token the daemon wrote beside its
+    /// configuration (none before the daemon wrote it).
+    pub fn api(&self) -> ApiClient {
+        let api = ApiClient::new(&self.api_listen, Duration::from_secs(60)).expect("API client");
+        match std::fs::read_to_string(self.dir.join("api.token")) {
+            Ok(token) => api.with_token(token.trim()),
+            Err(_) => api,
+        }
+    }
+
     /// `nodekeeper ctl VERB NODE` (hold or release, through the daemon's API).
     pub async fn ctl(&self, verb: &str, node: &str) -> Output {
         run(&mut self.nodekeeper(&["ctl", verb, node])).await
@@ -914,8 +925,7 @@ impl DaemonConfig {
             config: self.clone(),
         };
         let with_api = !args.contains(&"--dry-run");
-        let client = http();
-        let url = format!("http://{}/v1/status", self.api_listen);
+        let api = ApiClient::new(&self.api_listen, Duration::from_secs(3)).expect("API client");
         wait_until("the daemon to start", Duration::from_secs(20), || {
             let ready = if daemon.exited() {
                 panic!(
@@ -927,17 +937,13 @@ impl DaemonConfig {
             } else {
                 false
             };
-            let client = client.clone();
-            let url = url.clone();
+            let api = &api;
             async move {
                 if !with_api {
                     return ready.then_some(());
                 }
-                let status: serde_json::Value = serde_json::from_slice(
-                    &client.get(&url).send().await.ok()?.bytes().await.ok()?,
-                )
-                .ok()?;
-                (!status["nodes"].as_array()?.is_empty()).then_some(())
+                let status = api.status().await.ok()?;
+                (!status.nodes.is_empty()).then_some(())
             }
         })
         .await;
