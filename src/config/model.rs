@@ -24,6 +24,7 @@ use super::raw::{
 use crate::alert::{EmailSettings, Facts, InlineTemplate, TemplateSettings};
 use crate::chain::ChainSettings;
 use crate::chain::jormungandr;
+pub use crate::policy::Thresholds;
 pub use crate::pooltool::{PoolToolSettings, SlotsVerification};
 use crate::secret::Secret;
 use crate::supervisor::{Endpoint, SupervisorSettings};
@@ -67,52 +68,27 @@ pub struct ApiSettings {
     pub token: Option<Secret>,
 }
 
-/// Control-loop thresholds (`[thresholds]`), checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Thresholds {
-    /// Period of the control loop.
-    pub tick_interval: Duration,
-    /// Timeout of one node REST call.
-    pub probe_timeout: Duration,
-    /// Failed or timed-out REST calls in a row before a RUNNING node counts as hung.
-    pub api_failures: u32,
-    /// A Running node whose height has not grown for this long is restarted.
-    pub tip_timeout: Duration,
-    /// A node more than this many blocks behind the reference is restarted.
-    pub tip_diff_threshold: u64,
-    /// A node Bootstrapping longer than this is restarted.
-    pub bootstrap_timeout: Duration,
-    /// After a (re)start, sync rules wait this long before judging the node.
-    pub boot_grace: Duration,
-    /// At most this many restarts of one node per `restart_window`; beyond, the node is held.
-    pub max_restarts: u32,
-    /// The storm-protection window.
-    pub restart_window: Duration,
-    /// Delay between starts when every node is down.
-    pub all_down_stagger: Duration,
-}
-
-impl Thresholds {
-    fn from_raw(raw: &RawThresholds) -> Thresholds {
-        Thresholds {
-            tick_interval: raw.tick_interval,
-            probe_timeout: raw.probe_timeout,
-            api_failures: raw.api_failures,
-            tip_timeout: raw.tip_timeout,
-            tip_diff_threshold: raw.tip_diff_threshold,
-            bootstrap_timeout: raw.bootstrap_timeout,
-            boot_grace: raw.boot_grace,
-            max_restarts: raw.max_restarts,
-            restart_window: raw.restart_window,
-            all_down_stagger: raw.all_down_stagger,
-        }
+/// `[thresholds]` as checked (the policy owns the type).
+fn thresholds_of(raw: &RawThresholds) -> Thresholds {
+    Thresholds {
+        tick_interval: raw.tick_interval,
+        probe_timeout: raw.probe_timeout,
+        api_failures: raw.api_failures,
+        tip_timeout: raw.tip_timeout,
+        tip_diff_threshold: raw.tip_diff_threshold,
+        bootstrap_timeout: raw.bootstrap_timeout,
+        boot_grace: raw.boot_grace,
+        max_restarts: raw.max_restarts,
+        restart_window: raw.restart_window,
+        all_down_stagger: raw.all_down_stagger,
     }
 }
 
+// The documented defaults are the file's (`raw`), so they are given here, where both are known.
 impl Default for Thresholds {
     /// The documented defaults of `[thresholds]`.
     fn default() -> Thresholds {
-        Thresholds::from_raw(&RawThresholds::default())
+        thresholds_of(&RawThresholds::default())
     }
 }
 
@@ -313,7 +289,7 @@ pub(crate) fn validate(
         path: path.to_path_buf(),
         supervisors,
         nodes,
-        thresholds: Thresholds::from_raw(&raw.thresholds),
+        thresholds: thresholds_of(&raw.thresholds),
         pooltool,
         leadership,
         email,

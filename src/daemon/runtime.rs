@@ -91,14 +91,7 @@ pub fn policy_config(
 
 fn thresholds(t: &Thresholds, reference_max_age: Duration) -> PolicyConfig {
     PolicyConfig {
-        api_failures: t.api_failures,
-        tip_timeout: t.tip_timeout,
-        tip_diff_threshold: t.tip_diff_threshold,
-        bootstrap_timeout: t.bootstrap_timeout,
-        boot_grace: t.boot_grace,
-        max_restarts: t.max_restarts,
-        restart_window: t.restart_window,
-        all_down_stagger: t.all_down_stagger,
+        thresholds: t.clone(),
         reference_max_age,
         leader: LeaderConfig::default(),
         nodes: Vec::new(),

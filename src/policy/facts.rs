@@ -144,7 +144,7 @@ fn node_facts(
         (Some(h), Some(memory)) if memory.last_height == Some(h) => memory
             .height_since
             .map(|since| now.duration_since(since).unwrap_or_default())
-            .filter(|for_| *for_ > config.tip_timeout),
+            .filter(|for_| *for_ > config.thresholds.tip_timeout),
         _ => None,
     };
     let why_not = match &node.program {
@@ -158,7 +158,7 @@ fn node_facts(
                 NodeState::Booting(phase) => Some(NotInSync::Booting(phase.clone())),
                 NodeState::Running => match (lag, stale_for) {
                     (None, _) => Some(NotInSync::NoAnswer),
-                    (Some(lag), _) if lag > config.tip_diff_threshold => {
+                    (Some(lag), _) if lag > config.thresholds.tip_diff_threshold => {
                         Some(NotInSync::Behind { lag })
                     }
                     (_, Some(for_)) => Some(NotInSync::StaleTip(for_)),

@@ -570,14 +570,18 @@ impl Model {
 
 fn config(model: &Model) -> PolicyConfig {
     let mut config = PolicyConfig {
-        api_failures: 2,
-        tip_timeout: Duration::from_secs(20),
-        tip_diff_threshold: 7,
-        bootstrap_timeout: Duration::from_secs(40),
-        boot_grace: Duration::from_secs(5),
-        max_restarts: 100,
-        restart_window: Duration::from_secs(600),
-        all_down_stagger: Duration::from_secs(2),
+        thresholds: Thresholds {
+            tick_interval: Duration::from_millis(TICK_MS),
+            probe_timeout: Duration::from_secs(1),
+            api_failures: 2,
+            tip_timeout: Duration::from_secs(20),
+            tip_diff_threshold: 7,
+            bootstrap_timeout: Duration::from_secs(40),
+            boot_grace: Duration::from_secs(5),
+            max_restarts: 100,
+            restart_window: Duration::from_secs(600),
+            all_down_stagger: Duration::from_secs(2),
+        },
         reference_max_age: Duration::from_secs(180),
         leader: LeaderConfig::default(),
         nodes: model.nodes.iter().map(|n| n.name.clone()).collect(),

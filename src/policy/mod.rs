@@ -41,25 +41,36 @@ pub use facts::{NodeFacts, NotInSync, PoolFacts};
 pub use leader::{LeaderConfig, LeaderMemory, LeaderView};
 pub use operator::{Answer, Refusal};
 
-/// The thresholds the policy applies.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PolicyConfig {
-    /// Failed REST calls in a row before a RUNNING node counts as hung.
+/// The control loop's thresholds (`[thresholds]`, as the configuration checks them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Period of the control loop.
+    pub tick_interval: Duration,
+    /// Timeout of one call to a node's API.
+    pub probe_timeout: Duration,
+    /// Failed or timed-out API calls in a row before a RUNNING node counts as hung.
     pub api_failures: u32,
-    /// No height increase for this long while Running: stale tip.
+    /// A Running node whose height has not grown for this long is restarted (stale tip).
     pub tip_timeout: Duration,
-    /// More blocks than this behind the reference: lag.
+    /// A node more than this many blocks behind the reference is restarted (lag).
     pub tip_diff_threshold: u64,
-    /// Bootstrapping longer than this: restart.
+    /// A node bootstrapping longer than this is restarted.
     pub bootstrap_timeout: Duration,
-    /// Sync rules wait this long after a start.
+    /// After a start, the sync rules wait this long before judging the node.
     pub boot_grace: Duration,
-    /// At most this many starts/restarts of one node per `restart_window`.
+    /// At most this many starts of one node per `restart_window`; beyond, the node is held.
     pub max_restarts: u32,
     /// The storm-protection window.
     pub restart_window: Duration,
     /// Delay between starts when every node is down.
     pub all_down_stagger: Duration,
+}
+
+/// What the policy applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyConfig {
+    /// The thresholds of the rules.
+    pub thresholds: Thresholds,
     /// An external reference older than this is ignored.
     pub reference_max_age: Duration,
     /// Leadership (disabled by default).
@@ -606,9 +617,9 @@ fn decide_on(
         let variant = pool.variant_for(&node.name);
         let other_sync_restart_in_flight = state.nodes.iter().any(|(name, memory)| {
             *name != node.name
-                && memory
-                    .sync_restart_at
-                    .is_some_and(|at| elapsed(at) < config.bootstrap_timeout + config.boot_grace)
+                && memory.sync_restart_at.is_some_and(|at| {
+                    elapsed(at) < config.thresholds.bootstrap_timeout + config.thresholds.boot_grace
+                })
         });
         let memory = state.nodes.entry(node.name.clone()).or_default();
         let first_sight = !memory.adopted;
@@ -679,7 +690,7 @@ fn decide_on(
                 }
                 let in_grace = memory
                     .started_at
-                    .is_some_and(|started| elapsed(started) < config.boot_grace);
+                    .is_some_and(|started| elapsed(started) < config.thresholds.boot_grace);
                 judge_running(config, memory, node, &facts[index], best, in_grace, now)
             }
         };
@@ -718,13 +729,13 @@ fn decide_on(
         // Storm protection: this node's starts and restarts within the window.
         memory
             .restarts
-            .retain(|at| elapsed(*at) < config.restart_window);
+            .retain(|at| elapsed(*at) < config.thresholds.restart_window);
         let n_restarts = u32::try_from(memory.restarts.len()).unwrap_or(u32::MAX);
         let exempt = matches!(reason, Reason::Operator | Reason::SlotGuard(_));
-        if n_restarts >= config.max_restarts && !exempt {
+        if n_restarts >= config.thresholds.max_restarts && !exempt {
             let hold = HoldReason::Storm {
                 restarts: n_restarts,
-                window_secs: config.restart_window.as_secs(),
+                window_secs: config.thresholds.restart_window.as_secs(),
             };
             memory.hold = Some(Hold {
                 reason: hold.clone(),
@@ -747,7 +758,7 @@ fn decide_on(
             sync_restart_issued = true;
         }
         if !restart && state.all_down_next_start.is_some() {
-            state.all_down_next_start = Some(now + config.all_down_stagger);
+            state.all_down_next_start = Some(now + config.thresholds.all_down_stagger);
         }
         if reason == Reason::AllDown && !state.all_down_announced {
             state.all_down_announced = true;
@@ -838,7 +849,7 @@ fn judge_running(
         Some(Err(_)) => {
             memory.api_failures = memory.api_failures.saturating_add(1);
             let judged = memory.api_answered || !in_grace;
-            (judged && memory.api_failures >= config.api_failures)
+            (judged && memory.api_failures >= config.thresholds.api_failures)
                 .then_some((Reason::Hung(memory.api_failures), true))
         }
         Some(Ok(status)) => {
@@ -853,7 +864,7 @@ fn judge_running(
                 };
                 let since = *memory.booting_since.get_or_insert(boot_start);
                 let booting = elapsed(since);
-                return (booting > config.bootstrap_timeout)
+                return (booting > config.thresholds.bootstrap_timeout)
                     .then_some((Reason::BootstrapTimeout(booting), true));
             }
             memory.booting_since = None;
@@ -870,11 +881,11 @@ fn judge_running(
                 return None;
             }
             let unchanged_for = memory.height_since.map(elapsed).unwrap_or_default();
-            if unchanged_for > config.tip_timeout {
+            if unchanged_for > config.thresholds.tip_timeout {
                 return Some((Reason::StaleTip(unchanged_for), true));
             }
             if let Some(reference) = best
-                && reference.saturating_sub(height) > config.tip_diff_threshold
+                && reference.saturating_sub(height) > config.thresholds.tip_diff_threshold
             {
                 return Some((Reason::Lag { height, reference }, true));
             }

@@ -78,7 +78,7 @@ async fn a_valid_change_reaches_every_part() {
     );
     // ... the policy's thresholds and leadership settings, the PoolTool reporter and reference
     // feed, and the API token changed with them.
-    assert_eq!(daemon.rt.policy.tip_diff_threshold, 20);
+    assert_eq!(daemon.rt.policy.thresholds.tip_diff_threshold, 20);
     assert_eq!(daemon.rt.policy.leader.switch_margin, 5);
     let feed = daemon.rt.reference.as_ref().expect("a reference feed");
     assert_eq!(feed.source.url().as_str(), "http://127.0.0.1:9/other.json");
@@ -128,7 +128,7 @@ async fn an_invalid_file_or_a_part_that_cannot_be_built_changes_nothing() {
     }));
     daemon.on_reload();
     assert!(Arc::ptr_eq(&config, &daemon.rt.config));
-    assert_eq!(daemon.rt.policy.tip_diff_threshold, 7);
+    assert_eq!(daemon.rt.policy.thresholds.tip_diff_threshold, 7);
     assert_eq!(token(&shared), "first-token-0123456789");
     for (name, client) in &supervisors {
         assert!(Arc::ptr_eq(client, &daemon.rt.supervisors[name]));
