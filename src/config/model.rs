@@ -108,7 +108,9 @@ impl Default for PoolToolSettings {
             send_slots_after: raw.send_slots_after,
             slots_verification: raw.slots_verification,
             gpg: raw.gpg,
-            key_path: raw.key_path,
+            key_path: raw
+                .key_path
+                .unwrap_or_else(|| PathBuf::from("pooltool-keys")),
             user_id: raw.user_id,
             pool_id: raw.pool_id,
             genesis_hash: raw.genesis_hash,
@@ -279,11 +281,11 @@ pub(crate) fn validate(
             );
         }
     }
-    let pooltool = v.pooltool(&raw.pooltool);
+    let restart_log = v.resolve(&raw.restart_log.path);
+    let pooltool = v.pooltool(&raw.pooltool, &restart_log);
     let leadership = v.leadership(&raw.leadership);
     let email = v.email(&raw.email);
     let api = v.api(&raw);
-    let restart_log = v.resolve(&raw.restart_log.path);
     let skipped = std::mem::take(&mut v.skipped);
     let config = Config {
         path: path.to_path_buf(),
@@ -737,7 +739,7 @@ impl Validator<'_, '_> {
         }
     }
 
-    fn pooltool(&mut self, raw: &RawPoolTool) -> PoolToolSettings {
+    fn pooltool(&mut self, raw: &RawPoolTool, restart_log: &Path) -> PoolToolSettings {
         let pool_id = self.id_value(
             "pooltool",
             "pool_id",
@@ -798,7 +800,14 @@ impl Validator<'_, '_> {
             send_slots_after: raw.send_slots_after,
             slots_verification: raw.slots_verification,
             gpg: raw.gpg.clone(),
-            key_path: raw.key_path.as_ref().map(|path| self.resolve(path)),
+            // Default: `pooltool-keys` beside the restart log.
+            key_path: match &raw.key_path {
+                Some(path) => self.resolve(path),
+                None => restart_log
+                    .parent()
+                    .map(|dir| dir.join("pooltool-keys"))
+                    .unwrap_or_else(|| PathBuf::from("pooltool-keys")),
+            },
             user_id: raw.user_id.clone(),
             pool_id: pool_id.map(|secret| secret.expose().to_string()),
             genesis_hash: genesis_hash.map(|secret| secret.expose().to_string()),

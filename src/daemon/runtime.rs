@@ -9,7 +9,6 @@
 //! adapters, or the in-memory doubles of the shell tests.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -198,16 +197,9 @@ impl Runtime {
             None
         };
         let reporter = (pooltool.enabled && !options.dry_run).then(|| {
-            let key_path = pooltool.key_path.clone().unwrap_or_else(|| {
-                config
-                    .restart_log
-                    .parent()
-                    .map(|dir| dir.join("pooltool-keys"))
-                    .unwrap_or_else(|| PathBuf::from("pooltool-keys"))
-            });
             Reporter::new(
                 pooltool,
-                key_path,
+                pooltool.key_path.clone(),
                 config.thresholds.probe_timeout.max(Duration::from_secs(10)),
                 Arc::new(jormungandr::JormungandrBlocks::new()),
             )

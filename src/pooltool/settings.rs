@@ -43,8 +43,9 @@ pub struct PoolToolSettings {
     pub slots_verification: SlotsVerification,
     /// The gpg binary (gpg mode).
     pub gpg: Option<PathBuf>,
-    /// Where per-epoch keys and hashes are kept (resolved); `None`: the daemon's default.
-    pub key_path: Option<PathBuf>,
+    /// Where per-epoch keys and hashes are kept (resolved; default `pooltool-keys` beside the
+    /// restart log).
+    pub key_path: PathBuf,
     /// PoolTool user id (UUID).
     pub user_id: Option<String>,
     /// The pool id (hex), from `pool_id` or `pool_id_file`.
