@@ -61,7 +61,7 @@ impl Timestamp {
     pub fn rfc3339(self) -> String {
         chrono::DateTime::from_timestamp_millis(self.0).map_or_else(
             || format!("@{}ms", self.0),
-            |date| date.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            |date| crate::time::rfc3339_millis(date.into()),
         )
     }
 }

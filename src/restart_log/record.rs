@@ -19,7 +19,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use chrono::{DateTime, Datelike as _, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike as _, Utc};
 
 use super::RestartLogError;
 use super::timestamp::{HourCache, parse_python_timestamp, parse_rfc3339};
@@ -154,12 +154,12 @@ mod json_timestamp {
 /// Serialises one row as nodekeeper writes it (RFC 4180 by the `csv` crate, timestamp in UTC with
 /// milliseconds), line end included.
 pub fn encode_row(row: &RestartRow) -> Result<Vec<u8>, RestartLogError> {
-    let timestamp = utc(row.timestamp)
-        .filter(|date| (0..=9999).contains(&date.year()))
-        .ok_or_else(|| RestartLogError::Timestamp {
+    if !utc(row.timestamp).is_some_and(|date| (0..=9999).contains(&date.year())) {
+        return Err(RestartLogError::Timestamp {
             node: row.node.clone(),
-        })?
-        .to_rfc3339_opts(SecondsFormat::Millis, true);
+        });
+    }
+    let timestamp = crate::time::rfc3339_millis(row.timestamp);
     let number = |value: Option<u64>| value.map(|v| v.to_string()).unwrap_or_default();
     let fields = [
         row.node.clone(),
