@@ -9,7 +9,7 @@
 //! that make a conversion impossible (unreadable or invalid JSON, missing sections, wrong types)
 //! are **errors**, all reported in one run, each naming the file and jmanager's key path.
 //!
-//! It checks JSON types only; values are checked by `model::validate`, like any other config.
+//! It checks JSON types only; values are checked by `validate`, like any other config.
 //! Relative paths are resolved against the working directory, as jmanager resolved them, and
 //! written absolute so that the converted config works wherever it is stored. It reads the two
 //! files and writes nothing.

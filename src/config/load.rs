@@ -94,7 +94,7 @@ fn format_of(path: &Path) -> Option<config::FileFormat> {
 }
 
 /// Reads `path` and the environment into a `RawConfig`. The errors are every problem of shape
-/// (syntax, types, unknown keys); values are checked later by `model::validate`.
+/// (syntax, types, unknown keys); values are checked later by `validate`.
 pub fn load_raw(path: &Path, env: &Env) -> (RawConfig, ConfigErrors) {
     let file_error = |message: String| {
         let mut errors = ConfigErrors::default();

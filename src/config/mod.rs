@@ -2,8 +2,8 @@
 //! its file and key, node config generation from a template, and the jmanager drop-in.
 //!
 //! Three steps (see ARCHITECTURE.md): `load` reads the file and the environment into the serde
-//! shape of `raw`, collecting shape problems; `model::validate` checks values and resolves defaults
-//! into a `Config`, merging each node's template and overrides with `merge`; `nodefile` writes the
+//! shape of `raw`, collecting shape problems; `validate` checks values and resolves defaults into a
+//! `Config` (the types are in `model`), merging each node's template and overrides with `merge`; `nodefile` writes the
 //! generated node configs; `edit` holds the rules of `config edit`.
 
 pub mod duration;
@@ -16,6 +16,7 @@ pub mod merge;
 pub mod model;
 pub mod nodefile;
 pub mod raw;
+pub mod validate;
 pub mod watch;
 
 pub use crate::supervisor::SupervisorSettings;

@@ -1,0 +1,848 @@
+//! Validation: a `RawConfig` (the file's shape, every default filled) becomes a `Config` while
+//! every problem of value is collected (ranges, URLs, files, duplicates, templates, overrides,
+//! secrets), each naming its origin and key. Paths in the file are relative to the file's directory;
+//! files that exist only on a deployed host can be skipped (`HostFiles::Skip`), each skip named.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::error::ConfigErrors;
+use super::load::Origins;
+use super::merge;
+use super::model::*;
+use super::raw::{
+    RawConfig, RawEmail, RawLeadership, RawPeer, RawPoolTool, RawSupervisor, RawThresholds,
+};
+use crate::alert::{EmailSettings, InlineTemplate, TemplateSettings};
+use crate::chain::ChainSettings;
+use crate::chain::jormungandr;
+use crate::secret::Secret;
+use crate::supervisor::{Endpoint, SupervisorSettings};
+
+/// `[thresholds]` as checked (the policy owns the type).
+pub(crate) fn thresholds_of(raw: &RawThresholds) -> Thresholds {
+    Thresholds {
+        tick_interval: raw.tick_interval,
+        probe_timeout: raw.probe_timeout,
+        api_failures: raw.api_failures,
+        tip_timeout: raw.tip_timeout,
+        tip_diff_threshold: raw.tip_diff_threshold,
+        bootstrap_timeout: raw.bootstrap_timeout,
+        boot_grace: raw.boot_grace,
+        max_restarts: raw.max_restarts,
+        restart_window: raw.restart_window,
+        all_down_stagger: raw.all_down_stagger,
+    }
+}
+
+/// Checks every value of `raw` (read from `path`) and resolves defaults and relative paths,
+/// skipping the checks of host files when `host_files` says so; also returns the checks skipped.
+pub(crate) fn validate(
+    raw: RawConfig,
+    path: &Path,
+    origins: &Origins<'_>,
+    errors: &mut ConfigErrors,
+    host_files: HostFiles,
+) -> (Config, Vec<SkippedCheck>) {
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut v = Validator {
+        base,
+        origins,
+        errors,
+        templates: HashMap::new(),
+        host_files,
+        skipped: Vec::new(),
+    };
+    let mut supervisors = BTreeMap::new();
+    if let Some(settings) = v.supervisor(DEFAULT_SUPERVISOR, "supervisor", &raw.supervisor) {
+        supervisors.insert(DEFAULT_SUPERVISOR.to_string(), settings);
+    }
+    for (name, section) in &raw.supervisors {
+        if name == DEFAULT_SUPERVISOR {
+            v.error(
+                &format!("supervisors.{name}"),
+                "the name `default` is taken by [supervisor]",
+            );
+            continue;
+        }
+        if let Some(settings) = v.supervisor(name, &format!("supervisors.{name}"), section) {
+            supervisors.insert(name.clone(), settings);
+        }
+    }
+    v.thresholds(&raw.thresholds);
+    let nodes = v.nodes(&raw);
+    for (name, settings) in &supervisors {
+        let slowest = nodes
+            .iter()
+            .filter(|node| &node.supervisor == name)
+            .map(|node| node.stopwaitsecs.max(node.startsecs))
+            .max()
+            .unwrap_or(0);
+        if settings.wait_timeout <= Duration::from_secs(u64::from(slowest)) {
+            let key = if name == DEFAULT_SUPERVISOR {
+                "supervisor.wait_timeout".to_string()
+            } else {
+                format!("supervisors.{name}.wait_timeout")
+            };
+            v.error(
+                &key,
+                format!(
+                    "{} must exceed the nodes' stopwaitsecs and startsecs ({slowest} s)",
+                    humantime::format_duration(settings.wait_timeout)
+                ),
+            );
+        }
+    }
+    let restart_log = v.resolve(&raw.restart_log.path);
+    let pooltool = v.pooltool(&raw.pooltool, &restart_log);
+    let leadership = v.leadership(&raw.leadership);
+    let email = v.email(&raw.email);
+    let api = v.api(&raw);
+    let skipped = std::mem::take(&mut v.skipped);
+    let config = Config {
+        path: path.to_path_buf(),
+        supervisors,
+        nodes,
+        thresholds: thresholds_of(&raw.thresholds),
+        pooltool,
+        leadership,
+        email,
+        restart_log,
+        api,
+    };
+    (config, skipped)
+}
+
+struct Validator<'a, 'b> {
+    base: PathBuf,
+    origins: &'a Origins<'b>,
+    errors: &'a mut ConfigErrors,
+    templates: HashMap<PathBuf, Option<Value>>,
+    host_files: HostFiles,
+    skipped: Vec<SkippedCheck>,
+}
+
+impl Validator<'_, '_> {
+    fn error(&mut self, key: &str, message: impl Into<String>) {
+        let error = self.origins.error(key, message);
+        self.errors.push(error);
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+
+    /// Whether the check of the host file `path` (named by `key`) runs; when it does not, it is
+    /// recorded as skipped.
+    fn checks_host_file(&mut self, key: &str, path: &Path) -> bool {
+        match self.host_files {
+            HostFiles::Check => true,
+            HostFiles::Skip => {
+                self.skipped.push(SkippedCheck {
+                    key: key.to_string(),
+                    path: path.to_path_buf(),
+                });
+                false
+            }
+        }
+    }
+
+    /// The first line of a secret file; errors name the key and the file, never its content.
+    fn read_secret_file(&mut self, key: &str, path: &Path) -> Option<Secret> {
+        let path = self.resolve(path);
+        if !self.checks_host_file(key, &path) {
+            return None;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match text.lines().next().map(str::trim) {
+                Some(line) if !line.is_empty() => Some(Secret::new(line)),
+                _ => {
+                    self.error(
+                        key,
+                        format!(
+                            "{} is empty: expected the secret on its first line",
+                            path.display()
+                        ),
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                self.error(key, format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// One of `inline` / `file`, each optional, never both.
+    fn secret(
+        &mut self,
+        prefix: &str,
+        inline_key: &str,
+        inline: Option<&String>,
+        file_key: &str,
+        file: Option<&PathBuf>,
+    ) -> Option<Secret> {
+        // A secret from the environment wins over the file, as every environment override does.
+        let inline_from_env = self
+            .origins
+            .of(&format!("{prefix}.{inline_key}"))
+            .starts_with("environment ");
+        match (inline, file) {
+            (Some(inline), Some(_)) if inline_from_env => Some(Secret::new(inline.clone())),
+            (Some(_), Some(_)) => {
+                self.error(
+                    &format!("{prefix}.{file_key}"),
+                    format!("give either {inline_key} or {file_key}, not both"),
+                );
+                None
+            }
+            (Some(inline), None) => Some(Secret::new(inline.clone())),
+            (None, Some(file)) => self.read_secret_file(&format!("{prefix}.{file_key}"), file),
+            (None, None) => None,
+        }
+    }
+
+    fn positive(&mut self, key: &str, duration: Duration) {
+        if duration.is_zero() {
+            self.error(key, "expected a positive duration, got 0");
+        }
+    }
+
+    fn supervisor(
+        &mut self,
+        name: &str,
+        prefix: &str,
+        raw: &RawSupervisor,
+    ) -> Option<SupervisorSettings> {
+        let endpoint = match Endpoint::parse(&raw.url) {
+            Ok(endpoint) => Some(endpoint),
+            Err(e) => {
+                self.error(&format!("{prefix}.url"), e.to_string());
+                None
+            }
+        };
+        let password = self.secret(
+            prefix,
+            "password",
+            raw.password.as_ref(),
+            "password_file",
+            raw.password_file.as_ref(),
+        );
+        let credentials = match (&raw.user, password) {
+            (Some(user), Some(password)) => Some((user.clone(), password)),
+            (Some(_), None) => {
+                if raw.password_file.is_none() {
+                    self.error(
+                        &format!("{prefix}.user"),
+                        "a user needs a password: set password_file or NODEKEEPER_SUPERVISOR_PASSWORD",
+                    );
+                }
+                None
+            }
+            (None, Some(_)) => {
+                self.error(&format!("{prefix}.user"), "a password is set but no user");
+                None
+            }
+            (None, None) => None,
+        };
+        self.positive(&format!("{prefix}.timeout"), raw.timeout);
+        self.positive(&format!("{prefix}.wait_timeout"), raw.wait_timeout);
+        Some(SupervisorSettings {
+            name: name.to_string(),
+            endpoint: endpoint?,
+            credentials,
+            timeout: raw.timeout,
+            wait_timeout: raw.wait_timeout,
+        })
+    }
+
+    fn thresholds(&mut self, t: &RawThresholds) {
+        for (key, duration) in [
+            ("tick_interval", t.tick_interval),
+            ("probe_timeout", t.probe_timeout),
+            ("tip_timeout", t.tip_timeout),
+            ("bootstrap_timeout", t.bootstrap_timeout),
+            ("boot_grace", t.boot_grace),
+            ("restart_window", t.restart_window),
+        ] {
+            self.positive(&format!("thresholds.{key}"), duration);
+        }
+        for (key, count) in [
+            ("api_failures", u64::from(t.api_failures)),
+            ("tip_diff_threshold", t.tip_diff_threshold),
+            ("max_restarts", u64::from(t.max_restarts)),
+        ] {
+            if count == 0 {
+                self.error(
+                    &format!("thresholds.{key}"),
+                    "expected a positive number, got 0",
+                );
+            }
+        }
+        if t.tick_interval < Duration::from_millis(100) && !t.tick_interval.is_zero() {
+            self.error("thresholds.tick_interval", "expected at least 100ms");
+        }
+    }
+
+    /// The parsed template at `path` (already resolved), read once per path.
+    fn template(&mut self, key: &str, path: &Path) -> Option<Value> {
+        let path = path.to_path_buf();
+        if let Some(cached) = self.templates.get(&path) {
+            return cached.clone();
+        }
+        let parsed = match std::fs::read_to_string(&path) {
+            Err(e) => {
+                self.error(key, format!("cannot read template {}: {e}", path.display()));
+                None
+            }
+            Ok(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(value @ Value::Object(_)) => Some(value),
+                Ok(_) => {
+                    self.error(
+                        key,
+                        format!(
+                            "{}: expected a JSON object (a node config template)",
+                            path.display()
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.error(key, format!("{}: invalid JSON: {e}", path.display()));
+                    None
+                }
+            },
+        };
+        self.templates.insert(path, parsed.clone());
+        parsed
+    }
+
+    fn nodes(&mut self, raw: &RawConfig) -> Vec<NodeSettings> {
+        if raw.nodes.is_empty() {
+            self.error(
+                "nodes",
+                "expected at least one node ([[nodes]] with a name)",
+            );
+        }
+        let defaults = &raw.node_defaults;
+        let mut nodes: Vec<NodeSettings> = Vec::new();
+        for (index, node) in raw.nodes.iter().enumerate() {
+            let prefix = format!("nodes[{index}]");
+            let key = |field: &str| format!("{prefix}.{field}");
+            if node.name.is_empty() {
+                self.error(&key("name"), "expected a node name");
+                continue;
+            }
+            if !node
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                self.error(
+                    &key("name"),
+                    format!("{:?}: expected letters, digits, '-', '_' or '.' only (it names files and programs)", node.name),
+                );
+                continue;
+            }
+            if let Some(first) = nodes.iter().position(|other| other.name == node.name) {
+                self.error(
+                    &key("name"),
+                    format!("duplicate node name {:?} (also nodes[{first}])", node.name),
+                );
+            }
+            let program = node.program.clone().unwrap_or_else(|| node.name.clone());
+            let supervisor = node
+                .supervisor
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SUPERVISOR.to_string());
+            if supervisor != DEFAULT_SUPERVISOR && !raw.supervisors.contains_key(&supervisor) {
+                self.error(
+                    &key("supervisor"),
+                    format!("{supervisor:?} is not a [supervisors.NAME] section"),
+                );
+            }
+            if let Some(other) = nodes
+                .iter()
+                .find(|other| other.program == program && other.supervisor == supervisor)
+            {
+                self.error(
+                    &key("program"),
+                    format!("program {program:?} is also used by node {:?}", other.name),
+                );
+            }
+            let version = node.version.clone().or_else(|| defaults.version.clone());
+            let binary = match &version {
+                Some(version) => match raw.versions.get(version) {
+                    Some(binary) => binary.clone(),
+                    None => {
+                        let known: Vec<&str> = raw.versions.keys().map(String::as_str).collect();
+                        self.error(
+                            &key("version"),
+                            format!(
+                                "{version:?} is not in [versions] (known: {})",
+                                if known.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        );
+                        PathBuf::new()
+                    }
+                },
+                None => node
+                    .binary
+                    .clone()
+                    .unwrap_or_else(|| defaults.binary.clone()),
+            };
+            let node_dir = match (&node.node_dir, &defaults.node_dir) {
+                (Some(dir), _) => self.resolve(dir),
+                (None, Some(base)) => self.resolve(base).join(&node.name),
+                (None, None) => {
+                    self.error(
+                        &key("node_dir"),
+                        "not set: set node_defaults.node_dir or this node's node_dir",
+                    );
+                    PathBuf::new()
+                }
+            };
+            let config_path = node
+                .config_path
+                .as_ref()
+                .map(|path| self.resolve(path))
+                .unwrap_or_else(|| node_dir.join(format!("{}.json", node.name)));
+            let template_key = if node.template.is_some() {
+                key("template")
+            } else {
+                "node_defaults.template".to_string()
+            };
+            let Some(template_path) = node.template.as_ref().or(defaults.template.as_ref()) else {
+                self.error(
+                    &key("template"),
+                    "no template: set node_defaults.template or this node's template",
+                );
+                continue;
+            };
+            let template_path = self.resolve(template_path);
+            let Some(template) = self.template(&template_key, &template_path) else {
+                continue;
+            };
+            let overrides = Value::Object(node.overrides.clone());
+            let conflicts = merge::type_conflicts(&template, &overrides);
+            let rest_conflict = conflicts
+                .iter()
+                .any(|c| c.path == "rest" || c.path.starts_with("rest."));
+            for conflict in conflicts {
+                self.error(
+                    &format!("{prefix}.overrides.{}", conflict.path),
+                    format!(
+                        "changes the type of the template's value from {} to {}",
+                        conflict.template_kind, conflict.override_kind
+                    ),
+                );
+            }
+            let config = merge::merge(&template, &overrides);
+            let rest_url = match &node.rest_url {
+                Some(url) => match parse_rest_url(url) {
+                    Ok(url) => Some(url),
+                    Err(why) => {
+                        self.error(&key("rest_url"), why);
+                        None
+                    }
+                },
+                None => match merge::get_path(&config, "rest.listen") {
+                    Some(Value::String(listen)) => match rest_url_from_listen(listen) {
+                        Ok(url) => Some(url),
+                        Err(why) => {
+                            self.error(&format!("{prefix}.overrides.rest.listen"), why);
+                            None
+                        }
+                    },
+                    Some(other) => {
+                        self.error(
+                            &format!("{prefix}.overrides.rest.listen"),
+                            format!("expected \"HOST:PORT\", got {}", merge::kind(other)),
+                        );
+                        None
+                    }
+                    // A type conflict under `rest` was reported already.
+                    None if rest_conflict => None,
+                    None => {
+                        self.error(
+                            &key("rest_url"),
+                            "no REST address: set rest_url, or rest.listen in the template or overrides",
+                        );
+                        None
+                    }
+                },
+            };
+            let Some(rest_url) = rest_url else { continue };
+            if let Some(other) = nodes.iter().find(|other| {
+                other.supervisor == supervisor
+                    && same_port(&other.jormungandr().rest_url, &rest_url)
+            }) {
+                self.error(
+                    &key("rest_url"),
+                    format!(
+                        "REST port {} is also used by node {:?}",
+                        rest_url.port_or_known_default().unwrap_or(0),
+                        other.name
+                    ),
+                );
+            }
+            let peers: Vec<Value> = node
+                .default_trusted_peers
+                .as_ref()
+                .unwrap_or(&defaults.default_trusted_peers)
+                .iter()
+                .map(peer_json)
+                .collect();
+            let fallback_config = if peers.is_empty() {
+                config.clone()
+            } else {
+                merge::with_trusted_peers(&config, &peers)
+            };
+            let log_dir = defaults
+                .log_dir
+                .as_ref()
+                .map(|dir| self.resolve(dir))
+                .unwrap_or_else(|| node_dir.clone());
+            let args = node.args.clone().unwrap_or_else(|| defaults.args.clone());
+            nodes.push(NodeSettings {
+                name: node.name.clone(),
+                program,
+                supervisor,
+                binary,
+                version,
+                chain: ChainSettings::Jormungandr(jormungandr::Settings {
+                    rest_url,
+                    template_path,
+                    config_path,
+                    boots_with_secret: jormungandr::Settings::boots_with_secret(&args, &config),
+                    config,
+                    fallback_config,
+                }),
+                args,
+                startsecs: defaults.startsecs,
+                stopwaitsecs: defaults.stopwaitsecs,
+                log_file: log_dir.join(format!("{}.log", node.name)),
+                node_dir,
+            });
+        }
+        nodes
+    }
+
+    fn url(&mut self, key: &str, text: &str) {
+        match reqwest::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {}
+            Ok(_) => self.error(
+                key,
+                format!("{text:?}: expected an http:// or https:// URL"),
+            ),
+            Err(e) => self.error(
+                key,
+                format!("{text:?}: expected an http:// or https:// URL ({e})"),
+            ),
+        }
+    }
+
+    fn pooltool(&mut self, raw: &RawPoolTool, restart_log: &Path) -> PoolToolSettings {
+        let pool_id = self.id_value(
+            "pooltool",
+            "pool_id",
+            raw.pool_id.as_ref(),
+            raw.pool_id_file.as_ref(),
+        );
+        let genesis_hash = self.id_value(
+            "pooltool",
+            "genesis_hash",
+            raw.genesis_hash.as_ref(),
+            raw.genesis_hash_file.as_ref(),
+        );
+        for (key, url) in [
+            ("status_url", &raw.status_url),
+            ("tip_url", &raw.tip_url),
+            ("slots_url", &raw.slots_url),
+        ] {
+            self.url(&format!("pooltool.{key}"), url);
+        }
+        for (key, duration) in [
+            ("status_refresh", raw.status_refresh),
+            ("status_max_age", raw.status_max_age),
+            ("tip_interval", raw.tip_interval),
+        ] {
+            self.positive(&format!("pooltool.{key}"), duration);
+        }
+        if raw.enabled {
+            if raw.user_id.is_none() {
+                self.error("pooltool.user_id", "required when pooltool.enabled is true");
+            }
+            if pool_id.is_none() && raw.pool_id_file.is_none() {
+                self.error(
+                    "pooltool.pool_id",
+                    "required when pooltool.enabled is true (or pool_id_file)",
+                );
+            }
+            if genesis_hash.is_none() && raw.genesis_hash_file.is_none() {
+                self.error(
+                    "pooltool.genesis_hash",
+                    "required when pooltool.enabled is true (or genesis_hash_file)",
+                );
+            }
+            if raw.slots_verification == SlotsVerification::Gpg && raw.gpg.is_none() {
+                self.error(
+                    "pooltool.gpg",
+                    "required when slots_verification is \"gpg\"",
+                );
+            }
+        }
+        PoolToolSettings {
+            enabled: raw.enabled,
+            status_url: raw.status_url.clone(),
+            status_refresh: raw.status_refresh,
+            status_max_age: raw.status_max_age,
+            tip_url: raw.tip_url.clone(),
+            tip_interval: raw.tip_interval,
+            slots_url: raw.slots_url.clone(),
+            send_slots_after: raw.send_slots_after,
+            slots_verification: raw.slots_verification,
+            gpg: raw.gpg.clone(),
+            // Default: `pooltool-keys` beside the restart log.
+            key_path: match &raw.key_path {
+                Some(path) => self.resolve(path),
+                None => restart_log
+                    .parent()
+                    .map(|dir| dir.join("pooltool-keys"))
+                    .unwrap_or_else(|| PathBuf::from("pooltool-keys")),
+            },
+            user_id: raw.user_id.clone(),
+            pool_id: pool_id.map(|secret| secret.expose().to_string()),
+            genesis_hash: genesis_hash.map(|secret| secret.expose().to_string()),
+        }
+    }
+
+    /// An id given inline or in a file (not secret, but read the same way).
+    fn id_value(
+        &mut self,
+        prefix: &str,
+        key: &str,
+        inline: Option<&String>,
+        file: Option<&PathBuf>,
+    ) -> Option<Secret> {
+        self.secret(prefix, key, inline, &format!("{key}_file"), file)
+    }
+
+    fn leadership(&mut self, raw: &RawLeadership) -> LeadershipSettings {
+        let settings = LeadershipSettings {
+            enabled: raw.enabled,
+            secret_file: raw.secret_file.as_ref().map(|path| self.resolve(path)),
+            switch_margin: raw.switch_margin,
+            slot_window: raw.slot_window,
+            schedule_refresh_min_gap: raw.schedule_refresh_min_gap,
+            state_file: self.resolve(&raw.state_file),
+        };
+        if settings.slot_window == 0 {
+            self.error(
+                "leadership.slot_window",
+                "expected a positive number of slots, got 0",
+            );
+        }
+        if settings.enabled {
+            match &settings.secret_file {
+                None => self.error(
+                    "leadership.secret_file",
+                    "required when leadership.enabled is true",
+                ),
+                Some(path) => {
+                    // The error names the file and what is wrong, never its content.
+                    if self.checks_host_file("leadership.secret_file", path)
+                        && let Err(e) = crate::chain::jormungandr::secret::load(path)
+                    {
+                        self.error("leadership.secret_file", e);
+                    }
+                }
+            }
+        }
+        settings
+    }
+
+    fn email(&mut self, raw: &RawEmail) -> EmailSettings {
+        let password = self.secret(
+            "email",
+            "password",
+            raw.password.as_ref(),
+            "password_file",
+            raw.password_file.as_ref(),
+        );
+        if raw.enabled {
+            if raw.smtp_server.as_deref().is_none_or(str::is_empty) {
+                self.error("email.smtp_server", "required when email.enabled is true");
+            }
+            match &raw.from {
+                None => self.error("email.from", "required when email.enabled is true"),
+                Some(from) if !from.contains('@') => {
+                    self.error("email.from", format!("{from:?}: expected an email address"))
+                }
+                Some(_) => {}
+            }
+            if raw.to.is_empty() {
+                self.error("email.to", "expected at least one recipient");
+            }
+            for (index, to) in raw.to.iter().enumerate() {
+                if !to.contains('@') {
+                    self.error(
+                        &format!("email.to[{index}]"),
+                        format!("{to:?}: expected an email address"),
+                    );
+                }
+            }
+        }
+        self.positive("email.dedupe_window", raw.dedupe_window);
+        let templates = TemplateSettings {
+            dir: raw.templates_dir.as_ref().map(|path| self.resolve(path)),
+            inline: raw
+                .templates
+                .iter()
+                .map(|(name, template)| {
+                    let template = InlineTemplate {
+                        subject: template.subject.clone(),
+                        message: template.message.clone(),
+                    };
+                    (name.clone(), template)
+                })
+                .collect(),
+        };
+        // Alerts (src/alert): the CA file and the templates; each problem names its template.
+        let tls_ca_file = raw.tls_ca_file.as_ref().map(|path| self.resolve(path));
+        if raw.enabled
+            && let Some(path) = &tls_ca_file
+            && self.checks_host_file("email.tls_ca_file", path)
+            && let Err(e) = std::fs::read(path)
+        {
+            self.error(
+                "email.tls_ca_file",
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
+        let checked_templates = match &templates.dir {
+            Some(dir) if !self.checks_host_file("email.templates_dir", dir) => TemplateSettings {
+                dir: None,
+                ..templates.clone()
+            },
+            _ => templates.clone(),
+        };
+        for problem in crate::alert::template_problems(&checked_templates) {
+            self.error(&problem.key, problem.message);
+        }
+        EmailSettings {
+            enabled: raw.enabled,
+            smtp_server: raw.smtp_server.clone(),
+            port: raw.port.unwrap_or_else(|| raw.security.default_port()),
+            security: raw.security,
+            user: raw.user.clone(),
+            password,
+            from: raw.from.clone(),
+            to: raw.to.clone(),
+            tls_ca_file,
+            templates,
+            dedupe_window: raw.dedupe_window,
+        }
+    }
+
+    fn api(&mut self, raw: &RawConfig) -> ApiSettings {
+        let api = &raw.api;
+        let token = self.secret(
+            "api",
+            "token",
+            api.token.as_ref(),
+            "token_file",
+            api.token_file.as_ref(),
+        );
+        let listen = match api.listen.parse::<SocketAddr>() {
+            Ok(listen) => listen,
+            Err(_) => {
+                self.error(
+                    "api.listen",
+                    format!(
+                        "{:?}: expected an IP address and port, e.g. 127.0.0.1:9180",
+                        api.listen
+                    ),
+                );
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 9180))
+            }
+        };
+        if !listen.ip().is_loopback() && token.is_none() {
+            self.error(
+                "api.listen",
+                format!("{listen} is not a loopback address: set api.token_file so that mutating endpoints require a token"),
+            );
+        }
+        ApiSettings { listen, token }
+    }
+}
+
+fn peer_json(peer: &RawPeer) -> Value {
+    let mut object = serde_json::Map::new();
+    object.insert("address".into(), Value::String(peer.address.clone()));
+    if let Some(id) = &peer.id {
+        object.insert("id".into(), Value::String(id.clone()));
+    }
+    Value::Object(object)
+}
+
+fn parse_rest_url(text: &str) -> Result<reqwest::Url, String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(url),
+        Ok(_) => Err(format!(
+            "{text:?}: expected an http:// URL such as http://127.0.0.1:3100/api"
+        )),
+        Err(e) => Err(format!(
+            "{text:?}: expected an http:// URL such as http://127.0.0.1:3100/api ({e})"
+        )),
+    }
+}
+
+/// `rest.listen` (`HOST:PORT`) → `http://HOST:PORT/api`, with an unspecified address (0.0.0.0)
+/// reached through loopback.
+pub fn rest_url_from_listen(listen: &str) -> Result<reqwest::Url, String> {
+    let address: SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("{listen:?}: expected \"IP:PORT\", e.g. \"127.0.0.1:3100\""))?;
+    let ip = if address.ip().is_unspecified() {
+        match address.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        address.ip()
+    };
+    let url = format!("http://{}/api", SocketAddr::new(ip, address.port()));
+    reqwest::Url::parse(&url).map_err(|e| format!("{listen:?}: {e}"))
+}
+
+/// Two REST URLs on the same supervisord host clash when their ports are equal and their hosts
+/// are equal or either is loopback/unspecified.
+fn same_port(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    let local = |url: &reqwest::Url| {
+        url.host_str().is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+        })
+    };
+    a.port_or_known_default() == b.port_or_known_default()
+        && (a.host_str() == b.host_str() || (local(a) && local(b)))
+}
