@@ -80,7 +80,7 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
         Setup {
             source: config_source,
             env: config::process_env(),
-            parts: Arc::new(RealParts),
+            parts: Arc::new(RealParts::default()),
             clock: Arc::new(SystemClock),
             options,
             snapshot: Arc::clone(&snapshot),
@@ -165,7 +165,7 @@ async fn from_daemon(config: &Config) -> Option<Snapshot> {
 }
 
 async fn observe_now(config: &Config) -> Result<Snapshot, Failure> {
-    crate::daemon::observe_once(config, &RealParts, &SystemClock)
+    crate::daemon::observe_once(config, &RealParts::default(), &SystemClock)
         .await
         .map_err(|e| Failure::runtime(e.to_string()))
 }

@@ -20,8 +20,8 @@ use crate::chain::ChainNode;
 use crate::chain::jormungandr::{self, LeaderSecret};
 use crate::config::{Config, NodeSettings, PoolToolSettings, SupervisorSettings, Thresholds};
 use crate::policy::{LeaderConfig, PolicyConfig};
-use crate::pooltool::Reporter;
 use crate::pooltool::reference::{PoolToolSource, Reference, ReferenceError, ReferenceTracker};
+use crate::pooltool::{Reporter, TipHeaders};
 use crate::supervisor::Supervisor;
 
 /// How the runtime's clients and adapters are made.
@@ -35,11 +35,17 @@ pub trait Parts: Send + Sync {
         node: &NodeSettings,
         secret: Option<Arc<LeaderSecret>>,
     ) -> Result<Arc<dyn ChainNode>, String>;
+
+    /// How PoolTool's reporter reads a tip block's first bytes.
+    fn tip_headers(&self) -> Arc<dyn TipHeaders>;
 }
 
-/// The real parts: XML-RPC clients, the Jormungandr REST adapter.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RealParts;
+/// The real parts: XML-RPC clients, the Jormungandr REST adapter (its HTTP clients made once
+/// and shared by every node and every reload).
+#[derive(Clone, Debug, Default)]
+pub struct RealParts {
+    jormungandr: jormungandr::Clients,
+}
 
 impl Parts for RealParts {
     fn supervisor(&self, settings: &SupervisorSettings) -> Result<Arc<dyn Supervisor>, String> {
@@ -57,7 +63,12 @@ impl Parts for RealParts {
         Ok(Arc::new(jormungandr::Node::new(
             node.jormungandr().clone(),
             secret,
+            &self.jormungandr,
         )))
+    }
+
+    fn tip_headers(&self) -> Arc<dyn TipHeaders> {
+        Arc::new(self.jormungandr.blocks().clone())
     }
 }
 
@@ -201,7 +212,7 @@ impl Runtime {
                 pooltool,
                 pooltool.key_path.clone(),
                 config.thresholds.probe_timeout.max(Duration::from_secs(10)),
-                Arc::new(jormungandr::JormungandrBlocks::new()),
+                parts.tip_headers(),
             )
         });
         let token = if options.dry_run || options.once {

@@ -18,7 +18,12 @@ pub struct JormungandrBlocks {
 impl JormungandrBlocks {
     /// A reader with its own HTTP client (the probe's: no proxy, no redirects, no idle connections).
     pub fn new() -> Self {
-        JormungandrBlocks { http: client() }
+        JormungandrBlocks::with_client(client())
+    }
+
+    /// A reader using `http` (a client made like the probe's, shared).
+    pub fn with_client(http: reqwest::Client) -> Self {
+        JormungandrBlocks { http }
     }
 
     /// The first `len` bytes of the block at `url` (fewer when the block is shorter). No timeout:

@@ -55,7 +55,12 @@ impl LeaderApi {
     /// A client like the probe's: no proxy, no redirects, no idle connections kept (a node
     /// restarted by supervisord drops its connections).
     pub fn new() -> LeaderApi {
-        LeaderApi { http: client() }
+        LeaderApi::with_client(client())
+    }
+
+    /// The endpoints reached with `http` (a client made like the probe's, shared).
+    pub fn with_client(http: reqwest::Client) -> LeaderApi {
+        LeaderApi { http }
     }
 
     /// GET {api}/v0/leaders → ids (empty = passive).

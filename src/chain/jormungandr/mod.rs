@@ -64,8 +64,40 @@ impl Settings {
     }
 }
 
-/// One Jormungandr node. Clients are shared between nodes (cheap clones of one connection
-/// setting); the secret is the pool's, present when nodekeeper manages the leader key.
+/// The HTTP clients every Jormungandr node shares: one connection setting (no proxy, no
+/// redirects, no idle connections kept), made once, since making a client loads the TLS roots.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    probe: JormungandrProbe,
+    leaders: LeaderApi,
+    blocks: JormungandrBlocks,
+}
+
+impl Clients {
+    /// The clients, sharing one HTTP client.
+    pub fn new() -> Clients {
+        let http = probe::client();
+        Clients {
+            probe: JormungandrProbe::with_client(http.clone()),
+            leaders: LeaderApi::with_client(http.clone()),
+            blocks: JormungandrBlocks::with_client(http),
+        }
+    }
+
+    /// The block reader (PoolTool's tip headers).
+    pub fn blocks(&self) -> &JormungandrBlocks {
+        &self.blocks
+    }
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Clients::new()
+    }
+}
+
+/// One Jormungandr node. Its clients are the pool's shared ones; the secret is the pool's,
+/// present when nodekeeper manages the leader key.
 pub struct Node {
     spec: Settings,
     probe: JormungandrProbe,
@@ -74,12 +106,13 @@ pub struct Node {
 }
 
 impl Node {
-    /// The node of `spec`; with `secret`, its leader control and schedule are served.
-    pub fn new(spec: Settings, secret: Option<Arc<LeaderSecret>>) -> Node {
+    /// The node of `spec`, reached with `clients`; with `secret`, its leader control and
+    /// schedule are served.
+    pub fn new(spec: Settings, secret: Option<Arc<LeaderSecret>>, clients: &Clients) -> Node {
         Node {
             spec,
-            probe: JormungandrProbe::new(),
-            leaders: LeaderApi::new(),
+            probe: clients.probe.clone(),
+            leaders: clients.leaders.clone(),
             secret,
         }
     }

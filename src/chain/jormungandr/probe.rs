@@ -41,7 +41,12 @@ impl JormungandrProbe {
     /// There is no separate connect timeout: the probe's `timeout` bounds connect, request and body
     /// together, so the connect timeout is exactly the probe timeout.
     pub fn new() -> Self {
-        JormungandrProbe { http: client() }
+        JormungandrProbe::with_client(client())
+    }
+
+    /// A probe using `http` (a client made by `client()`, shared with other users).
+    pub fn with_client(http: reqwest::Client) -> Self {
+        JormungandrProbe { http }
     }
 
     /// Sends the request and reads the body, at most `MAX_BODY_BYTES` of it.

@@ -502,6 +502,11 @@ impl Parts for FakeParts {
             .ok_or_else(|| format!("no fake node {}", node.name))?;
         Ok(Arc::clone(fake) as Arc<dyn ChainNode>)
     }
+
+    fn tip_headers(&self) -> Arc<dyn crate::pooltool::TipHeaders> {
+        // Never reached over the network in these scenarios (the reporter's URLs go nowhere).
+        Arc::new(crate::chain::jormungandr::JormungandrBlocks::new())
+    }
 }
 
 /// A scenario's pool: a configuration on disk, the fakes, and what the daemon shares.
