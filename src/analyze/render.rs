@@ -385,29 +385,13 @@ pub fn csv_text(document: &Document<'_>) -> String {
         }
     }
     for reason in &report.reasons {
-        let r = &reason.reason;
-        record(
-            "reason",
-            "",
-            r,
-            "",
-            "",
-            None,
-            "restarts",
-            reason.restarts.to_string(),
-        );
-        record(
-            "reason",
-            "",
-            r,
-            "",
-            "",
-            None,
-            "share",
-            format!("{:.6}", reason.share),
-        );
-        let planned = u8::from(reason.planned).to_string();
-        record("reason", "", r, "", "", None, "planned", planned);
+        for (metric, value) in [
+            ("restarts", reason.restarts.to_string()),
+            ("share", format!("{:.6}", reason.share)),
+            ("planned", u8::from(reason.planned).to_string()),
+        ] {
+            record("reason", "", &reason.reason, "", "", None, metric, value);
+        }
     }
     for day in &report.days {
         for (node, n) in &day.nodes {
@@ -452,27 +436,12 @@ pub fn csv_text(document: &Document<'_>) -> String {
     }
     for run in &report.stable_runs {
         let span = Some((run.from, run.to));
-        record(
-            "stable_run",
-            &run.node,
-            "",
-            "",
-            "",
-            span,
-            "secs",
-            format!("{:.3}", run.secs),
-        );
-        let ongoing = u8::from(run.ongoing).to_string();
-        record(
-            "stable_run",
-            &run.node,
-            "",
-            "",
-            "",
-            span,
-            "ongoing",
-            ongoing,
-        );
+        for (metric, value) in [
+            ("secs", format!("{:.3}", run.secs)),
+            ("ongoing", u8::from(run.ongoing).to_string()),
+        ] {
+            record("stable_run", &run.node, "", "", "", span, metric, value);
+        }
     }
     let bytes = writer.into_inner().expect("writing to memory");
     String::from_utf8(bytes).expect("the fields are UTF-8")
