@@ -18,6 +18,27 @@ pub fn io_error_kind(error: &(dyn Error + 'static)) -> Option<io::ErrorKind> {
     None
 }
 
+/// Whether `error`'s source chain holds an I/O error of nodekeeper's own host running out of a
+/// resource (too many open files in the process or the system, no buffer space, no memory): it
+/// says nothing about the peer that was asked.
+pub fn is_local_exhaustion(error: &(dyn Error + 'static)) -> bool {
+    // Linux errno values: ENOMEM 12, ENFILE 23, EMFILE 24, ENOBUFS 105.
+    const EXHAUSTED: [i32; 4] = [12, 23, 24, 105];
+    let mut source: Option<&(dyn Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io_error) = cause.downcast_ref::<io::Error>()
+            && (io_error
+                .raw_os_error()
+                .is_some_and(|code| EXHAUSTED.contains(&code))
+                || io_error.kind() == io::ErrorKind::OutOfMemory)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// The message of the innermost cause of `error` (the outer layers only repeat the URL).
 pub fn innermost(error: &(dyn Error + 'static)) -> String {
     let mut last: &dyn Error = error;
@@ -53,6 +74,30 @@ pub fn excerpt(text: &str, limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Wrapped(io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("connect failed")
+        }
+    }
+
+    impl Error for Wrapped {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn running_out_of_descriptors_is_local_a_refusal_is_not() {
+        let emfile = Wrapped(io::Error::from_raw_os_error(24));
+        assert!(is_local_exhaustion(&emfile));
+        assert!(is_local_exhaustion(&io::Error::from_raw_os_error(23)));
+        let refused = Wrapped(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(!is_local_exhaustion(&refused));
+    }
 
     #[test]
     fn excerpts_are_quoted_and_cut() {

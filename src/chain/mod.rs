@@ -93,6 +93,10 @@ pub enum ProbeError {
     /// The body was not the expected JSON (the detail is short, never the whole body).
     #[error("malformed answer: {0}")]
     Malformed(String),
+    /// nodekeeper's own host could not make the call (too many open files, no buffer space): it
+    /// says nothing about the node and never counts against it.
+    #[error("not asked: nodekeeper's host is short of resources ({0})")]
+    Local(String),
 }
 
 impl ProbeError {
@@ -104,6 +108,7 @@ impl ProbeError {
             ProbeError::Connect(_) => "connect",
             ProbeError::Status(_) => "http_status",
             ProbeError::Malformed(_) => "malformed",
+            ProbeError::Local(_) => "local",
         }
     }
 }

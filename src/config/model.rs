@@ -281,7 +281,9 @@ pub fn load_source_with(source: &ConfigSource, env: &Env, host_files: HostFiles)
         mut errors,
     } = layered;
     let origins = Origins::new(&path, env);
-    let (config, skipped) = validate(raw, &path, &origins, &mut errors, host_files);
+    let (config, skipped, checked) = validate(raw, &path, &origins, &mut errors, host_files);
+    let mut notices = notices;
+    notices.extend(checked);
     Loaded {
         result: errors.into_result(config).map(|config| (config, notices)),
         skipped,

@@ -167,8 +167,18 @@ pub struct RawThresholds {
     /// Timeout of one node REST call.
     #[serde(with = "duration")]
     pub probe_timeout: Duration,
-    /// Failed or timed-out REST calls in a row before a RUNNING node counts as hung.
-    pub api_failures: u32,
+    /// A RUNNING node that has not answered its API for this long is hung (default 2 s; a healthy
+    /// node answers in milliseconds).
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hang_timeout: Option<Duration>,
+    /// Replaced by `hang_timeout`; still read: failed calls in a row before a node counted as
+    /// hung, taken as `hang_timeout = api_failures × probe_timeout` when `hang_timeout` is unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_failures: Option<u32>,
     /// A Running node whose height has not grown for this long is restarted.
     #[serde(with = "duration")]
     pub tip_timeout: Duration,
@@ -195,7 +205,8 @@ impl Default for RawThresholds {
         RawThresholds {
             tick_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_secs(1),
-            api_failures: 3,
+            hang_timeout: None,
+            api_failures: None,
             tip_timeout: Duration::from_secs(90),
             tip_diff_threshold: 7,
             bootstrap_timeout: Duration::from_secs(650),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::ConfigErrors;
+use super::error::{ConfigError, ConfigErrors};
 use super::load::Origins;
 use super::merge;
 use super::model::*;
@@ -23,12 +23,24 @@ use crate::chain::jormungandr;
 use crate::secret::Secret;
 use crate::supervisor::{Endpoint, SupervisorSettings};
 
+/// The default of `thresholds.hang_timeout`.
+pub const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `thresholds.hang_timeout`, or what the older `api_failures` meant: that many probe timeouts.
+fn hang_timeout_of(raw: &RawThresholds) -> Duration {
+    match (raw.hang_timeout, raw.api_failures) {
+        (Some(timeout), _) => timeout,
+        (None, Some(failures)) => raw.probe_timeout.saturating_mul(failures.max(1)),
+        (None, None) => DEFAULT_HANG_TIMEOUT,
+    }
+}
+
 /// `[thresholds]` as checked (the policy owns the type).
 pub(crate) fn thresholds_of(raw: &RawThresholds) -> Thresholds {
     Thresholds {
         tick_interval: raw.tick_interval,
         probe_timeout: raw.probe_timeout,
-        api_failures: raw.api_failures,
+        hang_timeout: hang_timeout_of(raw),
         tip_timeout: raw.tip_timeout,
         tip_diff_threshold: raw.tip_diff_threshold,
         bootstrap_timeout: raw.bootstrap_timeout,
@@ -40,14 +52,15 @@ pub(crate) fn thresholds_of(raw: &RawThresholds) -> Thresholds {
 }
 
 /// Checks every value of `raw` (read from `path`) and resolves defaults and relative paths,
-/// skipping the checks of host files when `host_files` says so; also returns the checks skipped.
+/// skipping the checks of host files when `host_files` says so; also returns the checks skipped and
+/// the notices (keys still read but replaced by others).
 pub(crate) fn validate(
     raw: RawConfig,
     path: &Path,
     origins: &Origins<'_>,
     errors: &mut ConfigErrors,
     host_files: HostFiles,
-) -> (Config, Vec<SkippedCheck>) {
+) -> (Config, Vec<SkippedCheck>, Vec<ConfigError>) {
     let base = path
         .parent()
         .map(Path::to_path_buf)
@@ -59,6 +72,7 @@ pub(crate) fn validate(
         templates: HashMap::new(),
         host_files,
         skipped: Vec::new(),
+        notices: Vec::new(),
     };
     let mut supervisors = BTreeMap::new();
     if let Some(settings) = v.supervisor(DEFAULT_SUPERVISOR, "supervisor", &raw.supervisor) {
@@ -106,6 +120,7 @@ pub(crate) fn validate(
     let email = v.email(&raw.email);
     let api = v.api(&raw);
     let skipped = std::mem::take(&mut v.skipped);
+    let notices = std::mem::take(&mut v.notices);
     let config = Config {
         path: path.to_path_buf(),
         supervisors,
@@ -117,7 +132,7 @@ pub(crate) fn validate(
         restart_log,
         api,
     };
-    (config, skipped)
+    (config, skipped, notices)
 }
 
 struct Validator<'a, 'b> {
@@ -127,9 +142,15 @@ struct Validator<'a, 'b> {
     templates: HashMap<PathBuf, Option<Value>>,
     host_files: HostFiles,
     skipped: Vec<SkippedCheck>,
+    notices: Vec<ConfigError>,
 }
 
 impl Validator<'_, '_> {
+    fn notice(&mut self, key: &str, message: impl Into<String>) {
+        let notice = self.origins.error(key, message);
+        self.notices.push(notice);
+    }
+
     fn error(&mut self, key: &str, message: impl Into<String>) {
         let error = self.origins.error(key, message);
         self.errors.push(error);
@@ -279,8 +300,26 @@ impl Validator<'_, '_> {
         ] {
             self.positive(&format!("thresholds.{key}"), duration);
         }
+        if let Some(timeout) = t.hang_timeout {
+            self.positive("thresholds.hang_timeout", timeout);
+        }
+        match (t.hang_timeout, t.api_failures) {
+            (_, Some(0)) => self.error("thresholds.api_failures", "expected a positive number, got 0"),
+            (Some(_), Some(_)) => self.notice(
+                "thresholds.api_failures",
+                "replaced by thresholds.hang_timeout, which is set: api_failures is not used",
+            ),
+            (None, Some(failures)) => self.notice(
+                "thresholds.api_failures",
+                format!(
+                    "replaced by thresholds.hang_timeout (a node is hung when it has not answered for \
+                     that long): read as hang_timeout = {failures} × probe_timeout = {}",
+                    humantime::format_duration(hang_timeout_of(t))
+                ),
+            ),
+            _ => {}
+        }
         for (key, count) in [
-            ("api_failures", u64::from(t.api_failures)),
             ("tip_diff_threshold", t.tip_diff_threshold),
             ("max_restarts", u64::from(t.max_restarts)),
         ] {
@@ -845,4 +884,57 @@ fn same_port(a: &reqwest::Url, b: &reqwest::Url) -> bool {
     };
     a.port_or_known_default() == b.port_or_known_default()
         && (a.host_str() == b.host_str() || (local(a) && local(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::load::load_raw_text;
+
+    fn thresholds(text: &str) -> (RawThresholds, Vec<String>, Vec<String>) {
+        let path = Path::new("/nowhere/nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let (raw, mut errors) = load_raw_text(text, config::FileFormat::Toml, path, &env);
+        let origins = Origins::new(path, &env);
+        let (_, _, notices) = validate(raw.clone(), path, &origins, &mut errors, HostFiles::Skip);
+        let errors: Vec<String> = errors
+            .0
+            .iter()
+            .filter(|e| e.key.starts_with("thresholds"))
+            .map(ToString::to_string)
+            .collect();
+        let notices = notices.iter().map(ToString::to_string).collect();
+        (raw.thresholds, errors, notices)
+    }
+
+    #[test]
+    fn hang_timeout_has_a_default_and_api_failures_is_read_as_probe_timeouts() {
+        let (raw, errors, notices) = thresholds("[thresholds]\n");
+        assert_eq!(hang_timeout_of(&raw), DEFAULT_HANG_TIMEOUT);
+        assert!(
+            errors.is_empty() && notices.is_empty(),
+            "{errors:?} {notices:?}"
+        );
+
+        let (raw, errors, notices) =
+            thresholds("[thresholds]\napi_failures = 3\nprobe_timeout = \"2s\"\n");
+        assert_eq!(hang_timeout_of(&raw), Duration::from_secs(6));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0].contains("thresholds.api_failures")
+                && notices[0].contains("hang_timeout = 3 × probe_timeout = 6s"),
+            "{notices:?}"
+        );
+
+        let (raw, _, notices) =
+            thresholds("[thresholds]\napi_failures = 3\nhang_timeout = \"5s\"\n");
+        assert_eq!(hang_timeout_of(&raw), Duration::from_secs(5));
+        assert!(notices[0].contains("not used"), "{notices:?}");
+
+        let (_, errors, _) = thresholds("[thresholds]\napi_failures = 0\nhang_timeout = 0\n");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
 }

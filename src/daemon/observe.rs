@@ -5,7 +5,8 @@
 //! the pool's slots, the chain time until known) of the nodes that are Running. A round runs as a
 //! task that owns the `Prober` until it ends, so the loop keeps serving requests and finished jobs
 //! meanwhile. Probes outlive a round: a round waits a bounded time for them, so a slow or dead node
-//! never delays decisions about the others.
+//! never delays decisions about the others; a new probe starts every round while older ones still
+//! wait (at most `MAX_PROBES_IN_FLIGHT`), so how long a node has been silent is known to a round.
 //!
 //! Also here: supervisord outages (which supervisords are skipped while backing off, and when an
 //! outage starts and ends).
@@ -51,35 +52,103 @@ pub struct Raw {
     /// The nodes whose probe answered (or timed out) during this round: only these count for the
     /// policy, so a probe still in flight is neither a success nor a failure yet.
     pub fresh: BTreeSet<String>,
+    /// How long each node's API has not answered while asked, when a question is outstanding or
+    /// went unanswered since its last answer.
+    pub silence: BTreeMap<String, Duration>,
 }
 
-/// Node probes that outlive a round: each node has at most one probe in flight; a round starts
-/// the missing ones, waits a bounded time for answers and leaves slow probes running. A probe
-/// that runs out its own timeout reports `ProbeError::Timeout` in whichever round it ends.
+/// At most this many probes of one node in flight: a new one starts every round even while an
+/// older one still waits, so that silence is measured from the first unanswered question.
+pub const MAX_PROBES_IN_FLIGHT: usize = 3;
+
+/// One node's probes.
+#[derive(Debug, Default)]
+struct NodeProbes {
+    /// Started, not ended: when each started.
+    in_flight: Vec<(tokio::time::Instant, oneshot::Receiver<ProbeResult>)>,
+    /// The latest result, and when its probe started (a later-started one replaces it).
+    latest: Option<(tokio::time::Instant, ProbeResult)>,
+    /// When the node last answered (the end of its latest successful probe).
+    answered_at: Option<tokio::time::Instant>,
+    /// The start of the first probe asked since that answer that failed.
+    failed_since: Option<tokio::time::Instant>,
+}
+
+impl NodeProbes {
+    /// Takes in the result of a probe started at `started`, ended now.
+    fn ended(&mut self, started: tokio::time::Instant, result: ProbeResult) -> bool {
+        if matches!(result, Err(ProbeError::Local(_))) {
+            // nodekeeper's host could not ask: no news about the node.
+            return false;
+        }
+        let asked_after_answer = self.answered_at.is_none_or(|at| started >= at);
+        match &result {
+            Ok(_) => {
+                self.answered_at = Some(tokio::time::Instant::now());
+                self.failed_since = None;
+            }
+            Err(_) if asked_after_answer => {
+                self.failed_since = Some(self.failed_since.map_or(started, |s| s.min(started)));
+            }
+            Err(_) => {}
+        }
+        if self.latest.as_ref().is_none_or(|(at, _)| started >= *at) {
+            self.latest = Some((started, result));
+            return true;
+        }
+        false
+    }
+
+    /// How long the node has not answered while asked: from the first question since its last
+    /// answer that is unanswered (still in flight, or failed).
+    fn silence(&self, now: tokio::time::Instant) -> Option<Duration> {
+        let asked_after =
+            |started: &tokio::time::Instant| self.answered_at.is_none_or(|at| *started >= at);
+        let pending = self
+            .in_flight
+            .iter()
+            .map(|(started, _)| *started)
+            .filter(asked_after)
+            .min();
+        let since = match (pending, self.failed_since) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(now.saturating_duration_since(since))
+    }
+}
+
+/// Node probes that outlive a round: a round starts a probe of every node (up to
+/// `MAX_PROBES_IN_FLIGHT` in flight each), waits a bounded time for answers and leaves slow
+/// probes running. A probe that runs out its own timeout reports `ProbeError::Timeout` in
+/// whichever round it ends; one that nodekeeper's own host could not make counts for nothing.
 #[derive(Debug, Default)]
 pub struct Prober {
-    in_flight: BTreeMap<String, oneshot::Receiver<ProbeResult>>,
-    latest: BTreeMap<String, ProbeResult>,
+    nodes: BTreeMap<String, NodeProbes>,
 }
 
 impl Prober {
     /// Forgets what `node` answered and any probe of it in flight: nodekeeper is acting on the
     /// node, and what its old process said is no news about the next one.
     pub fn forget(&mut self, node: &str) {
-        self.in_flight.remove(node);
-        self.latest.remove(node);
+        self.nodes.remove(node);
     }
 
-    /// Starts a probe of every node that has none in flight, then waits until every probe has
-    /// answered or `wait` has passed. Returns the names of the nodes that answered.
+    /// Starts a probe of every node that has fewer than `MAX_PROBES_IN_FLIGHT` in flight, then
+    /// waits until every probe has answered or `wait` has passed. Returns the names of the nodes
+    /// whose result changed.
     async fn round(
         &mut self,
         nodes: &[(String, Arc<dyn ChainNode>)],
         timeout: Duration,
         wait: Duration,
     ) -> BTreeSet<String> {
+        // Nodes removed from the configuration are forgotten.
+        self.nodes
+            .retain(|name, _| nodes.iter().any(|(node, _)| node == name));
         for (name, node) in nodes {
-            if self.in_flight.contains_key(name) {
+            let probes = self.nodes.entry(name.clone()).or_default();
+            if probes.in_flight.len() >= MAX_PROBES_IN_FLIGHT {
                 continue;
             }
             let (sender, receiver) = oneshot::channel();
@@ -93,32 +162,50 @@ impl Prober {
                         .unwrap_or(Err(ProbeError::Timeout(timeout)));
                 let _ = sender.send(result);
             });
-            self.in_flight.insert(name.clone(), receiver);
+            probes
+                .in_flight
+                .push((tokio::time::Instant::now(), receiver));
         }
-        // Nodes removed from the configuration are forgotten.
-        let known = |name: &String| nodes.iter().any(|(node, _)| node == name);
-        self.in_flight.retain(|name, _| known(name));
-        self.latest.retain(|name, _| known(name));
         let deadline = tokio::time::Instant::now() + wait;
         let mut answered = BTreeSet::new();
-        let names: Vec<String> = self.in_flight.keys().cloned().collect();
-        for name in names {
-            let Some(receiver) = self.in_flight.get_mut(&name) else {
-                continue;
-            };
-            match tokio::time::timeout_at(deadline, receiver).await {
-                Ok(Ok(result)) => {
-                    self.in_flight.remove(&name);
-                    self.latest.insert(name.clone(), result);
-                    answered.insert(name);
+        for (name, probes) in &mut self.nodes {
+            let mut still = Vec::new();
+            for (started, mut receiver) in std::mem::take(&mut probes.in_flight) {
+                match tokio::time::timeout_at(deadline, &mut receiver).await {
+                    Ok(Ok(result)) => {
+                        if probes.ended(started, result) {
+                            answered.insert(name.clone());
+                        }
+                    }
+                    Ok(Err(_closed)) => {}
+                    Err(_still_running) => still.push((started, receiver)),
                 }
-                Ok(Err(_closed)) => {
-                    self.in_flight.remove(&name);
-                }
-                Err(_still_running) => {}
             }
+            probes.in_flight = still;
         }
         answered
+    }
+
+    /// The latest result of every node that has one.
+    fn latest(&self) -> BTreeMap<String, ProbeResult> {
+        self.nodes
+            .iter()
+            .filter_map(|(name, probes)| {
+                probes
+                    .latest
+                    .as_ref()
+                    .map(|(_, result)| (name.clone(), result.clone()))
+            })
+            .collect()
+    }
+
+    /// How long each node has not answered while asked.
+    fn silence(&self) -> BTreeMap<String, Duration> {
+        let now = tokio::time::Instant::now();
+        self.nodes
+            .iter()
+            .filter_map(|(name, probes)| probes.silence(now).map(|silent| (name.clone(), silent)))
+            .collect()
     }
 }
 
@@ -214,8 +301,9 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
     }
     let raw = Raw {
         supervisors,
-        probes: prober.latest.clone(),
+        probes: prober.latest(),
         fresh,
+        silence: prober.silence(),
     };
     let mut nodes = node_observations(&inputs.programs, &raw);
     let (chain_time, logs) = leader_views(&inputs, &mut nodes).await;
@@ -266,8 +354,11 @@ pub fn node_observations(programs: &[Program], raw: &Raw) -> Vec<NodeObservation
                     .cloned(),
                 _ => None,
             };
+            let running =
+                matches!(&program, ProgramSeen::Known(view) if view.state == ProcessState::Running);
             NodeObservation {
                 name: node.node.clone(),
+                silent_for: raw.silence.get(&node.node).copied().filter(|_| running),
                 program,
                 probe,
                 busy: false,

@@ -61,7 +61,9 @@ impl Daemon {
                         .map(|adapter| (node.name.clone(), Arc::clone(adapter)))
                 })
                 .collect(),
-            probe_timeout: thresholds.probe_timeout,
+            // A hang is judged by silence (`hang_timeout`): an answer that comes within it is an
+            // answer, so no call is given up sooner.
+            probe_timeout: thresholds.probe_timeout.max(thresholds.hang_timeout),
             probe_wait,
             want_chain_time: config.leadership.enabled && self.observer.chain_time.is_none(),
         };

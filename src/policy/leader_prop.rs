@@ -80,6 +80,8 @@ struct Node {
     lag: u64,
     stuck_at: Option<u64>,
     hung: bool,
+    /// When it hung (ms).
+    hung_ms: u64,
     /// The shell's job on this node ends then (busy until).
     job_until: Option<u64>,
     /// Start the program when the job ends (a restart's second half).
@@ -180,6 +182,7 @@ impl Model {
                 lag: 0,
                 stuck_at: None,
                 hung: false,
+                hung_ms: 0,
                 job_until: None,
                 start_after_job: false,
             });
@@ -402,6 +405,9 @@ impl Model {
                 LeaderView::default()
             };
             let busy = node.job_until.is_some_and(|until| now < until);
+            // The shell asks every tick: a hung node has not answered since it hung.
+            let silent_for = (node.program == ProcessState::Running && node.hung)
+                .then(|| Duration::from_millis(now.saturating_sub(node.hung_ms)));
             let name = node.name.clone();
             if slow_api && leadership.holding.is_some() {
                 self.fault(format!("{name}: leaders API too slow this tick"));
@@ -410,6 +416,7 @@ impl Model {
                 name,
                 program,
                 probe,
+                silent_for,
                 busy,
                 leadership,
             });
@@ -426,6 +433,7 @@ impl Model {
                 self.fault(format!("{name} crashed"));
             } else if up && self.nodes[i].running && self.rng.chance(3) {
                 self.nodes[i].hung = true;
+                self.nodes[i].hung_ms = self.now;
                 self.fault(format!("{name} hung (keeps leading)"));
             } else if up && self.rng.chance(3) {
                 self.nodes[i].lag = 20;
@@ -573,7 +581,7 @@ fn config(model: &Model) -> PolicyConfig {
         thresholds: Thresholds {
             tick_interval: Duration::from_millis(TICK_MS),
             probe_timeout: Duration::from_secs(1),
-            api_failures: 2,
+            hang_timeout: Duration::from_secs(2),
             tip_timeout: Duration::from_secs(20),
             tip_diff_threshold: 7,
             bootstrap_timeout: Duration::from_secs(40),

@@ -639,10 +639,14 @@ fn a_crashed_or_hung_leader_is_restarted_at_once_even_inside_a_window() {
         &["slots 100 1"],
     );
     // Its REST API stops answering: b's promotion waits (a may still hold the key).
-    check(w.tick(93, &[hung("a"), passive("b", 1000)]), &["wait b"]);
-    check(w.tick(94, &[hung("a"), passive("b", 1000)]), &[]);
+    let silent = |millis| NodeObservation {
+        silent_for: Some(Duration::from_millis(millis)),
+        ..hung("a")
+    };
+    check(w.tick(93, &[silent(500), passive("b", 1000)]), &["wait b"]);
+    check(w.tick(94, &[silent(1_500), passive("b", 1000)]), &[]);
     check(
-        w.tick(95, &[hung("a"), passive("b", 1000)]),
+        w.tick(95, &[silent(2_500), passive("b", 1000)]),
         &["restart a hung normal"],
     );
 }

@@ -1,20 +1,20 @@
 //! The decision policy: plain data in (`Observation`), actions out (`Action`), with its memory across
 //! ticks in `PolicyState`. No I/O, no clock reads (`now` is in the observation), no `Result`: every
-//! failure to observe is itself an observation. The shell (`control`) executes the actions.
+//! failure to observe is itself an observation. The shell (`daemon`) executes the actions.
 //!
 //! Rules (thresholds in `PolicyConfig`):
 //! - crashed (EXITED, FATAL, BACKOFF) → start;
-//! - RUNNING but the REST API failed `api_failures` times in a row → restart (hung);
+//! - RUNNING but the API has not answered for `hang_timeout` → restart (hung);
 //! - Running with no height increase for `tip_timeout` → restart (stale tip);
 //! - `reference - height > tip_diff_threshold` → restart (lag), reference = max(best height among the
 //!   local nodes observed now, the external reference when fresh);
 //! - Bootstrapping longer than `bootstrap_timeout` → restart, with the fallback config when no other
 //!   node is Running and in sync; back to the normal config once a sibling is in sync;
 //! - no node up → start them all with the fallback config, one per `all_down_stagger`;
-//! - sync rules (stale tip, lag, bootstrap timeout) wait `boot_grace` after a start, and at most one
-//!   sync-rule restart is in flight at a time (crashed and hung nodes are not limited); a failing
-//!   API counts from the first failure once the API has answered since the start, and only after
-//!   `boot_grace` when it never has;
+//! - sync rules (stale tip, lag, bootstrap timeout) wait `boot_grace` after a start, or until the
+//!   node is first in sync, whichever comes first; at most one sync-rule restart is in flight at a
+//!   time (crashed and hung nodes are not limited); a silent API is judged at once once the API
+//!   has answered since the start, and only after `boot_grace` when it never has;
 //! - more than `max_restarts` per `restart_window` → the node is held until an operator releases it;
 //! - a program stopped by someone else is held (the operator's word stands) until started again;
 //! - a node whose supervisord is unreachable, or that the shell is acting on, is left alone.
@@ -48,8 +48,8 @@ pub struct Thresholds {
     pub tick_interval: Duration,
     /// Timeout of one call to a node's API.
     pub probe_timeout: Duration,
-    /// Failed or timed-out API calls in a row before a RUNNING node counts as hung.
-    pub api_failures: u32,
+    /// A RUNNING node that has not answered its API for this long is hung.
+    pub hang_timeout: Duration,
     /// A Running node whose height has not grown for this long is restarted (stale tip).
     pub tip_timeout: Duration,
     /// A node more than this many blocks behind the reference is restarted (lag).
@@ -110,6 +110,9 @@ pub struct NodeObservation {
     pub program: ProgramSeen,
     /// The REST probe, when the program was RUNNING (`None`: not probed).
     pub probe: Option<Result<NodeStatus, ProbeError>>,
+    /// How long its API has not answered while asked (since its last answer), when the program is
+    /// RUNNING and a question is outstanding or went unanswered; `None` when it answers.
+    pub silent_for: Option<Duration>,
     /// The shell is acting on this node (a start or restart in flight): leave it alone.
     pub busy: bool,
     /// Its leader endpoints (leadership enabled, node Running).
@@ -145,8 +148,8 @@ pub struct Observation {
 pub enum Reason {
     /// The program is EXITED, FATAL or BACKOFF.
     Crashed(ProcessState),
-    /// The REST API failed this many times in a row while RUNNING.
-    Hung(u32),
+    /// The API has not answered for this long while RUNNING.
+    Hung(Duration),
     /// No new block for this long.
     StaleTip(Duration),
     /// Behind the reference.
@@ -211,7 +214,9 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Crashed(state) => write!(f, "crashed ({state})"),
-            Reason::Hung(failures) => write!(f, "hung ({failures} failed REST calls in a row)"),
+            Reason::Hung(silent) => {
+                write!(f, "hung (no answer for {:.1} s)", silent.as_secs_f64())
+            }
             Reason::StaleTip(for_) => {
                 write!(f, "stale tip (no new block for {} s)", for_.as_secs())
             }
@@ -415,8 +420,6 @@ pub struct NodeMemory {
     pub last_height: Option<u64>,
     /// When `last_height` was first seen.
     pub height_since: Option<SystemTime>,
-    /// REST failures in a row.
-    pub api_failures: u32,
     /// Since when the node has been seen not Running (while its program is RUNNING).
     pub booting_since: Option<SystemTime>,
     /// Last start: by nodekeeper, or as supervisord reported for an adopted node.
@@ -441,13 +444,15 @@ pub struct NodeMemory {
     pub seen_running: bool,
     /// nodekeeper started it and it has not been seen in sync since (`Action::Recovered`).
     pub recovering: bool,
+    /// Seen in sync since its last start: boot grace is over.
+    pub synced_since_start: bool,
 }
 
 impl NodeMemory {
     /// The bookkeeping of a start or restart issued now (boot grace, stall timers, variant).
     pub fn note_start(&mut self, now: SystemTime, variant: Variant) {
         self.started_at = Some(now);
-        self.api_failures = 0;
+        self.synced_since_start = false;
         self.last_height = None;
         self.height_since = None;
         self.booting_since = None;
@@ -642,6 +647,7 @@ fn decide_on(
             memory.hold = None;
             memory.restarts.clear();
             memory.started_at = program.started_at.or(Some(now));
+            memory.synced_since_start = false;
             actions.push(Action::Released {
                 node: node.name.clone(),
             });
@@ -687,10 +693,14 @@ fn decide_on(
                     memory.started_at = Some(theirs);
                     memory.api_answered = false;
                     memory.seen_running = false;
+                    memory.synced_since_start = false;
                 }
-                let in_grace = memory
-                    .started_at
-                    .is_some_and(|started| elapsed(started) < config.thresholds.boot_grace);
+                // Boot grace ends when the node is first in sync after its start, or when it
+                // runs out, whichever comes first.
+                let in_grace = !memory.synced_since_start
+                    && memory
+                        .started_at
+                        .is_some_and(|started| elapsed(started) < config.thresholds.boot_grace);
                 judge_running(config, memory, node, &facts[index], best, in_grace, now)
             }
         };
@@ -844,16 +854,18 @@ fn judge_running(
     now: SystemTime,
 ) -> Option<(Reason, bool)> {
     let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
+    // Hung: its API has not answered for `hang_timeout` while RUNNING. Judged at once once the API
+    // has answered since the start, and only after boot grace when it never has (early in a boot
+    // the API is not up yet).
+    if let Some(silent) = node.silent_for
+        && silent >= config.thresholds.hang_timeout
+        && (memory.api_answered || !in_grace)
+    {
+        return Some((Reason::Hung(silent), true));
+    }
     match &node.probe {
-        None => None,
-        Some(Err(_)) => {
-            memory.api_failures = memory.api_failures.saturating_add(1);
-            let judged = memory.api_answered || !in_grace;
-            (judged && memory.api_failures >= config.thresholds.api_failures)
-                .then_some((Reason::Hung(memory.api_failures), true))
-        }
+        None | Some(Err(_)) => None,
         Some(Ok(status)) => {
-            memory.api_failures = 0;
             memory.api_answered = true;
             if status.state != NodeState::Running {
                 // Booting since its start, unless it was Running since: then since now.
@@ -876,6 +888,8 @@ fn judge_running(
             }
             if facts.in_sync {
                 memory.sync_restart_at = None;
+                // Boot grace has served its purpose: the node is in sync.
+                memory.synced_since_start = true;
             }
             if in_grace {
                 return None;

@@ -38,6 +38,7 @@ pub(super) fn program(name: &str, state: ProcessState) -> NodeObservation {
             exit_status: 0,
         }),
         probe: None,
+        silent_for: None,
         busy: false,
         leadership: LeaderView::default(),
     }
@@ -64,6 +65,12 @@ fn hung(name: &str) -> NodeObservation {
     }
 }
 
+/// Its API has not answered for `millis` while asked.
+fn silent(mut node: NodeObservation, millis: u64) -> NodeObservation {
+    node.silent_for = Some(Duration::from_millis(millis));
+    node
+}
+
 fn started(mut node: NodeObservation, secs: u64) -> NodeObservation {
     if let ProgramSeen::Known(view) = &mut node.program {
         view.started_at = Some(at(secs));
@@ -76,6 +83,7 @@ fn unreachable(name: &str) -> NodeObservation {
         name: name.into(),
         program: ProgramSeen::Unreachable,
         probe: None,
+        silent_for: None,
         busy: false,
         leadership: LeaderView::default(),
     }
@@ -204,18 +212,33 @@ fn crashed_programs_are_started_with_the_config_their_siblings_allow() {
 }
 
 #[test]
-fn hung_api_restarts_after_n_failures_in_a_row_only() {
+fn a_node_silent_for_hang_timeout_is_restarted_a_slow_one_never() {
     let mut w = World::new();
-    check(w.tick(0, &[running("a", 100), hung("b")]), &[]);
-    check(w.tick(1, &[running("a", 100), hung("b")]), &[]);
-    // An answer resets the count.
-    check(w.tick(2, &[running("a", 100), running("b", 100)]), &[]);
-    check(w.tick(3, &[running("a", 100), hung("b")]), &[]);
-    check(w.tick(4, &[running("a", 100), hung("b")]), &[]);
+    // Failed probes, slow answers: silent for less than hang_timeout (2 s) is not hung.
     check(
-        w.tick(5, &[running("a", 100), hung("b")]),
+        w.tick(0, &[running("a", 100), silent(hung("b"), 1_000)]),
+        &[],
+    );
+    check(
+        w.tick(1, &[running("a", 100), silent(running("b", 100), 1_900)]),
+        &[],
+    );
+    // An answer ends the silence.
+    check(w.tick(2, &[running("a", 100), running("b", 100)]), &[]);
+    check(
+        w.tick(3, &[running("a", 100), silent(hung("b"), 1_000)]),
+        &[],
+    );
+    check(
+        w.tick(4, &[running("a", 100), silent(hung("b"), 2_000)]),
         &["restart b hung normal"],
     );
+    let mut w = World::new();
+    w.tick(0, &[running("a", 100), running("b", 100)]);
+    let (actions, _) = w.tick_all(1, &[running("a", 100), silent(hung("b"), 2_500)]);
+    assert_eq!(actions, ["restart b hung normal"]);
+    let reason = Reason::Hung(Duration::from_millis(2_500));
+    assert_eq!(reason.to_string(), "hung (no answer for 2.5 s)");
 }
 
 #[test]
@@ -570,10 +593,22 @@ fn a_node_that_hangs_after_answering_counts_at_once_even_in_grace() {
         w.tick(3, &[running("a", 100), started(running("b", 90), 1)]),
         &[],
     );
-    check(w.tick(4, &[running("a", 100), started(hung("b"), 1)]), &[]);
-    check(w.tick(5, &[running("a", 100), started(hung("b"), 1)]), &[]);
     check(
-        w.tick(6, &[running("a", 100), started(hung("b"), 1)]),
+        w.tick(4, &[running("a", 100), started(silent(hung("b"), 500), 1)]),
+        &[],
+    );
+    check(
+        w.tick(
+            5,
+            &[running("a", 100), started(silent(hung("b"), 1_500), 1)],
+        ),
+        &[],
+    );
+    check(
+        w.tick(
+            6,
+            &[running("a", 100), started(silent(hung("b"), 2_500), 1)],
+        ),
         &["restart b hung normal"],
     );
     // An API that never answered since the start is given boot grace (60 s).
@@ -583,17 +618,63 @@ fn a_node_that_hangs_after_answering_counts_at_once_even_in_grace() {
         &["start b crashed normal"],
     );
     for secs in 2..=59 {
+        let silence = (secs - 1) * 1_000;
         check(
             w.tick(
                 secs,
-                &[running("a", 100 + secs / 20), started(hung("b"), 1)],
+                &[
+                    running("a", 100 + secs / 20),
+                    started(silent(hung("b"), silence), 1),
+                ],
             ),
             &[],
         );
     }
     check(
-        w.tick(61, &[running("a", 103), started(hung("b"), 1)]),
+        w.tick(
+            61,
+            &[running("a", 103), started(silent(hung("b"), 60_000), 1)],
+        ),
         &["restart b hung normal"],
+    );
+}
+
+#[test]
+fn boot_grace_ends_when_the_node_is_first_in_sync() {
+    let mut w = World::new();
+    check(
+        w.tick(0, &[running("a", 100), program("b", ProcessState::Exited)]),
+        &["start b crashed normal"],
+    );
+    // In sync 5 s after its start: grace is over, though boot_grace (60 s) is not.
+    check(
+        w.tick(5, &[running("a", 100), started(running("b", 100), 1)]),
+        &[],
+    );
+    // Its tip freezes at 100 while a moves on: a stale tip after tip_timeout (90 s), not after
+    // boot grace plus tip_timeout.
+    for secs in 6..=95 {
+        check(
+            w.tick(
+                secs,
+                &[running("a", 100 + secs / 30), started(running("b", 100), 1)],
+            ),
+            &[],
+        );
+    }
+    check(
+        w.tick(96, &[running("a", 103), started(running("b", 100), 1)]),
+        &["restart b stale_tip normal"],
+    );
+    // Without a first moment in sync, grace holds the sync rules for boot_grace.
+    let mut w = World::new();
+    check(
+        w.tick(0, &[running("a", 100), program("b", ProcessState::Exited)]),
+        &["start b crashed normal"],
+    );
+    check(
+        w.tick(30, &[running("a", 200), started(running("b", 100), 1)]),
+        &[],
     );
 }
 

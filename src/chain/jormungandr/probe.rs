@@ -133,6 +133,9 @@ pub(crate) fn classify(error: &reqwest::Error) -> ProbeError {
     if describe::io_error_kind(error) == Some(io::ErrorKind::ConnectionRefused) {
         return ProbeError::Refused;
     }
+    if describe::is_local_exhaustion(error) {
+        return ProbeError::Local(describe::innermost(error));
+    }
     ProbeError::Connect(describe::innermost(error))
 }
 

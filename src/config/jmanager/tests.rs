@@ -717,7 +717,7 @@ fn validation_accepts_the_converted_example_when_its_files_exist() {
     let env = Env::new();
     let origins = Origins::new(&path, &env);
     let mut errors = ConfigErrors::default();
-    let (config, _) = crate::config::validate::validate(
+    let (config, _, _) = crate::config::validate::validate(
         import.raw,
         &path,
         &origins,

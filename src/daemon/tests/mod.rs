@@ -299,6 +299,8 @@ struct NodeScript {
     stuck_at: Option<u64>,
     /// The API never answers.
     hung: bool,
+    /// Every answer comes this late.
+    delay: Duration,
     /// The enclave's leader ids.
     enclave: BTreeSet<u32>,
     next_id: u32,
@@ -343,6 +345,11 @@ impl FakeNode {
         self.script.lock().unwrap().hung = hung;
     }
 
+    /// Every answer of the node's API comes `delay` late.
+    pub fn slow(&self, delay: Duration) {
+        self.script.lock().unwrap().delay = delay;
+    }
+
     /// The next promotion is refused.
     pub fn refuse_promotion(&self) {
         self.script.lock().unwrap().refuse_promotion = true;
@@ -358,10 +365,14 @@ impl FakeNode {
     }
 
     async fn answer<T>(&self, value: impl FnOnce(&mut NodeScript) -> T) -> Result<T, ProbeError> {
-        let hung = self.script.lock().unwrap().hung;
+        let (hung, delay) = {
+            let script = self.script.lock().unwrap();
+            (script.hung, script.delay)
+        };
         if hung {
             std::future::pending::<()>().await;
         }
+        tokio::time::sleep(delay).await;
         if !self.up() {
             return Err(ProbeError::Refused);
         }

@@ -191,3 +191,35 @@ async fn a_hung_node_and_a_lagging_node_are_restarted_one_rule_each() {
     );
     running.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_answering_a_second_late_is_never_restarted_a_silent_one_soon() {
+    let pool = Pool::new(&["node1", "node2", "node3"], serde_json::json!({}));
+    let running = pool.run();
+    wait(Duration::from_secs(5)).await;
+    // Every answer 1 s late, for five minutes: slow, not hung (hang_timeout is 2 s).
+    pool.node("node2").slow(Duration::from_secs(1));
+    wait(Duration::from_secs(300)).await;
+    assert!(pool.calls.all().is_empty(), "{:?}", pool.calls.all());
+    // Silent: restarted about hang_timeout after its first unanswered question (a tick at most).
+    pool.node("node2").slow(Duration::ZERO);
+    wait(Duration::from_secs(3)).await;
+    pool.node("node3").hang(true);
+    let hung_at = tokio::time::Instant::now();
+    until("node3 is restarted", MINUTE, || async {
+        (!pool.calls.matching("stop node3").is_empty()).then_some(())
+    })
+    .await;
+    let after = hung_at.elapsed();
+    assert!(
+        after >= Duration::from_secs(2) && after <= Duration::from_millis(3_600),
+        "restarted {after:?} after it hung"
+    );
+    pool.node("node3").hang(false);
+    let rows = pool.rows();
+    assert!(
+        rows[0].starts_with("node3 stop hung (no answer for 2."),
+        "{rows:?}"
+    );
+    running.stop().await;
+}

@@ -733,14 +733,14 @@ fn merge_json(base: &mut serde_json::Value, patch: &serde_json::Value) {
 }
 
 impl DaemonConfig {
-    /// Small thresholds for quick tests: tick 200 ms, probe timeout 500 ms, 3 API failures,
+    /// Small thresholds for quick tests: tick 200 ms, probe timeout 500 ms, hang timeout 1.5 s,
     /// tip timeout 3 s, 7 blocks, bootstrap timeout 4 s, boot grace 2 s, stagger 1 s, 3 restarts
     /// per minute.
     pub fn thresholds() -> serde_json::Value {
         serde_json::json!({
             "tick_interval": "200ms",
             "probe_timeout": "500ms",
-            "api_failures": 3,
+            "hang_timeout": "1500ms",
             "tip_timeout": "3s",
             "tip_diff_threshold": 7,
             "bootstrap_timeout": "4s",
