@@ -23,6 +23,10 @@ use crate::chain::jormungandr;
 use crate::secret::Secret;
 use crate::supervisor::{Endpoint, SupervisorSettings};
 
+/// How much longer than the nodes' `stopwaitsecs` (and `startsecs`) a call that waits for a
+/// program is given.
+pub const WAIT_MARGIN: Duration = Duration::from_secs(5);
+
 /// The default of `thresholds.hang_timeout`.
 pub const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -99,7 +103,9 @@ pub(crate) fn validate(
             .map(|node| node.stopwaitsecs.max(node.startsecs))
             .max()
             .unwrap_or(0);
-        if settings.wait_timeout <= Duration::from_secs(u64::from(slowest)) {
+        // supervisord answers a stop once the program is down, SIGKILLed after stopwaitsecs at
+        // the latest: the call must be given longer than that, with room for the answer.
+        if settings.wait_timeout < Duration::from_secs(u64::from(slowest)) + WAIT_MARGIN {
             let key = if name == DEFAULT_SUPERVISOR {
                 "supervisor.wait_timeout".to_string()
             } else {
@@ -108,8 +114,9 @@ pub(crate) fn validate(
             v.error(
                 &key,
                 format!(
-                    "{} must exceed the nodes' stopwaitsecs and startsecs ({slowest} s)",
-                    humantime::format_duration(settings.wait_timeout)
+                    "{} must exceed the nodes' stopwaitsecs and startsecs ({slowest} s) by at least {} s",
+                    humantime::format_duration(settings.wait_timeout),
+                    WAIT_MARGIN.as_secs()
                 ),
             );
         }
@@ -936,5 +943,38 @@ mod tests {
 
         let (_, errors, _) = thresholds("[thresholds]\napi_failures = 0\nhang_timeout = 0\n");
         assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn a_waiting_call_gets_a_margin_over_stopwaitsecs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("template.json"),
+            r#"{"rest": {"listen": "127.0.0.1:3101"}}"#,
+        )
+        .unwrap();
+        let path = dir.path().join("nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let problems = |wait: &str| {
+            let text = format!(
+                "[supervisor]\nwait_timeout = \"{wait}\"\n[node_defaults]\nstopwaitsecs = 120\n\
+                 template = \"template.json\"\nnode_dir = \"nodes\"\n[[nodes]]\nname = \"node1\"\n"
+            );
+            let (raw, mut errors) = load_raw_text(&text, config::FileFormat::Toml, &path, &env);
+            let origins = Origins::new(&path, &env);
+            validate(raw, &path, &origins, &mut errors, HostFiles::Skip);
+            errors
+                .0
+                .iter()
+                .filter(|e| e.key == "supervisor.wait_timeout")
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let refused = problems("2m 2s");
+        assert!(
+            refused.len() == 1 && refused[0].contains("by at least 5 s"),
+            "{refused:?}"
+        );
+        assert!(problems("2m 5s").is_empty());
     }
 }

@@ -3,7 +3,7 @@
 //! supervisord call append its restart-log row (fsynced) first, then make the call. Leadership
 //! actions go to `leadership`'s tasks; reports become log lines and events. Nothing here decides.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinSet;
@@ -74,8 +74,8 @@ pub struct JobDone {
     pub node: String,
     /// What it was.
     pub kind: Kind,
-    /// How it ended (`None`: the task itself failed).
-    pub finished: Option<Finished>,
+    /// How it ended.
+    pub finished: Finished,
 }
 
 /// What the restart-log rows carry besides the action.
@@ -205,7 +205,9 @@ impl Job {
                 }) => stopped = true,
                 Err(e) => {
                     error!(node = %self.node, "stop failed: {e}");
-                    return Finished::failed(false, format!("stop failed: {e}"));
+                    // A stop that may have happened (a timeout, a dropped connection) counts as
+                    // nodekeeper's: a STOPPED program is then started again, never left stopped.
+                    return Finished::failed(e.may_have_acted(), format!("stop failed: {e}"));
                 }
             }
         }
@@ -254,7 +256,7 @@ impl Job {
             }
             Err(e) => {
                 error!(node = %self.node, "stop failed: {e}");
-                Finished::failed(false, format!("stop failed: {e}"))
+                Finished::failed(e.may_have_acted(), format!("stop failed: {e}"))
             }
         }
     }
@@ -265,6 +267,8 @@ impl Job {
 pub struct Jobs {
     set: JoinSet<JobDone>,
     busy: BTreeSet<String>,
+    /// Which node and job each task is, so that one that panics still frees its node.
+    tasks: BTreeMap<tokio::task::Id, (String, Kind)>,
 }
 
 impl Jobs {
@@ -282,25 +286,44 @@ impl Jobs {
     pub fn spawn(&mut self, job: Job) {
         let (node, kind) = (job.node.clone(), job.kind);
         self.busy.insert(node.clone());
-        self.set.spawn(async move {
-            let finished = Some(job.run().await);
-            JobDone {
-                node,
-                kind,
-                finished,
-            }
-        });
+        let task = {
+            let node = node.clone();
+            self.set.spawn(async move {
+                let finished = job.run().await;
+                JobDone {
+                    node,
+                    kind,
+                    finished,
+                }
+            })
+        };
+        self.tasks.insert(task.id(), (node, kind));
     }
 
-    /// The next job that ends; pending forever while none runs.
+    /// The next job that ends; pending forever while none runs. A job whose task failed
+    /// (panicked) ends as a failure that may have left its program stopped: its node is free
+    /// again, and the policy starts it if it is.
     pub async fn next(&mut self) -> JobDone {
         loop {
-            match self.set.join_next().await {
-                Some(Ok(done)) => {
+            match self.set.join_next_with_id().await {
+                Some(Ok((id, done))) => {
+                    self.tasks.remove(&id);
                     self.busy.remove(&done.node);
                     return done;
                 }
-                Some(Err(e)) => error!("an action task failed: {e}"),
+                Some(Err(e)) => {
+                    let Some((node, kind)) = self.tasks.remove(&e.id()) else {
+                        error!("an action task failed: {e}");
+                        continue;
+                    };
+                    error!(node = %node, "the {} job failed: {e}", kind.as_str());
+                    self.busy.remove(&node);
+                    return JobDone {
+                        node,
+                        kind,
+                        finished: Finished::failed(true, format!("the job failed: {e}")),
+                    };
+                }
                 None => std::future::pending::<()>().await,
             }
         }

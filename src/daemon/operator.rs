@@ -255,9 +255,6 @@ impl Daemon {
             finished,
         } = done;
         self.observer.touch(&node);
-        let Some(finished) = finished else {
-            return;
-        };
         self.policy.record_outcome(&node, finished.outcome);
         if let Some(id) = self.book.jobs.remove(&node) {
             let state = match finished.error {

@@ -230,6 +230,18 @@ impl SupervisorError {
         )
     }
 
+    /// False only when supervisord surely did not carry the call out: nothing was sent (refused,
+    /// no socket, wrong credentials) or it answered with a fault. A timeout, a dropped connection
+    /// or an unreadable answer leave it open: a `stopProcess` may have stopped the program.
+    pub fn may_have_acted(&self) -> bool {
+        !matches!(
+            self,
+            SupervisorError::Unreachable { .. }
+                | SupervisorError::Unauthorized { .. }
+                | SupervisorError::Fault { .. }
+        )
+    }
+
     /// A short stable label for metrics and logs (`unreachable`, `timeout`, `fault`, ...).
     pub fn kind(&self) -> &'static str {
         match self {

@@ -78,3 +78,59 @@ async fn a_start_that_supervisord_refuses_is_a_failure_and_the_crash_rule_takes_
     );
     running.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_whose_answer_is_lost_counts_as_ours_and_the_node_is_started_again() {
+    let pool = Pool::new(&["node1", "node2"], serde_json::json!({}));
+    let running = pool.run();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The stop happens, but its answer times out: the restart fails half way with the program
+    // STOPPED. It must not be left stopped for good.
+    pool.supervisor.lose_next_stop_answer();
+    let view = running.ask("node1", NodeAction::Restart).await.unwrap();
+    let done = running.finished(&view.id).await;
+    let ActionState::Failed { error } = &done.state else {
+        panic!("the restart did not fail: {done:?}");
+    };
+    assert!(error.starts_with("stop failed"), "{error}");
+    until("node1 runs again", MINUTE, || async {
+        (pool.supervisor.state("node1") == ProcessState::Running).then_some(())
+    })
+    .await;
+    assert_eq!(pool.calls.all(), ["stop node1", "start node1"]);
+    assert_eq!(
+        pool.rows(),
+        [
+            "node1 stop operator request",
+            "node1 start retry after a failed start"
+        ]
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_panics_frees_its_node_and_its_program_is_started_again() {
+    let pool = Pool::new(&["node1", "node2"], serde_json::json!({}));
+    let running = pool.run();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pool.supervisor.panic_next_start();
+    let view = running.ask("node1", NodeAction::Restart).await.unwrap();
+    let done = running.finished(&view.id).await;
+    let ActionState::Failed { error } = &done.state else {
+        panic!("the restart did not fail: {done:?}");
+    };
+    assert!(error.contains("the job failed"), "{error}");
+    // The node is not busy for ever: it is started again, and takes requests again.
+    until("node1 runs again", MINUTE, || async {
+        (pool.supervisor.state("node1") == ProcessState::Running).then_some(())
+    })
+    .await;
+    let view = running.ask("node1", NodeAction::Restart).await.unwrap();
+    assert_eq!(
+        running.finished(&view.id).await.state,
+        ActionState::Done {
+            message: "node1: restarted".into()
+        }
+    );
+    running.stop().await;
+}

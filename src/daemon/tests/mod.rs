@@ -90,6 +90,10 @@ struct SupervisorScript {
     down: bool,
     /// A stop takes this long.
     stop_delay: Duration,
+    /// The next stop stops the program but its answer is lost (a timeout).
+    lose_next_stop_answer: bool,
+    /// The next start panics (a bug in the task running it).
+    panic_next_start: bool,
     next_pid: u32,
 }
 
@@ -148,6 +152,16 @@ impl FakeSupervisor {
     /// The next start fails with `error`.
     pub fn fail_next_start(&self, error: SupervisorError) {
         self.script.lock().unwrap().fail_next_start = Some(error);
+    }
+
+    /// The next stop stops the program, but its answer never comes (the call times out).
+    pub fn lose_next_stop_answer(&self) {
+        self.script.lock().unwrap().lose_next_stop_answer = true;
+    }
+
+    /// The next start panics.
+    pub fn panic_next_start(&self) {
+        self.script.lock().unwrap().panic_next_start = true;
     }
 
     /// Every stop takes `delay`.
@@ -217,6 +231,9 @@ impl Supervisor for FakeSupervisor {
     fn start<'a>(&'a self, program: &'a str) -> BoxFuture<'a, Result<bool, SupervisorError>> {
         Box::pin(async move {
             self.calls.push(format!("start {program}"));
+            // Taken out of the lock first: a panic under it would poison the fake for good.
+            let panic_now = std::mem::take(&mut self.script.lock().unwrap().panic_next_start);
+            assert!(!panic_now, "the fake supervisord's start panics, as asked");
             {
                 let mut script = self.script.lock().unwrap();
                 if script.down {
@@ -275,6 +292,13 @@ impl Supervisor for FakeSupervisor {
             };
             tokio::time::sleep(delay).await;
             self.set(program, ProcessState::Stopped);
+            if std::mem::take(&mut self.script.lock().unwrap().lose_next_stop_answer) {
+                return Err(SupervisorError::Timeout {
+                    endpoint: "fake".into(),
+                    method: "supervisor.stopProcess".into(),
+                    timeout: Duration::from_secs(30),
+                });
+            }
             Ok(true)
         })
     }
