@@ -62,6 +62,15 @@ pub fn from_unix(secs: i64, nanos: u32) -> Option<SystemTime> {
     whole.checked_add(Duration::from_nanos(u64::from(nanos)))
 }
 
+/// `time + duration`, or the latest time this platform can hold when that would overflow: for
+/// deadlines computed from configured durations, which must never panic.
+pub fn saturating_add(time: SystemTime, duration: Duration) -> SystemTime {
+    time.checked_add(duration).unwrap_or_else(|| {
+        // i64 seconds, halved, is far beyond any real deadline and representable everywhere.
+        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX >> 2)
+    })
+}
+
 /// RFC 3339 UTC with whole seconds (`2026-11-22T01:39:07Z`): status, logs, messages.
 pub fn rfc3339(time: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -97,6 +106,11 @@ mod tests {
             SystemTime::UNIX_EPOCH.checked_sub(Duration::from_secs(1))
         );
         assert_eq!(from_unix(i64::MAX, 1_999_999_999), None);
+        assert_eq!(
+            saturating_add(t, Duration::from_secs(1)),
+            t + Duration::from_secs(1)
+        );
+        assert!(saturating_add(t, Duration::MAX) > t + Duration::from_secs(1 << 40));
     }
 
     #[tokio::test(start_paused = true)]

@@ -87,7 +87,10 @@ pub fn policy_config(
         slot_window: l.slot_window,
         refresh_min_gap: l.schedule_refresh_min_gap,
         // A window is near when it begins before the next tick has observed and acted.
-        lookahead: t.tick_interval.saturating_mul(2) + t.probe_timeout,
+        lookahead: t
+            .tick_interval
+            .saturating_mul(2)
+            .saturating_add(t.probe_timeout),
         schedule_settle: config.pooltool.send_slots_after,
         boots_with_secret: nodes
             .iter()

@@ -159,7 +159,13 @@ fn status_line(
         next_slot_at: next.map(|(_, at)| rfc3339(at)),
         next_slot_in_secs: next.map(|(_, at)| at.duration_since(now).unwrap_or_default().as_secs()),
         last_slot: memory.last_slot.map(|date| date.to_string()),
-        guard: guard(memory, config, now, now + config.lookahead).map(|why| why.to_string()),
+        guard: guard(
+            memory,
+            config,
+            now,
+            crate::time::saturating_add(now, config.lookahead),
+        )
+        .map(|why| why.to_string()),
     }
 }
 

@@ -20,6 +20,7 @@ use super::{Action, NodeFacts, NodeObservation, Observation, ProgramSeen, Reason
 use crate::chain::{Holding, NodeState, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
+use crate::time::saturating_add;
 
 /// Leadership settings.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -125,7 +126,7 @@ impl LeaderMemory {
                     Duration::from_secs(2),
                     Duration::from_secs(60),
                 );
-            entry.1 = now + PROMOTION_RETRY.delay(entry.0.saturating_sub(1));
+            entry.1 = saturating_add(now, PROMOTION_RETRY.delay(entry.0.saturating_sub(1)));
         }
         if self.requested.as_deref() == Some(to) {
             // The operator's request is answered, either way.
@@ -198,7 +199,9 @@ pub fn guard(
     let half = clock
         .slot_duration
         .saturating_mul(u32::try_from(config.slot_window).unwrap_or(u32::MAX));
-    let hits = |t: SystemTime| t + half >= from && t.checked_sub(half).is_none_or(|s| s <= to);
+    let hits = |t: SystemTime| {
+        saturating_add(t, half) >= from && t.checked_sub(half).is_none_or(|s| s <= to)
+    };
     let epoch = clock.epoch_at(from);
     for e in [epoch, epoch + 1, epoch + 2] {
         if hits(clock.epoch_start(e)) {
@@ -390,7 +393,7 @@ impl Context {
                 .copied()
                 .or(memory.last_slot);
         }
-        let near = guard(memory, config, now, now + config.lookahead);
+        let near = guard(memory, config, now, saturating_add(now, config.lookahead));
         let epoch_known = epoch.is_some_and(|e| memory.schedule.iter().any(|d| d.epoch == e));
         let secret_booting = (0..observation.nodes.len())
             .filter(|&i| {
@@ -691,7 +694,8 @@ pub(super) fn decide(
     if let Some(t) = target {
         let blocker = if leader_job {
             Some("a hand-over is in flight".to_string())
-        } else if let Some(why) = guard(memory, config, now, now + config.lookahead) {
+        } else if let Some(why) = guard(memory, config, now, saturating_add(now, config.lookahead))
+        {
             Some(why.to_string())
         } else {
             (0..nodes.len())

@@ -623,7 +623,11 @@ fn decide_on(
         let other_sync_restart_in_flight = state.nodes.iter().any(|(name, memory)| {
             *name != node.name
                 && memory.sync_restart_at.is_some_and(|at| {
-                    elapsed(at) < config.thresholds.bootstrap_timeout + config.thresholds.boot_grace
+                    elapsed(at)
+                        < config
+                            .thresholds
+                            .bootstrap_timeout
+                            .saturating_add(config.thresholds.boot_grace)
                 })
         });
         let memory = state.nodes.entry(node.name.clone()).or_default();
@@ -768,7 +772,10 @@ fn decide_on(
             sync_restart_issued = true;
         }
         if !restart && state.all_down_next_start.is_some() {
-            state.all_down_next_start = Some(now + config.thresholds.all_down_stagger);
+            state.all_down_next_start = Some(crate::time::saturating_add(
+                now,
+                config.thresholds.all_down_stagger,
+            ));
         }
         if reason == Reason::AllDown && !state.all_down_announced {
             state.all_down_announced = true;

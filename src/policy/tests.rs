@@ -814,3 +814,49 @@ fn facts_say_who_is_in_sync_how_far_behind_and_why_not() {
     let (_, facts) = w.tick_all(1_000, &[running("a", 118), running("b", 100)]);
     assert_eq!((facts.reference, facts.external), (Some(118), None));
 }
+
+#[test]
+fn absurd_durations_never_make_the_policy_panic() {
+    let huge = Duration::MAX;
+    let mut w = World::new();
+    w.config.thresholds = Thresholds {
+        tick_interval: huge,
+        probe_timeout: huge,
+        hang_timeout: huge,
+        tip_timeout: huge,
+        tip_diff_threshold: u64::MAX,
+        bootstrap_timeout: huge,
+        boot_grace: huge,
+        max_restarts: u32::MAX,
+        restart_window: huge,
+        all_down_stagger: huge,
+    };
+    w.config.reference_max_age = huge;
+    w.config.leader = LeaderConfig {
+        enabled: true,
+        switch_margin: u64::MAX,
+        slot_window: u64::MAX,
+        refresh_min_gap: huge,
+        lookahead: huge,
+        schedule_settle: huge,
+        boots_with_secret: ["a".to_string(), "b".to_string()].into(),
+    };
+    w.reference = Some(ReferenceTip {
+        height: u64::MAX,
+        fetched_at: at(0),
+    });
+    let stopped = |n| program(n, ProcessState::Stopped);
+    // Every rule's arithmetic is exercised: all down (stagger), crashes, booting, silence,
+    // leadership windows; nothing may overflow.
+    for secs in [0, 1, 2, 1_000_000] {
+        w.tick(secs, &[stopped("a"), stopped("b")]);
+        w.tick(
+            secs + 1,
+            &[program("a", ProcessState::Exited), booting("b")],
+        );
+        w.tick(
+            secs + 2,
+            &[silent(hung("a"), u64::MAX / 2), running("b", u64::MAX)],
+        );
+    }
+}
