@@ -53,8 +53,24 @@ async fn signalled() {
     }
 }
 
+/// SIGHUPs, handled from now on (its default action would end the process): each is passed on
+/// to the daemon, which reads its configuration again.
+fn hangups() -> Option<mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).ok()?;
+    let (sender, receiver) = mpsc::channel(4);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            // A full channel already has a reload waiting: this one adds nothing.
+            let _ = sender.try_send(());
+        }
+    });
+    Some(receiver)
+}
+
 /// Runs the daemon until a signal.
 pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure> {
+    let hangups = hangups();
     let config = source.load_for_host()?;
     let config_source = source.source()?;
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
@@ -88,6 +104,7 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
             events: alerts.as_ref().map(|worker| worker.sender()),
             token: Arc::clone(&token),
             alerts: alerts.as_ref().map(|worker| worker.reconfigure()),
+            hangups,
         },
     )
     .map_err(|e| Failure::usage(e.to_string()))?;

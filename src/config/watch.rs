@@ -58,18 +58,30 @@ impl Watcher {
         if now == self.fingerprint {
             return None;
         }
+        Some(self.read(env, now))
+    }
+
+    /// Re-reads the configuration whether or not a watched file changed (SIGHUP: every file the
+    /// configuration reads, password files included, is read again).
+    pub fn reload(&mut self, env: &Env) -> Reload {
+        let watched: Vec<PathBuf> = self.fingerprint.keys().cloned().collect();
+        let now = fingerprint(&watched);
+        self.read(env, now)
+    }
+
+    fn read(&mut self, env: &Env, now: Fingerprint) -> Reload {
         match load_source(&self.source, env) {
             Ok((config, notices)) => {
                 // The new configuration may use other templates: watch those from now on.
                 self.fingerprint = fingerprint(&files_of(&self.source, Some(&config)));
-                Some(Reload::Valid {
+                Reload::Valid {
                     config: Box::new(config),
                     notices,
-                })
+                }
             }
             Err(errors) => {
                 self.fingerprint = now;
-                Some(Reload::Rejected(errors))
+                Reload::Rejected(errors)
             }
         }
     }

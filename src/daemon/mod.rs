@@ -80,6 +80,8 @@ enum Event {
     Request(Request),
     /// Time to look at the configuration files again.
     Reload,
+    /// SIGHUP: read the configuration again, changed or not.
+    Hangup,
     /// SIGTERM, SIGINT or SIGUSR1: no new decisions; the actions in flight finish.
     Shutdown,
 }
@@ -138,6 +140,8 @@ pub struct Daemon {
     out: Outputs,
     /// With `--once`: the tick was decided; the loop ends.
     done: bool,
+    /// SIGHUPs.
+    hangups: Option<mpsc::Receiver<()>>,
 }
 
 /// What `Daemon::new` needs besides the configuration.
@@ -162,6 +166,8 @@ pub struct Setup {
     pub token: Arc<RwLock<String>>,
     /// The alert worker's reconfiguration handle.
     pub alerts: Option<crate::alert::Reconfigure>,
+    /// SIGHUPs (read the configuration again), when the process handles them.
+    pub hangups: Option<mpsc::Receiver<()>>,
 }
 
 impl Daemon {
@@ -180,6 +186,7 @@ impl Daemon {
             events,
             token,
             alerts,
+            hangups,
         } = setup;
         let log = if options.dry_run {
             None
@@ -254,6 +261,7 @@ impl Daemon {
                 alerts,
             },
             done: false,
+            hangups,
         };
         if !options.dry_run {
             daemon.write_node_configs();
@@ -293,6 +301,7 @@ impl Daemon {
                     Event::Observed(Box::new(observed))
                 }
                 Some(request) = requests.recv() => Event::Request(request),
+                Some(()) = hangup(&mut self.hangups) => Event::Hangup,
                 _ = reloads.tick() => Event::Reload,
                 _ = ticks.tick() => Event::Tick,
             };
@@ -323,6 +332,7 @@ impl Daemon {
             Event::LeaderFinished(finished) => self.on_leader_finished(finished),
             Event::Request(request) => self.on_request(request),
             Event::Reload => self.on_reload(),
+            Event::Hangup => self.on_hangup(),
             Event::Shutdown => {
                 info!("signal received: no new decisions; finishing the actions in flight");
                 return false;
@@ -353,6 +363,20 @@ impl Daemon {
         {
             warn!("actions still in flight after {drain:?}; exiting anyway");
         }
+    }
+}
+
+/// The next SIGHUP; pending forever when there is no channel (or it closed).
+async fn hangup(hangups: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match hangups {
+        Some(receiver) => match receiver.recv().await {
+            Some(()) => Some(()),
+            None => {
+                *hangups = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -74,6 +74,17 @@ impl Daemon {
         let Some(reload) = self.reloader.watcher.poll(&self.reloader.env) else {
             return;
         };
+        self.take(reload);
+    }
+
+    /// SIGHUP: reads the configuration again, every file of it, changed or not.
+    pub(super) fn on_hangup(&mut self) {
+        info!("SIGHUP: reading the configuration again");
+        let reload = self.reloader.watcher.reload(&self.reloader.env);
+        self.take(reload);
+    }
+
+    fn take(&mut self, reload: Reload) {
         let (config, notices) = match reload {
             Reload::Rejected(errors) => {
                 error!(

@@ -106,3 +106,45 @@ async fn a_valid_change_applies_without_restarts_and_an_invalid_one_is_rejected(
     })
     .await;
 }
+
+#[tokio::test]
+async fn sighup_reads_the_configuration_again_and_the_daemon_keeps_running() {
+    let supervisord = Supervisord::builder().sims(2).start().await;
+    let config = DaemonConfig::write(&supervisord, json!({}));
+    let mut daemon = config.start(&[]).await;
+    wait_until(
+        "node1's config written",
+        Duration::from_secs(10),
+        || async { config.trusted_peers("node1").map(|_| ()) },
+    )
+    .await;
+    // Unchanged files: a SIGHUP still reads them all again.
+    daemon.signal("HUP");
+    daemon
+        .wait_for_log(
+            "SIGHUP: reading the configuration again",
+            Duration::from_secs(5),
+        )
+        .await;
+    daemon
+        .wait_for_log("configuration reloaded", Duration::from_secs(5))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !daemon.exited(),
+        "SIGHUP ended the daemon:\n{}",
+        daemon.log_text()
+    );
+    // It keeps managing the pool: a crashed node is started again.
+    let before = supervisord.pids().await;
+    supervisord.sims[1].fault(json!({"fault": "crash"})).await;
+    wait_until("node2 runs again", Duration::from_secs(20), || async {
+        let pids = supervisord.pids().await;
+        (pids
+            .get("node2")
+            .is_some_and(|pid| Some(pid) != before.get("node2") && *pid != 0))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(daemon.terminate().await, Some(0));
+}

@@ -686,6 +686,7 @@ impl Pool {
                 events: Some(events_tx),
                 token: Arc::clone(&token),
                 alerts: Some(alerts),
+                hangups: None,
             },
         )
         .expect("the daemon starts");

@@ -985,6 +985,21 @@ impl Daemon {
         }
     }
 
+    /// Sends it `signal` (`HUP`, `TERM`, ...).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills it with SIGKILL, as a crash or the OOM killer would, and reaps it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
