@@ -174,13 +174,17 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listen` until `shutdown` resolves.
+/// Binds the API's address (at start-up: a failure to bind is fatal, before any node is touched).
+pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
-    listen: SocketAddr,
+    listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

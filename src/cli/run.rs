@@ -11,7 +11,7 @@ use super::Failure;
 use super::config::ConfigSourceArgs;
 use crate::api::{self, ApiState};
 use crate::config::{self, Config};
-use crate::daemon::{Daemon, RealParts, RunOptions, Setup};
+use crate::daemon::{Daemon, RealParts, RunOptions, Setup, state};
 use crate::status::Snapshot;
 use crate::time::SystemClock;
 
@@ -78,6 +78,23 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
         dry_run: args.dry_run,
         once: args.once,
     };
+    // One daemon per set of files: a second one would hand the key over on the same nodes. A
+    // dry run writes nothing and takes no lock.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(state::lock(&state::lock_path(&config)).map_err(Failure::usage)?)
+    };
+    // The API's address, bound now: a daemon without its API is refused before it touches a node.
+    let listener =
+        if args.once || args.dry_run {
+            None
+        } else {
+            let listen = config.api.listen;
+            Some(api::bind(listen).await.map_err(|e| {
+                Failure::usage(format!("cannot listen on {listen} (api.listen): {e}"))
+            })?)
+        };
     // Email alerts (src/alert): a worker fed by the daemon's events, never blocking it; none in
     // a dry run. Started before the daemon, so that a bad [email] exits 2 before files are written.
     let alerts = if config.email.enabled && !args.dry_run {
@@ -111,10 +128,7 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
     let (requests_tx, requests_rx) = mpsc::channel(16);
     let (stop_tx, stop_rx) = watch::channel(false);
     // A dry run touches nothing, not even the token file; --once has no use for the API.
-    let api_task = if args.once || args.dry_run {
-        drop(requests_tx);
-        None
-    } else {
+    let api_task = if let Some(listener) = listener {
         let state = ApiState {
             snapshot: Arc::clone(&snapshot),
             requests: requests_tx,
@@ -138,11 +152,14 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
                 let _ = stop.wait_for(|stopped| *stopped).await;
             };
             info!("API on http://{listen}");
-            if let Err(e) = api::serve(listen, state, shutdown).await {
+            if let Err(e) = api::serve(listener, state, shutdown).await {
                 // The loop keeps the nodes safe without the API; say loudly that it is missing.
                 error!("API not available on {listen}: {e}");
             }
         }))
+    } else {
+        drop(requests_tx);
+        None
     };
     daemon.run(requests_rx, signalled()).await;
     let _ = stop_tx.send(true);

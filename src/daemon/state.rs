@@ -2,6 +2,7 @@
 //! beside the restart log: a node an operator stopped or an earlier daemon held is not started)
 //! and the policy's leadership memory (`leadership.state_file`: the leader, the known slots, the
 //! chain time, parked nodes). Small JSON files, written atomically and only when they change.
+//! Also the lock that keeps a second daemon off the same files (`nodekeeper.lock`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,61 @@ struct HoldsFile {
 /// Where the daemon keeps its holds: beside the restart log.
 pub fn holds_path(config: &Config) -> PathBuf {
     config.restart_log.with_file_name("nodekeeper-state.json")
+}
+
+/// Where the daemon's lock is: beside the restart log and the state file.
+pub fn lock_path(config: &Config) -> PathBuf {
+    config.restart_log.with_file_name("nodekeeper.lock")
+}
+
+/// The lock one daemon holds on its files for as long as it lives (released when the process
+/// ends, even by SIGKILL: it is an `flock`).
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+/// Takes the exclusive lock at `path` and writes this process's id into it; when another process
+/// holds it, an error naming that process (its pid, as it wrote it) and the file.
+pub fn lock(path: &Path) -> Result<Lock, String> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another process".to_string()
+            } else {
+                format!("pid {holder}")
+            };
+            return Err(format!(
+                "another nodekeeper ({who}) runs on these files (it holds {}); stop it first, or \
+                 give this one its own restart_log.path",
+                path.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(format!("cannot lock {}: {e}", path.display()));
+        }
+    }
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    Ok(Lock { _file: file })
 }
 
 /// Reads the holds; a missing file is no holds; an unreadable or garbled one is an error naming
@@ -119,6 +175,20 @@ impl Store {
 mod tests {
     use super::*;
     use crate::policy::HoldReason;
+
+    #[test]
+    fn a_second_lock_on_the_same_file_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodekeeper.lock");
+        let held = lock(&path).unwrap();
+        let refused = lock(&path).unwrap_err();
+        assert!(
+            refused.contains(&format!("pid {}", std::process::id())),
+            "{refused}"
+        );
+        drop(held);
+        lock(&path).unwrap();
+    }
 
     #[test]
     fn holds_round_trip_and_garbage_is_refused() {

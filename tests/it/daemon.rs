@@ -1016,3 +1016,55 @@ async fn an_unreachable_supervisord_is_reported_in_the_status_for_the_whole_outa
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `nodekeeper run` on `config`, waited for (at most 20 s): its exit code and its stderr.
+async fn run_to_exit(config: &DaemonConfig) -> (Option<i32>, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(20),
+        config.nodekeeper(&["run"]).env("RUST_LOG", "info").output(),
+    )
+    .await
+    .expect("the second daemon exits")
+    .expect("run nodekeeper");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_files_exits_2_naming_the_first() {
+    let supervisord = Supervisord::builder().sims(2).start().await;
+    let config = DaemonConfig::write(&supervisord, json!({}));
+    let mut first = config.start(&[]).await;
+    let (code, stderr) = run_to_exit(&config).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("another nodekeeper (pid {})", first.pid()))
+            && stderr.contains("nodekeeper.lock"),
+        "{stderr}"
+    );
+    assert!(!first.exited(), "the first daemon is unharmed");
+    // Once the first is gone, the files are free.
+    assert_eq!(first.terminate().await, Some(0));
+    let again = config.start(&[]).await;
+    drop(again);
+}
+
+#[tokio::test]
+async fn a_daemon_that_cannot_bind_its_api_exits_2_before_touching_anything() {
+    let supervisord = Supervisord::builder().sims(2).start().await;
+    let config = DaemonConfig::write(&supervisord, json!({}));
+    let taken = std::net::TcpListener::bind(&config.api_listen).expect("take the API port");
+    let (code, stderr) = run_to_exit(&config).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {}", config.api_listen)),
+        "{stderr}"
+    );
+    assert!(
+        !config.restart_log.exists() && config.trusted_peers("node1").is_none(),
+        "it wrote files before giving up"
+    );
+    drop(taken);
+}
