@@ -4,18 +4,19 @@
 //! actions go to `leadership`'s tasks; reports become log lines and events. Nothing here decides.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::Daemon;
+use super::disk::{self, RowSink};
 use super::leadership::Plan;
 use crate::chain::{ChainNode, Variant};
 use crate::config::nodefile;
 use crate::events::Event;
 use crate::policy::{Action, Observation, Outcome, PoolFacts, ProgramSeen, Reason};
-use crate::restart_log::{RestartAction, RestartLog, RestartRow};
+use crate::restart_log::{RestartAction, RestartRow};
 use crate::status::LastRestart;
 use crate::supervisor::{Fault, ProcessState, Supervisor, SupervisorError};
 use crate::time::{Clock, rfc3339};
@@ -129,8 +130,8 @@ pub struct Job {
     pub adapter: Arc<dyn ChainNode>,
     /// Its supervisord.
     pub supervisor: Arc<dyn Supervisor>,
-    /// The restart log (one writer at a time).
-    pub log: Arc<Mutex<RestartLog>>,
+    /// The restart log.
+    pub log: Arc<dyn RowSink>,
     /// Start, restart or stop.
     pub kind: Kind,
     /// Why.
@@ -166,13 +167,10 @@ impl Job {
         }
     }
 
-    fn record(&self, action: RestartAction) {
+    /// Appends the row of `action` (off the loop) and waits for its fsync.
+    async fn record(&self, action: RestartAction) {
         let row = self.row(action);
-        let mut log = match self.log.lock() {
-            Ok(log) => log,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Err(e) = log.append(&row) {
+        if let Err(e) = disk::append(&self.log, row).await {
             // The action still happens: losing a log row is bad, leaving a node down is worse.
             error!(node = %self.node, "cannot append to the restart log: {e}");
         }
@@ -184,11 +182,17 @@ impl Job {
             return self.stop().await;
         }
         if let Some((path, config)) = self.adapter.config_file(self.variant) {
-            match nodefile::write_if_changed(path, config) {
-                Ok(nodefile::WriteOutcome::Written) => {
+            let (path, config) = (path.to_path_buf(), config.clone());
+            let written = tokio::task::spawn_blocking(move || {
+                nodefile::write_if_changed(&path, &config).map(|o| (o, path))
+            })
+            .await;
+            match written {
+                Ok(Ok((nodefile::WriteOutcome::Written, path))) => {
                     info!(node = %self.node, variant = ?self.variant, "wrote {}", path.display());
                 }
-                Ok(nodefile::WriteOutcome::Unchanged) => {}
+                Ok(Ok((nodefile::WriteOutcome::Unchanged, _))) => {}
+                Ok(Err(e)) => warn!(node = %self.node, "{e}; starting with the file as it is"),
                 Err(e) => warn!(node = %self.node, "{e}; starting with the file as it is"),
             }
         }
@@ -196,7 +200,7 @@ impl Job {
             self.kind == Kind::Restart || self.context.program_state == Some(ProcessState::Backoff);
         let mut stopped = false;
         if must_stop {
-            self.record(RestartAction::Stop);
+            self.record(RestartAction::Stop).await;
             match self.supervisor.stop(&self.program).await {
                 Ok(_) => stopped = true,
                 Err(SupervisorError::Fault {
@@ -211,7 +215,7 @@ impl Job {
                 }
             }
         }
-        self.record(RestartAction::Start);
+        self.record(RestartAction::Start).await;
         let started_at = tokio::time::Instant::now();
         match self.supervisor.start(&self.program).await {
             Ok(_)
@@ -244,7 +248,7 @@ impl Job {
     /// A stop only: its row, then `stopProcess` (a program that is not running is stopped as
     /// asked).
     async fn stop(self) -> Finished {
-        self.record(RestartAction::Stop);
+        self.record(RestartAction::Stop).await;
         match self.supervisor.stop(&self.program).await {
             Ok(_)
             | Err(SupervisorError::Fault {
@@ -422,9 +426,13 @@ impl Daemon {
                         .nodes
                         .get(&node)
                         .and_then(|adapter| adapter.config_file(variant))
-                    && let Err(e) = nodefile::write_if_changed(path, config)
                 {
-                    error!(node = %node, "{e}");
+                    let (path, config) = (path.to_path_buf(), config.clone());
+                    self.disk.write(move || {
+                        if let Err(e) = nodefile::write_if_changed(&path, &config) {
+                            error!(node = %node, "{e}");
+                        }
+                    });
                 }
             }
             Action::Stop { node, reason } => {
@@ -573,13 +581,15 @@ impl Daemon {
             let Some((path, config)) = adapter.config_file(variant) else {
                 continue;
             };
-            match nodefile::write_if_changed(path, config) {
-                Ok(nodefile::WriteOutcome::Written) => {
-                    info!(node = %name, "wrote {}", path.display());
-                }
-                Ok(nodefile::WriteOutcome::Unchanged) => {}
-                Err(e) => error!(node = %name, "{e}"),
-            }
+            let (name, path, config) = (name.clone(), path.to_path_buf(), config.clone());
+            self.disk
+                .write(move || match nodefile::write_if_changed(&path, &config) {
+                    Ok(nodefile::WriteOutcome::Written) => {
+                        info!(node = %name, "wrote {}", path.display());
+                    }
+                    Ok(nodefile::WriteOutcome::Unchanged) => {}
+                    Err(e) => error!(node = %name, "{e}"),
+                });
         }
     }
 }

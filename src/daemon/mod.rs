@@ -21,6 +21,7 @@
 //! means no action on its nodes, with backoff.
 
 pub mod act;
+pub mod disk;
 pub mod leadership;
 pub mod observe;
 pub mod operator;
@@ -89,7 +90,7 @@ enum Event {
 /// Where the daemon's records go, besides the restart log rows its jobs append.
 pub struct Outputs {
     /// The restart log (`None` in a dry run, which writes nothing).
-    pub log: Option<Arc<Mutex<RestartLog>>>,
+    pub log: Option<Arc<dyn disk::RowSink>>,
     /// The last restart-log row of each node (status).
     pub last_restarts: BTreeMap<String, LastRestart>,
     /// The snapshot the API and `nodekeeper status` read.
@@ -142,6 +143,8 @@ pub struct Daemon {
     done: bool,
     /// SIGHUPs.
     hangups: Option<mpsc::Receiver<()>>,
+    /// File writes off the loop.
+    disk: Arc<disk::Disk>,
 }
 
 /// What `Daemon::new` needs besides the configuration.
@@ -204,7 +207,7 @@ impl Daemon {
             if let Some(problem) = &report.last_row_problem {
                 warn!("restart log {}: {problem}", config.restart_log.display());
             }
-            Some(Arc::new(Mutex::new(log)))
+            Some(Arc::new(Mutex::new(log)) as Arc<dyn disk::RowSink>)
         };
         let mut policy = PolicyState::default();
         policy.restore_holds(state::load_holds(&state::holds_path(&config)).map_err(StartError)?);
@@ -236,7 +239,8 @@ impl Daemon {
         {
             cell.clone_from(value);
         }
-        let store = state::Store::new(&config, options.dry_run);
+        let disk = Arc::new(disk::Disk::new());
+        let store = state::Store::new(&config, options.dry_run, Arc::clone(&disk));
         let reloader = reload::Reloader::new(source, env, parts, &config);
         let book = operator::Book::new(clock.as_ref());
         let daemon = Daemon {
@@ -262,6 +266,7 @@ impl Daemon {
             },
             done: false,
             hangups,
+            disk,
         };
         if !options.dry_run {
             daemon.write_node_configs();
@@ -312,6 +317,7 @@ impl Daemon {
         self.observer.abandon();
         self.drain().await;
         self.store.save_holds(self.policy.holds());
+        self.disk.flush().await;
         info!("nodekeeper stopped; nodes left running");
     }
 

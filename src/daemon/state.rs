@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tracing::error;
 
+use super::disk::Disk;
 use crate::config::{Config, nodefile};
 use crate::policy::{Hold, LeaderMemory};
 
@@ -115,43 +117,48 @@ pub fn load_leadership(path: &Path) -> Result<LeaderMemory, String> {
     }
 }
 
-/// The persisted files of one daemon; `None` paths in a dry run, which writes nothing.
+/// The persisted files of one daemon; `None` paths in a dry run, which writes nothing. Writes go
+/// to the disk writer, off the loop, in order.
 pub struct Store {
     holds: Option<PathBuf>,
     leadership: Option<PathBuf>,
     saved_holds: Option<BTreeMap<String, Hold>>,
     saved_leadership: Option<serde_json::Value>,
+    disk: Arc<Disk>,
 }
 
 impl Store {
-    /// The files of `config` (none with `dry_run`).
-    pub fn new(config: &Config, dry_run: bool) -> Store {
+    /// The files of `config` (none with `dry_run`), written through `disk`.
+    pub fn new(config: &Config, dry_run: bool, disk: Arc<Disk>) -> Store {
         Store {
             holds: (!dry_run).then(|| holds_path(config)),
             leadership: (!dry_run && config.leadership.enabled)
                 .then(|| config.leadership.state_file.clone()),
             saved_holds: None,
             saved_leadership: None,
+            disk,
         }
     }
 
     /// Persists the holds when they changed since the last save.
     pub fn save_holds(&mut self, holds: BTreeMap<String, Hold>) {
-        let Some(path) = &self.holds else {
+        let Some(path) = self.holds.clone() else {
             return;
         };
         if self.saved_holds.as_ref() == Some(&holds) {
             return;
         }
-        match save_holds(path, &holds) {
-            Ok(()) => self.saved_holds = Some(holds),
-            Err(e) => error!("{e}"),
-        }
+        self.saved_holds = Some(holds.clone());
+        self.disk.write(move || {
+            if let Err(e) = save_holds(&path, &holds) {
+                error!("{e}");
+            }
+        });
     }
 
     /// Persists the leadership memory when it changed (atomic replace, 0600).
     pub fn save_leadership(&mut self, memory: &LeaderMemory) {
-        let Some(path) = &self.leadership else {
+        let Some(path) = self.leadership.clone() else {
             return;
         };
         let value = match serde_json::to_value(memory) {
@@ -164,10 +171,12 @@ impl Store {
         if self.saved_leadership.as_ref() == Some(&value) {
             return;
         }
-        match nodefile::write_if_changed(path, &value) {
-            Ok(_) => self.saved_leadership = Some(value),
-            Err(e) => error!("cannot persist the leadership state: {e}"),
-        }
+        self.saved_leadership = Some(value.clone());
+        self.disk.write(move || {
+            if let Err(e) = nodefile::write_if_changed(&path, &value) {
+                error!("cannot persist the leadership state: {e}");
+            }
+        });
     }
 }
 

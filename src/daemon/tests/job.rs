@@ -134,3 +134,75 @@ async fn a_job_that_panics_frees_its_node_and_its_program_is_started_again() {
     );
     running.stop().await;
 }
+
+/// A restart log on a disk that blocks every append until the gate opens.
+struct StuckDisk {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+    rows: std::sync::Mutex<Vec<String>>,
+}
+
+impl StuckDisk {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn is_open(&self) -> bool {
+        *self.open.lock().unwrap()
+    }
+}
+
+impl crate::daemon::disk::RowSink for StuckDisk {
+    fn append(&self, row: &crate::restart_log::RestartRow) -> Result<(), String> {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+        self.rows
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", row.node, row.action.as_str()));
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_disk_holds_up_neither_the_loop_nor_the_api() {
+    let pool = Pool::new(&["node1", "node2"], serde_json::json!({}));
+    let disk = std::sync::Arc::new(StuckDisk {
+        open: std::sync::Mutex::new(false),
+        opened: std::sync::Condvar::new(),
+        rows: std::sync::Mutex::new(Vec::new()),
+    });
+    let sink = std::sync::Arc::clone(&disk);
+    let running = pool.run_with(move |daemon| daemon.out.log = Some(sink));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A watchdog opens the gate after a while (real time), whatever happens.
+    let watchdog = std::sync::Arc::clone(&disk);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        watchdog.open();
+    });
+    // The restart's first row waits for the disk ...
+    let restart = running.ask("node1", NodeAction::Restart).await.unwrap();
+    // ... and meanwhile the loop answers requests about other nodes at once.
+    let hold = running.ask("node2", NodeAction::Hold).await.unwrap();
+    assert!(
+        !disk.is_open(),
+        "the request was answered only once the disk moved again"
+    );
+    assert_eq!(
+        hold.state,
+        ActionState::Done {
+            message: "node2: held".into()
+        }
+    );
+    // The row is still written before supervisord is asked.
+    assert!(pool.calls.all().is_empty(), "{:?}", pool.calls.all());
+    disk.open();
+    running.finished(&restart.id).await;
+    assert_eq!(*disk.rows.lock().unwrap(), ["node1 stop", "node1 start"]);
+    assert_eq!(pool.calls.all(), ["stop node1", "start node1"]);
+    running.stop().await;
+}

@@ -704,7 +704,13 @@ impl Pool {
 
     /// Starts the daemon's loop.
     pub fn run(&self) -> Running {
-        let (daemon, shared) = self.daemon(RunOptions::default());
+        self.run_with(|_| {})
+    }
+
+    /// Starts the daemon's loop after `change` has had its way with the daemon.
+    pub fn run_with(&self, change: impl FnOnce(&mut Daemon)) -> Running {
+        let (mut daemon, shared) = self.daemon(RunOptions::default());
+        change(&mut daemon);
         let (requests, requests_rx) = mpsc::channel(16);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(daemon.run(requests_rx, async {
@@ -867,6 +873,18 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits (real time, at most 10 s) until `check` finds what the daemon's file writer, a thread of
+/// its own that paused time does not pace, has written.
+pub fn until_written<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..1_000 {
+        if let Some(value) = check() {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{what}: not written within 10 s");
 }
 
 /// Lets `duration` of paused time pass.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Pool, until, wait};
+use super::{Pool, until, until_written, wait};
 use crate::status::{ActionState, NodeAction};
 use crate::supervisor::ProcessState;
 
@@ -41,8 +41,12 @@ async fn restart_stop_start_hold_and_release_are_answered_and_executed() {
         running.shared.line("node1").held.as_deref(),
         Some("held by an operator")
     );
-    let holds = std::fs::read_to_string(pool.dir.join("nodekeeper-state.json")).unwrap();
-    assert!(holds.contains("node1"), "{holds}");
+    // The state file is written off the loop, soon.
+    until_written("the hold", || {
+        std::fs::read_to_string(pool.dir.join("nodekeeper-state.json"))
+            .ok()
+            .filter(|holds| holds.contains("node1"))
+    });
 
     // Start: the hold ends, the node runs.
     let view = running.ask("node1", NodeAction::Start).await.unwrap();
