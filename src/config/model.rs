@@ -82,6 +82,7 @@ impl Default for PoolToolSettings {
             status_url: raw.status_url,
             status_refresh: raw.status_refresh,
             status_max_age: raw.status_max_age,
+            reference_max_lead: raw.reference_max_lead,
             tip_url: raw.tip_url,
             tip_interval: raw.tip_interval,
             slots_url: raw.slots_url,

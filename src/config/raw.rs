@@ -232,6 +232,9 @@ pub struct RawPoolTool {
     /// A reference older than this is ignored.
     #[serde(with = "duration")]
     pub status_max_age: Duration,
+    /// A reference that leads every local node by more than this many blocks is ignored (and
+    /// logged): a wrong but plausible answer must not restart node after node.
+    pub reference_max_lead: u64,
     /// `sharemytip` endpoint.
     pub tip_url: String,
     /// Minimum time between tip reports.
@@ -267,6 +270,7 @@ impl Default for RawPoolTool {
             status_url: "https://pooltool.s3-us-west-2.amazonaws.com/stats/stats.json".into(),
             status_refresh: Duration::from_secs(60),
             status_max_age: Duration::from_secs(180),
+            reference_max_lead: 100,
             tip_url: "https://api.pooltool.io/v0/sharemytip".into(),
             tip_interval: Duration::from_secs(15),
             slots_url: "https://api.pooltool.io/v0/sendlogs".into(),

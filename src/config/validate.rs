@@ -659,6 +659,7 @@ impl Validator<'_, '_> {
             status_url: raw.status_url.clone(),
             status_refresh: raw.status_refresh,
             status_max_age: raw.status_max_age,
+            reference_max_lead: raw.reference_max_lead,
             tip_url: raw.tip_url.clone(),
             tip_interval: raw.tip_interval,
             slots_url: raw.slots_url.clone(),

@@ -360,6 +360,24 @@ impl Daemon {
                 info!(node = %node, "back in sync");
                 self.out.emit(Event::NodeRecovered { node });
             }
+            Action::Reference {
+                reference,
+                best,
+                trusted: false,
+            } => {
+                warn!(
+                    "ignoring the reference tip {reference}: it leads every local node (best {best}) \
+                     by more than pooltool.reference_max_lead ({}); peers alone decide",
+                    self.rt.policy.reference_max_lead
+                );
+            }
+            Action::Reference {
+                reference,
+                best,
+                trusted: true,
+            } => {
+                info!("the reference tip {reference} is trusted again (best local {best})");
+            }
             Action::AllDown { nodes } => {
                 warn!("no node is up: starting all {nodes} of them, staggered");
                 self.out.emit(Event::AllNodesDown { nodes });

@@ -78,7 +78,7 @@ pub fn policy_config(
     config: &Config,
     nodes: &BTreeMap<String, Arc<dyn ChainNode>>,
 ) -> PolicyConfig {
-    let mut policy = thresholds(&config.thresholds, config.pooltool.status_max_age);
+    let mut policy = thresholds(&config.thresholds, &config.pooltool);
     let l = &config.leadership;
     let t = &config.thresholds;
     policy.leader = LeaderConfig {
@@ -102,22 +102,20 @@ pub fn policy_config(
     policy
 }
 
-fn thresholds(t: &Thresholds, reference_max_age: Duration) -> PolicyConfig {
+fn thresholds(t: &Thresholds, pooltool: &PoolToolSettings) -> PolicyConfig {
     PolicyConfig {
         thresholds: t.clone(),
-        reference_max_age,
+        reference_max_age: pooltool.status_max_age,
+        reference_max_lead: pooltool.reference_max_lead,
         leader: LeaderConfig::default(),
         nodes: Vec::new(),
     }
 }
 
 impl Default for PolicyConfig {
-    /// The documented defaults of `[thresholds]` and `pooltool.status_max_age`.
+    /// The documented defaults of `[thresholds]` and of `[pooltool]`'s reference keys.
     fn default() -> PolicyConfig {
-        thresholds(
-            &Thresholds::default(),
-            PoolToolSettings::default().status_max_age,
-        )
+        thresholds(&Thresholds::default(), &PoolToolSettings::default())
     }
 }
 

@@ -16,8 +16,12 @@ pub struct PoolFacts {
     /// The height lag is measured against: the best node Running now, or the external reference
     /// when it is fresh and higher.
     pub reference: Option<u64>,
-    /// The external reference, when fresh enough to count.
+    /// The external reference, when fresh enough to count and not leading every local node by
+    /// more than `reference_max_lead`.
     pub external: Option<u64>,
+    /// A fresh external reference that is ignored: it leads every local node by more than
+    /// `reference_max_lead` blocks (and the best local height).
+    pub doubted: Option<(u64, u64)>,
     /// Every configured node, in the observation's order.
     pub nodes: Vec<NodeFacts>,
 }
@@ -110,11 +114,22 @@ impl PoolFacts {
 pub fn facts(config: &PolicyConfig, state: &PolicyState, observation: &Observation) -> PoolFacts {
     let now = observation.now;
     let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
-    let external = observation
+    let fresh = observation
         .reference
         .filter(|tip| elapsed(tip.fetched_at) <= config.reference_max_age)
         .map(|tip| tip.height);
     let best_local = observation.nodes.iter().filter_map(running_height).max();
+    // A reference far ahead of every local node is more likely wrong than all of them behind:
+    // trusting it would restart node after node.
+    let doubted = match (fresh, best_local) {
+        (Some(external), Some(best))
+            if external.saturating_sub(best) > config.reference_max_lead =>
+        {
+            Some((external, best))
+        }
+        _ => None,
+    };
+    let external = fresh.filter(|_| doubted.is_none());
     let reference = best_local.max(external);
     let nodes = observation
         .nodes
@@ -124,6 +139,7 @@ pub fn facts(config: &PolicyConfig, state: &PolicyState, observation: &Observati
     PoolFacts {
         reference,
         external,
+        doubted,
         nodes,
     }
 }

@@ -506,6 +506,7 @@ impl Model {
                 Action::UseConfig { .. }
                 | Action::Recovered { .. }
                 | Action::AllDown { .. }
+                | Action::Reference { .. }
                 | Action::Held { .. }
                 | Action::Released { .. }
                 | Action::SlotsAssigned { .. }
@@ -591,6 +592,7 @@ fn config(model: &Model) -> PolicyConfig {
             all_down_stagger: Duration::from_secs(2),
         },
         reference_max_age: Duration::from_secs(180),
+        reference_max_lead: 100,
         leader: LeaderConfig::default(),
         nodes: model.nodes.iter().map(|n| n.name.clone()).collect(),
     };

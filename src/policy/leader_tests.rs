@@ -151,7 +151,12 @@ impl World {
         // Recoveries are reports with tests of their own (`tests.rs`).
         self.last
             .iter()
-            .filter(|action| !matches!(action, Action::Recovered { .. } | Action::AllDown { .. }))
+            .filter(|action| {
+                !matches!(
+                    action,
+                    Action::Recovered { .. } | Action::AllDown { .. } | Action::Reference { .. }
+                )
+            })
             .map(show)
             .collect()
     }

@@ -73,6 +73,9 @@ pub struct PolicyConfig {
     pub thresholds: Thresholds,
     /// An external reference older than this is ignored.
     pub reference_max_age: Duration,
+    /// An external reference that leads every local node by more than this many blocks is
+    /// ignored (a wrong but plausible answer must not restart node after node).
+    pub reference_max_lead: u64,
     /// Leadership (disabled by default).
     pub leader: LeaderConfig,
     /// The configured nodes, in order (operator requests name one of them).
@@ -369,6 +372,16 @@ pub enum Action {
         /// The pool's slots.
         slots: Vec<SlotDate>,
     },
+    /// The external reference is doubted (it leads every local node by more than
+    /// `reference_max_lead`) or trusted again (report it; once per change).
+    Reference {
+        /// The reference height.
+        reference: u64,
+        /// The best local height.
+        best: u64,
+        /// Trusted again (else: ignored from now on).
+        trusted: bool,
+    },
     /// A node nodekeeper started or restarted is in sync again (report it).
     Recovered {
         /// The node.
@@ -404,7 +417,7 @@ impl Action {
             | Action::Recovered { node }
             | Action::Waiting { node, .. } => Some(node),
             Action::HandOver { to, .. } => Some(to),
-            Action::AllDown { .. } => None,
+            Action::AllDown { .. } | Action::Reference { .. } => None,
         }
     }
 }
@@ -474,6 +487,8 @@ pub struct PolicyState {
     pub all_down_next_start: Option<SystemTime>,
     /// This all-down episode was reported (`Action::AllDown`).
     pub all_down_announced: bool,
+    /// The external reference is doubted (reported once per change).
+    pub reference_doubted: bool,
     /// Leadership (persisted by the shell).
     pub leadership: LeaderMemory,
 }
@@ -597,6 +612,32 @@ fn decide_on(
 
     let mut sync_restart_issued = false;
     let mut actions = Vec::new();
+
+    // A doubted reference is reported when it starts being ignored and when it is trusted again.
+    match (pool.doubted, state.reference_doubted) {
+        (Some((reference, best)), false) => {
+            state.reference_doubted = true;
+            actions.push(Action::Reference {
+                reference,
+                best,
+                trusted: false,
+            });
+        }
+        (None, true) => {
+            let best_local = pool.nodes.iter().filter_map(|node| node.height).max();
+            if let (Some(reference), Some(best)) = (pool.external, best_local) {
+                state.reference_doubted = false;
+                actions.push(Action::Reference {
+                    reference,
+                    best,
+                    trusted: true,
+                });
+            } else {
+                state.reference_doubted = false;
+            }
+        }
+        _ => {}
+    }
 
     // Back in sync after nodekeeper started it: judged on an observation made after the start
     // (a node with a job in flight is not judged).

@@ -119,7 +119,12 @@ impl World {
         decide(&self.config, &mut self.state, &observation)
             .actions
             .iter()
-            .filter(|action| !matches!(action, Action::Recovered { .. } | Action::AllDown { .. }))
+            .filter(|action| {
+                !matches!(
+                    action,
+                    Action::Recovered { .. } | Action::AllDown { .. } | Action::Reference { .. }
+                )
+            })
             .map(show)
             .collect()
     }
@@ -170,6 +175,11 @@ pub(super) fn show(action: &Action) -> String {
         Action::Waiting { node, .. } => format!("wait {node}"),
         Action::Recovered { node } => format!("recovered {node}"),
         Action::AllDown { nodes } => format!("all down {nodes}"),
+        Action::Reference {
+            reference,
+            best,
+            trusted,
+        } => format!("reference {reference} best {best} trusted {trusted}"),
     }
 }
 
@@ -859,4 +869,41 @@ fn absurd_durations_never_make_the_policy_panic() {
             &[silent(hung("a"), u64::MAX / 2), running("b", u64::MAX)],
         );
     }
+}
+
+#[test]
+fn a_reference_far_ahead_of_every_local_node_is_ignored_and_said_once() {
+    let mut w = World::new();
+    // A plausible but wrong majority max: 200 blocks ahead of both nodes.
+    w.reference = Some(ReferenceTip {
+        height: 300,
+        fetched_at: at(0),
+    });
+    let (actions, facts) = w.tick_all(0, &[running("a", 100), running("b", 99)]);
+    assert_eq!(actions, ["reference 300 best 100 trusted false"]);
+    assert_eq!((facts.reference, facts.external), (Some(100), None));
+    assert_eq!(facts.doubted, Some((300, 100)));
+    // No node is restarted for lag, however long it lasts; nothing more is said.
+    for secs in 1..=120 {
+        let (actions, _) = w.tick_all(
+            secs,
+            &[running("a", 100 + secs / 30), running("b", 99 + secs / 30)],
+        );
+        assert!(actions.is_empty(), "{secs}: {actions:?}");
+    }
+    // Within the margin (100 blocks) it counts again, and a node behind it by more than the
+    // threshold is restarted.
+    w.reference = Some(ReferenceTip {
+        height: 125,
+        fetched_at: at(130),
+    });
+    let (actions, facts) = w.tick_all(130, &[running("a", 104), running("b", 100)]);
+    assert_eq!(facts.external, Some(125));
+    assert_eq!(
+        actions,
+        [
+            "reference 125 best 104 trusted true",
+            "restart a lag fallback"
+        ]
+    );
 }

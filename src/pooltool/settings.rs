@@ -31,6 +31,8 @@ pub struct PoolToolSettings {
     pub status_refresh: Duration,
     /// A reference older than this is ignored.
     pub status_max_age: Duration,
+    /// A reference leading every local node by more than this many blocks is ignored.
+    pub reference_max_lead: u64,
     /// `sharemytip` endpoint.
     pub tip_url: String,
     /// Minimum time between tip reports.
