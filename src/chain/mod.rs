@@ -182,14 +182,37 @@ pub trait ChainNode: Send + Sync {
     /// Its schedule: the chain's time and the pool's slots the node knows.
     fn schedule(&self) -> Option<&dyn Schedule>;
 
-    /// The node may boot producing (holding the pool's key) without nodekeeper promoting it:
-    /// Jormungandr started with `--secret` or `secret_files`; nodeos without `--pause-on-startup`;
-    /// cardano-node with its credentials and without `--start-as-non-producing-node`.
-    fn boots_producing(&self) -> bool;
+    /// Whether the node boots producing (holding the pool's key) without nodekeeper promoting
+    /// it, judged from what it is configured with and from `command`, the command line its
+    /// supervisord runs, when read (Jormungandr: `--secret` or `secret_files`; nodeos: no
+    /// `--pause-on-startup`; cardano-node: its credentials without
+    /// `--start-as-non-producing-node`). Unknown when it cannot be told: a wrapper script may pass
+    /// anything.
+    fn boots_producing(&self, command: Option<&str>) -> BootVerdict;
 
     /// The config file nodekeeper generates for the node, as `variant` renders it: where it goes
     /// and its JSON. `None` when the chain's node has no generated file.
     fn config_file(&self, variant: Variant) -> Option<(&Path, &Value)>;
+}
+
+/// Whether a node boots holding the pool's key, and why nodekeeper thinks so.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BootVerdict {
+    /// `Some(true)`: it does; `Some(false)`: it does not; `None`: it cannot be told (the policy
+    /// then takes it that it may).
+    pub with_key: Option<bool>,
+    /// Why, in words (`its supervisord command passes --secret`).
+    pub why: String,
+}
+
+impl BootVerdict {
+    /// A verdict of `with_key` because of `why`.
+    pub fn new(with_key: Option<bool>, why: impl Into<String>) -> BootVerdict {
+        BootVerdict {
+            with_key,
+            why: why.into(),
+        }
+    }
 }
 
 /// Who holds the pool's key on one node, and moving it: demote, promote, confirm.

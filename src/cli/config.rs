@@ -2,6 +2,7 @@
 //! the configuration and what is generated from it. Nothing is written unless the whole
 //! configuration is valid.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -253,6 +254,9 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
                 .map_err(|errors| config_failure(&errors))?;
             let text = shown_text(&config::model::redacted(&raw), json)?;
             println!("{}", text.trim_end());
+            if !json {
+                println!("{}", boot_comments(&config).await.trim_end());
+            }
             Ok(0)
         }
         ConfigCommand::Render { node, default, .. } => {
@@ -322,6 +326,58 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
             unreachable!("handled above")
         }
     }
+}
+
+/// What is concluded about each node booting with the pool's key, as TOML comments: from its
+/// configuration and its supervisord's command line (each supervisord asked once, briefly; one
+/// that does not answer leaves the verdict to the configuration alone).
+async fn boot_comments(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut commands: BTreeMap<&str, Result<BTreeMap<String, String>, String>> = BTreeMap::new();
+    for (name, settings) in &config.supervisors {
+        let mut settings = settings.clone();
+        settings.timeout = settings.timeout.min(std::time::Duration::from_secs(2));
+        let read = match settings.client() {
+            Ok(client) => client
+                .get_all_config_info()
+                .await
+                .map(|programs| {
+                    programs
+                        .into_iter()
+                        .map(|p| (crate::supervisor::namespec(&p.group, &p.name), p.command))
+                        .collect()
+                })
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        commands.insert(name, read);
+    }
+    let mut out = String::from(
+        "\n# Booting with the pool's key (a node that may is never started near a pool slot while \
+         another may lead;\n# the daemon also learns from each node's first answer after a boot):\n",
+    );
+    for node in &config.nodes {
+        let command = match commands.get(node.supervisor.as_str()) {
+            Some(Ok(programs)) => programs.get(&node.program).map(String::as_str),
+            _ => None,
+        };
+        let verdict = node.jormungandr().boots_producing(command);
+        let word = match verdict.with_key {
+            Some(true) => "may boot holding the key",
+            Some(false) => "boots without the key",
+            None => "may boot holding the key (unknown)",
+        };
+        let _ = writeln!(out, "#   {}: {word}: {}", node.name, verdict.why);
+    }
+    for (name, read) in &commands {
+        if let Err(e) = read {
+            let _ = writeln!(
+                out,
+                "#   (supervisord {name} did not answer: judged without its command lines: {e})"
+            );
+        }
+    }
+    out
 }
 
 /// `raw` as `config show` prints it: TOML, or JSON with `json` or when TOML cannot express it

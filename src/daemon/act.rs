@@ -356,6 +356,17 @@ impl Daemon {
             Action::Waiting { node, why } => {
                 info!(node = %node, "{why}");
             }
+            Action::BootVerdict {
+                node,
+                with_key,
+                why,
+            } => {
+                if with_key {
+                    info!(node = %node, "may boot holding the key ({why}): its starts are guarded near a pool slot");
+                } else {
+                    info!(node = %node, "boots without the key ({why})");
+                }
+            }
             Action::Recovered { node } => {
                 info!(node = %node, "back in sync");
                 self.out.emit(Event::NodeRecovered { node });

@@ -409,37 +409,15 @@ pub async fn observe_once(
             state::load_leadership(&config.leadership.state_file).map_err(StartError)?;
     }
     let now = clock.now();
-    let inputs = observe::Inputs {
+    // One-shot: wait for every probe to answer or time out; read every program's command.
+    let mut inputs = observe::Inputs::new(
         now,
-        programs: config
-            .nodes
-            .iter()
-            .map(|node| observe::Program {
-                node: node.name.clone(),
-                program: node.program.clone(),
-                supervisor: node.supervisor.clone(),
-            })
-            .collect(),
-        asked: rt
-            .supervisors
-            .iter()
-            .map(|(name, supervisor)| (name.clone(), Arc::clone(supervisor)))
-            .collect(),
-        skipped: Vec::new(),
-        nodes: config
-            .nodes
-            .iter()
-            .filter_map(|node| {
-                rt.nodes
-                    .get(&node.name)
-                    .map(|adapter| (node.name.clone(), Arc::clone(adapter)))
-            })
-            .collect(),
-        probe_timeout: config.thresholds.probe_timeout,
-        // One-shot: wait for every probe to answer or time out.
-        probe_wait: config.thresholds.probe_timeout + Duration::from_millis(600),
-        want_chain_time: config.leadership.enabled,
-    };
+        &rt,
+        Vec::new(),
+        config.thresholds.probe_timeout + Duration::from_millis(600),
+        Arc::default(),
+    );
+    inputs.read_commands = rt.supervisors.keys().cloned().collect();
     let observed = observe::round(observe::Prober::default(), inputs).await;
     let observation = Observation {
         now,

@@ -20,11 +20,11 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::backoff::ExponentialBackoff;
-use crate::chain::{ChainNode, NodeStatus, ProbeError};
+use crate::chain::{BootVerdict, ChainNode, NodeStatus, ProbeError};
 use crate::events::Event;
 use crate::policy::{LeaderView, NodeObservation, ProgramSeen, ProgramView};
 use crate::slots::{LeaderLog, SlotClock};
-use crate::supervisor::{Fault, ProcessInfo, ProcessState, Supervisor, SupervisorError};
+use crate::supervisor::{Fault, ProcessInfo, ProcessState, Supervisor, SupervisorError, namespec};
 
 /// The longest wait between attempts to reach an unreachable supervisord.
 const MAX_SUPERVISOR_BACKOFF: Duration = Duration::from_secs(30);
@@ -220,6 +220,14 @@ pub struct Program {
     pub supervisor: String,
 }
 
+/// Each supervisord's program command lines (`getAllConfigInfo`): supervisord name → program
+/// namespec → command.
+pub type Commands = BTreeMap<String, BTreeMap<String, String>>;
+
+/// How often a supervisord's program commands are read again (an operator may edit its
+/// configuration and `update`); also after it failed to answer.
+pub const COMMANDS_MAX_AGE: Duration = Duration::from_secs(60);
+
 /// Everything a round needs, owned: it runs as a task.
 pub struct Inputs {
     /// Wall-clock time of the round.
@@ -238,6 +246,63 @@ pub struct Inputs {
     pub probe_wait: Duration,
     /// Read the chain time (until it is known).
     pub want_chain_time: bool,
+    /// The program commands known so far.
+    pub commands: Arc<Commands>,
+    /// The supervisords whose program commands this round reads (again).
+    pub read_commands: Vec<String>,
+}
+
+impl Inputs {
+    /// A round over every node of `rt` at `now`, asking every supervisord but the `skipped` ones,
+    /// with the program commands known so far (none read; probes wait `probe_wait`).
+    pub fn new(
+        now: SystemTime,
+        rt: &super::runtime::Runtime,
+        skipped: Vec<String>,
+        probe_wait: Duration,
+        commands: Arc<Commands>,
+    ) -> Inputs {
+        let config = &rt.config;
+        let thresholds = &config.thresholds;
+        Inputs {
+            now,
+            programs: config
+                .nodes
+                .iter()
+                .map(|node| Program {
+                    node: node.name.clone(),
+                    program: node.program.clone(),
+                    supervisor: node.supervisor.clone(),
+                })
+                .collect(),
+            asked: rt
+                .supervisors
+                .iter()
+                .filter(|(name, _)| !skipped.contains(name))
+                .map(|(name, supervisor)| (name.clone(), Arc::clone(supervisor)))
+                .collect(),
+            skipped: skipped
+                .into_iter()
+                .filter(|name| rt.supervisors.contains_key(name))
+                .collect(),
+            nodes: config
+                .nodes
+                .iter()
+                .filter_map(|node| {
+                    rt.nodes
+                        .get(&node.name)
+                        .map(|adapter| (node.name.clone(), Arc::clone(adapter)))
+                })
+                .collect(),
+            // A hang is judged by silence (`hang_timeout`): an answer that comes within it is an
+            // answer, so no call is given up sooner.
+            probe_timeout: thresholds.probe_timeout.max(thresholds.hang_timeout),
+            probe_wait,
+            want_chain_time: config.leadership.enabled,
+            commands,
+            read_commands: Vec::new(),
+        }
+    }
 }
 
 /// What a round saw.
@@ -256,6 +321,8 @@ pub struct Observed {
     pub chain_time: Option<(String, SlotClock)>,
     /// The pool's slots each node listed this round.
     pub logs: BTreeMap<String, Vec<LeaderLog>>,
+    /// The program commands read this round, by supervisord (only those that answered).
+    pub commands: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// One round: every supervisord (but the skipped ones) asked, every node probed, concurrently;
@@ -285,9 +352,33 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
             (name, answer)
         });
     }
+    let mut configs = JoinSet::new();
+    for (name, supervisor) in &inputs.asked {
+        if inputs.read_commands.contains(name) {
+            let supervisor = Arc::clone(supervisor);
+            let name = name.clone();
+            configs.spawn(async move { (name, supervisor.program_configs().await) });
+        }
+    }
     let fresh = prober
         .round(&inputs.nodes, inputs.probe_timeout, inputs.probe_wait)
         .await;
+    let mut commands = BTreeMap::new();
+    while let Some(joined) = configs.join_next().await {
+        match joined {
+            Ok((name, Ok(programs))) => {
+                let read = programs
+                    .into_iter()
+                    .map(|program| (namespec(&program.group, &program.name), program.command))
+                    .collect();
+                commands.insert(name, read);
+            }
+            Ok((name, Err(error))) => {
+                debug!(supervisor = %name, "reading the program commands failed: {error}");
+            }
+            Err(_) => {}
+        }
+    }
     // Only the supervisords in backoff are `Skipped`; one with no managed program is not listed.
     let mut supervisors: BTreeMap<String, SupervisorAnswer> = inputs
         .skipped
@@ -306,6 +397,7 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
         silence: prober.silence(),
     };
     let mut nodes = node_observations(&inputs.programs, &raw);
+    boot_verdicts(&inputs, &commands, &mut nodes);
     let (chain_time, logs) = leader_views(&inputs, &mut nodes).await;
     Observed {
         now: inputs.now,
@@ -315,6 +407,23 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
         nodes,
         chain_time,
         logs,
+        commands,
+    }
+}
+
+/// What each node's chain adapter concludes about booting with the key, from its command line as
+/// read this round or before (`None` until read).
+fn boot_verdicts(inputs: &Inputs, read: &Commands, nodes: &mut [NodeObservation]) {
+    for (node, program) in nodes.iter_mut().zip(&inputs.programs) {
+        let Some((_, adapter)) = inputs.nodes.iter().find(|(name, _)| *name == node.name) else {
+            continue;
+        };
+        let command = read
+            .get(&program.supervisor)
+            .or_else(|| inputs.commands.get(&program.supervisor))
+            .and_then(|commands| commands.get(&program.program))
+            .map(String::as_str);
+        node.boot = adapter.boots_producing(command);
     }
 }
 
@@ -363,6 +472,7 @@ pub fn node_observations(programs: &[Program], raw: &Raw) -> Vec<NodeObservation
                 probe,
                 busy: false,
                 leadership: LeaderView::default(),
+                boot: BootVerdict::default(),
             }
         })
         .collect()
@@ -554,6 +664,10 @@ pub struct Observer {
     pub chain_time: Option<SlotClock>,
     /// The pool's slots each node last listed (status, PoolTool).
     pub logs: BTreeMap<String, Vec<LeaderLog>>,
+    /// Each supervisord's program commands, as last read.
+    pub commands: Arc<Commands>,
+    /// When each supervisord's commands were last read.
+    commands_read: BTreeMap<String, tokio::time::Instant>,
 }
 
 impl Default for Observer {
@@ -565,6 +679,8 @@ impl Default for Observer {
             outages: Outages::default(),
             chain_time: None,
             logs: BTreeMap::new(),
+            commands: Arc::default(),
+            commands_read: BTreeMap::new(),
         }
     }
 }
@@ -622,6 +738,43 @@ impl Observer {
             None => {
                 self.touched.insert(node.to_string());
             }
+        }
+    }
+
+    /// The supervisords among `asked` whose program commands are due to be read: never read, or
+    /// read more than [`COMMANDS_MAX_AGE`] ago.
+    pub fn commands_due<'a>(&self, asked: impl Iterator<Item = &'a String>) -> Vec<String> {
+        let now = tokio::time::Instant::now();
+        asked
+            .filter(|name| {
+                self.commands_read
+                    .get(*name)
+                    .is_none_or(|at| now.duration_since(*at) >= COMMANDS_MAX_AGE)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps the commands a round read; a supervisord that failed to answer is read again once
+    /// it answers (it may have been restarted with another configuration).
+    pub fn note_commands(
+        &mut self,
+        read: BTreeMap<String, BTreeMap<String, String>>,
+        supervisors: &BTreeMap<String, SupervisorAnswer>,
+        started: tokio::time::Instant,
+    ) {
+        for (name, answer) in supervisors {
+            if matches!(answer, SupervisorAnswer::Failed(_)) {
+                self.commands_read.remove(name);
+            }
+        }
+        if read.is_empty() {
+            return;
+        }
+        let commands = Arc::make_mut(&mut self.commands);
+        for (name, programs) in read {
+            self.commands_read.insert(name.clone(), started);
+            commands.insert(name, programs);
         }
     }
 

@@ -72,12 +72,8 @@ impl Parts for RealParts {
     }
 }
 
-/// The policy's view of `config`: its thresholds, and leadership with which nodes boot holding
-/// the key (as their chain adapters say).
-pub fn policy_config(
-    config: &Config,
-    nodes: &BTreeMap<String, Arc<dyn ChainNode>>,
-) -> PolicyConfig {
+/// The policy's view of `config`: its thresholds and leadership settings.
+pub fn policy_config(config: &Config) -> PolicyConfig {
     let mut policy = thresholds(&config.thresholds, &config.pooltool);
     let l = &config.leadership;
     let t = &config.thresholds;
@@ -92,11 +88,6 @@ pub fn policy_config(
             .saturating_mul(2)
             .saturating_add(t.probe_timeout),
         schedule_settle: config.pooltool.send_slots_after,
-        boots_with_secret: nodes
-            .iter()
-            .filter(|(_, adapter)| adapter.boots_producing())
-            .map(|(name, _)| name.clone())
-            .collect(),
     };
     policy.nodes = config.nodes.iter().map(|node| node.name.clone()).collect();
     policy
@@ -243,7 +234,7 @@ impl Runtime {
         }
         Ok(Runtime {
             config: Arc::new(config.clone()),
-            policy: policy_config(config, &nodes),
+            policy: policy_config(config),
             supervisors,
             nodes,
             reporter,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::observe::{Inputs, Observed, Program};
+use super::observe::{Inputs, Observed};
 use super::{Daemon, Last, snapshot};
 use crate::chain::NodeState;
 use crate::policy::{self, Observation, PoolFacts, ReferenceTip};
@@ -22,51 +22,23 @@ impl Daemon {
         }
         let now = self.clock.now();
         self.poll_reference(now);
-        let config = &self.rt.config;
-        let thresholds = &config.thresholds;
+        let thresholds = &self.rt.config.thresholds;
         // Probes get at most half a tick: a hung node's probe stays in flight for later rounds
         // instead of holding up decisions about every other node.
         let probe_wait = (thresholds.tick_interval / 2)
             .min(thresholds.probe_timeout + Duration::from_millis(100));
         let skipped = self.observer.outages.skipped();
-        let inputs = Inputs {
+        let mut inputs = Inputs::new(
             now,
-            programs: config
-                .nodes
-                .iter()
-                .map(|node| Program {
-                    node: node.name.clone(),
-                    program: node.program.clone(),
-                    supervisor: node.supervisor.clone(),
-                })
-                .collect(),
-            asked: self
-                .rt
-                .supervisors
-                .iter()
-                .filter(|(name, _)| !skipped.contains(name))
-                .map(|(name, supervisor)| (name.clone(), Arc::clone(supervisor)))
-                .collect(),
-            skipped: skipped
-                .into_iter()
-                .filter(|name| self.rt.supervisors.contains_key(name))
-                .collect(),
-            nodes: config
-                .nodes
-                .iter()
-                .filter_map(|node| {
-                    self.rt
-                        .nodes
-                        .get(&node.name)
-                        .map(|adapter| (node.name.clone(), Arc::clone(adapter)))
-                })
-                .collect(),
-            // A hang is judged by silence (`hang_timeout`): an answer that comes within it is an
-            // answer, so no call is given up sooner.
-            probe_timeout: thresholds.probe_timeout.max(thresholds.hang_timeout),
+            &self.rt,
+            skipped,
             probe_wait,
-            want_chain_time: config.leadership.enabled && self.observer.chain_time.is_none(),
-        };
+            Arc::clone(&self.observer.commands),
+        );
+        inputs.want_chain_time &= self.observer.chain_time.is_none();
+        inputs.read_commands = self
+            .observer
+            .commands_due(inputs.asked.iter().map(|(name, _)| name));
         self.observer.start(inputs);
     }
 
@@ -80,8 +52,11 @@ impl Daemon {
             mut nodes,
             chain_time,
             logs,
+            commands,
         } = observed;
         let touched = self.observer.absorb(prober);
+        self.observer
+            .note_commands(commands, &raw.supervisors, started);
         let tick = self.rt.config.thresholds.tick_interval;
         for event in self.observer.outages.note(&raw, now, tick) {
             self.out.emit(event);

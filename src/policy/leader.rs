@@ -38,8 +38,6 @@ pub struct LeaderConfig {
     /// After a rollover, the leader's schedule is announced once it holds this epoch's slots, or
     /// after this long (an epoch without slots).
     pub schedule_settle: Duration,
-    /// Nodes that boot as leaders (`--secret`, `secret_files`): they can come up holding the key.
-    pub boots_with_secret: BTreeSet<String>,
 }
 
 /// What one node's leader endpoints said this tick.
@@ -89,6 +87,86 @@ pub struct LeaderMemory {
     /// The last note per subject (a waiting hand-over or a deferred restart), logged on change.
     #[serde(skip)]
     pub notes: BTreeMap<String, String>,
+    /// Whether each node came up holding the key at its last boot, read from its leaders right
+    /// after it reached Running (before any promotion): the truth a wrapper script hides.
+    /// Persisted.
+    pub boot_evidence: BTreeMap<String, BootEvidence>,
+    /// What was last concluded (may boot with the key?, why) per node, reported on change.
+    #[serde(skip)]
+    pub boot_said: BTreeMap<String, (bool, String)>,
+    /// Each node's process start as last seen.
+    #[serde(skip)]
+    pub last_started: BTreeMap<String, SystemTime>,
+    /// Processes seen booting (node → its start), whose first Running answer is evidence.
+    #[serde(skip)]
+    pub boot_watch: BTreeMap<String, SystemTime>,
+}
+
+/// What a node held when it first answered after a boot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BootEvidence {
+    /// The process start it is about.
+    pub started: Option<SystemTime>,
+    /// It came up holding the key.
+    pub with_key: bool,
+}
+
+/// Whether the node may boot holding the key, and why: what the chain adapter concluded from its
+/// configuration and supervisord's command line, corrected by what its last boot showed. Unknown
+/// counts as "may": safe by default.
+pub fn boots_with_key(node: &NodeObservation, evidence: Option<&BootEvidence>) -> (bool, String) {
+    let seen = |e: &BootEvidence| {
+        if e.with_key {
+            "its last boot came up holding the key"
+        } else {
+            "its last boot came up without the key"
+        }
+    };
+    match (node.boot.with_key, evidence) {
+        (Some(true), _) => (true, node.boot.why.clone()),
+        (Some(false), Some(e)) if e.with_key => (true, seen(e).to_string()),
+        (Some(false), _) => (false, node.boot.why.clone()),
+        (None, Some(e)) => (e.with_key, format!("{}; {}", node.boot.why, seen(e))),
+        (None, None) => (
+            true,
+            format!("{}; until a boot shows otherwise it may", node.boot.why),
+        ),
+    }
+}
+
+/// Records what a node held when it first answered Running after a boot nodekeeper saw (the
+/// program STARTING, or a new process since the last tick), once per process.
+fn note_boot(memory: &mut LeaderMemory, node: &NodeObservation) {
+    let ProgramSeen::Known(program) = &node.program else {
+        return;
+    };
+    let Some(started) = program.started_at else {
+        return;
+    };
+    let last = memory.last_started.insert(node.name.clone(), started);
+    let node_running =
+        matches!(&node.probe, Some(Ok(status)) if status.state == NodeState::Running);
+    // A node falling back to bootstrapping in the same process keeps its keys: not a boot.
+    if program.state == ProcessState::Starting || last.is_some_and(|last| last != started) {
+        memory.boot_watch.insert(node.name.clone(), started);
+    }
+    if program.state != ProcessState::Running || !node_running || node.busy {
+        return;
+    }
+    let Some(Ok(holding)) = &node.leadership.holding else {
+        return;
+    };
+    if memory.boot_watch.get(&node.name) != Some(&started) {
+        return;
+    }
+    memory.boot_watch.remove(&node.name);
+    memory.boot_evidence.insert(
+        node.name.clone(),
+        BootEvidence {
+            started: Some(started),
+            with_key: holding.holds(),
+        },
+    );
 }
 
 impl LeaderMemory {
@@ -299,6 +377,8 @@ pub struct Context {
     epoch: Option<u64>,
     /// Some node's logs showed this epoch's slots: the windows are known.
     epoch_known: bool,
+    /// Whether each node may boot holding the key (see [`boots_with_key`]).
+    pub(super) boots: Vec<bool>,
     /// Nodes booting with the secret (or with a job in flight), by index.
     secret_booting: Vec<usize>,
     /// Nodes that may hold the key but whose logs were not read this tick: they may lead slots
@@ -324,6 +404,7 @@ impl Context {
                 may_hold: Vec::new(),
                 epoch: None,
                 epoch_known: false,
+                boots: Vec::new(),
                 secret_booting: Vec::new(),
                 unreadable_holders: Vec::new(),
             };
@@ -344,6 +425,14 @@ impl Context {
             memory.epoch = Some(epoch);
             memory.refreshed.retain(|_, e| *e == epoch);
         }
+        for node in &observation.nodes {
+            note_boot(memory, node);
+        }
+        let boots: Vec<bool> = observation
+            .nodes
+            .iter()
+            .map(|node| boots_with_key(node, memory.boot_evidence.get(&node.name)).0)
+            .collect();
         let verdicts: Vec<(bool, bool)> = observation
             .nodes
             .iter()
@@ -398,7 +487,7 @@ impl Context {
         let secret_booting = (0..observation.nodes.len())
             .filter(|&i| {
                 let node = &observation.nodes[i];
-                config.boots_with_secret.contains(&node.name) && (node.busy || booting(node))
+                boots[i] && (node.busy || booting(node))
             })
             .collect();
         let unreadable_holders = (0..observation.nodes.len())
@@ -412,6 +501,7 @@ impl Context {
             may_hold,
             epoch,
             epoch_known,
+            boots,
             secret_booting,
             unreadable_holders,
         }
@@ -420,7 +510,6 @@ impl Context {
     /// Why a start or restart of node `index` must wait, if it must.
     pub(super) fn defer(
         &self,
-        config: &LeaderConfig,
         index: usize,
         node: &NodeObservation,
         reason: &Reason,
@@ -452,15 +541,15 @@ impl Context {
             .enumerate()
             .any(|(i, may)| i != index && *may)
             || self.secret_booting.iter().any(|&i| i != index);
-        if config.boots_with_secret.contains(&node.name)
+        if self.boots[index]
             && leader_exists
             && let Some(why) = &self.near
         {
             return Some(format!(
-                "it boots with the leader secret and could come up as a second leader: {why}"
+                "it may boot holding the leader key and could come up as a second leader: {why}"
             ));
         }
-        if config.boots_with_secret.contains(&node.name)
+        if self.boots[index]
             && !self.epoch_known
             && let Some(&other) = self.secret_booting.iter().find(|&&i| i != index)
         {
@@ -470,7 +559,7 @@ impl Context {
                 other + 1
             ));
         }
-        if config.boots_with_secret.contains(&node.name)
+        if self.boots[index]
             && !self.epoch_known
             && let Some(&other) = self.unreadable_holders.iter().find(|&&i| i != index)
         {
@@ -501,6 +590,21 @@ pub(super) fn decide(
     let now = context.now;
     let nodes = &observation.nodes;
     let epoch = context.epoch;
+
+    // Say what is concluded about each node's boot, once and on change.
+    for node in nodes {
+        let (with_key, why) = boots_with_key(node, memory.boot_evidence.get(&node.name));
+        if memory.boot_said.get(&node.name) != Some(&(with_key, why.clone())) {
+            memory
+                .boot_said
+                .insert(node.name.clone(), (with_key, why.clone()));
+            actions.push(Action::BootVerdict {
+                node: node.name.clone(),
+                with_key,
+                why,
+            });
+        }
+    }
     let pool_slots_ahead = match (memory.clock, epoch) {
         (Some(clock), Some(epoch)) => memory
             .schedule
@@ -572,8 +676,7 @@ pub(super) fn decide(
     let keep = if leader_exists {
         None
     } else {
-        (0..nodes.len())
-            .find(|&i| booting(&nodes[i]) && config.boots_with_secret.contains(&nodes[i].name))
+        (0..nodes.len()).find(|&i| booting(&nodes[i]) && context.boots[i])
     };
     if let Some(why) = &context.near {
         for (i, node) in nodes.iter().enumerate() {
@@ -581,7 +684,7 @@ pub(super) fn decide(
                 || Some(i) == keep
                 || node.busy
                 || acted.contains(&node.name)
-                || !config.boots_with_secret.contains(&node.name)
+                || !context.boots[i]
             {
                 continue;
             }
@@ -794,7 +897,7 @@ pub(super) fn decide(
     {
         let lacking = (0..nodes.len()).find(|&i| {
             i != l
-                && config.boots_with_secret.contains(&nodes[i].name)
+                && context.boots[i]
                 && facts[i].in_sync
                 && keys(&nodes[i]).is_some_and(<[u32]>::is_empty)
                 && nodes[i].leadership.schedule.is_some()

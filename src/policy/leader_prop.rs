@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::tests::status;
 use super::*;
-use crate::chain::{Holding, NodeState, ProbeError};
+use crate::chain::{BootVerdict, Holding, NodeState, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 
 const T0: u64 = 1_800_000_000;
@@ -412,6 +412,13 @@ impl Model {
             if slow_api && leadership.holding.is_some() {
                 self.fault(format!("{name}: leaders API too slow this tick"));
             }
+            // With the secret, every other node runs under a wrapper script: its adapter cannot
+            // tell, and the policy learns from what its boots hold.
+            let boot = match (self.secret, i % 2) {
+                (false, _) => BootVerdict::new(Some(false), "no secret"),
+                (true, 0) => BootVerdict::new(Some(true), "--secret"),
+                (true, _) => BootVerdict::new(None, "a wrapper script"),
+            };
             out.push(NodeObservation {
                 name,
                 program,
@@ -419,6 +426,7 @@ impl Model {
                 silent_for,
                 busy,
                 leadership,
+                boot,
             });
         }
         out
@@ -507,6 +515,7 @@ impl Model {
                 | Action::Recovered { .. }
                 | Action::AllDown { .. }
                 | Action::Reference { .. }
+                | Action::BootVerdict { .. }
                 | Action::Held { .. }
                 | Action::Released { .. }
                 | Action::SlotsAssigned { .. }
@@ -603,11 +612,6 @@ fn config(model: &Model) -> PolicyConfig {
         refresh_min_gap: Duration::from_secs(12),
         lookahead: Duration::from_millis(2 * TICK_MS + 1_000),
         schedule_settle: Duration::from_secs(10),
-        boots_with_secret: if model.secret {
-            model.nodes.iter().map(|n| n.name.clone()).collect()
-        } else {
-            BTreeSet::new()
-        },
     };
     config
 }

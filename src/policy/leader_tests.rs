@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::leader::{GuardWhy, guard};
 use super::tests::{at, program, show, status};
 use super::*;
-use crate::chain::{Holding, NodeState, ProbeError};
+use crate::chain::{BootVerdict, Holding, NodeState, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
 
@@ -101,7 +101,7 @@ fn scheduled(mut node: NodeObservation, dates: &[SlotDate]) -> NodeObservation {
     node
 }
 
-fn config(boots_with_secret: &[&str]) -> PolicyConfig {
+fn config() -> PolicyConfig {
     PolicyConfig {
         leader: LeaderConfig {
             enabled: true,
@@ -110,7 +110,6 @@ fn config(boots_with_secret: &[&str]) -> PolicyConfig {
             refresh_min_gap: Duration::from_secs(60),
             lookahead: Duration::from_secs(3),
             schedule_settle: Duration::from_secs(10),
-            boots_with_secret: boots_with_secret.iter().map(ToString::to_string).collect(),
         },
         ..PolicyConfig::default()
     }
@@ -119,22 +118,28 @@ fn config(boots_with_secret: &[&str]) -> PolicyConfig {
 /// The policy over simulated chain time.
 struct World {
     config: PolicyConfig,
+    /// The nodes whose adapters say they boot with the secret (the others: they do not).
+    boots_with_secret: BTreeSet<String>,
     state: PolicyState,
     /// The chain's time as read this tick (`None`: no node's settings read).
     chain: Option<SlotClock>,
     leader_job: bool,
-    /// The last tick's actions, unrendered.
+    /// The last tick's actions, unrendered (but the boot verdicts).
     last: Vec<Action>,
+    /// The last tick's boot verdicts.
+    verdicts: Vec<Action>,
 }
 
 impl World {
     fn new(boots_with_secret: &[&str]) -> World {
         World {
-            config: config(boots_with_secret),
+            config: config(),
+            boots_with_secret: boots_with_secret.iter().map(ToString::to_string).collect(),
             state: PolicyState::default(),
             chain: Some(clock()),
             leader_job: false,
             last: Vec::new(),
+            verdicts: Vec::new(),
         }
     }
 
@@ -142,19 +147,38 @@ impl World {
     fn tick(&mut self, secs: u64, nodes: &[NodeObservation]) -> Vec<String> {
         let observation = Observation {
             now: at(secs),
-            nodes: nodes.to_vec(),
+            nodes: nodes
+                .iter()
+                .map(|node| {
+                    let mut node = node.clone();
+                    if node.boot == BootVerdict::default() {
+                        let with_key = self.boots_with_secret.contains(&node.name);
+                        node.boot = BootVerdict::new(Some(with_key), "as the test says");
+                    }
+                    node
+                })
+                .collect(),
             reference: None,
             chain: self.chain,
             leader_job: self.leader_job,
         };
         self.last = decide(&self.config, &mut self.state, &observation).actions;
+        // What is concluded about boots is a report, kept apart.
+        let (verdicts, rest) = std::mem::take(&mut self.last)
+            .into_iter()
+            .partition(|action| matches!(action, Action::BootVerdict { .. }));
+        self.verdicts = verdicts;
+        self.last = rest;
         // Recoveries are reports with tests of their own (`tests.rs`).
         self.last
             .iter()
             .filter(|action| {
                 !matches!(
                     action,
-                    Action::Recovered { .. } | Action::AllDown { .. } | Action::Reference { .. }
+                    Action::Recovered { .. }
+                        | Action::AllDown { .. }
+                        | Action::Reference { .. }
+                        | Action::BootVerdict { .. }
                 )
             })
             .map(show)
@@ -579,7 +603,7 @@ fn near_a_window_a_crashed_node_with_the_secret_waits_others_start_at_once() {
         ),
         &["wait b", "start c crashed normal", "slots 100 1"],
     );
-    check_wait(&w, "b", "boots with the leader secret");
+    check_wait(&w, "b", "may boot holding the leader key");
     check(
         w.tick(
             96,
@@ -593,6 +617,116 @@ fn near_a_window_a_crashed_node_with_the_secret_waits_others_start_at_once() {
             &[a(), program("b", ProcessState::Exited), booting("c", 95)],
         ),
         &["start b crashed normal"],
+    );
+}
+
+/// Whether `node` may boot holding the key, with the adapter's `verdict` and a boot's `evidence`.
+fn boot_conclusion(verdict: Option<bool>, evidence: Option<bool>) -> bool {
+    let node = NodeObservation {
+        boot: BootVerdict::new(verdict, "why"),
+        ..program("n", ProcessState::Running)
+    };
+    let evidence = evidence.map(|with_key| leader::BootEvidence {
+        started: None,
+        with_key,
+    });
+    leader::boots_with_key(&node, evidence.as_ref()).0
+}
+
+#[test]
+fn a_node_may_boot_with_the_key_unless_nodekeeper_knows_otherwise() {
+    // (what the adapter tells, what its last boot showed) -> may boot holding the key
+    for (verdict, evidence, may) in [
+        (Some(true), None, true),
+        (Some(true), Some(false), true),
+        (Some(false), None, false),
+        (Some(false), Some(true), true),
+        (None, None, true),
+        (None, Some(false), false),
+        (None, Some(true), true),
+    ] {
+        assert_eq!(
+            boot_conclusion(verdict, evidence),
+            may,
+            "verdict {verdict:?} evidence {evidence:?}"
+        );
+    }
+}
+
+/// A node under a wrapper script (jmanager's `jgstart.sh` passes `--secret`): its adapter cannot
+/// tell from supervisord's command line.
+fn wrapped(mut node: NodeObservation) -> NodeObservation {
+    node.boot = BootVerdict::new(None, "its supervisord command runs \"jgstart.sh\"");
+    node
+}
+
+#[test]
+fn a_crashed_node_under_a_wrapper_waits_near_a_slot_until_a_boot_shows_it_passive() {
+    let slot = slot_at(100);
+    let a = || scheduled(holder("a", 1000), &[slot]);
+    // Nobody boots with the secret as far as the configuration says (args = []).
+    let mut w = World::new(&[]);
+    check(
+        w.tick(95, &[a(), wrapped(program("b", ProcessState::Exited))]),
+        &["wait b", "slots 100 1"],
+    );
+    check_wait(&w, "b", "may boot holding the leader key");
+    assert!(
+        w.verdicts.iter().any(|v| matches!(v,
+            Action::BootVerdict { node, with_key: true, why } if node == "b" && why.contains("jgstart.sh"))),
+        "{:?}",
+        w.verdicts
+    );
+    // After the window it starts, boots, and comes up without the key: from then on it is known.
+    check(
+        w.tick(107, &[a(), wrapped(program("b", ProcessState::Exited))]),
+        &["start b crashed normal"],
+    );
+    let b_booting = || wrapped(started(program("b", ProcessState::Starting), 107));
+    check(w.tick(108, &[a(), b_booting()]), &[]);
+    let b_up = || wrapped(started(passive("b", 1000), 107));
+    check(w.tick(110, &[a(), b_up()]), &[]);
+    assert!(
+        w.verdicts.iter().any(|v| matches!(v,
+            Action::BootVerdict { node, with_key: false, why } if node == "b" && why.contains("without the key"))),
+        "{:?}",
+        w.verdicts
+    );
+    // Near the next slot, its crash is restarted at once.
+    let next = slot_at(200);
+    let a = || scheduled(holder("a", 1000), &[slot, next]);
+    let actions = w.tick(
+        195,
+        &[
+            a(),
+            wrapped(started(program("b", ProcessState::Exited), 107)),
+        ],
+    );
+    assert!(
+        actions.iter().any(|a| a.starts_with("start b crashed")),
+        "{actions:?}"
+    );
+    assert!(w.waits("b").is_empty(), "{:?}", w.last);
+
+    // A wrapper whose boot came up holding the key stays guarded.
+    let mut w = World::new(&[]);
+    w.tick(
+        10,
+        &[
+            a(),
+            wrapped(started(program("b", ProcessState::Starting), 10)),
+        ],
+    );
+    w.tick(12, &[a(), wrapped(started(holder("b", 1000), 10))]);
+    check(
+        w.tick(
+            95,
+            &[
+                a(),
+                wrapped(started(program("b", ProcessState::Exited), 10)),
+            ],
+        ),
+        &["wait b"],
     );
 }
 
@@ -929,7 +1063,7 @@ fn the_leader_memory_survives_a_daemon_restart() {
 
 #[test]
 fn guard_windows_cover_slot_window_slots_either_side() {
-    let config = config(&[]).leader;
+    let config = config().leader;
     let memory = LeaderMemory {
         clock: Some(clock()),
         schedule: BTreeSet::from([slot_at(100)]),
@@ -995,7 +1129,7 @@ fn guard_windows_cover_slot_window_slots_either_side() {
 
 #[test]
 fn guard_is_up_while_chain_time_is_unknown() {
-    let config = config(&[]).leader;
+    let config = config().leader;
     let memory = LeaderMemory {
         schedule: BTreeSet::from([slot_at(100)]),
         ..LeaderMemory::default()

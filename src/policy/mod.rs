@@ -34,7 +34,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 pub use crate::chain::Variant;
-use crate::chain::{Holding, NodeState, NodeStatus, ProbeError};
+use crate::chain::{BootVerdict, Holding, NodeState, NodeStatus, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
 pub use facts::{NodeFacts, NotInSync, PoolFacts};
@@ -120,6 +120,9 @@ pub struct NodeObservation {
     pub busy: bool,
     /// Its leader endpoints (leadership enabled, node Running).
     pub leadership: LeaderView,
+    /// Whether it boots holding the key, as its chain adapter tells from its configuration and
+    /// supervisord's command line.
+    pub boot: BootVerdict,
 }
 
 /// The external reference tip, as last fetched successfully.
@@ -382,6 +385,16 @@ pub enum Action {
         /// Trusted again (else: ignored from now on).
         trusted: bool,
     },
+    /// What is concluded about whether a node may boot holding the key, and why (report it;
+    /// once and on change).
+    BootVerdict {
+        /// The node.
+        node: String,
+        /// It may boot holding the key (its starts are guarded near a slot).
+        with_key: bool,
+        /// Why.
+        why: String,
+    },
     /// A node nodekeeper started or restarted is in sync again (report it).
     Recovered {
         /// The node.
@@ -415,6 +428,7 @@ impl Action {
             | Action::Demote { node, .. }
             | Action::SlotsAssigned { node, .. }
             | Action::Recovered { node }
+            | Action::BootVerdict { node, .. }
             | Action::Waiting { node, .. } => Some(node),
             Action::HandOver { to, .. } => Some(to),
             Action::AllDown { .. } | Action::Reference { .. } => None,
@@ -758,7 +772,7 @@ fn decide_on(
             continue;
         }
         let other_candidate = pool.others_in_sync(&node.name);
-        if let Some(why) = lead.defer(&config.leader, index, node, &reason, other_candidate) {
+        if let Some(why) = lead.defer(index, node, &reason, other_candidate) {
             // The label, not the words: a stale tip's words change every tick.
             let why = format!("{} restart waits: {why}", reason.label().replace('_', " "));
             if state.leadership.notes.get(&node.name) != Some(&why) {

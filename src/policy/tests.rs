@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::chain::{NodeState, NodeStatus, ProbeError};
+use crate::chain::{BootVerdict, NodeState, NodeStatus, ProbeError};
 use crate::supervisor::ProcessState;
 
 pub(super) const T0: u64 = 1_700_000_000;
@@ -41,6 +41,7 @@ pub(super) fn program(name: &str, state: ProcessState) -> NodeObservation {
         silent_for: None,
         busy: false,
         leadership: LeaderView::default(),
+        boot: BootVerdict::default(),
     }
 }
 
@@ -86,6 +87,7 @@ fn unreachable(name: &str) -> NodeObservation {
         silent_for: None,
         busy: false,
         leadership: LeaderView::default(),
+        boot: BootVerdict::default(),
     }
 }
 
@@ -122,7 +124,10 @@ impl World {
             .filter(|action| {
                 !matches!(
                     action,
-                    Action::Recovered { .. } | Action::AllDown { .. } | Action::Reference { .. }
+                    Action::Recovered { .. }
+                        | Action::AllDown { .. }
+                        | Action::Reference { .. }
+                        | Action::BootVerdict { .. }
                 )
             })
             .map(show)
@@ -180,6 +185,11 @@ pub(super) fn show(action: &Action) -> String {
             best,
             trusted,
         } => format!("reference {reference} best {best} trusted {trusted}"),
+        Action::BootVerdict {
+            node,
+            with_key,
+            why,
+        } => format!("boot {node} with_key {with_key}: {why}"),
     }
 }
 
@@ -849,7 +859,6 @@ fn absurd_durations_never_make_the_policy_panic() {
         refresh_min_gap: huge,
         lookahead: huge,
         schedule_settle: huge,
-        boots_with_secret: ["a".to_string(), "b".to_string()].into(),
     };
     w.reference = Some(ReferenceTip {
         height: u64::MAX,

@@ -8,8 +8,8 @@ use super::endpoint::Endpoint;
 use super::error::{Fault, SupervisorError};
 use super::transport::Transport;
 use super::types::{
-    GroupResult, ProcessInfo, ReloadDiff, ShapeError, SupervisorState, TailChunk, as_bool, as_int,
-    as_string,
+    GroupResult, ProcessInfo, ProgramConfig, ReloadDiff, ShapeError, SupervisorState, TailChunk,
+    as_bool, as_int, as_string,
 };
 
 /// Limits of a client. Every call has a timeout; calls that block in supervisord until a process
@@ -115,6 +115,13 @@ impl Client {
         const METHOD: &str = "supervisor.getAllProcessInfo";
         let value = self.call(METHOD, vec![]).await?;
         self.shape(METHOD, ProcessInfo::list_from_value(&value))
+    }
+
+    /// `supervisor.getAllConfigInfo`: every program's configuration (name, group, command).
+    pub async fn get_all_config_info(&self) -> Result<Vec<ProgramConfig>, SupervisorError> {
+        const METHOD: &str = "supervisor.getAllConfigInfo";
+        let value = self.call(METHOD, vec![]).await?;
+        self.shape(METHOD, ProgramConfig::list_from_value(&value))
     }
 
     /// `supervisor.getProcessInfo(name)`; `name` is `proc` or `group:proc`.

@@ -27,7 +27,8 @@ pub use endpoint::{Endpoint, EndpointError};
 pub use error::{Fault, SupervisorError};
 pub use settings::SupervisorSettings;
 pub use types::{
-    GroupResult, ProcessInfo, ProcessState, ReloadDiff, SupervisorState, TailChunk, namespec,
+    GroupResult, ProcessInfo, ProcessState, ProgramConfig, ReloadDiff, SupervisorState, TailChunk,
+    namespec,
 };
 
 use crate::chain::BoxFuture;
@@ -44,6 +45,9 @@ pub trait Supervisor: Send + Sync {
         &'a self,
         programs: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Result<ProcessInfo, Fault>>, SupervisorError>>;
+
+    /// `getAllConfigInfo`: every program's configuration (its command line, above all).
+    fn program_configs(&self) -> BoxFuture<'_, Result<Vec<ProgramConfig>, SupervisorError>>;
 
     /// `startProcess(program, wait=true)`: returns once it is RUNNING (after `startsecs`) or
     /// failed.
@@ -70,6 +74,10 @@ impl Supervisor for Client {
         programs: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Result<ProcessInfo, Fault>>, SupervisorError>> {
         Box::pin(self.get_process_infos(programs))
+    }
+
+    fn program_configs(&self) -> BoxFuture<'_, Result<Vec<ProgramConfig>, SupervisorError>> {
+        Box::pin(self.get_all_config_info())
     }
 
     fn start<'a>(&'a self, program: &'a str) -> BoxFuture<'a, Result<bool, SupervisorError>> {

@@ -178,6 +178,17 @@ pub fn namespec(group: &str, name: &str) -> String {
     }
 }
 
+/// What `getAllConfigInfo` says of one program: the parts nodekeeper reads.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ProgramConfig {
+    /// Process name.
+    pub name: String,
+    /// Group name.
+    pub group: String,
+    /// The command line supervisord runs, as configured.
+    pub command: String,
+}
+
 /// The result of `reloadConfig` (supervisorctl's `reread`): what `update` would apply.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReloadDiff {
@@ -322,6 +333,23 @@ impl ProcessInfo {
         as_array(value, "process info list")?
             .iter()
             .map(ProcessInfo::from_value)
+            .collect()
+    }
+}
+
+impl ProgramConfig {
+    pub(crate) fn list_from_value(value: &Value) -> Result<Vec<ProgramConfig>, ShapeError> {
+        let what = "config info";
+        as_array(value, "config info list")?
+            .iter()
+            .map(|item| {
+                let members = as_struct(item, what)?;
+                Ok(ProgramConfig {
+                    name: string_member(members, "name", what)?,
+                    group: string_member(members, "group", what)?,
+                    command: string_member(members, "command", what)?,
+                })
+            })
             .collect()
     }
 }

@@ -617,6 +617,18 @@ async fn shipped_example_show_redacts_and_loads_back() {
         "show prints effective values"
     );
     assert_eq!(shown["thresholds"]["tip_timeout"].as_str(), Some("1m 30s"));
+    // What is concluded about each node booting with the key, and why (no supervisord answers
+    // here: the configuration alone, and unknown counts as "may").
+    for node in ["node1", "node2"] {
+        assert!(
+            output
+                .stdout
+                .lines()
+                .any(|line| line.starts_with(&format!("#   {node}: may boot holding the key"))),
+            "{}",
+            output.stdout
+        );
+    }
 
     let file = example.dir().join("shown.toml");
     std::fs::write(&file, &output.stdout).unwrap();

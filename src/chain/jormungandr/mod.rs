@@ -17,8 +17,8 @@ use reqwest::Url;
 use serde_json::Value;
 
 use super::{
-    BoxFuture, ChainNode, Holding, LeaderControl, LeaderFailure, NodeStatus, ProbeError, Schedule,
-    Variant,
+    BootVerdict, BoxFuture, ChainNode, Holding, LeaderControl, LeaderFailure, NodeStatus,
+    ProbeError, Schedule, Variant,
 };
 use crate::slots::{LeaderLog, SlotClock};
 pub use blocks::JormungandrBlocks;
@@ -43,6 +43,46 @@ pub struct Settings {
     pub boots_with_secret: bool,
 }
 
+/// A command line split into words the way supervisord does (shell-like: whitespace, with single
+/// and double quotes and backslashes).
+fn command_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"') | None, '\\') => {
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+                in_word = true;
+            }
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
 impl Settings {
     /// Whether a node run with `args` and `config` boots holding the pool's key: `--secret`
     /// among its arguments, or `secret_files` in its config.
@@ -53,6 +93,74 @@ impl Settings {
                 .get("secret_files")
                 .and_then(Value::as_array)
                 .is_some_and(|files| !files.is_empty())
+    }
+
+    /// Whether a node of these settings boots holding the pool's key, given the command line its
+    /// supervisord runs (`None`: not read yet).
+    pub fn boots_producing(&self, command: Option<&str>) -> BootVerdict {
+        if self.boots_with_secret {
+            return BootVerdict::new(
+                Some(true),
+                "its configuration names a secret (--secret in args, or secret_files)",
+            );
+        }
+        let Some(command) = command else {
+            return BootVerdict::new(
+                None,
+                "its supervisord command is not read yet (until it is, it may)",
+            );
+        };
+        // `sh -c '...'`: the script's words count too.
+        let words: Vec<String> = command_words(command)
+            .into_iter()
+            .flat_map(|word| {
+                if word.contains(char::is_whitespace) {
+                    command_words(&word)
+                } else {
+                    vec![word]
+                }
+            })
+            .collect();
+        if words
+            .iter()
+            .any(|word| word == "--secret" || word.starts_with("--secret="))
+        {
+            return BootVerdict::new(Some(true), "its supervisord command passes --secret");
+        }
+        let program = words.first().map(String::as_str).unwrap_or_default();
+        let binary = Path::new(program)
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        if !binary.starts_with("jormungandr") {
+            return BootVerdict::new(
+                None,
+                format!(
+                    "its supervisord command runs {binary:?}, not jormungandr itself: a wrapper \
+                     may pass --secret"
+                ),
+            );
+        }
+        let config = words
+            .iter()
+            .position(|word| word == "--config")
+            .and_then(|at| words.get(at + 1))
+            .map(String::as_str)
+            .or_else(|| words.iter().find_map(|word| word.strip_prefix("--config=")));
+        match config {
+            Some(path) if Path::new(path) != self.config_path => BootVerdict::new(
+                None,
+                format!(
+                    "its supervisord command runs jormungandr with {path}, not the config \
+                     nodekeeper generates: it may name secret_files"
+                ),
+            ),
+            _ => BootVerdict::new(
+                Some(false),
+                "its supervisord command runs jormungandr without --secret, with nodekeeper's \
+                 config, which has no secret_files",
+            ),
+        }
     }
 
     /// The node program's arguments before the operator's: its generated config.
@@ -131,8 +239,8 @@ impl ChainNode for Node {
         self.secret.as_ref().map(|_| self as &dyn Schedule)
     }
 
-    fn boots_producing(&self) -> bool {
-        self.spec.boots_with_secret
+    fn boots_producing(&self, command: Option<&str>) -> BootVerdict {
+        self.spec.boots_producing(command)
     }
 
     fn config_file(&self, variant: Variant) -> Option<(&Path, &Value)> {
@@ -198,5 +306,66 @@ impl Schedule for Node {
 
     fn pool_slots(&self, timeout: Duration) -> BoxFuture<'_, Result<Vec<LeaderLog>, ProbeError>> {
         Box::pin(self.leaders.logs(&self.spec.rest_url, timeout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(boots_with_secret: bool) -> Settings {
+        Settings {
+            rest_url: Url::parse("http://127.0.0.1:3101/api").unwrap(),
+            template_path: PathBuf::from("/etc/nodekeeper/node-template.yaml"),
+            config_path: PathBuf::from("/var/lib/nodekeeper/node_1.yaml"),
+            config: Value::Null,
+            fallback_config: Value::Null,
+            boots_with_secret,
+        }
+    }
+
+    #[test]
+    fn command_lines_split_like_supervisords() {
+        assert_eq!(
+            command_words(r#"/bin/sh -c 'exec jormungandr --secret "/a b/s.yaml"' x\ y"#),
+            vec![
+                "/bin/sh",
+                "-c",
+                r#"exec jormungandr --secret "/a b/s.yaml""#,
+                "x y"
+            ]
+        );
+        assert!(command_words("   ").is_empty());
+    }
+
+    #[test]
+    fn the_boot_verdict_comes_from_the_config_and_supervisords_command() {
+        let ours = "/usr/bin/jormungandr --config /var/lib/nodekeeper/node_1.yaml";
+        // (configured with a secret, command) -> verdict
+        for (secret, command, expected) in [
+            (true, Some(ours), Some(true)),
+            (false, None, None),
+            (false, Some(ours), Some(false)),
+            (
+                false,
+                Some("/usr/bin/jormungandr --config /var/lib/nodekeeper/node_1.yaml --secret /s"),
+                Some(true),
+            ),
+            (false, Some("jormungandr --secret=/s"), Some(true)),
+            // jmanager's start script passes the secret itself: nodekeeper cannot tell.
+            (false, Some("/home/pool/jgstart.sh"), None),
+            (
+                false,
+                Some("/bin/sh -c 'jormungandr --secret /s'"),
+                Some(true),
+            ),
+            (false, Some("/bin/sh -c 'jormungandr'"), None),
+            // Another config than the one nodekeeper writes may name secret_files.
+            (false, Some("jormungandr --config /other.yaml"), None),
+        ] {
+            let verdict = settings(secret).boots_producing(command);
+            assert_eq!(verdict.with_key, expected, "{command:?}: {}", verdict.why);
+            assert!(!verdict.why.is_empty());
+        }
     }
 }

@@ -24,15 +24,17 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Daemon, Parts, Request, RunOptions, Setup};
 use crate::chain::jormungandr::LeaderSecret;
 use crate::chain::{
-    BoxFuture, ChainNode, Holding, LeaderControl, LeaderFailure, NodeState, NodeStatus, ProbeError,
-    Schedule, Variant,
+    BootVerdict, BoxFuture, ChainNode, Holding, LeaderControl, LeaderFailure, NodeState,
+    NodeStatus, ProbeError, Schedule, Variant,
 };
 use crate::config::{Config, ConfigSource, NodeSettings, SupervisorSettings};
 use crate::events::Event;
 use crate::metrics::Metrics;
 use crate::slots::{LeaderLog, SlotClock};
 use crate::status::{ActionView, NodeAction, Snapshot};
-use crate::supervisor::{Fault, ProcessInfo, ProcessState, Supervisor, SupervisorError};
+use crate::supervisor::{
+    Fault, ProcessInfo, ProcessState, ProgramConfig, Supervisor, SupervisorError,
+};
 use crate::time::{Clock, TokioClock};
 
 /// Wall-clock time when a scenario starts: the middle of an epoch of the fake chain.
@@ -79,6 +81,8 @@ struct FakeProgram {
     state: ProcessState,
     start: i64,
     pid: u32,
+    /// Its command line, as `getAllConfigInfo` gives it.
+    command: String,
 }
 
 #[derive(Default)]
@@ -101,6 +105,8 @@ struct SupervisorScript {
 /// supervisord's own delays, failures on demand, and a record of every call.
 pub struct FakeSupervisor {
     script: Mutex<SupervisorScript>,
+    /// How many times `getAllConfigInfo` answered.
+    config_reads: std::sync::atomic::AtomicUsize,
     clock: TokioClock,
     calls: Calls,
 }
@@ -116,11 +122,13 @@ impl FakeSupervisor {
                     state: ProcessState::Running,
                     start: now - 3_600,
                     pid: 100 + u32::try_from(i).unwrap(),
+                    command: format!("fake-node --config /etc/{name}.yaml"),
                 };
                 (name.to_string(), program)
             })
             .collect();
         FakeSupervisor {
+            config_reads: std::sync::atomic::AtomicUsize::new(0),
             script: Mutex::new(SupervisorScript {
                 programs,
                 next_pid: 1_000,
@@ -137,6 +145,11 @@ impl FakeSupervisor {
         if let Some(p) = script.programs.get_mut(program) {
             p.state = state;
         }
+    }
+
+    /// How many times the program commands were read.
+    pub fn config_reads(&self) -> usize {
+        self.config_reads.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A program's state now.
@@ -223,6 +236,26 @@ impl Supervisor for FakeSupervisor {
                 .map(|name| match script.programs.get(name) {
                     Some(program) => Ok(self.info(name, program)),
                     None => Err(Fault::BadName(name.clone())),
+                })
+                .collect())
+        })
+    }
+
+    fn program_configs(&self) -> BoxFuture<'_, Result<Vec<ProgramConfig>, SupervisorError>> {
+        Box::pin(async move {
+            let script = self.script.lock().unwrap();
+            if script.down {
+                return Err(self.unreachable());
+            }
+            self.config_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(script
+                .programs
+                .iter()
+                .map(|(name, program)| ProgramConfig {
+                    name: name.clone(),
+                    group: name.clone(),
+                    command: program.command.clone(),
                 })
                 .collect())
         })
@@ -434,8 +467,19 @@ impl ChainNode for FakeNode {
         self.leadership.then_some(self as &dyn Schedule)
     }
 
-    fn boots_producing(&self) -> bool {
-        false
+    fn boots_producing(&self, command: Option<&str>) -> BootVerdict {
+        // Like Jormungandr's: `--secret` on the command line, the node's binary without it, or a
+        // wrapper that cannot be read.
+        match command {
+            None => BootVerdict::new(None, "not read"),
+            Some(command) if command.contains("--secret") => {
+                BootVerdict::new(Some(true), "--secret")
+            }
+            Some(command) if command.starts_with("fake-node") => {
+                BootVerdict::new(Some(false), "no --secret")
+            }
+            Some(_) => BootVerdict::new(None, "a wrapper"),
+        }
     }
 
     fn config_file(&self, _variant: Variant) -> Option<(&Path, &serde_json::Value)> {

@@ -223,3 +223,35 @@ async fn a_node_answering_a_second_late_is_never_restarted_a_silent_one_soon() {
     );
     running.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn program_commands_are_read_at_start_every_minute_and_after_an_outage() {
+    let pool = Pool::new(&["node1", "node2"], serde_json::json!({}));
+    let running = pool.run();
+    until("the commands are read", MINUTE, || async {
+        (pool.supervisor.config_reads() == 1).then_some(())
+    })
+    .await;
+    // Not every tick: once a minute.
+    wait(Duration::from_secs(30)).await;
+    assert_eq!(pool.supervisor.config_reads(), 1);
+    until("read again after a minute", MINUTE, || async {
+        (pool.supervisor.config_reads() == 2).then_some(())
+    })
+    .await;
+    // supervisord down and back (perhaps restarted with another configuration): read at once.
+    pool.supervisor.set_down(true);
+    wait(Duration::from_secs(5)).await;
+    pool.supervisor.set_down(false);
+    let back = tokio::time::Instant::now();
+    until("read again once it answers", MINUTE, || async {
+        (pool.supervisor.config_reads() == 3).then_some(())
+    })
+    .await;
+    assert!(
+        back.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        back.elapsed()
+    );
+    running.stop().await;
+}
