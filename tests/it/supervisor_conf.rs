@@ -204,7 +204,9 @@ async fn generated_programs_are_added_started_and_changed_by_update() {
 }
 
 /// `supervisor-conf/` in the repository is what `nodekeeper supervisor-conf` generates from the
-/// shipped example configuration: regenerate it and compare.
+/// shipped example configuration: regenerate it and compare. The event listener's paths are
+/// absolute (the socket beside the restart log, beside the configuration): the committed file
+/// shows them as if the configuration were `/etc/nodekeeper/nodekeeper.toml`.
 #[tokio::test]
 async fn the_committed_example_is_what_the_shipped_config_generates() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -219,15 +221,29 @@ async fn the_committed_example_is_what_the_shipped_config_generates() {
                 "-c",
                 "nodekeeper.toml",
                 "--no-nodekeeper",
+                "--nodekeeper-binary",
+                "/usr/local/bin/nodekeeper",
                 "--dir",
             ])
             .arg(out.path()),
     )
     .await;
     assert_eq!(output.code, 0, "{output:?}");
-    for name in ["node1.conf", "node2.conf"] {
-        let generated = std::fs::read_to_string(out.path().join(name)).unwrap();
-        let committed = std::fs::read_to_string(root.join("supervisor-conf").join(name)).unwrap();
+    let configs = format!("{}/", root.join("configs").display());
+    let mut names: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["node1.conf", "node2.conf", "nodekeeper-events.conf"]
+    );
+    for name in names {
+        let generated = std::fs::read_to_string(out.path().join(&name))
+            .unwrap()
+            .replace(&configs, "/etc/nodekeeper/");
+        let committed = std::fs::read_to_string(root.join("supervisor-conf").join(&name)).unwrap();
         assert_eq!(
             generated, committed,
             "supervisor-conf/{name} is stale: regenerate it (see supervisor-conf/README.md)"
