@@ -270,9 +270,12 @@ async fn every_section_runs_as_the_user_and_each_supervisord_gets_a_listener() {
         );
     assert_ne!(config, shipped);
     std::fs::write(dir.path().join("nodekeeper.toml"), config).unwrap();
-    for file in ["jormungandr-template.json"] {
-        std::fs::copy(root.join("configs").join(file), dir.path().join(file)).unwrap();
-    }
+    let template = "jormungandr-template.json";
+    std::fs::copy(
+        root.join("configs").join(template),
+        dir.path().join(template),
+    )
+    .unwrap();
     for (extra, expected) in [
         (
             None,
