@@ -201,7 +201,9 @@ async fn without_an_inbox_every_event_is_answered_and_a_gap_shows_once_it_is_bac
     })
     .await;
     match seen.first() {
-        Some(Continuity::Gap { missed }) => assert!(*missed >= 100, "{seen:?}"),
+        // About 100 events went by (the inbox's last moments may have taken a few): more than the
+        // buffer of 64, all answered.
+        Some(Continuity::Gap { missed }) => assert!(*missed > 64, "{seen:?}"),
         other => panic!("no gap: {other:?} ({seen:?})"),
     }
     let log = supervisord.main_log();
