@@ -18,6 +18,8 @@
 //! - `alert`: email alerts: templates (pure rendering), dedupe, a retrying queue, SMTP (`Mailer`).
 //! - `api`: the daemon's HTTP API (health, status, restarts, metrics; node actions behind a bearer
 //!   token) and its typed client.
+//! - `listener`: supervisord's event listener (`nodekeeper listen`: events and exit hints to the
+//!   daemon over a unix socket) and the daemon's inbox for them.
 //! - `metrics`: the daemon's Prometheus metrics (`prometheus-client`), updated by the loop each tick.
 //! - `restart_log`: the append-only CSV restart log and its one record format.
 //! - `analyze`: restart-log analysis (`log analyze`): fast parsing, the pure report, table/JSON/CSV/SVG.
@@ -44,6 +46,7 @@ pub mod describe;
 pub mod events;
 pub mod files;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod policy;
 pub mod pooltool;

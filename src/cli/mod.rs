@@ -7,6 +7,7 @@ mod config;
 mod connection;
 mod ctl;
 mod edit;
+mod listen;
 mod log;
 mod run;
 mod supervisor_conf;
@@ -50,6 +51,9 @@ pub enum Command {
     Config(config::ConfigCommand),
     /// Print (or write into a directory) supervisord `[program:NAME]` sections for the nodes.
     SupervisorConf(supervisor_conf::SupervisorConfArgs),
+    /// supervisord's event listener: passes process state events to the daemon (run by
+    /// supervisord as an `[eventlistener:...]`, see `supervisor-conf`).
+    Listen(listen::ListenArgs),
     /// Keep the nodes running and in sync: the daemon.
     Run(run::RunArgs),
     /// One table of the pool: program state, node state, height, lag, last restart and why.
@@ -127,6 +131,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Ctl(args) => ctl::run(&cli.source, args).await,
         Command::Config(command) => config::run(&cli.source, command).await,
         Command::SupervisorConf(args) => supervisor_conf::run(&cli.source, args),
+        Command::Listen(args) => listen::run(&cli.source, args).await,
         Command::Run(args) => run::run(&cli.source, args).await,
         Command::Status(args) => run::status(&cli.source, args).await,
         Command::Alert(command) => alert::run(&cli.source, command).await,

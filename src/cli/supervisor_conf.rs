@@ -1,15 +1,17 @@
 //! `nodekeeper supervisor-conf`: the `[program:NAME]` sections supervisord needs for the configured
-//! nodes (and for nodekeeper itself), printed or written one file per program.
+//! nodes (and for nodekeeper itself) and one `[eventlistener:...]` (`nodekeeper listen`) per
+//! supervisord running nodes, printed or written one file per program.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::Failure;
 use super::config::ConfigSourceArgs;
 use crate::config::{Config, NodeSettings};
+use crate::listener::socket_path;
 use crate::supervisor::Endpoint;
-use crate::supervisor::conf::{self as supervisor_conf, ProgramSpec};
+use crate::supervisor::conf::{self as supervisor_conf, ListenerSpec, ProgramSpec};
 
 /// Options of `nodekeeper supervisor-conf`.
 #[derive(Debug, Args)]
@@ -19,13 +21,17 @@ pub struct SupervisorConfArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
-    /// Leave out the `[program:nodekeeper]` section.
+    /// Leave out the `[program:nodekeeper]` section (the event listeners stay).
     #[arg(long)]
     pub no_nodekeeper: bool,
 
-    /// The nodekeeper binary its program runs; default: this binary.
+    /// The nodekeeper binary its program and the event listeners run; default: this binary.
     #[arg(long, value_name = "PATH")]
     pub nodekeeper_binary: Option<PathBuf>,
+
+    /// Run every generated program and listener as USER (`user=`; supervisord must run as root).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
 }
 
 /// The program of one node: its binary with its generated config and extra arguments.
@@ -44,14 +50,17 @@ pub fn node_program(node: &NodeSettings) -> ProgramSpec {
     spec
 }
 
-/// Every program section for `config`, as (file name, text).
-/// `nodekeeper` is the binary of its own program, when included.
+/// Every program and listener section for `config`, as (file name, text): the nodes' programs,
+/// `[program:nodekeeper]` when `include_nodekeeper`, then one event listener per supervisord that
+/// runs nodes, each running `binary` as `user` when given.
 pub fn program_files(
     config: &Config,
-    nodekeeper: Option<&std::path::Path>,
+    binary: &Path,
+    include_nodekeeper: bool,
+    user: Option<&str>,
 ) -> Result<Vec<(String, String)>, Failure> {
     let mut specs: Vec<ProgramSpec> = config.nodes.iter().map(node_program).collect();
-    if let Some(binary) = nodekeeper {
+    if include_nodekeeper {
         let config_path = std::path::absolute(&config.path)
             .map_err(|e| Failure::runtime(format!("{}: {e}", config.path.display())))?;
         let directory = config_path
@@ -66,36 +75,61 @@ pub fn program_files(
             log,
         ));
     }
+    let socket = std::path::absolute(socket_path(&config.restart_log))
+        .map_err(|e| Failure::runtime(format!("{}: {e}", config.restart_log.display())))?;
+    let mut listeners = Vec::new();
+    for supervisor in config.supervisors.keys() {
+        let n_nodes = config
+            .nodes
+            .iter()
+            .filter(|node| &node.supervisor == supervisor)
+            .count();
+        if n_nodes > 0 {
+            listeners.push(ListenerSpec::nodekeeper(
+                binary, supervisor, &socket, n_nodes,
+            ));
+        }
+    }
+    for spec in &mut specs {
+        spec.user = user.map(str::to_string);
+    }
+    for listener in &mut listeners {
+        listener.user = user.map(str::to_string);
+    }
     let mut problems = Vec::new();
     for spec in &specs {
         problems.extend(supervisor_conf::check_program(spec));
+    }
+    for listener in &listeners {
+        problems.extend(supervisor_conf::check_listener(listener));
     }
     if !problems.is_empty() {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         return Err(Failure::usage(lines.join("\nerror: ")));
     }
-    specs
-        .iter()
-        .map(|spec| {
-            supervisor_conf::render_program(spec)
-                .map(|text| (spec.file_name(), text))
-                .map_err(|e| Failure::usage(e.to_string()))
-        })
-        .collect()
+    let mut files = Vec::new();
+    for spec in &specs {
+        let text =
+            supervisor_conf::render_program(spec).map_err(|e| Failure::usage(e.to_string()))?;
+        files.push((spec.file_name(), text));
+    }
+    for listener in &listeners {
+        let text = supervisor_conf::render_listener(listener)
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        files.push((listener.file_name(), text));
+    }
+    Ok(files)
 }
 
 /// Runs `nodekeeper supervisor-conf`.
 pub fn run(source: &ConfigSourceArgs, args: SupervisorConfArgs) -> Result<u8, Failure> {
     let config = source.load()?;
-    let binary = match (&args.nodekeeper_binary, args.no_nodekeeper) {
-        (_, true) => None,
-        (Some(binary), false) => Some(binary.clone()),
-        (None, false) => Some(
-            std::env::current_exe()
-                .map_err(|e| Failure::runtime(format!("cannot find the nodekeeper binary: {e}")))?,
-        ),
+    let binary = match &args.nodekeeper_binary {
+        Some(binary) => binary.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| Failure::runtime(format!("cannot find the nodekeeper binary: {e}")))?,
     };
-    let files = program_files(&config, binary.as_deref())?;
+    let files = program_files(&config, &binary, !args.no_nodekeeper, args.user.as_deref())?;
     match args.dir {
         Some(dir) => {
             let written = supervisor_conf::write_dir(&dir, &files).map_err(|e| {
@@ -141,4 +175,15 @@ pub fn run(source: &ConfigSourceArgs, args: SupervisorConfArgs) -> Result<u8, Fa
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_supervisor_has_one_name() {
+        assert_eq!(
+            crate::supervisor::conf::DEFAULT_SUPERVISOR,
+            crate::config::model::DEFAULT_SUPERVISOR
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Generated supervisord configuration: one `[program:NAME]` section per node (and one for
-//! nodekeeper itself) rendered from a [`ProgramSpec`], commented examples of the server sections
+//! nodekeeper itself) rendered from a [`ProgramSpec`], one `[eventlistener:NAME]` per supervisord
+//! running nodes (`nodekeeper listen`) from a [`ListenerSpec`], commented examples of the server sections
 //! nodekeeper needs, and a writer of one `NAME.conf` per program into an include directory.
 //!
 //! Rendering is pure and checks every value against how supervisord 4.x reads it (an ini file
@@ -124,6 +125,153 @@ impl ProgramSpec {
     pub fn file_name(&self) -> String {
         format!("{}.conf", self.name)
     }
+}
+
+/// The configuration's name of its default supervisord (`[supervisor]`), which `config` owns;
+/// repeated here, below it (a test of `supervisor-conf` checks they agree).
+pub const DEFAULT_SUPERVISOR: &str = "default";
+
+/// The name of the event listener of the supervisord called `supervisor`: `nodekeeper-events`
+/// for the default one, `nodekeeper-events-NAME` for the others.
+pub fn listener_name(supervisor: &str) -> String {
+    if supervisor == DEFAULT_SUPERVISOR {
+        "nodekeeper-events".to_string()
+    } else {
+        format!("nodekeeper-events-{supervisor}")
+    }
+}
+
+/// The event buffer of a listener for `n_nodes` programs: 16 events per node (a restart is 4 to
+/// 6 state changes), at least 64. supervisord's default of 10 drops the oldest events as soon as
+/// a few programs change state together.
+pub fn listener_buffer_size(n_nodes: usize) -> u32 {
+    u32::try_from(n_nodes.saturating_mul(16))
+        .unwrap_or(u32::MAX)
+        .max(64)
+}
+
+/// One `[eventlistener:NAME]`: `nodekeeper listen` for one supervisord, subscribed to
+/// `PROCESS_STATE`. Plain data; [`render_listener`] checks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// The listener's name ([`listener_name`]), also its file name (`NAME.conf`).
+    pub name: String,
+    /// The argv: `nodekeeper listen --supervisor NAME --socket PATH`.
+    pub command: Vec<String>,
+    /// supervisord's `buffer_size` ([`listener_buffer_size`]).
+    pub buffer_size: u32,
+    /// Absolute path of its log (its stderr; stdout is the protocol).
+    pub stderr_logfile: PathBuf,
+    /// The user supervisord runs it as, if any.
+    pub user: Option<String>,
+}
+
+impl ListenerSpec {
+    /// The listener of the supervisord `supervisor`, running `binary`, which forwards to the
+    /// daemon's socket `socket` (absolute) and logs beside it; `n_nodes` programs of that
+    /// supervisord are nodes.
+    pub fn nodekeeper(
+        binary: &Path,
+        supervisor: &str,
+        socket: &Path,
+        n_nodes: usize,
+    ) -> ListenerSpec {
+        let name = listener_name(supervisor);
+        ListenerSpec {
+            command: vec![
+                binary.to_string_lossy().into_owned(),
+                "listen".to_string(),
+                "--supervisor".to_string(),
+                supervisor.to_string(),
+                "--socket".to_string(),
+                socket.to_string_lossy().into_owned(),
+            ],
+            buffer_size: listener_buffer_size(n_nodes),
+            stderr_logfile: socket.with_file_name(format!("{name}.log")),
+            name,
+            user: None,
+        }
+    }
+
+    /// The file holding this listener in the include directory: `NAME.conf`.
+    pub fn file_name(&self) -> String {
+        format!("{}.conf", self.name)
+    }
+}
+
+/// Every problem of `spec`, in field order; empty when [`render_listener`] will succeed.
+pub fn check_listener(spec: &ListenerSpec) -> Vec<ProgramSpecError> {
+    let mut problems = Vec::new();
+    let mut report = |field: String, problem: SpecProblem| {
+        problems.push(ProgramSpecError {
+            program: spec.name.clone(),
+            field,
+            problem,
+        });
+    };
+    if !is_name(&spec.name) {
+        report("name".to_string(), SpecProblem::BadName);
+    }
+    if spec.command.first().is_none_or(String::is_empty) {
+        report("command[0]".to_string(), SpecProblem::Empty);
+    }
+    for (index, arg) in spec.command.iter().enumerate() {
+        if has_line_break(arg) {
+            report(format!("command[{index}]"), SpecProblem::LineBreak);
+        }
+    }
+    if let Some(problem) = path_problem(&spec.stderr_logfile) {
+        report("stderr_logfile".to_string(), problem);
+    }
+    if let Some(user) = &spec.user
+        && !is_name(user)
+    {
+        report("user".to_string(), SpecProblem::BadName);
+    }
+    problems
+}
+
+/// The listener's file: [`GENERATED_HEADER`] then its `[eventlistener:NAME]` section, always
+/// restarted, stdout (the protocol) not logged, its log on `stderr_logfile` (supervisord refuses
+/// `redirect_stderr` for a listener). The first problem found by [`check_listener`] is the error.
+pub fn render_listener(spec: &ListenerSpec) -> Result<String, ProgramSpecError> {
+    if let Some(problem) = check_listener(spec).into_iter().next() {
+        return Err(problem);
+    }
+    let command: Vec<String> = spec.command.iter().map(|arg| quote_arg(arg)).collect();
+    let mut out = String::new();
+    out.push_str(GENERATED_HEADER);
+    out.push('\n');
+    out.push_str(
+        "; nodekeeper's event listener: passes every process state change of this supervisord to \
+         the daemon at once (the daemon still polls; without the listener it only polls).\n",
+    );
+    let _ = writeln!(out, "[eventlistener:{}]", spec.name);
+    let _ = writeln!(out, "command={}", command.join(" "));
+    out.push_str("events=PROCESS_STATE\n");
+    out.push_str(
+        "; Events wait here while the listener is busy; supervisord drops the oldest when it is \
+         full (16 per node, at least 64).\n",
+    );
+    let _ = writeln!(out, "buffer_size={}", spec.buffer_size);
+    out.push_str(
+        "autostart=true\nautorestart=true\nstartsecs=1\nstopsignal=TERM\nstopwaitsecs=5\n",
+    );
+    out.push_str(
+        "; stdout carries the protocol: never logged. supervisord refuses redirect_stderr for a \
+         listener, so its log is stderr's.\n",
+    );
+    out.push_str("stdout_logfile=NONE\n");
+    let _ = writeln!(
+        out,
+        "stderr_logfile={}",
+        escape_percent(&lossless(&spec.stderr_logfile), 2)
+    );
+    out.push_str("stderr_logfile_maxbytes=10MB\nstderr_logfile_backups=3\n");
+    if let Some(user) = &spec.user {
+        let _ = writeln!(out, "user={user}");
+    }
+    Ok(out)
 }
 
 /// A value of a [`ProgramSpec`] that supervisord would misread or refuse.

@@ -7,7 +7,9 @@ use std::fmt;
 use dxr::Value;
 
 /// A process state as supervisord numbers it (`supervisor.states.ProcessStates`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProcessState {
     /// 0: stopped by request, or never started.
@@ -60,6 +62,14 @@ impl ProcessState {
         ProcessState::ALL
             .into_iter()
             .find(|state| state.code() == code)
+    }
+
+    /// The state named `name` as supervisord writes it (`RUNNING`; in events, the part after
+    /// `PROCESS_STATE_`), `None` for a name it does not define.
+    pub fn from_name(name: &str) -> Option<ProcessState> {
+        ProcessState::ALL
+            .into_iter()
+            .find(|state| state.name() == name)
     }
 
     /// The name supervisord shows (`RUNNING`, ...).

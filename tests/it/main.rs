@@ -11,6 +11,7 @@ mod ctl;
 mod daemon;
 mod leader_api;
 mod leadership;
+mod listener;
 mod reload;
 mod supervisor_conf;
 mod support;

@@ -204,7 +204,9 @@ async fn generated_programs_are_added_started_and_changed_by_update() {
 }
 
 /// `supervisor-conf/` in the repository is what `nodekeeper supervisor-conf` generates from the
-/// shipped example configuration: regenerate it and compare.
+/// shipped example configuration: regenerate it and compare. The event listener's paths are
+/// absolute (the socket beside the restart log, beside the configuration): the committed file
+/// shows them as if the configuration were `/etc/nodekeeper/nodekeeper.toml`.
 #[tokio::test]
 async fn the_committed_example_is_what_the_shipped_config_generates() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -219,18 +221,113 @@ async fn the_committed_example_is_what_the_shipped_config_generates() {
                 "-c",
                 "nodekeeper.toml",
                 "--no-nodekeeper",
+                "--nodekeeper-binary",
+                "/usr/local/bin/nodekeeper",
                 "--dir",
             ])
             .arg(out.path()),
     )
     .await;
     assert_eq!(output.code, 0, "{output:?}");
-    for name in ["node1.conf", "node2.conf"] {
-        let generated = std::fs::read_to_string(out.path().join(name)).unwrap();
-        let committed = std::fs::read_to_string(root.join("supervisor-conf").join(name)).unwrap();
+    let configs = format!("{}/", root.join("configs").display());
+    let mut names: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["node1.conf", "node2.conf", "nodekeeper-events.conf"]
+    );
+    for name in names {
+        let generated = std::fs::read_to_string(out.path().join(&name))
+            .unwrap()
+            .replace(&configs, "/etc/nodekeeper/");
+        let committed = std::fs::read_to_string(root.join("supervisor-conf").join(&name)).unwrap();
         assert_eq!(
             generated, committed,
             "supervisor-conf/{name} is stale: regenerate it (see supervisor-conf/README.md)"
+        );
+    }
+}
+
+/// `--user` puts `user=` on every program and listener; a second supervisord running nodes gets
+/// its own listener, and `--no-nodekeeper` leaves out only `[program:nodekeeper]`.
+#[tokio::test]
+async fn every_section_runs_as_the_user_and_each_supervisord_gets_a_listener() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(root.join("configs/nodekeeper.toml")).unwrap();
+    // node2 moves to a second supervisord.
+    let config = shipped
+        .replace(
+            "[[nodes]]\nname = \"node2\"\n",
+            "[[nodes]]\nname = \"node2\"\nsupervisor = \"host2\"\n",
+        )
+        .replace(
+            "[versions]",
+            "[supervisors.host2]\nurl = \"http://127.0.0.1:9002/RPC2\"\n\n[versions]",
+        );
+    assert_ne!(config, shipped);
+    std::fs::write(dir.path().join("nodekeeper.toml"), config).unwrap();
+    let template = "jormungandr-template.json";
+    std::fs::copy(
+        root.join("configs").join(template),
+        dir.path().join(template),
+    )
+    .unwrap();
+    for (extra, expected) in [
+        (
+            None,
+            vec![
+                "node1",
+                "node2",
+                "nodekeeper",
+                "nodekeeper-events",
+                "nodekeeper-events-host2",
+            ],
+        ),
+        (
+            Some("--no-nodekeeper"),
+            vec![
+                "node1",
+                "node2",
+                "nodekeeper-events",
+                "nodekeeper-events-host2",
+            ],
+        ),
+    ] {
+        let mut command = tokio::process::Command::new(crate::support::NODEKEEPER);
+        command
+            .current_dir(dir.path())
+            .env_clear()
+            .env("NODEKEEPER_SUPERVISOR_PASSWORD", "x")
+            .args(["supervisor-conf", "-c", "nodekeeper.toml", "--user", "pool"])
+            .args(extra);
+        let output = crate::support::run(&mut command).await;
+        assert_eq!(output.code, 0, "{output:?}");
+        let sections: Vec<&str> = output
+            .stdout
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("[program:")
+                    .or_else(|| line.strip_prefix("[eventlistener:"))
+            })
+            .map(|rest| rest.trim_end_matches(']'))
+            .collect();
+        assert_eq!(sections, expected, "{}", output.stdout);
+        assert_eq!(
+            output.stdout.matches("\nuser=pool\n").count(),
+            expected.len(),
+            "{}",
+            output.stdout
+        );
+        assert!(
+            output
+                .stdout
+                .contains(" listen --supervisor host2 --socket "),
+            "{}",
+            output.stdout
         );
     }
 }

@@ -202,9 +202,16 @@ pub struct Builder {
     sim_args: String,
     sim_secret: bool,
     slots_per_epoch: Option<u64>,
+    sections: Vec<String>,
 }
 
 impl Builder {
+    /// Adds `text` to supervisord.conf as it is (e.g. a generated `[eventlistener:x]` section).
+    pub fn section(mut self, text: &str) -> Builder {
+        self.sections.push(text.to_string());
+        self
+    }
+
     /// Adds a program.
     pub fn program(mut self, program: Program) -> Builder {
         self.programs.push(program);
@@ -333,6 +340,10 @@ impl Builder {
         }
         for program in &programs {
             conf.push_str(&program.section(&logs));
+        }
+        for section in &self.sections {
+            conf.push_str(section);
+            conf.push('\n');
         }
         let conf_path = dir.path().join("supervisord.conf");
         std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
