@@ -591,15 +591,17 @@ impl Validator<'_, '_> {
     }
 
     fn url(&mut self, key: &str, text: &str) {
+        let shown = crate::http::redact_url(text);
         match reqwest::Url::parse(text) {
+            Ok(url) if has_credentials(&url) => self.error(key, credentials_refused(&shown)),
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {}
             Ok(_) => self.error(
                 key,
-                format!("{text:?}: expected an http:// or https:// URL"),
+                format!("{shown:?}: expected an http:// or https:// URL"),
             ),
             Err(e) => self.error(
                 key,
-                format!("{text:?}: expected an http:// or https:// URL ({e})"),
+                format!("{shown:?}: expected an http:// or https:// URL ({e})"),
             ),
         }
     }
@@ -674,7 +676,7 @@ impl Validator<'_, '_> {
                     .map(|dir| dir.join("pooltool-keys"))
                     .unwrap_or_else(|| PathBuf::from("pooltool-keys")),
             },
-            user_id: raw.user_id.clone(),
+            user_id: raw.user_id.clone().map(Secret::new),
             pool_id: pool_id.map(|secret| secret.expose().to_string()),
             genesis_hash: genesis_hash.map(|secret| secret.expose().to_string()),
         }
@@ -849,14 +851,27 @@ fn peer_json(peer: &RawPeer) -> Value {
     Value::Object(object)
 }
 
+/// Whether `url` carries a user name or a password.
+fn has_credentials(url: &reqwest::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
+}
+
+/// The message refusing a URL with credentials (`shown` already without them): they would reach
+/// logs, `config show` and the status.
+fn credentials_refused(shown: &str) -> String {
+    format!("{shown:?}: credentials do not belong in the URL")
+}
+
 fn parse_rest_url(text: &str) -> Result<reqwest::Url, String> {
+    let shown = crate::http::redact_url(text);
     match reqwest::Url::parse(text) {
+        Ok(url) if has_credentials(&url) => Err(credentials_refused(&shown)),
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(url),
         Ok(_) => Err(format!(
-            "{text:?}: expected an http:// URL such as http://127.0.0.1:3100/api"
+            "{shown:?}: expected an http:// URL such as http://127.0.0.1:3100/api"
         )),
         Err(e) => Err(format!(
-            "{text:?}: expected an http:// URL such as http://127.0.0.1:3100/api ({e})"
+            "{shown:?}: expected an http:// URL such as http://127.0.0.1:3100/api ({e})"
         )),
     }
 }
