@@ -27,6 +27,87 @@ use crate::supervisor::{Endpoint, SupervisorSettings};
 /// program is given.
 pub const WAIT_MARGIN: Duration = Duration::from_secs(5);
 
+/// Any duration above zero: the least of a key where zero is nonsense.
+const POSITIVE: Duration = Duration::from_nanos(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// The range of every duration key, `(key, least, most)`: a value outside is a configuration
+/// error naming the key and the bound. The upper bounds are far above any sensible setting and
+/// far below what would overflow the daemon's time arithmetic (a huge `tick_interval` passed
+/// the check and then crashed `run`). `[supervisors.NAME]` has the bounds of `[supervisor]`.
+pub const DURATION_BOUNDS: &[(&str, Duration, Duration)] = &[
+    ("supervisor.timeout", POSITIVE, Duration::from_secs(10 * 60)),
+    ("supervisor.wait_timeout", POSITIVE, HOUR),
+    (
+        "thresholds.tick_interval",
+        Duration::from_millis(100),
+        Duration::from_secs(10 * 60),
+    ),
+    (
+        "thresholds.probe_timeout",
+        POSITIVE,
+        Duration::from_secs(5 * 60),
+    ),
+    ("thresholds.hang_timeout", POSITIVE, HOUR),
+    ("thresholds.tip_timeout", POSITIVE, DAY),
+    ("thresholds.bootstrap_timeout", POSITIVE, DAY),
+    ("thresholds.boot_grace", POSITIVE, DAY),
+    (
+        "thresholds.restart_window",
+        POSITIVE,
+        Duration::from_secs(7 * 24 * 3600),
+    ),
+    ("thresholds.all_down_stagger", Duration::ZERO, HOUR),
+    ("pooltool.status_refresh", POSITIVE, DAY),
+    ("pooltool.status_max_age", POSITIVE, DAY),
+    ("pooltool.tip_interval", POSITIVE, DAY),
+    ("pooltool.send_slots_after", Duration::ZERO, DAY),
+    ("leadership.schedule_refresh_min_gap", Duration::ZERO, DAY),
+    (
+        "email.dedupe_window",
+        POSITIVE,
+        Duration::from_secs(7 * 24 * 3600),
+    ),
+];
+
+/// The bounds of `key` (`supervisors.NAME.x` has those of `supervisor.x`).
+pub fn duration_bounds(key: &str) -> Option<(Duration, Duration)> {
+    let generic = match key.strip_prefix("supervisors.") {
+        Some(rest) => match rest.rsplit_once('.') {
+            Some((_, field)) => format!("supervisor.{field}"),
+            None => key.to_string(),
+        },
+        None => key.to_string(),
+    };
+    DURATION_BOUNDS
+        .iter()
+        .find(|(known, _, _)| *known == generic)
+        .map(|(_, least, most)| (*least, *most))
+}
+
+/// Why `value` is outside `least..=most`, or `None` when it is inside.
+fn out_of_bounds(value: Duration, least: Duration, most: Duration) -> Option<String> {
+    let shown = |duration: Duration| humantime::format_duration(duration).to_string();
+    if value < least {
+        if least == POSITIVE {
+            return Some("expected a positive duration, got 0".to_string());
+        }
+        return Some(format!(
+            "expected at least {}, got {}",
+            shown(least),
+            shown(value)
+        ));
+    }
+    (value > most).then(|| {
+        format!(
+            "{} is too long: expected at most {}",
+            shown(value),
+            shown(most)
+        )
+    })
+}
+
 /// The default of `thresholds.hang_timeout`.
 pub const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -242,9 +323,11 @@ impl Validator<'_, '_> {
         }
     }
 
-    fn positive(&mut self, key: &str, duration: Duration) {
-        if duration.is_zero() {
-            self.error(key, "expected a positive duration, got 0");
+    /// Checks `duration` against the bounds of `key` ([`DURATION_BOUNDS`]).
+    fn duration(&mut self, key: &str, duration: Duration) {
+        let (least, most) = duration_bounds(key).unwrap_or((Duration::ZERO, Duration::MAX));
+        if let Some(why) = out_of_bounds(duration, least, most) {
+            self.error(key, why);
         }
     }
 
@@ -285,8 +368,8 @@ impl Validator<'_, '_> {
             }
             (None, None) => None,
         };
-        self.positive(&format!("{prefix}.timeout"), raw.timeout);
-        self.positive(&format!("{prefix}.wait_timeout"), raw.wait_timeout);
+        self.duration(&format!("{prefix}.timeout"), raw.timeout);
+        self.duration(&format!("{prefix}.wait_timeout"), raw.wait_timeout);
         Some(SupervisorSettings {
             name: name.to_string(),
             endpoint: endpoint?,
@@ -304,11 +387,22 @@ impl Validator<'_, '_> {
             ("bootstrap_timeout", t.bootstrap_timeout),
             ("boot_grace", t.boot_grace),
             ("restart_window", t.restart_window),
+            ("all_down_stagger", t.all_down_stagger),
         ] {
-            self.positive(&format!("thresholds.{key}"), duration);
+            self.duration(&format!("thresholds.{key}"), duration);
         }
         if let Some(timeout) = t.hang_timeout {
-            self.positive("thresholds.hang_timeout", timeout);
+            self.duration("thresholds.hang_timeout", timeout);
+        }
+        // `api_failures × probe_timeout` stands for hang_timeout when it is unset: its bounds.
+        if let (None, Some(failures @ 1..)) = (t.hang_timeout, t.api_failures)
+            && let Some((least, most)) = duration_bounds("thresholds.hang_timeout")
+            && let Some(why) = out_of_bounds(hang_timeout_of(t), least, most)
+        {
+            self.error(
+                "thresholds.api_failures",
+                format!("{failures} × probe_timeout as hang_timeout: {why}"),
+            );
         }
         match (t.hang_timeout, t.api_failures) {
             (_, Some(0)) => self.error("thresholds.api_failures", "expected a positive number, got 0"),
@@ -336,9 +430,6 @@ impl Validator<'_, '_> {
                     "expected a positive number, got 0",
                 );
             }
-        }
-        if t.tick_interval < Duration::from_millis(100) && !t.tick_interval.is_zero() {
-            self.error("thresholds.tick_interval", "expected at least 100ms");
         }
     }
 
@@ -630,8 +721,9 @@ impl Validator<'_, '_> {
             ("status_refresh", raw.status_refresh),
             ("status_max_age", raw.status_max_age),
             ("tip_interval", raw.tip_interval),
+            ("send_slots_after", raw.send_slots_after),
         ] {
-            self.positive(&format!("pooltool.{key}"), duration);
+            self.duration(&format!("pooltool.{key}"), duration);
         }
         if raw.enabled {
             if raw.user_id.is_none() {
@@ -702,6 +794,10 @@ impl Validator<'_, '_> {
             schedule_refresh_min_gap: raw.schedule_refresh_min_gap,
             state_file: self.resolve(&raw.state_file),
         };
+        self.duration(
+            "leadership.schedule_refresh_min_gap",
+            raw.schedule_refresh_min_gap,
+        );
         if settings.slot_window == 0 {
             self.error(
                 "leadership.slot_window",
@@ -758,7 +854,7 @@ impl Validator<'_, '_> {
                 }
             }
         }
-        self.positive("email.dedupe_window", raw.dedupe_window);
+        self.duration("email.dedupe_window", raw.dedupe_window);
         let templates = TemplateSettings {
             dir: raw.templates_dir.as_ref().map(|path| self.resolve(path)),
             inline: raw
@@ -959,6 +1055,123 @@ mod tests {
 
         let (_, errors, _) = thresholds("[thresholds]\napi_failures = 0\nhang_timeout = 0\n");
         assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    /// Every problem of `text` (a whole file, host files skipped) as `key: message`.
+    fn problems(text: &str) -> Vec<String> {
+        let path = Path::new("/nowhere/nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let (raw, mut errors) = load_raw_text(text, config::FileFormat::Toml, path, &env);
+        let origins = Origins::new(path, &env);
+        validate(raw, path, &origins, &mut errors, HostFiles::Skip);
+        errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn every_duration_key_is_bounded_and_an_absurd_value_is_named() {
+        for (key, least, most) in DURATION_BOUNDS {
+            let (section, field) = key.split_once('.').unwrap();
+            let mut values = vec![
+                (i64::MAX.to_string(), "is too long: expected at most"),
+                (
+                    "\"100000000h\"".to_string(),
+                    "is too long: expected at most",
+                ),
+                (
+                    format!(
+                        "\"{}\"",
+                        humantime::format_duration(*most + Duration::from_secs(1))
+                    ),
+                    "is too long",
+                ),
+            ];
+            if *least > Duration::ZERO {
+                values.push(("0".to_string(), "expected a"));
+            }
+            for (value, why) in values {
+                let text = format!("[{section}]\n{field} = {value}\n");
+                let found = problems(&text);
+                assert!(
+                    found
+                        .iter()
+                        .any(|p| p.starts_with(&format!("{key}: ")) && p.contains(why)),
+                    "{key} = {value}: {found:#?}"
+                );
+            }
+            // The bound itself is accepted.
+            let text = format!(
+                "[{section}]\n{field} = \"{}\"\n",
+                humantime::format_duration(*most)
+            );
+            assert!(
+                !problems(&text)
+                    .iter()
+                    .any(|p| p.starts_with(&format!("{key}: "))),
+                "{key} at its bound: {:#?}",
+                problems(&text)
+            );
+        }
+        // [supervisors.NAME] has the bounds of [supervisor].
+        let found =
+            problems("[supervisors.far]\nurl = \"http://10.0.0.2:9001\"\ntimeout = \"1000h\"\n");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("supervisors.far.timeout: ") && p.contains("at most 10m")),
+            "{found:#?}"
+        );
+        // hang_timeout derived from api_failures is bounded too.
+        let found = problems("[thresholds]\napi_failures = 4000000000\nprobe_timeout = \"5m\"\n");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("thresholds.api_failures: ") && p.contains("at most 1h")),
+            "{found:#?}"
+        );
+        assert!(
+            problems("[thresholds]\ntick_interval = \"50ms\"\n").contains(
+                &"thresholds.tick_interval: expected at least 100ms, got 50ms".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn the_bounds_table_knows_every_duration_key() {
+        // Every value of the defaults that reads as a duration is a duration key; each must have
+        // bounds (a new key without them fails here).
+        fn walk(prefix: &str, value: &serde_json::Value, found: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map {
+                        let key = if prefix.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        walk(&key, value, found);
+                    }
+                }
+                serde_json::Value::String(text) if humantime::parse_duration(text).is_ok() => {
+                    found.push(prefix.to_string());
+                }
+                _ => {}
+            }
+        }
+        let mut raw = RawConfig::default();
+        raw.thresholds.hang_timeout = Some(DEFAULT_HANG_TIMEOUT);
+        let mut keys = Vec::new();
+        walk("", &serde_json::to_value(&raw).unwrap(), &mut keys);
+        assert!(keys.len() >= 15, "{keys:?}");
+        for key in keys {
+            assert!(
+                duration_bounds(&key).is_some(),
+                "{key} has no bounds in DURATION_BOUNDS"
+            );
+        }
     }
 
     #[test]
