@@ -30,7 +30,10 @@ const CASES: &[Case] = &[
     case("syntax.toml", &[("", "line 5")]),
     case(
         "password-unclosed.toml",
-        &[("", "line 5, column 12 (key supervisor.password): invalid TOML")],
+        &[(
+            "",
+            "line 5, column 12 (key supervisor.password): invalid TOML",
+        )],
     ),
     case("syntax.yaml", &[("", "line 7")]),
     case("syntax.json", &[("", "line 6")]),
