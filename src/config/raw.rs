@@ -304,6 +304,9 @@ pub struct RawLeadership {
     pub schedule_refresh_min_gap: Duration,
     /// Persisted safety state (current leader, last slot, epoch).
     pub state_file: PathBuf,
+    /// Allow plain `http://` REST URLs of nodes on other hosts (not loopback) while leadership is
+    /// enabled: the node secret is sent to them in clear. Default false: such a URL is refused.
+    pub allow_insecure: bool,
 }
 
 impl Default for RawLeadership {
@@ -315,6 +318,7 @@ impl Default for RawLeadership {
             slot_window: 15,
             schedule_refresh_min_gap: Duration::from_secs(600),
             state_file: PathBuf::from("leader-state.json"),
+            allow_insecure: false,
         }
     }
 }
@@ -412,6 +416,9 @@ pub struct RawApi {
     pub token: Option<String>,
     /// A file holding the token.
     pub token_file: Option<PathBuf>,
+    /// Allow a `listen` address that is not loopback (the API reachable from other hosts); it
+    /// then needs a token of at least 32 characters. Default false.
+    pub allow_public: bool,
 }
 
 impl Default for RawApi {
@@ -420,6 +427,7 @@ impl Default for RawApi {
             listen: "127.0.0.1:9180".into(),
             token: None,
             token_file: None,
+            allow_public: false,
         }
     }
 }
@@ -494,6 +502,7 @@ impl std::fmt::Debug for RawApi {
             .field("listen", &self.listen)
             .field("token", &shown_secret(&self.token))
             .field("token_file", &self.token_file)
-            .finish_non_exhaustive()
+            .field("allow_public", &self.allow_public)
+            .finish()
     }
 }

@@ -108,6 +108,9 @@ fn out_of_bounds(value: Duration, least: Duration, most: Duration) -> Option<Str
     })
 }
 
+/// The shortest API token accepted on a public (not loopback) `api.listen`.
+pub const MIN_PUBLIC_TOKEN_CHARS: usize = 32;
+
 /// The default of `thresholds.hang_timeout`.
 pub const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -205,6 +208,9 @@ pub(crate) fn validate(
     let restart_log = v.resolve(&raw.restart_log.path);
     let pooltool = v.pooltool(&raw.pooltool, &restart_log);
     let leadership = v.leadership(&raw.leadership);
+    if raw.leadership.enabled && !raw.leadership.allow_insecure {
+        v.secret_sent_over_tls_or_loopback(&raw, &nodes);
+    }
     let email = v.email(&raw.email);
     let api = v.api(&raw);
     let skipped = std::mem::take(&mut v.skipped);
@@ -823,6 +829,34 @@ impl Validator<'_, '_> {
         settings
     }
 
+    /// With leadership enabled, the node secret is POSTed to each node's REST API: a plain
+    /// `http://` URL is refused unless its host is loopback (or `leadership.allow_insecure`).
+    fn secret_sent_over_tls_or_loopback(&mut self, raw: &RawConfig, nodes: &[NodeSettings]) {
+        for node in nodes {
+            let url = &node.jormungandr().rest_url;
+            if url.scheme() != "http" || url.host_str().is_some_and(crate::http::is_loopback_host) {
+                continue;
+            }
+            let Some(index) = raw.nodes.iter().position(|raw| raw.name == node.name) else {
+                continue;
+            };
+            let key = if raw.nodes[index].rest_url.is_some() {
+                format!("nodes[{index}].rest_url")
+            } else {
+                format!("nodes[{index}].overrides.rest.listen")
+            };
+            self.error(
+                &key,
+                format!(
+                    "{:?} is plain http to a host that is not loopback, and leadership sends the \
+                     node secret there: use https or a loopback address, or set \
+                     leadership.allow_insecure = true",
+                    crate::http::redact_url(url.as_str())
+                ),
+            );
+        }
+    }
+
     fn email(&mut self, raw: &RawEmail) -> EmailSettings {
         let password = self.secret(
             "email",
@@ -928,11 +962,37 @@ impl Validator<'_, '_> {
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 9180))
             }
         };
-        if !listen.ip().is_loopback() && token.is_none() {
-            self.error(
-                "api.listen",
-                format!("{listen} is not a loopback address: set api.token_file so that mutating endpoints require a token"),
-            );
+        if !crate::http::is_loopback_host(&listen.ip().to_string()) {
+            // Reachable from other hosts: only when asked for, and behind a strong token. (A
+            // token from a file not read here, `HostFiles::Skip`, cannot be measured.)
+            let missing = token.is_none() && api.token_file.is_none();
+            let short = token
+                .as_ref()
+                .is_some_and(|token| token.expose().chars().count() < MIN_PUBLIC_TOKEN_CHARS);
+            if !api.allow_public {
+                self.error(
+                    "api.listen",
+                    format!(
+                        "{listen} is not a loopback address: an API reachable from other hosts \
+                         needs api.allow_public = true and a token of at least \
+                         {MIN_PUBLIC_TOKEN_CHARS} characters (api.token_file)"
+                    ),
+                );
+            } else if missing || short {
+                let key = if api.token.is_some() && api.token_file.is_none() {
+                    "api.token"
+                } else {
+                    "api.token_file"
+                };
+                self.error(
+                    key,
+                    format!(
+                        "{} a public API (api.listen = {listen}) needs a token of at least \
+                         {MIN_PUBLIC_TOKEN_CHARS} characters",
+                        if missing { "missing:" } else { "too short:" }
+                    ),
+                );
+            }
         }
         ApiSettings { listen, token }
     }
@@ -1172,6 +1232,105 @@ mod tests {
                 "{key} has no bounds in DURATION_BOUNDS"
             );
         }
+    }
+
+    /// Every problem of a configuration of two nodes (REST at `rest1` and `rest2`) plus `extra`.
+    fn node_problems(rest1: &str, rest2: &str, extra: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("template.json"),
+            r#"{"rest": {"listen": "127.0.0.1:3101"}}"#,
+        )
+        .unwrap();
+        let path = dir.path().join("nodekeeper.toml");
+        let text = format!(
+            "[node_defaults]\ntemplate = \"template.json\"\nnode_dir = \"nodes\"\n\
+             [[nodes]]\nname = \"node1\"\n{rest1}\n[[nodes]]\nname = \"node2\"\n{rest2}\n{extra}"
+        );
+        let env = crate::config::Env::new();
+        let (raw, mut errors) = load_raw_text(&text, config::FileFormat::Toml, &path, &env);
+        let origins = Origins::new(&path, &env);
+        validate(raw, &path, &origins, &mut errors, HostFiles::Skip);
+        errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn leadership_refuses_plain_http_to_another_host_unless_allowed() {
+        let leadership = "[leadership]\nenabled = true\nsecret_file = \"secret.yaml\"\n";
+        let far = "rest_url = \"http://10.0.0.2:3101/api\"";
+        let near = "overrides = { rest = { listen = \"192.0.2.7:3102\" } }";
+        let found = node_problems(far, near, leadership);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].starts_with("nodes[0].rest_url: \"http://10.0.0.2:3101/api\" is plain http")
+                && found[0].contains("leadership.allow_insecure = true"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with("nodes[1].overrides.rest.listen: \"http://192.0.2.7:3102/api\""),
+            "{found:#?}"
+        );
+        // Allowed explicitly, or leadership off, or https, or loopback: no problem.
+        let allowed = format!("{leadership}allow_insecure = true\n");
+        assert_eq!(node_problems(far, near, &allowed), Vec::<String>::new());
+        assert_eq!(node_problems(far, near, ""), Vec::<String>::new());
+        let safe = [
+            "rest_url = \"https://10.0.0.2:3101/api\"",
+            "rest_url = \"http://localhost:3102/api\"",
+        ];
+        assert_eq!(
+            node_problems(safe[0], safe[1], leadership),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_public_api_needs_allow_public_and_a_long_token() {
+        let api = |extra: &str| {
+            node_problems(
+                "",
+                "rest_url = \"http://127.0.0.1:3102/api\"",
+                &format!("[api]\nlisten = \"0.0.0.0:9180\"\n{extra}"),
+            )
+        };
+        let long = "token = \"0123456789abcdef0123456789abcdef\"\n";
+        let found = api(long);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("api.listen: 0.0.0.0:9180 is not a loopback address")
+                && found[0].contains("api.allow_public = true"),
+            "{found:#?}"
+        );
+        assert_eq!(
+            api(&format!("allow_public = true\n{long}")),
+            Vec::<String>::new()
+        );
+        let found = api("allow_public = true\ntoken = \"0123456789abcdef0123456789abcde\"\n");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("api.token: too short: a public API")
+                && found[0].contains("at least 32 characters")
+                && !found[0].contains("0123456789"),
+            "{found:#?}"
+        );
+        let found = api("allow_public = true\n");
+        assert!(
+            found[0].starts_with("api.token_file: missing:"),
+            "{found:#?}"
+        );
+        // Loopback needs neither.
+        assert_eq!(
+            node_problems(
+                "",
+                "rest_url = \"http://127.0.0.1:3102/api\"",
+                "[api]\nlisten = \"[::1]:9180\"\n"
+            ),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
