@@ -132,8 +132,7 @@ impl ApiClient {
     pub fn new(listen: &str, timeout: Duration) -> Result<ApiClient, ApiClientError> {
         let base = Url::parse(&format!("http://{listen}"))
             .map_err(|e| ApiClientError::Transport(format!("http://{listen}: {e}")))?;
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        let http = crate::http::client_builder()
             .timeout(timeout)
             .build()
             .map_err(|e| ApiClientError::Transport(e.to_string()))?;

@@ -8,10 +8,12 @@
 //! 401. Bodies over [`BODY_LIMIT`] are refused with 413. The token never appears in an answer or
 //! a log line.
 //!
+//! `server` is the bounded accept loop (header, body and request timeouts, a connection cap);
 //! `client` is the typed client of this API (for `ctl`, `status` and the tests); `wire` holds the
 //! JSON shapes both sides use, besides the plain status data of `crate::status`.
 
 pub mod client;
+pub mod server;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -82,6 +84,9 @@ pub enum ApiError {
     /// The body is over the limit.
     #[error("request body over {BODY_LIMIT} bytes")]
     TooLarge,
+    /// The request did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
     /// The loop is stopping, or cannot act.
     #[error("{0}")]
     Unavailable(String),
@@ -98,6 +103,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -179,15 +185,16 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener
     tokio::net::TcpListener::bind(listen).await
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves, within the default
+/// [`server::Limits`] (10 s for a header or a body, a request its `?wait=true` limit and more,
+/// 256 connections at once).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = server::Limits::for_wait_limit(state.wait_limit);
+    server::serve(listener, router(state), limits, shutdown).await
 }
 
 /// 200 when the loop ticked within 3 tick intervals (or 3 times its last tick's duration, if

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::Failure;
 use super::config::ConfigSourceArgs;
@@ -68,10 +68,22 @@ fn hangups() -> Option<mpsc::Receiver<()>> {
     Some(receiver)
 }
 
+/// The effective user id of this process (the owner of `/proc/self`), when known.
+fn effective_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").ok().map(|meta| meta.uid())
+}
+
 /// Runs the daemon until a signal.
 pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure> {
     let hangups = hangups();
     let config = source.load_for_host()?;
+    if effective_uid() == Some(0) {
+        warn!(
+            "running as root: nodekeeper needs no privilege beyond its files and supervisord's \
+             socket; run it as the nodes' user (supervisor-conf --user)"
+        );
+    }
     let config_source = source.source()?;
     let snapshot = Arc::new(RwLock::new(Snapshot::default()));
     let options = RunOptions {

@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn reads_the_fields_of_a_struct() {
         let fields = fields_of::<crate::config::raw::RawApi>();
-        assert_eq!(fields, ["listen", "token", "token_file"]);
+        assert_eq!(fields, ["listen", "token", "token_file", "allow_public"]);
         assert!(fields_of::<String>().is_empty());
     }
 }

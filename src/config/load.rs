@@ -122,6 +122,14 @@ pub fn load_raw_text(
 ) -> (RawConfig, ConfigErrors) {
     let origins = Origins::new(path, env);
     let mut errors = ConfigErrors::default();
+    // TOML is read once by `toml` itself first: its error names a line, a column and a reason we
+    // can show without the source line it would otherwise quote (that line may hold a password).
+    if format == config::FileFormat::Toml
+        && let Err(e) = text.parse::<toml::Table>()
+    {
+        errors.push(syntax_error(origins.file(), text, e.span(), e.message()));
+        return (RawConfig::default(), errors);
+    }
     let fail = |errors: &mut ConfigErrors, message: String| {
         errors.push(ConfigError::new(origins.file(), "", message));
     };
@@ -154,6 +162,7 @@ pub fn load_raw_text(
         Ok(built) => built,
         Err(e) => {
             fail(&mut errors, flatten_parse_error(&e.to_string()));
+            // (TOML's syntax was checked above; this is YAML, JSON or the environment.)
             return (RawConfig::default(), errors);
         }
     };
@@ -208,10 +217,127 @@ pub fn load_raw_text(
     (raw, errors)
 }
 
-/// TOML parse errors come as several lines with a source excerpt; keep them, but make sure the
-/// first line says where.
+/// The config crate's parse errors (YAML and JSON; TOML is checked before) in one line: the
+/// first, which says what and where. Any later line could be an excerpt of the source, which may
+/// hold a secret.
 fn flatten_parse_error(message: &str) -> String {
-    message.trim_end().to_string()
+    message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+/// A syntax error at byte `span` of `text` (read from `file`): `line L, column C (key K): invalid
+/// TOML: REASON`, with the key of that line when it has one (`email.password`) and the parser's
+/// short reason (lowercased first letter, no trailing period). The source line itself is never
+/// quoted: it may hold a secret.
+pub(crate) fn syntax_error(
+    file: &str,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    reason: &str,
+) -> ConfigError {
+    let reason = reason.trim().trim_end_matches('.');
+    let reason = match reason.chars().next() {
+        Some(first) if first.is_uppercase() && !reason.starts_with("TOML") => {
+            first.to_lowercase().collect::<String>() + &reason[first.len_utf8()..]
+        }
+        _ => reason.to_string(),
+    };
+    let Some(span) = span else {
+        return ConfigError::new(file, "", format!("invalid TOML: {reason}"));
+    };
+    let at = span.start.min(text.len());
+    let at = (0..=at)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let mut column = before[line_start..].chars().count() + 1;
+    let key = toml_key_at(text, line);
+    if key.as_deref().is_some_and(is_secret_key) {
+        // The column of an unclosed secret would tell its length: point at the value's start.
+        let line_text = text[line_start..].lines().next().unwrap_or_default();
+        if let Some(equals) = line_text.find('=') {
+            let value = &line_text[equals + 1..];
+            let spaces = value.len() - value.trim_start().len();
+            column = line_text[..equals + 1 + spaces].chars().count() + 1;
+        }
+    }
+    // The key goes into the message: a problem with an empty key is one of the whole file (it
+    // could not be read at all), which is what a syntax error is.
+    let at_key = key.map(|key| format!(" (key {key})")).unwrap_or_default();
+    ConfigError::new(
+        file,
+        "",
+        format!("line {line}, column {column}{at_key}: invalid TOML: {reason}"),
+    )
+}
+
+/// The full key set on line `line` (1-based) of a TOML text, from the last table header before it
+/// (`[email]`, `[[nodes]]` counted as `nodes[N]`) and the bare key before the line's `=`. `None`
+/// when the line sets no key this simple reading understands (a header, a quoted key, a value
+/// continued from an earlier line).
+fn toml_key_at(text: &str, line: usize) -> Option<String> {
+    let bare = |key: &str| {
+        let key = key.trim();
+        (!key.is_empty()
+            && key.split('.').all(|part| {
+                let part = part.trim();
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+            }))
+        .then(|| key.split('.').map(str::trim).collect::<Vec<_>>().join("."))
+    };
+    let mut table = String::new();
+    let mut arrays: BTreeMap<String, usize> = BTreeMap::new();
+    for (index, content) in text.lines().enumerate() {
+        let trimmed = content.trim();
+        if index + 1 == line {
+            let (key, _) = trimmed.split_once('=')?;
+            let key = bare(key)?;
+            return Some(if table.is_empty() {
+                key
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+        if let Some(name) = trimmed
+            .strip_prefix("[[")
+            .and_then(|rest| rest.split_once("]]"))
+            .and_then(|(name, _)| bare(name))
+        {
+            let count = arrays.entry(name.clone()).or_insert(0);
+            table = format!("{name}[{count}]");
+            *count += 1;
+        } else if let Some(name) = trimmed
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once(']'))
+            .and_then(|(name, _)| bare(name))
+        {
+            // A sub-table of the latest element of an array of tables: `[nodes.overrides]`.
+            table = match arrays.iter().find(|(array, _)| {
+                name.strip_prefix(array.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            }) {
+                Some((array, count)) => {
+                    format!(
+                        "{array}[{}]{}",
+                        count.saturating_sub(1),
+                        &name[array.len()..]
+                    )
+                }
+                None => name,
+            };
+        }
+    }
+    None
 }
 
 struct SectionReader<'a, 'b> {
@@ -242,10 +368,14 @@ impl SectionReader<'_, '_> {
                 Err(error) => {
                     let path = error.path().to_string();
                     let key = join(prefix, if path == "." { "" } else { &path });
-                    self.errors.push(
-                        self.origins
-                            .error(&key, clean_message(&error.inner().to_string())),
-                    );
+                    // serde quotes the value it could not read (`invalid type: string "…"`);
+                    // the value of a secret is never shown.
+                    let message = if is_secret_key(&key) {
+                        "expected a string".to_string()
+                    } else {
+                        clean_message(&error.inner().to_string())
+                    };
+                    self.errors.push(self.origins.error(&key, message));
                     let first = error
                         .path()
                         .iter()
@@ -288,6 +418,12 @@ impl SectionReader<'_, '_> {
         };
         self.errors.push(self.origins.error(&full, message));
     }
+}
+
+/// Whether `key` holds a secret (or an account id kept as one): its value is never quoted.
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    matches!(last, "password" | "token" | "user_id")
 }
 
 fn join(prefix: &str, key: &str) -> String {
@@ -434,6 +570,49 @@ mod tests {
     }
 
     #[test]
+    fn a_toml_syntax_error_names_line_column_and_key_never_the_value() {
+        let text = "[supervisor]\nurl = \"http://127.0.0.1:9001\"\n\n[email]\nenabled = true\n\
+                    password = \"hunter2\nfrom = \"a@b\"\n";
+        let (_, errors) = load("a.toml", text, &[]);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("FILE: line 6, column 12 (key email.password): invalid TOML: "),
+            "{errors:#?}"
+        );
+        assert!(!errors[0].contains("hunter2"), "{errors:#?}");
+        assert!(!errors[0].contains('\n'), "one line: {errors:#?}");
+
+        // Arrays of tables and their sub-tables are named by index.
+        let text = "[[nodes]]\nname = \"a\"\n[[nodes]]\nname = \"b\"\n[nodes.overrides]\n\
+                    x = \"secret\n";
+        let (_, errors) = load("a.toml", text, &[]);
+        assert!(
+            errors[0]
+                .starts_with("FILE: line 6, column 12 (key nodes[1].overrides.x): invalid TOML: "),
+            "{errors:#?}"
+        );
+        assert!(!errors[0].contains("secret"), "{errors:#?}");
+
+        // A line that is not `key = value` names no key.
+        let (_, errors) = load("a.toml", "[api]\nhunter2 hunter2\n", &[]);
+        assert!(
+            errors[0].starts_with("FILE: line 2, column "),
+            "{errors:#?}"
+        );
+        assert!(!errors[0].contains("hunter2"), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_quoted() {
+        let (_, errors) = load("a.json", r#"{"api": {"token": {"v": "hunter2"}}}"#, &[]);
+        assert_eq!(
+            errors,
+            ["FILE: api.token: expected a string"],
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
     fn syntax_errors_and_formats_name_the_file() {
         for (name, text) in [
             ("a.toml", "[supervisor\nurl = 1\n"),
@@ -444,6 +623,7 @@ mod tests {
             let (_, errors) = load(name, text, &[]);
             assert_eq!(errors.len(), 1, "{name}: {errors:#?}");
             assert!(errors[0].starts_with("FILE: "), "{name}: {errors:#?}");
+            assert!(!errors[0].contains('\n'), "{name}: {errors:#?}");
         }
     }
 }

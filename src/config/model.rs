@@ -92,7 +92,7 @@ impl Default for PoolToolSettings {
             key_path: raw
                 .key_path
                 .unwrap_or_else(|| PathBuf::from("pooltool-keys")),
-            user_id: raw.user_id,
+            user_id: raw.user_id.map(Secret::new),
             pool_id: raw.pool_id,
             genesis_hash: raw.genesis_hash,
         }
@@ -372,19 +372,112 @@ pub fn source_has_inline_secret(source: &ConfigSource) -> bool {
     layer(source, &Env::new()).is_ok_and(|layered| has_inline_secret(&layered.raw))
 }
 
-/// A copy of `raw` with every secret replaced by `<redacted>`, for display.
+/// A copy of `raw` with every secret (passwords, the API token, PoolTool's user id) replaced by
+/// `<redacted>` and every URL without its user name and password, for display.
 pub fn redacted(raw: &RawConfig) -> RawConfig {
     let hide = |secret: &mut Option<String>| {
         if secret.is_some() {
             *secret = Some("<redacted>".into());
         }
     };
+    let url = |url: &mut String| *url = crate::http::redact_url(url);
     let mut raw = raw.clone();
     hide(&mut raw.supervisor.password);
+    url(&mut raw.supervisor.url);
     for section in raw.supervisors.values_mut() {
         hide(&mut section.password);
+        url(&mut section.url);
+    }
+    for node in &mut raw.nodes {
+        if let Some(rest_url) = &mut node.rest_url {
+            url(rest_url);
+        }
     }
     hide(&mut raw.email.password);
     hide(&mut raw.api.token);
+    hide(&mut raw.pooltool.user_id);
+    url(&mut raw.pooltool.status_url);
+    url(&mut raw.pooltool.tip_url);
+    url(&mut raw.pooltool.slots_url);
     raw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid configuration holding a secret in every place one can be written inline.
+    const SECRETS: [&str; 5] = [
+        "sv-hunter2",
+        "mail-hunter2",
+        "tok-hunter2",
+        "uid-hunter2",
+        "url-hunter2",
+    ];
+
+    #[test]
+    fn debug_of_config_and_raw_and_config_show_hold_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("template.json"),
+            r#"{"rest": {"listen": "127.0.0.1:3101"}}"#,
+        )
+        .unwrap();
+        let path = dir.path().join("nodekeeper.toml");
+        std::fs::write(
+            &path,
+            "[supervisor]\nuser = \"nk\"\npassword = \"sv-hunter2\"\n\
+             [supervisors.far]\nurl = \"http://nk:url-hunter2@10.0.0.2:9001\"\n\
+             [node_defaults]\ntemplate = \"template.json\"\nnode_dir = \"nodes\"\n\
+             [[nodes]]\nname = \"node1\"\n\
+             [email]\npassword = \"mail-hunter2\"\n\
+             [api]\ntoken = \"tok-hunter2\"\n\
+             [pooltool]\nuser_id = \"uid-hunter2\"\n",
+        )
+        .unwrap();
+        let source = ConfigSource::File(path.clone());
+        let env = Env::new();
+        // The URL with credentials is refused, without repeating them.
+        let errors = load_source_with(&source, &env, HostFiles::Skip)
+            .result
+            .unwrap_err()
+            .to_string();
+        assert!(errors.contains("supervisors.far.url"), "{errors}");
+        for secret in SECRETS {
+            assert!(!errors.contains(secret), "{secret} in {errors}");
+        }
+        let raw = load_raw_source(&source, &env).unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text = text.replace("nk:url-hunter2@", "");
+        std::fs::write(&path, text).unwrap();
+        let (config, _) = load_source_with(&source, &env, HostFiles::Skip)
+            .result
+            .unwrap();
+        assert_eq!(
+            config.pooltool.user_id.as_ref().map(Secret::expose),
+            Some("uid-hunter2"),
+            "the secret is there, only never shown"
+        );
+        let shown = [
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            format!("{raw:?}"),
+            toml::to_string(&redacted(&raw)).unwrap(),
+        ];
+        for text in &shown {
+            for secret in SECRETS {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        assert!(
+            shown[3].contains("user_id = \"<redacted>\""),
+            "{}",
+            shown[3]
+        );
+        assert!(
+            shown[3].contains("url = \"http://10.0.0.2:9001\""),
+            "{}",
+            shown[3]
+        );
+    }
 }

@@ -42,7 +42,7 @@ pub struct RawConfig {
 }
 
 /// How to reach one supervisord.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RawSupervisor {
     /// `http://HOST:PORT/RPC2` or `unix:///PATH.sock`. Env `NODEKEEPER_SUPERVISOR_URL` wins.
@@ -219,7 +219,7 @@ impl Default for RawThresholds {
 }
 
 /// PoolTool.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RawPoolTool {
     /// Use PoolTool at all (reference tip and reports).
@@ -304,6 +304,9 @@ pub struct RawLeadership {
     pub schedule_refresh_min_gap: Duration,
     /// Persisted safety state (current leader, last slot, epoch).
     pub state_file: PathBuf,
+    /// Allow plain `http://` REST URLs of nodes on other hosts (not loopback) while leadership is
+    /// enabled: the node secret is sent to them in clear. Default false: such a URL is refused.
+    pub allow_insecure: bool,
 }
 
 impl Default for RawLeadership {
@@ -315,12 +318,13 @@ impl Default for RawLeadership {
             slot_window: 15,
             schedule_refresh_min_gap: Duration::from_secs(600),
             state_file: PathBuf::from("leader-state.json"),
+            allow_insecure: false,
         }
     }
 }
 
 /// Email alerts.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RawEmail {
     /// Send alerts at all.
@@ -402,7 +406,7 @@ impl Default for RawRestartLog {
 }
 
 /// The operator HTTP API.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RawApi {
     /// Listen address; loopback unless you mean otherwise.
@@ -412,6 +416,9 @@ pub struct RawApi {
     pub token: Option<String>,
     /// A file holding the token.
     pub token_file: Option<PathBuf>,
+    /// Allow a `listen` address that is not loopback (the API reachable from other hosts); it
+    /// then needs a token of at least 32 characters. Default false.
+    pub allow_public: bool,
 }
 
 impl Default for RawApi {
@@ -420,6 +427,82 @@ impl Default for RawApi {
             listen: "127.0.0.1:9180".into(),
             token: None,
             token_file: None,
+            allow_public: false,
         }
+    }
+}
+
+/// `Some(<redacted>)` for a secret that is set: `Debug` of the sections that hold one.
+fn shown_secret(secret: &Option<String>) -> Option<crate::secret::Secret> {
+    secret.as_ref().map(|_| crate::secret::Secret::new(""))
+}
+
+// The sections holding a secret (or a URL that might carry credentials) have a `Debug` that
+// shows neither; every other field is shown as derived.
+impl std::fmt::Debug for RawSupervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSupervisor")
+            .field("url", &crate::http::redact_url(&self.url))
+            .field("user", &self.user)
+            .field("password", &shown_secret(&self.password))
+            .field("password_file", &self.password_file)
+            .field("timeout", &self.timeout)
+            .field("wait_timeout", &self.wait_timeout)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RawPoolTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawPoolTool")
+            .field("enabled", &self.enabled)
+            .field("status_url", &crate::http::redact_url(&self.status_url))
+            .field("status_refresh", &self.status_refresh)
+            .field("status_max_age", &self.status_max_age)
+            .field("reference_max_lead", &self.reference_max_lead)
+            .field("tip_url", &crate::http::redact_url(&self.tip_url))
+            .field("tip_interval", &self.tip_interval)
+            .field("slots_url", &crate::http::redact_url(&self.slots_url))
+            .field("send_slots_after", &self.send_slots_after)
+            .field("slots_verification", &self.slots_verification)
+            .field("gpg", &self.gpg)
+            .field("key_path", &self.key_path)
+            .field("user_id", &shown_secret(&self.user_id))
+            .field("pool_id", &self.pool_id)
+            .field("pool_id_file", &self.pool_id_file)
+            .field("genesis_hash", &self.genesis_hash)
+            .field("genesis_hash_file", &self.genesis_hash_file)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RawEmail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawEmail")
+            .field("enabled", &self.enabled)
+            .field("smtp_server", &self.smtp_server)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("user", &self.user)
+            .field("password", &shown_secret(&self.password))
+            .field("password_file", &self.password_file)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("templates_dir", &self.templates_dir)
+            .field("templates", &self.templates)
+            .field("dedupe_window", &self.dedupe_window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RawApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawApi")
+            .field("listen", &self.listen)
+            .field("token", &shown_secret(&self.token))
+            .field("token_file", &self.token_file)
+            .field("allow_public", &self.allow_public)
+            .finish()
     }
 }

@@ -27,6 +27,90 @@ use crate::supervisor::{Endpoint, SupervisorSettings};
 /// program is given.
 pub const WAIT_MARGIN: Duration = Duration::from_secs(5);
 
+/// Any duration above zero: the least of a key where zero is nonsense.
+const POSITIVE: Duration = Duration::from_nanos(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// The range of every duration key, `(key, least, most)`: a value outside is a configuration
+/// error naming the key and the bound. The upper bounds are far above any sensible setting and
+/// far below what would overflow the daemon's time arithmetic (a huge `tick_interval` passed
+/// the check and then crashed `run`). `[supervisors.NAME]` has the bounds of `[supervisor]`.
+pub const DURATION_BOUNDS: &[(&str, Duration, Duration)] = &[
+    ("supervisor.timeout", POSITIVE, Duration::from_secs(10 * 60)),
+    ("supervisor.wait_timeout", POSITIVE, HOUR),
+    (
+        "thresholds.tick_interval",
+        Duration::from_millis(100),
+        Duration::from_secs(10 * 60),
+    ),
+    (
+        "thresholds.probe_timeout",
+        POSITIVE,
+        Duration::from_secs(5 * 60),
+    ),
+    ("thresholds.hang_timeout", POSITIVE, HOUR),
+    ("thresholds.tip_timeout", POSITIVE, DAY),
+    ("thresholds.bootstrap_timeout", POSITIVE, DAY),
+    ("thresholds.boot_grace", POSITIVE, DAY),
+    (
+        "thresholds.restart_window",
+        POSITIVE,
+        Duration::from_secs(7 * 24 * 3600),
+    ),
+    ("thresholds.all_down_stagger", Duration::ZERO, HOUR),
+    ("pooltool.status_refresh", POSITIVE, DAY),
+    ("pooltool.status_max_age", POSITIVE, DAY),
+    ("pooltool.tip_interval", POSITIVE, DAY),
+    ("pooltool.send_slots_after", Duration::ZERO, DAY),
+    ("leadership.schedule_refresh_min_gap", Duration::ZERO, DAY),
+    (
+        "email.dedupe_window",
+        POSITIVE,
+        Duration::from_secs(7 * 24 * 3600),
+    ),
+];
+
+/// The bounds of `key` (`supervisors.NAME.x` has those of `supervisor.x`).
+pub fn duration_bounds(key: &str) -> Option<(Duration, Duration)> {
+    let generic = match key.strip_prefix("supervisors.") {
+        Some(rest) => match rest.rsplit_once('.') {
+            Some((_, field)) => format!("supervisor.{field}"),
+            None => key.to_string(),
+        },
+        None => key.to_string(),
+    };
+    DURATION_BOUNDS
+        .iter()
+        .find(|(known, _, _)| *known == generic)
+        .map(|(_, least, most)| (*least, *most))
+}
+
+/// Why `value` is outside `least..=most`, or `None` when it is inside.
+fn out_of_bounds(value: Duration, least: Duration, most: Duration) -> Option<String> {
+    let shown = |duration: Duration| humantime::format_duration(duration).to_string();
+    if value < least {
+        if least == POSITIVE {
+            return Some("expected a positive duration, got 0".to_string());
+        }
+        return Some(format!(
+            "expected at least {}, got {}",
+            shown(least),
+            shown(value)
+        ));
+    }
+    (value > most).then(|| {
+        format!(
+            "{} is too long: expected at most {}",
+            shown(value),
+            shown(most)
+        )
+    })
+}
+
+/// The shortest API token accepted on a public (not loopback) `api.listen`.
+pub const MIN_PUBLIC_TOKEN_CHARS: usize = 32;
+
 /// The default of `thresholds.hang_timeout`.
 pub const DEFAULT_HANG_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -124,6 +208,9 @@ pub(crate) fn validate(
     let restart_log = v.resolve(&raw.restart_log.path);
     let pooltool = v.pooltool(&raw.pooltool, &restart_log);
     let leadership = v.leadership(&raw.leadership);
+    if raw.leadership.enabled && !raw.leadership.allow_insecure {
+        v.secret_sent_over_tls_or_loopback(&raw, &nodes);
+    }
     let email = v.email(&raw.email);
     let api = v.api(&raw);
     let skipped = std::mem::take(&mut v.skipped);
@@ -242,9 +329,11 @@ impl Validator<'_, '_> {
         }
     }
 
-    fn positive(&mut self, key: &str, duration: Duration) {
-        if duration.is_zero() {
-            self.error(key, "expected a positive duration, got 0");
+    /// Checks `duration` against the bounds of `key` ([`DURATION_BOUNDS`]).
+    fn duration(&mut self, key: &str, duration: Duration) {
+        let (least, most) = duration_bounds(key).unwrap_or((Duration::ZERO, Duration::MAX));
+        if let Some(why) = out_of_bounds(duration, least, most) {
+            self.error(key, why);
         }
     }
 
@@ -285,8 +374,8 @@ impl Validator<'_, '_> {
             }
             (None, None) => None,
         };
-        self.positive(&format!("{prefix}.timeout"), raw.timeout);
-        self.positive(&format!("{prefix}.wait_timeout"), raw.wait_timeout);
+        self.duration(&format!("{prefix}.timeout"), raw.timeout);
+        self.duration(&format!("{prefix}.wait_timeout"), raw.wait_timeout);
         Some(SupervisorSettings {
             name: name.to_string(),
             endpoint: endpoint?,
@@ -304,11 +393,22 @@ impl Validator<'_, '_> {
             ("bootstrap_timeout", t.bootstrap_timeout),
             ("boot_grace", t.boot_grace),
             ("restart_window", t.restart_window),
+            ("all_down_stagger", t.all_down_stagger),
         ] {
-            self.positive(&format!("thresholds.{key}"), duration);
+            self.duration(&format!("thresholds.{key}"), duration);
         }
         if let Some(timeout) = t.hang_timeout {
-            self.positive("thresholds.hang_timeout", timeout);
+            self.duration("thresholds.hang_timeout", timeout);
+        }
+        // `api_failures × probe_timeout` stands for hang_timeout when it is unset: its bounds.
+        if let (None, Some(failures @ 1..)) = (t.hang_timeout, t.api_failures)
+            && let Some((least, most)) = duration_bounds("thresholds.hang_timeout")
+            && let Some(why) = out_of_bounds(hang_timeout_of(t), least, most)
+        {
+            self.error(
+                "thresholds.api_failures",
+                format!("{failures} × probe_timeout as hang_timeout: {why}"),
+            );
         }
         match (t.hang_timeout, t.api_failures) {
             (_, Some(0)) => self.error("thresholds.api_failures", "expected a positive number, got 0"),
@@ -336,9 +436,6 @@ impl Validator<'_, '_> {
                     "expected a positive number, got 0",
                 );
             }
-        }
-        if t.tick_interval < Duration::from_millis(100) && !t.tick_interval.is_zero() {
-            self.error("thresholds.tick_interval", "expected at least 100ms");
         }
     }
 
@@ -591,15 +688,17 @@ impl Validator<'_, '_> {
     }
 
     fn url(&mut self, key: &str, text: &str) {
+        let shown = crate::http::redact_url(text);
         match reqwest::Url::parse(text) {
+            Ok(url) if has_credentials(&url) => self.error(key, credentials_refused(&shown)),
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {}
             Ok(_) => self.error(
                 key,
-                format!("{text:?}: expected an http:// or https:// URL"),
+                format!("{shown:?}: expected an http:// or https:// URL"),
             ),
             Err(e) => self.error(
                 key,
-                format!("{text:?}: expected an http:// or https:// URL ({e})"),
+                format!("{shown:?}: expected an http:// or https:// URL ({e})"),
             ),
         }
     }
@@ -628,8 +727,9 @@ impl Validator<'_, '_> {
             ("status_refresh", raw.status_refresh),
             ("status_max_age", raw.status_max_age),
             ("tip_interval", raw.tip_interval),
+            ("send_slots_after", raw.send_slots_after),
         ] {
-            self.positive(&format!("pooltool.{key}"), duration);
+            self.duration(&format!("pooltool.{key}"), duration);
         }
         if raw.enabled {
             if raw.user_id.is_none() {
@@ -674,7 +774,7 @@ impl Validator<'_, '_> {
                     .map(|dir| dir.join("pooltool-keys"))
                     .unwrap_or_else(|| PathBuf::from("pooltool-keys")),
             },
-            user_id: raw.user_id.clone(),
+            user_id: raw.user_id.clone().map(Secret::new),
             pool_id: pool_id.map(|secret| secret.expose().to_string()),
             genesis_hash: genesis_hash.map(|secret| secret.expose().to_string()),
         }
@@ -700,6 +800,10 @@ impl Validator<'_, '_> {
             schedule_refresh_min_gap: raw.schedule_refresh_min_gap,
             state_file: self.resolve(&raw.state_file),
         };
+        self.duration(
+            "leadership.schedule_refresh_min_gap",
+            raw.schedule_refresh_min_gap,
+        );
         if settings.slot_window == 0 {
             self.error(
                 "leadership.slot_window",
@@ -723,6 +827,34 @@ impl Validator<'_, '_> {
             }
         }
         settings
+    }
+
+    /// With leadership enabled, the node secret is POSTed to each node's REST API: a plain
+    /// `http://` URL is refused unless its host is loopback (or `leadership.allow_insecure`).
+    fn secret_sent_over_tls_or_loopback(&mut self, raw: &RawConfig, nodes: &[NodeSettings]) {
+        for node in nodes {
+            let url = &node.jormungandr().rest_url;
+            if url.scheme() != "http" || url.host_str().is_some_and(crate::http::is_loopback_host) {
+                continue;
+            }
+            let Some(index) = raw.nodes.iter().position(|raw| raw.name == node.name) else {
+                continue;
+            };
+            let key = if raw.nodes[index].rest_url.is_some() {
+                format!("nodes[{index}].rest_url")
+            } else {
+                format!("nodes[{index}].overrides.rest.listen")
+            };
+            self.error(
+                &key,
+                format!(
+                    "{:?} is plain http to a host that is not loopback, and leadership sends the \
+                     node secret there: use https or a loopback address, or set \
+                     leadership.allow_insecure = true",
+                    crate::http::redact_url(url.as_str())
+                ),
+            );
+        }
     }
 
     fn email(&mut self, raw: &RawEmail) -> EmailSettings {
@@ -756,7 +888,7 @@ impl Validator<'_, '_> {
                 }
             }
         }
-        self.positive("email.dedupe_window", raw.dedupe_window);
+        self.duration("email.dedupe_window", raw.dedupe_window);
         let templates = TemplateSettings {
             dir: raw.templates_dir.as_ref().map(|path| self.resolve(path)),
             inline: raw
@@ -830,11 +962,37 @@ impl Validator<'_, '_> {
                 SocketAddr::from((Ipv4Addr::LOCALHOST, 9180))
             }
         };
-        if !listen.ip().is_loopback() && token.is_none() {
-            self.error(
-                "api.listen",
-                format!("{listen} is not a loopback address: set api.token_file so that mutating endpoints require a token"),
-            );
+        if !crate::http::is_loopback_host(&listen.ip().to_string()) {
+            // Reachable from other hosts: only when asked for, and behind a strong token. (A
+            // token from a file not read here, `HostFiles::Skip`, cannot be measured.)
+            let missing = token.is_none() && api.token_file.is_none();
+            let short = token
+                .as_ref()
+                .is_some_and(|token| token.expose().chars().count() < MIN_PUBLIC_TOKEN_CHARS);
+            if !api.allow_public {
+                self.error(
+                    "api.listen",
+                    format!(
+                        "{listen} is not a loopback address: an API reachable from other hosts \
+                         needs api.allow_public = true and a token of at least \
+                         {MIN_PUBLIC_TOKEN_CHARS} characters (api.token_file)"
+                    ),
+                );
+            } else if missing || short {
+                let key = if api.token.is_some() && api.token_file.is_none() {
+                    "api.token"
+                } else {
+                    "api.token_file"
+                };
+                self.error(
+                    key,
+                    format!(
+                        "{} a public API (api.listen = {listen}) needs a token of at least \
+                         {MIN_PUBLIC_TOKEN_CHARS} characters",
+                        if missing { "missing:" } else { "too short:" }
+                    ),
+                );
+            }
         }
         ApiSettings { listen, token }
     }
@@ -849,14 +1007,27 @@ fn peer_json(peer: &RawPeer) -> Value {
     Value::Object(object)
 }
 
+/// Whether `url` carries a user name or a password.
+fn has_credentials(url: &reqwest::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
+}
+
+/// The message refusing a URL with credentials (`shown` already without them): they would reach
+/// logs, `config show` and the status.
+fn credentials_refused(shown: &str) -> String {
+    format!("{shown:?}: credentials do not belong in the URL")
+}
+
 fn parse_rest_url(text: &str) -> Result<reqwest::Url, String> {
+    let shown = crate::http::redact_url(text);
     match reqwest::Url::parse(text) {
+        Ok(url) if has_credentials(&url) => Err(credentials_refused(&shown)),
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(url),
         Ok(_) => Err(format!(
-            "{text:?}: expected an http:// URL such as http://127.0.0.1:3100/api"
+            "{shown:?}: expected an http:// URL such as http://127.0.0.1:3100/api"
         )),
         Err(e) => Err(format!(
-            "{text:?}: expected an http:// URL such as http://127.0.0.1:3100/api ({e})"
+            "{shown:?}: expected an http:// URL such as http://127.0.0.1:3100/api ({e})"
         )),
     }
 }
@@ -944,6 +1115,222 @@ mod tests {
 
         let (_, errors, _) = thresholds("[thresholds]\napi_failures = 0\nhang_timeout = 0\n");
         assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    /// Every problem of `text` (a whole file, host files skipped) as `key: message`.
+    fn problems(text: &str) -> Vec<String> {
+        let path = Path::new("/nowhere/nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let (raw, mut errors) = load_raw_text(text, config::FileFormat::Toml, path, &env);
+        let origins = Origins::new(path, &env);
+        validate(raw, path, &origins, &mut errors, HostFiles::Skip);
+        errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn every_duration_key_is_bounded_and_an_absurd_value_is_named() {
+        for (key, least, most) in DURATION_BOUNDS {
+            let (section, field) = key.split_once('.').unwrap();
+            let mut values = vec![
+                (i64::MAX.to_string(), "is too long: expected at most"),
+                (
+                    "\"100000000h\"".to_string(),
+                    "is too long: expected at most",
+                ),
+                (
+                    format!(
+                        "\"{}\"",
+                        humantime::format_duration(*most + Duration::from_secs(1))
+                    ),
+                    "is too long",
+                ),
+            ];
+            if *least > Duration::ZERO {
+                values.push(("0".to_string(), "expected a"));
+            }
+            for (value, why) in values {
+                let text = format!("[{section}]\n{field} = {value}\n");
+                let found = problems(&text);
+                assert!(
+                    found
+                        .iter()
+                        .any(|p| p.starts_with(&format!("{key}: ")) && p.contains(why)),
+                    "{key} = {value}: {found:#?}"
+                );
+            }
+            // The bound itself is accepted.
+            let text = format!(
+                "[{section}]\n{field} = \"{}\"\n",
+                humantime::format_duration(*most)
+            );
+            assert!(
+                !problems(&text)
+                    .iter()
+                    .any(|p| p.starts_with(&format!("{key}: "))),
+                "{key} at its bound: {:#?}",
+                problems(&text)
+            );
+        }
+        // [supervisors.NAME] has the bounds of [supervisor].
+        let found =
+            problems("[supervisors.far]\nurl = \"http://10.0.0.2:9001\"\ntimeout = \"1000h\"\n");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("supervisors.far.timeout: ") && p.contains("at most 10m")),
+            "{found:#?}"
+        );
+        // hang_timeout derived from api_failures is bounded too.
+        let found = problems("[thresholds]\napi_failures = 4000000000\nprobe_timeout = \"5m\"\n");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("thresholds.api_failures: ") && p.contains("at most 1h")),
+            "{found:#?}"
+        );
+        assert!(
+            problems("[thresholds]\ntick_interval = \"50ms\"\n").contains(
+                &"thresholds.tick_interval: expected at least 100ms, got 50ms".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn the_bounds_table_knows_every_duration_key() {
+        // Every value of the defaults that reads as a duration is a duration key; each must have
+        // bounds (a new key without them fails here).
+        fn walk(prefix: &str, value: &serde_json::Value, found: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map {
+                        let key = if prefix.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        walk(&key, value, found);
+                    }
+                }
+                serde_json::Value::String(text) if humantime::parse_duration(text).is_ok() => {
+                    found.push(prefix.to_string());
+                }
+                _ => {}
+            }
+        }
+        let mut raw = RawConfig::default();
+        raw.thresholds.hang_timeout = Some(DEFAULT_HANG_TIMEOUT);
+        let mut keys = Vec::new();
+        walk("", &serde_json::to_value(&raw).unwrap(), &mut keys);
+        assert!(keys.len() >= 15, "{keys:?}");
+        for key in keys {
+            assert!(
+                duration_bounds(&key).is_some(),
+                "{key} has no bounds in DURATION_BOUNDS"
+            );
+        }
+    }
+
+    /// Every problem of a configuration of two nodes (REST at `rest1` and `rest2`) plus `extra`.
+    fn node_problems(rest1: &str, rest2: &str, extra: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("template.json"),
+            r#"{"rest": {"listen": "127.0.0.1:3101"}}"#,
+        )
+        .unwrap();
+        let path = dir.path().join("nodekeeper.toml");
+        let text = format!(
+            "[node_defaults]\ntemplate = \"template.json\"\nnode_dir = \"nodes\"\n\
+             [[nodes]]\nname = \"node1\"\n{rest1}\n[[nodes]]\nname = \"node2\"\n{rest2}\n{extra}"
+        );
+        let env = crate::config::Env::new();
+        let (raw, mut errors) = load_raw_text(&text, config::FileFormat::Toml, &path, &env);
+        let origins = Origins::new(&path, &env);
+        validate(raw, &path, &origins, &mut errors, HostFiles::Skip);
+        errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn leadership_refuses_plain_http_to_another_host_unless_allowed() {
+        let leadership = "[leadership]\nenabled = true\nsecret_file = \"secret.yaml\"\n";
+        let far = "rest_url = \"http://10.0.0.2:3101/api\"";
+        let near = "overrides = { rest = { listen = \"192.0.2.7:3102\" } }";
+        let found = node_problems(far, near, leadership);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].starts_with("nodes[0].rest_url: \"http://10.0.0.2:3101/api\" is plain http")
+                && found[0].contains("leadership.allow_insecure = true"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with("nodes[1].overrides.rest.listen: \"http://192.0.2.7:3102/api\""),
+            "{found:#?}"
+        );
+        // Allowed explicitly, or leadership off, or https, or loopback: no problem.
+        let allowed = format!("{leadership}allow_insecure = true\n");
+        assert_eq!(node_problems(far, near, &allowed), Vec::<String>::new());
+        assert_eq!(node_problems(far, near, ""), Vec::<String>::new());
+        let safe = [
+            "rest_url = \"https://10.0.0.2:3101/api\"",
+            "rest_url = \"http://localhost:3102/api\"",
+        ];
+        assert_eq!(
+            node_problems(safe[0], safe[1], leadership),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_public_api_needs_allow_public_and_a_long_token() {
+        let api = |extra: &str| {
+            node_problems(
+                "",
+                "rest_url = \"http://127.0.0.1:3102/api\"",
+                &format!("[api]\nlisten = \"0.0.0.0:9180\"\n{extra}"),
+            )
+        };
+        let long = "token = \"0123456789abcdef0123456789abcdef\"\n";
+        let found = api(long);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("api.listen: 0.0.0.0:9180 is not a loopback address")
+                && found[0].contains("api.allow_public = true"),
+            "{found:#?}"
+        );
+        assert_eq!(
+            api(&format!("allow_public = true\n{long}")),
+            Vec::<String>::new()
+        );
+        let found = api("allow_public = true\ntoken = \"0123456789abcdef0123456789abcde\"\n");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("api.token: too short: a public API")
+                && found[0].contains("at least 32 characters")
+                && !found[0].contains("0123456789"),
+            "{found:#?}"
+        );
+        let found = api("allow_public = true\n");
+        assert!(
+            found[0].starts_with("api.token_file: missing:"),
+            "{found:#?}"
+        );
+        // Loopback needs neither.
+        assert_eq!(
+            node_problems(
+                "",
+                "rest_url = \"http://127.0.0.1:3102/api\"",
+                "[api]\nlisten = \"[::1]:9180\"\n"
+            ),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

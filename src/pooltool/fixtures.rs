@@ -30,7 +30,7 @@ pub(super) fn clock() -> SlotClock {
 pub(super) fn identity() -> Identity {
     Identity {
         pool_id: POOL.into(),
-        user_id: USER.into(),
+        user_id: crate::secret::Secret::new(USER),
         genesis_hash: GENESIS.into(),
     }
 }

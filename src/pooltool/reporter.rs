@@ -23,6 +23,7 @@ use super::wire::{
 };
 use crate::chain::{NodeStatus, ProbeError};
 use crate::describe;
+use crate::secret::Secret;
 use crate::slots::{LeaderLog, SlotClock};
 
 /// The future of `TipHeaders::header_bytes`.
@@ -154,12 +155,21 @@ impl Reporter {
         };
         let identity = Identity {
             pool_id: present(settings.pool_id.as_ref(), "pool id")?,
-            user_id: present(settings.user_id.as_ref(), "user id")?,
+            user_id: Secret::new(present(
+                settings
+                    .user_id
+                    .as_ref()
+                    .map(|id| id.expose().to_string())
+                    .as_ref(),
+                "user id",
+            )?),
             genesis_hash: present(settings.genesis_hash.as_ref(), "genesis hash")?,
         };
         let url = |text: &str, key: &str| {
-            Url::parse(text)
-                .map_err(|e| format!("pooltool.{key} {}: {e}", describe::excerpt(text, 80)))
+            Url::parse(text).map_err(|e| {
+                let shown = crate::http::redact_url(text);
+                format!("pooltool.{key} {}: {e}", describe::excerpt(&shown, 80))
+            })
         };
         Ok(Context {
             http: wire::client(),

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secret::Secret;
+
 /// How slot logs are verified when sent to PoolTool.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -48,8 +50,8 @@ pub struct PoolToolSettings {
     /// Where per-epoch keys and hashes are kept (resolved; default `pooltool-keys` beside the
     /// restart log).
     pub key_path: PathBuf,
-    /// PoolTool user id (UUID).
-    pub user_id: Option<String>,
+    /// PoolTool user id (UUID): the account's key, so kept as a secret (never in `Debug`).
+    pub user_id: Option<Secret>,
     /// The pool id (hex), from `pool_id` or `pool_id_file`.
     pub pool_id: Option<String>,
     /// The genesis hash, from `genesis_hash` or `genesis_hash_file`.

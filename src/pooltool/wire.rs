@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::describe;
+use crate::secret::Secret;
 use crate::slots::{LeaderLog, SlotDate};
 
 /// The `platform` parameter of `sharemytip`.
@@ -36,8 +37,8 @@ pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 pub struct Identity {
     /// The pool id, hex.
     pub pool_id: String,
-    /// The PoolTool user id (UUID).
-    pub user_id: String,
+    /// The PoolTool user id (UUID), the account's key: never in `Debug`.
+    pub user_id: Secret,
     /// The genesis hash (only its first 7 characters are sent).
     pub genesis_hash: String,
 }
@@ -111,7 +112,7 @@ pub fn tip_request_url(base: &Url, identity: &Identity, report: &TipReport) -> U
     let height = report.height.to_string();
     let mut pairs: Vec<(&str, &str)> = vec![
         ("poolid", identity.pool_id.trim()),
-        ("userid", identity.user_id.trim()),
+        ("userid", identity.user_id.expose().trim()),
         ("genesispref", identity.genesis_prefix()),
         ("mytip", &height),
         ("lasthash", &report.hash),
@@ -214,7 +215,7 @@ pub fn slots_body(
     put("currentepoch", &epoch.to_string());
     put("poolid", identity.pool_id.trim());
     put("genesispref", identity.genesis_prefix());
-    put("userid", identity.user_id.trim());
+    put("userid", identity.user_id.expose().trim());
     put("assigned_slots", &assigned.to_string());
     match commitment {
         Commitment::None => {}
@@ -330,11 +331,10 @@ fn hex(bytes: &[u8]) -> String {
     text
 }
 
-/// The HTTP client of every exchange with PoolTool: no proxy, nodekeeper's user agent.
+/// The HTTP client of every exchange with PoolTool: no proxy, nodekeeper's user agent, no
+/// redirect from https to http (`http::client_builder`).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .user_agent(concat!("nodekeeper/", env!("CARGO_PKG_VERSION")))
+    crate::http::client_builder()
         .build()
         // Building fails only for TLS or proxy setup, which are not configured here.
         .unwrap_or_default()

@@ -34,8 +34,10 @@ impl Endpoint {
     /// Credentials inside the URL are refused: they would end up in logs and process lists; the
     /// user name and password have their own options.
     pub fn parse(text: &str) -> Result<Endpoint, EndpointError> {
+        // Whatever is wrong, the URL is shown without its user name and password: this message
+        // is printed and may be logged.
         let invalid = |why: &str| EndpointError::Invalid {
-            url: text.to_string(),
+            url: crate::http::redact_url(text),
             why: why.to_string(),
         };
         if let Some(path) = text.strip_prefix("unix://") {
@@ -64,15 +66,10 @@ impl Endpoint {
             return Err(invalid("no host"));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            // Show the URL without its password: this message is printed and may be logged.
-            let _ = url.set_password(None);
-            let _ = url.set_username("");
-            return Err(EndpointError::Invalid {
-                url: url.to_string(),
-                why: "credentials do not belong in the URL; use --user and the password file or \
-                      environment"
-                    .to_string(),
-            });
+            return Err(invalid(
+                "credentials do not belong in the URL; use --user and the password file or \
+                 environment",
+            ));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(invalid("a query or fragment is not expected"));
@@ -136,6 +133,13 @@ mod tests {
             ("unix://", "empty"),
             ("unix://relative.sock", "absolute"),
             ("http://127.0.0.1:9001/RPC2?x=1", "query"),
+            // Refused for another reason, the credentials are still not echoed.
+            (
+                "https://user:secret@127.0.0.1:9001/RPC2",
+                "https is not supported",
+            ),
+            ("ftp://user:secret@host/", "unsupported scheme"),
+            ("http://user:secret@[::1", "invalid"),
         ] {
             let error = Endpoint::parse(text).unwrap_err().to_string();
             assert!(error.contains(why), "{text:?}: {error}");

@@ -44,10 +44,7 @@ impl Transport {
         credentials: Option<(String, String)>,
         max_response_bytes: usize,
     ) -> Result<Transport, SupervisorError> {
-        let builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("nodekeeper/", env!("CARGO_PKG_VERSION")))
-            .no_proxy();
+        let builder = crate::http::client_builder().connect_timeout(CONNECT_TIMEOUT);
         let builder = match endpoint {
             Endpoint::Http(_) => builder.pool_max_idle_per_host(0).tcp_nodelay(true),
             Endpoint::Unix(path) => builder.unix_socket(path.clone()),

@@ -574,3 +574,44 @@ async fn on_jmanager_files_the_api_listen_and_token_come_from_the_environment() 
     assert!(!log.contains(token), "{log}");
     let _ = child.start_kill();
 }
+
+#[tokio::test]
+async fn no_client_can_hold_the_api_open() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let supervisord = Supervisord::builder().sims(1).start().await;
+    let config = DaemonConfig::write(&supervisord, json!({}));
+    let _daemon = config.start(&[]).await;
+    let started = std::time::Instant::now();
+    // Half a header, then nothing: the daemon closes it within its 10 s header timeout.
+    let mut half = tokio::net::TcpStream::connect(&config.api_listen)
+        .await
+        .unwrap();
+    half.write_all(b"GET /v1/status HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    // More connections than the cap (256), each sending nothing.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(
+            tokio::net::TcpStream::connect(&config.api_listen)
+                .await
+                .unwrap(),
+        );
+    }
+    // The API still answers: once the silent connections time out, at the latest.
+    let api = ApiClient::new(&config.api_listen, Duration::from_secs(30)).unwrap();
+    let status = api.status().await.expect("the API answers /v1/status");
+    assert_eq!(status.nodes.len(), 1);
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), half.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "a half-sent header held the connection for 15 s"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
+}

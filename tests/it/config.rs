@@ -28,6 +28,13 @@ const fn case(file: &'static str, problems: &'static [(&'static str, &'static st
 /// The corpus, as described in `tests/corpus/broken/README.md`.
 const CASES: &[Case] = &[
     case("syntax.toml", &[("", "line 5")]),
+    case(
+        "password-unclosed.toml",
+        &[(
+            "",
+            "line 5, column 12 (key supervisor.password): invalid TOML",
+        )],
+    ),
     case("syntax.yaml", &[("", "line 7")]),
     case("syntax.json", &[("", "line 6")]),
     case(
@@ -1481,4 +1488,28 @@ async fn config_edit_edits_each_of_jmanagers_files_and_checks_them_together() {
     let other = Example::new();
     let output = other.edit(&Editor::new(), &["--template"]).await;
     assert_eq!(output.code, 2, "{output:?}");
+}
+
+#[tokio::test]
+async fn an_absurd_duration_for_any_key_exits_2_naming_the_key_and_its_bound() {
+    let example = Example::new();
+    let mut failures = Vec::new();
+    for (key, _, most) in nodekeeper::config::validate::DURATION_BOUNDS {
+        let variable = format!("NODEKEEPER__{}", key.replace('.', "__").to_uppercase());
+        let output = example
+            .config(&["check"], &[(variable.as_str(), "100000000h")])
+            .await;
+        let bound = format!(
+            "is too long: expected at most {}",
+            humantime::format_duration(*most)
+        );
+        let named = output
+            .stderr
+            .lines()
+            .any(|line| line.contains(&format!("{key}: ")) && line.contains(&bound));
+        if output.code != 2 || !named {
+            failures.push(format!("{key}: exit {}: {}", output.code, output.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1068,3 +1068,14 @@ async fn a_daemon_that_cannot_bind_its_api_exits_2_before_touching_anything() {
     );
     drop(taken);
 }
+
+#[tokio::test]
+async fn running_as_root_is_warned_about_once() {
+    let supervisord = Supervisord::builder().sims(1).start().await;
+    let config = DaemonConfig::write(&supervisord, json!({}));
+    let daemon = config.start(&[]).await;
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+    let warnings = daemon.log_text().matches("running as root").count();
+    assert_eq!(warnings, usize::from(root), "{}", daemon.log_text());
+}

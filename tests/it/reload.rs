@@ -148,3 +148,79 @@ async fn sighup_reads_the_configuration_again_and_the_daemon_keeps_running() {
     .await;
     assert_eq!(daemon.terminate().await, Some(0));
 }
+
+/// Waits until the daemon has logged `needle` `count` times.
+async fn wait_for_count(daemon: &crate::support::Daemon, needle: &str, count: usize) {
+    wait_until(
+        &format!("{count} × {needle:?} in the log"),
+        Duration::from_secs(15),
+        || async { (daemon.log_text().matches(needle).count() >= count).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_rejected_reload_never_shows_a_secret_and_an_absurd_duration_never_crashes() {
+    let supervisord = Supervisord::builder().sims(2).start().await;
+    let mut config = DaemonConfig::write(&supervisord, json!({}));
+    // The same configuration as TOML, whose parse errors used to quote the source line.
+    let value: toml::Table =
+        serde_json::from_str(&std::fs::read_to_string(&config.path).unwrap()).unwrap();
+    let good = toml::to_string(&value).unwrap();
+    config.path = config.dir.join("nodekeeper.toml");
+    std::fs::write(&config.path, &good).unwrap();
+    let daemon = config.start(&[]).await;
+    let rejected = "configuration change rejected";
+
+    // A password with an unclosed quote: the error names the line, the column and the key, and
+    // neither the log nor anything else shows the password.
+    let broken = format!("{good}\n[email]\npassword = \"hunter2\n");
+    let line = broken.lines().count();
+    std::fs::write(&config.path, &broken).unwrap();
+    wait_for_count(&daemon, rejected, 1).await;
+    let log = daemon.log_text();
+    assert!(
+        log.contains(&format!(
+            "line {line}, column 12 (key email.password): invalid TOML"
+        )),
+        "{log}"
+    );
+    assert!(
+        !log.contains("hunter2"),
+        "the password reached the log:\n{log}"
+    );
+
+    // A huge tick interval (it used to pass the check and crash the loop on overflow): rejected,
+    // naming the key and its bound.
+    std::fs::write(
+        &config.path,
+        good.replace(
+            "tick_interval = \"200ms\"",
+            "tick_interval = 9223372036854775807",
+        ),
+    )
+    .unwrap();
+    wait_for_count(&daemon, rejected, 2).await;
+    let log = daemon.log_text();
+    assert!(
+        log.contains("thresholds.tick_interval: ") && log.contains("expected at most 10m"),
+        "{log}"
+    );
+
+    // The daemon keeps running on the old configuration: a crashed node is started again.
+    let before = supervisord.pids().await;
+    supervisord.sims[1].fault(json!({"fault": "crash"})).await;
+    wait_until("node2 runs again", Duration::from_secs(20), || async {
+        let pids = supervisord.pids().await;
+        (pids
+            .get("node2")
+            .is_some_and(|pid| Some(pid) != before.get("node2") && *pid != 0))
+        .then_some(())
+    })
+    .await;
+    assert!(
+        !daemon.log_text().contains("panicked"),
+        "{}",
+        daemon.log_text()
+    );
+}

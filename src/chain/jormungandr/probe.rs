@@ -60,15 +60,13 @@ impl JormungandrProbe {
 /// The HTTP client of every exchange with a Jormungandr node: no proxy, no redirects, no idle
 /// connections kept.
 pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
+    crate::http::client_builder()
         // A node restarted by supervisord drops its connections; a pooled one would fail the
         // next exchange spuriously, and a fresh loopback connection costs a fraction of a
         // millisecond. Each exchange therefore opens its own connection.
         .pool_max_idle_per_host(0)
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("nodekeeper/", env!("CARGO_PKG_VERSION")))
         .build()
         // Building fails only for TLS or proxy setup, neither of which is used here.
         .unwrap_or_default()

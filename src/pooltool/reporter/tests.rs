@@ -35,13 +35,13 @@ fn a_disabled_or_incomplete_reporter_is_inactive() {
     reporter.poll(t(0), None, None);
     assert_eq!(reporter.status(), ReporterStatus::default());
     settings.enabled = true;
-    settings.user_id = Some("  ".into());
+    settings.user_id = Some(crate::secret::Secret::new("  "));
     assert!(
         !Reporter::new(&settings, PathBuf::new(), TIMEOUT, no_blocks())
             .status()
             .active
     );
-    settings.user_id = Some(USER.into());
+    settings.user_id = Some(crate::secret::Secret::new(USER));
     settings.tip_url = "not a url".into();
     assert!(
         !Reporter::new(&settings, PathBuf::new(), TIMEOUT, no_blocks())
@@ -176,7 +176,7 @@ fn settings(base: &str, mode: SlotsVerification, gpg: Option<PathBuf>) -> PoolTo
         slots_url: format!("{base}/v0/sendlogs"),
         slots_verification: mode,
         gpg,
-        user_id: Some(USER.into()),
+        user_id: Some(crate::secret::Secret::new(USER)),
         pool_id: Some(POOL.into()),
         genesis_hash: Some(GENESIS.into()),
         ..PoolToolSettings::default()
