@@ -124,7 +124,7 @@ pub(crate) fn validate(
     let restart_log = v.resolve(&raw.restart_log.path);
     let pooltool = v.pooltool(&raw.pooltool, &restart_log);
     let leadership = v.leadership(&raw.leadership);
-    let email = v.email(&raw.email);
+    let email = v.email(&raw.email, &restart_log);
     let api = v.api(&raw);
     let skipped = std::mem::take(&mut v.skipped);
     let notices = std::mem::take(&mut v.notices);
@@ -725,7 +725,7 @@ impl Validator<'_, '_> {
         settings
     }
 
-    fn email(&mut self, raw: &RawEmail) -> EmailSettings {
+    fn email(&mut self, raw: &RawEmail, restart_log: &Path) -> EmailSettings {
         let password = self.secret(
             "email",
             "password",
@@ -783,6 +783,31 @@ impl Validator<'_, '_> {
                 format!("cannot read {}: {e}", path.display()),
             );
         }
+        // Trust and the wire: the pin, what it goes with, and a password in clear.
+        let tls_pin_sha256 = raw.tls_pin_sha256.as_deref().and_then(|text| {
+            crate::alert::Fingerprint::parse(text)
+                .map_err(|e| self.error("email.tls_pin_sha256", e))
+                .ok()
+        });
+        if let Some((key, message)) = crate::alert::settings::tls_conflict(
+            raw.security,
+            raw.tls_pin_sha256.is_some(),
+            raw.tls_ca_file.is_some(),
+        ) {
+            self.error(&format!("email.{key}"), message);
+        }
+        if let Some(message) = crate::alert::settings::insecure_auth(
+            raw.security,
+            password.is_some(),
+            raw.smtp_server.as_deref(),
+            raw.allow_insecure,
+        ) {
+            self.error("email.security", message);
+        }
+        let outbox = Some(match &raw.outbox {
+            Some(path) => self.resolve(path),
+            None => crate::alert::outbox::default_path(restart_log),
+        });
         let checked_templates = match &templates.dir {
             Some(dir) if !self.checks_host_file("email.templates_dir", dir) => TemplateSettings {
                 dir: None,
@@ -803,6 +828,9 @@ impl Validator<'_, '_> {
             from: raw.from.clone(),
             to: raw.to.clone(),
             tls_ca_file,
+            tls_pin_sha256,
+            allow_insecure: raw.allow_insecure,
+            outbox,
             templates,
             dedupe_window: raw.dedupe_window,
         }

@@ -305,6 +305,9 @@ fn settings(port: u16) -> EmailSettings {
         from: Some(FROM.into()),
         to: TO.iter().map(|to| to.to_string()).collect(),
         tls_ca_file: None,
+        tls_pin_sha256: None,
+        allow_insecure: false,
+        outbox: None,
         templates: TemplateSettings::default(),
         dedupe_window: Duration::from_secs(15 * 60),
     }
