@@ -1006,4 +1006,96 @@ mod tests {
         );
         assert!(problems("2m 5s").is_empty());
     }
+
+    /// `[email]` of `section`, validated: its settings and the `email.*` problems.
+    fn email(section: &str) -> (EmailSettings, Vec<String>) {
+        let path = Path::new("/nowhere/nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let text =
+            format!("[restart_log]\npath = \"/var/lib/nk/restarts.csv\"\n[email]\n{section}");
+        let (raw, mut errors) = load_raw_text(&text, config::FileFormat::Toml, path, &env);
+        let origins = Origins::new(path, &env);
+        let (config, _, _) = validate(raw, path, &origins, &mut errors, HostFiles::Skip);
+        let errors = errors
+            .0
+            .iter()
+            .filter(|e| e.key.starts_with("email"))
+            .map(ToString::to_string)
+            .collect();
+        (config.email, errors)
+    }
+
+    #[test]
+    fn a_password_in_clear_to_a_remote_host_names_allow_insecure_not_the_password() {
+        let remote = "smtp_server = \"relay.example.org\"\nsecurity = \"plain\"\npassword = \"hunter2-pw\"\n";
+        let (_, errors) = email(remote);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("/nowhere/nodekeeper.toml")
+                && errors[0].contains("email.security")
+                && errors[0].contains("email.allow_insecure")
+                && !errors[0].contains("hunter2"),
+            "{errors:?}"
+        );
+        let (settings, errors) = email(&format!("{remote}allow_insecure = true\n"));
+        assert!(errors.is_empty() && settings.allow_insecure, "{errors:?}");
+        let (_, errors) = email(&remote.replace("relay.example.org", "127.0.0.1"));
+        assert!(errors.is_empty(), "{errors:?}");
+        let (_, errors) = email(&remote.replace("plain", "starttls"));
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn a_pin_is_read_in_any_of_its_spellings_and_goes_with_tls_only() {
+        let hex = "3f1c5e0b8a2d4e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
+        let (settings, errors) = email(&format!(
+            "tls_pin_sha256 = \"sha256 Fingerprint={}\"\n",
+            hex.to_uppercase()
+                .as_bytes()
+                .chunks(2)
+                .map(|p| std::str::from_utf8(p).unwrap())
+                .collect::<Vec<_>>()
+                .join(":")
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            settings.tls_pin_sha256,
+            crate::alert::Fingerprint::parse(hex).ok()
+        );
+        let (_, errors) = email("tls_pin_sha256 = \"abc\"\n");
+        assert!(
+            errors.len() == 1
+                && errors[0].contains("email.tls_pin_sha256")
+                && errors[0].contains("64 hex digits"),
+            "{errors:?}"
+        );
+        let (_, errors) = email(&format!(
+            "tls_pin_sha256 = \"{hex}\"\ntls_ca_file = \"ca.pem\"\n"
+        ));
+        assert!(
+            errors.len() == 1 && errors[0].contains("not both"),
+            "{errors:?}"
+        );
+        let (_, errors) = email(&format!(
+            "tls_pin_sha256 = \"{hex}\"\nsecurity = \"plain\"\n"
+        ));
+        assert!(
+            errors.len() == 1 && errors[0].contains("not \"plain\""),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn the_outbox_is_beside_the_restart_log_unless_configured() {
+        let (settings, _) = email("");
+        assert_eq!(
+            settings.outbox,
+            Some(PathBuf::from("/var/lib/nk/alert-outbox.json"))
+        );
+        let (settings, _) = email("outbox = \"spool/outbox.json\"\n");
+        assert_eq!(
+            settings.outbox,
+            Some(PathBuf::from("/nowhere/spool/outbox.json"))
+        );
+    }
 }
