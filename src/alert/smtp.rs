@@ -425,10 +425,16 @@ impl AsyncTokioStream for Stream {
     }
 }
 
-/// A failed handshake: rustls's own words (`invalid peer certificate: CaUsedAsEndEntity`).
+/// A failed handshake in rustls's words, with the cause of an "other" certificate error said
+/// plainly (`invalid peer certificate: CaUsedAsEndEntity`, not `Other(OtherError(..))`).
 fn tls_reason(error: &io::Error) -> String {
     let text = match error.get_ref() {
-        Some(inner) => inner.to_string(),
+        Some(inner) => match inner.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+                format!("invalid peer certificate: {}", other.0)
+            }
+            _ => inner.to_string(),
+        },
         None => error.to_string(),
     };
     format!("TLS handshake failed: {text}")
