@@ -485,12 +485,9 @@ async fn events_without_a_mail_are_skipped() {
 
 /// Polls `check` every 10 ms for up to 10 s (real time).
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not within 10 s"
-        );
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
