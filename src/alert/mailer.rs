@@ -15,6 +15,17 @@ pub struct Mail {
     pub date: SystemTime,
 }
 
+/// Whether a failed delivery is worth trying again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailErrorKind {
+    /// Anything but a refusal of this mail: the connection, TLS, authentication, a 4xx answer, a
+    /// timeout. Retried as long as the mail is queued.
+    Transient,
+    /// The server refused this mail for good: a 5xx answer to MAIL, RCPT or DATA (but not one of
+    /// the authentication codes 530, 534, 535, 538). Never retried.
+    Rejected,
+}
+
 /// A mail could not be delivered.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("cannot send mail through {server}: {reason}")]
@@ -23,6 +34,19 @@ pub struct MailError {
     pub server: String,
     /// What went wrong, one line.
     pub reason: String,
+    /// Whether it is worth trying again.
+    pub kind: MailErrorKind,
+}
+
+impl MailError {
+    /// A failure worth trying again.
+    pub fn transient(server: impl Into<String>, reason: impl Into<String>) -> MailError {
+        MailError {
+            server: server.into(),
+            reason: reason.into(),
+            kind: MailErrorKind::Transient,
+        }
+    }
 }
 
 /// Delivers mail.

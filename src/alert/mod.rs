@@ -5,19 +5,28 @@
 //!   jmanager's names, the shipped defaults (`configs/templates/`, embedded).
 //! - `template`: loading (shipped, `email.templates_dir`, inline), validation, pure rendering.
 //! - `context`: an `Event` (or a leadership fact) to an `Alert`: template + placeholder values.
-//! - `worker`: dedupe (pure), the queue, retries with backoff; `AlertWorker` is the running task.
-//! - `settings`: what the configuration resolves for alerts (`EmailSettings`); alerts never read
-//!   the configuration itself.
-//! - `mailer`: the `Mailer` trait and `Mail`; `smtp`: `SmtpMailer` (lettre, rustls).
+//! - `worker`: dedupe (pure), the running task (`AlertWorker`): queue, outbox, retries, shutdown.
+//! - `queue`: the mails waiting, pure: a backoff per mail, oldest due first, state changes kept
+//!   before ordinary mails when full.
+//! - `outbox`: the durable spool of undelivered mails (`alert-outbox.json`), read at start.
+//! - `settings`: what the configuration resolves for alerts (`EmailSettings`), and the checks
+//!   both the configuration and `SmtpMailer` make (password in clear, pin conflicts); alerts
+//!   never read the configuration itself.
+//! - `mailer`: the `Mailer` trait, `Mail`, `MailError` (transient or rejected); `smtp`:
+//!   `SmtpMailer` (our TCP and TLS, lettre's SMTP); `tls`: rustls client configurations and the
+//!   certificate pin (`Fingerprint`, `PinnedVerifier`).
 //!
 //! Must not: block the sender (the daemon uses `try_send`), or show a password in any message.
 
 pub mod catalog;
 pub mod context;
 pub mod mailer;
+pub mod outbox;
+pub mod queue;
 pub mod settings;
 pub mod smtp;
 pub mod template;
+pub mod tls;
 pub mod worker;
 
 use std::sync::Arc;
@@ -25,10 +34,11 @@ use std::time::SystemTime;
 
 pub use catalog::TemplateName;
 pub use context::{Alert, Facts};
-pub use mailer::{Mail, MailError, Mailer};
+pub use mailer::{Mail, MailError, MailErrorKind, Mailer};
 pub use settings::{EmailSettings, InlineTemplate, SmtpSecurity, TemplateSettings};
 pub use smtp::{SetupError, SmtpMailer};
 pub use template::{Rendered, TemplateProblem, Templates};
+pub use tls::Fingerprint;
 pub use worker::{AlertWorker, Dedupe, Reconfigure, Setup, Verdict, WorkerOptions};
 
 use crate::time::Clock;
@@ -59,8 +69,8 @@ pub enum StartError {
     Setup(#[from] SetupError),
 }
 
-/// The worker's setup of `email` (SMTP mailer, templates, dedupe window), rendering with
-/// `facts`: at start, and again on each reload.
+/// The worker's setup of `email` (SMTP mailer, templates, dedupe window, outbox), rendering with
+/// `facts`: at start, and again on each reload (where the outbox opened at start stays).
 pub fn setup(email: &EmailSettings, facts: Facts) -> Result<Setup, StartError> {
     let templates = Templates::load(&email.templates).map_err(StartError::Templates)?;
     let mailer = SmtpMailer::try_new(email)?;
@@ -68,12 +78,12 @@ pub fn setup(email: &EmailSettings, facts: Facts) -> Result<Setup, StartError> {
         mailer,
         templates,
         facts,
-        WorkerOptions::new(email.dedupe_window),
+        WorkerOptions::new(email.dedupe_window).with_outbox(email.outbox.clone()),
     ))
 }
 
 /// Starts the alert worker of `email` (SMTP mailer, templates, dedupe window), rendering with
-/// `facts`.
+/// `facts`; the mails left in its outbox by the last run go first.
 pub fn start(
     email: &EmailSettings,
     facts: Facts,

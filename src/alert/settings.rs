@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::tls::Fingerprint;
 use crate::secret::Secret;
 
 /// SMTP transport security.
@@ -74,8 +75,129 @@ pub struct EmailSettings {
     pub to: Vec<String>,
     /// A PEM file of CA certificates trusted besides the system's (path resolved).
     pub tls_ca_file: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint (not with
+    /// `tls_ca_file`, nor with `plain`).
+    pub tls_pin_sha256: Option<Fingerprint>,
+    /// Allow the password in clear (`plain`) to a host that is not a loopback one.
+    pub allow_insecure: bool,
+    /// The file keeping undelivered mails across restarts (path resolved; by default
+    /// `alert-outbox.json` beside the restart log); `None`: mails live in memory only.
+    pub outbox: Option<PathBuf>,
     /// Templates overriding the shipped ones.
     pub templates: TemplateSettings,
     /// The same event for the same node is mailed at most once per window.
     pub dedupe_window: Duration,
+}
+
+/// Whether `host` is this machine without asking DNS: `localhost`, a name under `.localhost`, or
+/// a loopback address (IPv4 127/8, `::1`, also IPv4-mapped, in brackets or not).
+pub fn is_loopback_host(host: &str) -> bool {
+    crate::http::is_loopback_host(host.trim())
+}
+
+/// Why `security`, `password` and `host` would send the password in clear over the network,
+/// unless `allow_insecure`: the message for `email.security`.
+pub fn insecure_auth(
+    security: SmtpSecurity,
+    has_password: bool,
+    host: Option<&str>,
+    allow_insecure: bool,
+) -> Option<String> {
+    let host = host.map(str::trim).filter(|host| !host.is_empty())?;
+    (security == SmtpSecurity::Plain && has_password && !allow_insecure && !is_loopback_host(host))
+        .then(|| {
+            format!(
+                "\"plain\" would send the SMTP password in clear to {host}, which is not a \
+                 loopback host: use \"starttls\" or \"tls\", or set email.allow_insecure = true"
+            )
+        })
+}
+
+/// Why the TLS keys contradict each other or the security mode: `(key, message)`.
+pub fn tls_conflict(
+    security: SmtpSecurity,
+    pinned: bool,
+    has_ca_file: bool,
+) -> Option<(&'static str, &'static str)> {
+    if !pinned {
+        return None;
+    }
+    if security == SmtpSecurity::Plain {
+        Some((
+            "tls_pin_sha256",
+            "a pinned certificate needs security \"tls\" or \"starttls\", not \"plain\"",
+        ))
+    } else if has_ca_file {
+        Some((
+            "tls_pin_sha256",
+            "either a pinned certificate or email.tls_ca_file, not both",
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_known_without_dns() {
+        for host in [
+            "localhost",
+            "LOCALHOST.",
+            "mail.localhost",
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "[::1]",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "example.org",
+            "localhost.example.org",
+            "10.0.0.1",
+            "::2",
+            "mylocalhost",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_password_in_clear_to_another_host_needs_allow_insecure() {
+        use SmtpSecurity::*;
+        let table = [
+            (Plain, true, "relay.example.org", false, true),
+            (Plain, true, "relay.example.org", true, false),
+            (Plain, true, "127.0.0.1", false, false),
+            (Plain, false, "relay.example.org", false, false),
+            (Starttls, true, "relay.example.org", false, false),
+            (Tls, true, "relay.example.org", false, false),
+        ];
+        for (security, password, host, allow, refused) in table {
+            let problem = insecure_auth(security, password, Some(host), allow);
+            assert_eq!(
+                problem.is_some(),
+                refused,
+                "{security:?} {password} {host} {allow}"
+            );
+            if let Some(problem) = problem {
+                assert!(problem.contains("email.allow_insecure") && problem.contains(host));
+            }
+        }
+    }
+
+    #[test]
+    fn a_pin_goes_with_tls_only_and_without_a_ca_file() {
+        use SmtpSecurity::*;
+        assert!(tls_conflict(Plain, true, false).is_some());
+        assert!(tls_conflict(Tls, true, true).is_some());
+        assert!(tls_conflict(Starttls, true, false).is_none());
+        assert!(tls_conflict(Tls, false, true).is_none());
+        assert!(tls_conflict(Plain, false, false).is_none());
+    }
 }

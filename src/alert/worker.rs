@@ -1,6 +1,13 @@
 //! The alert worker: a task that turns the daemon's events into mails, deduplicates them, and
-//! delivers them through a `Mailer` from a queue, retrying with backoff. The daemon hands events
-//! over with `try_send` on a bounded channel, so nothing here can block the control loop.
+//! delivers them through a `Mailer` from a `Queue` (each mail with its own backoff, one delivery
+//! at a time, state changes kept before ordinary mails), kept in the durable `Outbox` so that
+//! undelivered mails survive a restart. The daemon hands events over with `try_send` on a bounded
+//! channel, so nothing here can block the control loop.
+//!
+//! A transient failure is retried as long as the mail is queued; a rejection (`MailErrorKind::
+//! Rejected`) drops it. At start the outbox's mails go first, with their original Date. At
+//! shutdown (`finish`) the channel is drained, every mail gets one more attempt until the
+//! deadline, and what is left stays in the outbox for the next run.
 //!
 //! Deduplication (`Dedupe`, pure, given `now`): the same template for the same node (or
 //! supervisord) is mailed at most once per `email.dedupe_window`; the next mail of that kind
@@ -10,24 +17,28 @@
 //! that still lasts when the window ends is mailed then.
 //!
 //! A reload reconfigures the running worker (`Reconfigure`): a new mailer, templates, facts and
-//! dedupe window take over; mails already queued stay queued (as rendered) and what was mailed
-//! stays counted.
+//! dedupe window take over; mails already queued stay queued (as rendered) and are tried at once
+//! with the new settings, and what was mailed stays counted. The outbox opened at start stays in
+//! use (a changed `email.outbox` applies at the next start).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::catalog::TemplateName;
 use super::context::{Alert, Facts};
-use super::mailer::{Mail, MailError, Mailer};
+use super::mailer::{Mail, MailError, MailErrorKind, Mailer};
+use super::outbox::{self, Outbox};
+use super::queue::{Class, Id, Queue, Queued, Retry};
 use super::template::Templates;
 use crate::backoff::ExponentialBackoff;
 use crate::events::Event;
@@ -45,24 +56,33 @@ pub const RETRY: ExponentialBackoff =
 pub struct WorkerOptions {
     /// The same alert is mailed at most once per window (`email.dedupe_window`).
     pub dedupe_window: Duration,
-    /// The delays between attempts of a failed delivery: the first retry after `retry.min()`,
-    /// doubling on each failure up to `retry.max()`.
+    /// The delays between attempts of a mail whose delivery failed: the first retry after
+    /// `retry.min()`, doubling on each failure of that mail up to `retry.max()`. A transient
+    /// failure is retried as long as the mail is queued.
     pub retry: ExponentialBackoff,
-    /// Attempts of one mail before it is dropped (logged as an error).
-    pub max_attempts: u32,
-    /// Mails waiting beyond this many (at least 2): the oldest not in flight is dropped (logged).
+    /// Mails waiting beyond this many (at least 2): one is dropped (logged), ordinary mails
+    /// before state changes (`queue`).
     pub queue_limit: usize,
+    /// The durable outbox, opened at start (`None`: in memory only).
+    pub outbox: Option<PathBuf>,
 }
 
 impl WorkerOptions {
-    /// Retries after 10 s, 20 s, 40 s ... up to 10 min, 10 attempts (about 40 min), 100 mails
-    /// queued at most.
+    /// Retries after 10 s, 20 s, 40 s ... up to 10 min, 100 mails queued at most, no outbox.
     pub fn new(dedupe_window: Duration) -> WorkerOptions {
         WorkerOptions {
             dedupe_window,
             retry: RETRY,
-            max_attempts: 10,
             queue_limit: 100,
+            outbox: None,
+        }
+    }
+
+    /// These options with the outbox at `path`.
+    pub fn with_outbox(self, path: Option<PathBuf>) -> WorkerOptions {
+        WorkerOptions {
+            outbox: path,
+            ..self
         }
     }
 
@@ -150,11 +170,15 @@ impl Reconfigure {
     }
 }
 
+/// How long `finish` waits beyond its grace for the worker's last outbox write.
+const LAST_WRITE: Duration = Duration::from_secs(5);
+
 /// The running worker: its event sender and its task.
 #[derive(Debug)]
 pub struct AlertWorker {
     sender: mpsc::Sender<Event>,
     setups: mpsc::Sender<Setup>,
+    stop: oneshot::Sender<Duration>,
     task: JoinHandle<()>,
 }
 
@@ -170,25 +194,29 @@ impl AlertWorker {
         AlertWorker::start(Setup::new(mailer, templates, facts, options), clock)
     }
 
-    /// Starts the worker with `setup` on the current tokio runtime.
+    /// Starts the worker with `setup` on the current tokio runtime. Its first step reads the
+    /// outbox of `setup`'s options (off the runtime's threads); those mails go first.
     pub fn start(setup: Setup, clock: Arc<dyn Clock>) -> AlertWorker {
         let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
         let (setups, setups_rx) = mpsc::channel(1);
+        let (stop, stop_rx) = oneshot::channel();
         let state = State {
             mailer: setup.mailer,
             templates: setup.templates,
             facts: setup.facts,
             clock,
             dedupe: Dedupe::new(setup.options.dedupe_window),
+            queue: Queue::new(setup.options.queue_limit),
             options: setup.options,
-            queue: VecDeque::new(),
-            next_attempt: Instant::now(),
-            closing: false,
+            outbox: None,
+            dirty: false,
+            deadline: None,
         };
-        let task = tokio::spawn(state.run(receiver, setups_rx));
+        let task = tokio::spawn(state.run(receiver, setups_rx, stop_rx));
         AlertWorker {
             sender,
             setups,
+            stop,
             task,
         }
     }
@@ -205,18 +233,26 @@ impl AlertWorker {
         }
     }
 
-    /// Stops taking events and tries each queued mail once more, for at most `grace`; what is
-    /// still undelivered then is dropped. Every other sender must be dropped first (the worker
-    /// runs until the channel closes).
+    /// Stops taking events: the events already sent are taken, and each queued mail is tried
+    /// once more, for at most `grace`; what is still undelivered then stays in the outbox for
+    /// the next start (never dropped).
     pub async fn finish(self, grace: Duration) {
         let AlertWorker {
-            sender, mut task, ..
+            sender,
+            stop,
+            mut task,
+            ..
         } = self;
         drop(sender);
-        if tokio::time::timeout(grace, &mut task).await.is_err() {
+        // The worker may have ended already (its channel closed): nothing to tell it then.
+        let _ = stop.send(grace);
+        if tokio::time::timeout(grace + LAST_WRITE, &mut task)
+            .await
+            .is_err()
+        {
             warn!(
-                "alerts: gave up delivering queued mails after {} s",
-                grace.as_secs()
+                "alerts: the worker did not stop within {} s; the outbox holds what it last wrote",
+                (grace + LAST_WRITE).as_secs()
             );
             task.abort();
         }
@@ -380,15 +416,6 @@ fn with_suppressed(mut alert: Alert, suppressed: u64) -> Alert {
     alert
 }
 
-/// A mail waiting for delivery.
-#[derive(Debug)]
-struct Queued {
-    /// `template (about)`, for log lines.
-    label: String,
-    mail: Mail,
-    failures: u32,
-}
-
 struct State {
     mailer: Arc<dyn AnyMailer>,
     templates: Templates,
@@ -396,78 +423,186 @@ struct State {
     clock: Arc<dyn Clock>,
     options: WorkerOptions,
     dedupe: Dedupe,
-    queue: VecDeque<Queued>,
-    /// When the head of the queue may be tried.
-    next_attempt: Instant,
-    /// The channel is closed: each queued mail gets one more attempt, then the worker ends.
-    closing: bool,
+    queue: Queue,
+    /// The outbox opened at start.
+    outbox: Option<Outbox>,
+    /// The queue changed since the outbox was written.
+    dirty: bool,
+    /// Closing: when the last attempts end (`None` while running, or closing without a
+    /// deadline because every sender is gone).
+    deadline: Option<Instant>,
 }
 
 enum Woken {
-    Delivered(Result<(), MailError>),
+    Delivered(Id, Result<(), MailError>),
     Event(Option<Event>),
     Setup(Box<Setup>),
+    Stop(Duration),
     Timer,
 }
 
+/// The delivery in flight: its mail and its task.
+type InFlight = Option<(Id, JoinHandle<Result<(), MailError>>)>;
+
 impl State {
-    async fn run(mut self, mut events: mpsc::Receiver<Event>, mut setups: mpsc::Receiver<Setup>) {
-        let mut in_flight: Option<JoinHandle<Result<(), MailError>>> = None;
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut setups: mpsc::Receiver<Setup>,
+        stop: oneshot::Receiver<Duration>,
+    ) {
+        self.open_outbox().await;
+        let mut stop = Some(stop);
+        let mut closing = false;
+        let mut in_flight: InFlight = None;
         loop {
             let now = Instant::now();
-            if !self.closing {
+            if !closing {
                 for alert in self.dedupe.due(now) {
                     self.enqueue(alert);
                 }
             }
+            // A mail is on disk before its first attempt.
+            self.save().await;
+            if self.deadline.is_some_and(|deadline| now >= deadline) {
+                if let Some((_, task)) = in_flight.take() {
+                    task.abort();
+                    self.queue.abandon();
+                }
+                break;
+            }
             if in_flight.is_none()
-                && now >= self.next_attempt
-                && let Some(head) = self.queue.front()
+                && let Some((id, mail)) = self.queue.next(now)
             {
                 let mailer = Arc::clone(&self.mailer);
-                let mail = head.mail.clone();
-                in_flight = Some(tokio::spawn(async move { mailer.send(&mail).await }));
+                in_flight = Some((id, tokio::spawn(async move { mailer.send(&mail).await })));
             }
-            if self.closing && self.queue.is_empty() && in_flight.is_none() {
-                return;
+            if closing && (self.queue.is_empty() || self.queue.done()) {
+                break;
             }
-            let retry_at =
-                (in_flight.is_none() && !self.queue.is_empty()).then_some(self.next_attempt);
-            let recheck_at = (!self.closing)
-                .then(|| self.dedupe.next_deadline())
-                .flatten();
-            let wake = [retry_at, recheck_at].into_iter().flatten().min();
+            let retry_at = self.queue.next_due();
+            let recheck_at = (!closing).then(|| self.dedupe.next_deadline()).flatten();
+            let wake = [retry_at, recheck_at, self.deadline]
+                .into_iter()
+                .flatten()
+                .min();
             let woken = tokio::select! {
-                delivered = wait(&mut in_flight) => Woken::Delivered(delivered),
-                event = events.recv(), if !self.closing => Woken::Event(event),
+                (id, delivered) = wait(&mut in_flight) => Woken::Delivered(id, delivered),
+                event = events.recv(), if !closing => Woken::Event(event),
                 Some(setup) = setups.recv() => Woken::Setup(Box::new(setup)),
+                grace = stopped(&mut stop) => Woken::Stop(grace),
                 () = sleep_until(wake) => Woken::Timer,
             };
             match woken {
-                Woken::Delivered(outcome) => {
+                Woken::Delivered(id, outcome) => {
                     in_flight = None;
-                    self.delivered(outcome);
+                    self.delivered(id, outcome);
                 }
                 Woken::Event(Some(event)) => self.accept(&event),
                 Woken::Setup(setup) => self.reconfigure(*setup),
                 Woken::Event(None) => {
-                    self.closing = true;
-                    self.next_attempt = Instant::now();
+                    // Every sender is gone: one more attempt each (`finish` sets the deadline).
+                    closing = true;
+                    self.queue.close(Instant::now());
+                }
+                Woken::Stop(grace) => {
+                    self.deadline = Some(Instant::now() + grace);
+                    if !closing {
+                        closing = true;
+                        // What the daemon sent before it stopped is still mailed (or kept).
+                        events.close();
+                        while let Ok(event) = events.try_recv() {
+                            self.accept(&event);
+                        }
+                        self.queue.close(Instant::now());
+                    }
                 }
                 Woken::Timer => {}
             }
+        }
+        self.save().await;
+        if !self.queue.is_empty() {
+            match &self.outbox {
+                Some(outbox) => warn!(
+                    "alerts: {} undelivered mail(s) kept in {} for the next start",
+                    self.queue.len(),
+                    outbox.path().display()
+                ),
+                None => error!(
+                    "alerts: {} undelivered mail(s) dropped (no outbox)",
+                    self.queue.len()
+                ),
+            }
+        }
+    }
+
+    /// Opens the outbox of the options, if any; its mails are queued first, as they were.
+    async fn open_outbox(&mut self) {
+        let Some(path) = self.options.outbox.clone() else {
+            return;
+        };
+        let loaded = tokio::task::spawn_blocking(move || Outbox::load(&path)).await;
+        let Ok((outbox, mails)) = loaded else {
+            error!("alerts: reading the outbox failed; undelivered mails live in memory only");
+            return;
+        };
+        if !mails.is_empty() {
+            info!(
+                "alerts: {} undelivered mail(s) from {} go first",
+                mails.len(),
+                outbox.path().display()
+            );
+        }
+        let now = Instant::now();
+        for queued in mails {
+            if let Some(dropped) = self.queue.push(queued, now) {
+                self.log_dropped(&dropped);
+            }
+        }
+        self.outbox = Some(outbox);
+    }
+
+    /// Writes the queue to the outbox when it changed (off the runtime's threads).
+    async fn save(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let Some(outbox) = self.outbox.clone() else {
+            return;
+        };
+        let bytes = outbox::encode(self.queue.mails());
+        let written = tokio::task::spawn_blocking(move || outbox.save(&bytes)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(
+                "alerts: {}; undelivered mails are kept in memory only",
+                crate::describe::chain(&e)
+            ),
+            Err(e) => error!("alerts: writing the outbox failed: {e}"),
         }
     }
 
     fn reconfigure(&mut self, setup: Setup) {
         info!("alerts: new settings in force");
+        if let Some(outbox) = &self.outbox
+            && setup.options.outbox.as_deref() != Some(outbox.path())
+        {
+            warn!(
+                "alerts: email.outbox changed; {} stays in use until the next start",
+                outbox.path().display()
+            );
+        }
         self.mailer = setup.mailer;
         self.templates = setup.templates;
         self.facts = setup.facts;
         self.dedupe.set_window(setup.options.dedupe_window);
-        self.options = setup.options;
-        // A mail waiting for a retry is tried with the new settings at once.
-        self.next_attempt = Instant::now();
+        self.options = WorkerOptions {
+            outbox: self.options.outbox.clone(),
+            ..setup.options
+        };
+        // Mails waiting for a retry are tried with the new settings at once.
+        self.queue.all_due(Instant::now());
     }
 
     fn accept(&mut self, event: &Event) {
@@ -495,70 +630,86 @@ impl State {
             debug!("alerts: {label}: the template's subject is empty, not mailed");
             return;
         }
-        if self.queue.len() >= self.options.queue_limit.max(2) {
-            // The head may be in flight: drop the oldest behind it.
-            if let Some(dropped) = self.queue.remove(1) {
-                error!(
-                    "alerts: queue full ({} mails), dropped {}: {}",
-                    self.queue.len() + 1,
-                    dropped.label,
-                    dropped.mail.subject
-                );
-            }
-        }
-        self.queue.push_back(Queued {
+        let queued = Queued {
             label,
+            class: Class::of(alert.template),
             mail: super::mail(rendered, self.clock.now()),
-            failures: 0,
-        });
+        };
+        if let Some(dropped) = self.queue.push(queued, Instant::now()) {
+            self.log_dropped(&dropped);
+        }
+        self.dirty = true;
     }
 
-    fn delivered(&mut self, outcome: Result<(), MailError>) {
-        let queued = self.queue.len();
-        let Some(head) = self.queue.front_mut() else {
-            return;
-        };
+    fn log_dropped(&self, dropped: &Queued) {
+        error!(
+            "alerts: queue full ({} mails), dropped {}: {}",
+            self.queue.len(),
+            dropped.label,
+            dropped.mail.subject
+        );
+    }
+
+    fn delivered(&mut self, id: Id, outcome: Result<(), MailError>) {
+        let now = Instant::now();
+        let waiting = self.queue.len();
         match outcome {
             Ok(()) => {
-                info!("alerts: mailed {}: {}", head.label, head.mail.subject);
-                self.queue.pop_front();
-                self.next_attempt = Instant::now();
-            }
-            Err(e) => {
-                head.failures += 1;
-                if self.closing || head.failures >= self.options.max_attempts {
-                    error!(
-                        "alerts: {e}; dropped {} after {} attempt(s): {}",
-                        head.label, head.failures, head.mail.subject
-                    );
-                    self.queue.pop_front();
-                    self.next_attempt = Instant::now();
-                } else {
-                    let delay = self.options.retry_delay(head.failures);
-                    warn!(
-                        "alerts: {e}; {} retried in {} s ({} queued)",
-                        head.label,
-                        delay.as_secs(),
-                        queued
-                    );
-                    self.next_attempt = Instant::now() + delay;
+                if let Some(queued) = self.queue.delivered(id, now) {
+                    info!("alerts: mailed {}: {}", queued.label, queued.mail.subject);
+                    self.dirty = true;
                 }
             }
+            Err(e) if e.kind == MailErrorKind::Rejected => {
+                if let Some(queued) = self.queue.rejected(id) {
+                    error!(
+                        "alerts: {e}; the server refused {} for good, dropped: {}",
+                        queued.label, queued.mail.subject
+                    );
+                    self.dirty = true;
+                }
+            }
+            Err(e) => match self.queue.failed(id, now, &self.options.retry) {
+                Some((label, failures, Retry::After(delay))) => warn!(
+                    "alerts: {e}; {label} retried in {} s (attempt {failures}, {waiting} queued)",
+                    delay.as_secs()
+                ),
+                Some((label, failures, Retry::Kept)) => {
+                    warn!("alerts: {e}; {label} kept for the next start (attempt {failures})")
+                }
+                None => {}
+            },
         }
     }
 }
 
 /// The outcome of the delivery in flight; never resolves when there is none.
-async fn wait(in_flight: &mut Option<JoinHandle<Result<(), MailError>>>) -> Result<(), MailError> {
+async fn wait(in_flight: &mut InFlight) -> (Id, Result<(), MailError>) {
     match in_flight {
-        Some(task) => match task.await {
-            Ok(outcome) => outcome,
-            Err(e) => Err(MailError {
-                server: "?".into(),
-                reason: format!("delivery task failed: {e}"),
-            }),
+        Some((id, task)) => match task.await {
+            Ok(outcome) => (*id, outcome),
+            Err(e) => (
+                *id,
+                Err(MailError::transient(
+                    "?",
+                    format!("delivery task failed: {e}"),
+                )),
+            ),
         },
         None => std::future::pending().await,
+    }
+}
+
+/// The grace `finish` gives, once; never resolves after that or when the worker was dropped.
+async fn stopped(stop: &mut Option<oneshot::Receiver<Duration>>) -> Duration {
+    let Some(receiver) = stop.as_mut() else {
+        return std::future::pending().await;
+    };
+    let grace = receiver.await;
+    *stop = None;
+    match grace {
+        Ok(grace) => grace,
+        Err(_) => std::future::pending().await,
     }
 }
 

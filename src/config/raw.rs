@@ -347,8 +347,18 @@ pub struct RawEmail {
     /// Recipients.
     pub to: Vec<String>,
     /// A PEM file of CA certificates trusted for the SMTP server besides the system's (a private
-    /// CA, or a self-signed server); default: none, the system's roots only.
+    /// CA); default: none, the system's roots only. A self-signed server: `tls_pin_sha256`.
     pub tls_ca_file: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint (hex, `AB:CD:..`, or
+    /// openssl's `sha256 Fingerprint=AB:..` line), whatever its issuer, validity or names: for a
+    /// relay with a self-signed certificate. Not with `tls_ca_file` nor `security = "plain"`.
+    pub tls_pin_sha256: Option<String>,
+    /// Allow `security = "plain"` with a password to a host that is not a loopback one (the
+    /// password then crosses the network in clear).
+    pub allow_insecure: bool,
+    /// The file keeping undelivered mails across restarts; default: `alert-outbox.json` beside
+    /// the restart log.
+    pub outbox: Option<PathBuf>,
     /// Templates overriding the shipped ones.
     pub templates_dir: Option<PathBuf>,
     /// Inline templates by event name (also jmanager's `stuck`, `bootstrap_restart`,
@@ -372,6 +382,9 @@ impl Default for RawEmail {
             from: None,
             to: Vec::new(),
             tls_ca_file: None,
+            tls_pin_sha256: None,
+            allow_insecure: false,
+            outbox: None,
             templates_dir: None,
             templates: BTreeMap::new(),
             dedupe_window: Duration::from_secs(15 * 60),

@@ -211,7 +211,7 @@ pub(crate) fn validate(
     if raw.leadership.enabled && !raw.leadership.allow_insecure {
         v.secret_sent_over_tls_or_loopback(&raw, &nodes);
     }
-    let email = v.email(&raw.email);
+    let email = v.email(&raw.email, &restart_log);
     let api = v.api(&raw);
     let skipped = std::mem::take(&mut v.skipped);
     let notices = std::mem::take(&mut v.notices);
@@ -857,7 +857,7 @@ impl Validator<'_, '_> {
         }
     }
 
-    fn email(&mut self, raw: &RawEmail) -> EmailSettings {
+    fn email(&mut self, raw: &RawEmail, restart_log: &Path) -> EmailSettings {
         let password = self.secret(
             "email",
             "password",
@@ -915,6 +915,31 @@ impl Validator<'_, '_> {
                 format!("cannot read {}: {e}", path.display()),
             );
         }
+        // Trust and the wire: the pin, what it goes with, and a password in clear.
+        let tls_pin_sha256 = raw.tls_pin_sha256.as_deref().and_then(|text| {
+            crate::alert::Fingerprint::parse(text)
+                .map_err(|e| self.error("email.tls_pin_sha256", e))
+                .ok()
+        });
+        if let Some((key, message)) = crate::alert::settings::tls_conflict(
+            raw.security,
+            raw.tls_pin_sha256.is_some(),
+            raw.tls_ca_file.is_some(),
+        ) {
+            self.error(&format!("email.{key}"), message);
+        }
+        if let Some(message) = crate::alert::settings::insecure_auth(
+            raw.security,
+            password.is_some(),
+            raw.smtp_server.as_deref(),
+            raw.allow_insecure,
+        ) {
+            self.error("email.security", message);
+        }
+        let outbox = Some(match &raw.outbox {
+            Some(path) => self.resolve(path),
+            None => crate::alert::outbox::default_path(restart_log),
+        });
         let checked_templates = match &templates.dir {
             Some(dir) if !self.checks_host_file("email.templates_dir", dir) => TemplateSettings {
                 dir: None,
@@ -935,6 +960,9 @@ impl Validator<'_, '_> {
             from: raw.from.clone(),
             to: raw.to.clone(),
             tls_ca_file,
+            tls_pin_sha256,
+            allow_insecure: raw.allow_insecure,
+            outbox,
             templates,
             dedupe_window: raw.dedupe_window,
         }
@@ -1364,5 +1392,97 @@ mod tests {
             "{refused:?}"
         );
         assert!(problems("2m 5s").is_empty());
+    }
+
+    /// `[email]` of `section`, validated: its settings and the `email.*` problems.
+    fn email(section: &str) -> (EmailSettings, Vec<String>) {
+        let path = Path::new("/nowhere/nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let text =
+            format!("[restart_log]\npath = \"/var/lib/nk/restarts.csv\"\n[email]\n{section}");
+        let (raw, mut errors) = load_raw_text(&text, config::FileFormat::Toml, path, &env);
+        let origins = Origins::new(path, &env);
+        let (config, _, _) = validate(raw, path, &origins, &mut errors, HostFiles::Skip);
+        let errors = errors
+            .0
+            .iter()
+            .filter(|e| e.key.starts_with("email"))
+            .map(ToString::to_string)
+            .collect();
+        (config.email, errors)
+    }
+
+    #[test]
+    fn a_password_in_clear_to_a_remote_host_names_allow_insecure_not_the_password() {
+        let remote = "smtp_server = \"relay.example.org\"\nsecurity = \"plain\"\npassword = \"hunter2-pw\"\n";
+        let (_, errors) = email(remote);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("/nowhere/nodekeeper.toml")
+                && errors[0].contains("email.security")
+                && errors[0].contains("email.allow_insecure")
+                && !errors[0].contains("hunter2"),
+            "{errors:?}"
+        );
+        let (settings, errors) = email(&format!("{remote}allow_insecure = true\n"));
+        assert!(errors.is_empty() && settings.allow_insecure, "{errors:?}");
+        let (_, errors) = email(&remote.replace("relay.example.org", "127.0.0.1"));
+        assert!(errors.is_empty(), "{errors:?}");
+        let (_, errors) = email(&remote.replace("plain", "starttls"));
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn a_pin_is_read_in_any_of_its_spellings_and_goes_with_tls_only() {
+        let hex = "3f1c5e0b8a2d4e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
+        let (settings, errors) = email(&format!(
+            "tls_pin_sha256 = \"sha256 Fingerprint={}\"\n",
+            hex.to_uppercase()
+                .as_bytes()
+                .chunks(2)
+                .map(|p| std::str::from_utf8(p).unwrap())
+                .collect::<Vec<_>>()
+                .join(":")
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            settings.tls_pin_sha256,
+            crate::alert::Fingerprint::parse(hex).ok()
+        );
+        let (_, errors) = email("tls_pin_sha256 = \"abc\"\n");
+        assert!(
+            errors.len() == 1
+                && errors[0].contains("email.tls_pin_sha256")
+                && errors[0].contains("64 hex digits"),
+            "{errors:?}"
+        );
+        let (_, errors) = email(&format!(
+            "tls_pin_sha256 = \"{hex}\"\ntls_ca_file = \"ca.pem\"\n"
+        ));
+        assert!(
+            errors.len() == 1 && errors[0].contains("not both"),
+            "{errors:?}"
+        );
+        let (_, errors) = email(&format!(
+            "tls_pin_sha256 = \"{hex}\"\nsecurity = \"plain\"\n"
+        ));
+        assert!(
+            errors.len() == 1 && errors[0].contains("not \"plain\""),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn the_outbox_is_beside_the_restart_log_unless_configured() {
+        let (settings, _) = email("");
+        assert_eq!(
+            settings.outbox,
+            Some(PathBuf::from("/var/lib/nk/alert-outbox.json"))
+        );
+        let (settings, _) = email("outbox = \"spool/outbox.json\"\n");
+        assert_eq!(
+            settings.outbox,
+            Some(PathBuf::from("/nowhere/spool/outbox.json"))
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! Email alerts against a real SMTP server: `tests/it/smtp_sink.py` (aiosmtpd, from the project's
 //! `.venv`, installed by scripts/test.sh) started per test on a free loopback port, writing every
 //! message it receives to a directory. Plain SMTP with credentials, implicit TLS and STARTTLS with
-//! a private CA (rcgen), `nodekeeper alert test`, template validation through `config check`, the
-//! worker's dedupe window and retries on the wire, and the daemon mailing a crash and an outage.
+//! a private CA (rcgen), a self-signed relay (CA:TRUE) refused as a CA file and reached with its
+//! pinned fingerprint, a password in clear refused, `nodekeeper alert test`, template validation
+//! through `config check`, the worker's dedupe window and retries on the wire, the daemon mailing
+//! a crash and an outage, and undelivered mails kept in the outbox across a SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -10,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nodekeeper::alert::{
-    AlertWorker, EmailSettings, Facts, SmtpMailer, SmtpSecurity, TemplateSettings, Templates,
-    WorkerOptions,
+    AlertWorker, EmailSettings, Facts, Fingerprint, SmtpMailer, SmtpSecurity, TemplateSettings,
+    Templates, WorkerOptions,
 };
 use nodekeeper::backoff::ExponentialBackoff;
 use nodekeeper::events::Event;
@@ -305,6 +307,9 @@ fn settings(port: u16) -> EmailSettings {
         from: Some(FROM.into()),
         to: TO.iter().map(|to| to.to_string()).collect(),
         tls_ca_file: None,
+        tls_pin_sha256: None,
+        allow_insecure: false,
+        outbox: None,
         templates: TemplateSettings::default(),
         dedupe_window: Duration::from_secs(15 * 60),
     }
@@ -622,4 +627,201 @@ async fn the_daemon_mails_a_crash_and_one_pair_of_mails_per_supervisord_outage()
         subjects[1].starts_with("[nodekeeper] supervisord default reachable again ("),
         "{subjects:?}"
     );
+}
+
+/// A self-signed certificate for `localhost` and `127.0.0.1` carrying CA:TRUE, as `openssl req
+/// -x509` makes them: the certificate and key files, and its SHA-256 fingerprint.
+struct SelfSigned {
+    cert: PathBuf,
+    key: PathBuf,
+    fingerprint: Fingerprint,
+}
+
+fn self_signed(dir: &Path) -> SelfSigned {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "relay.example.org");
+    let cert = params.self_signed(&key).expect("self-signed certificate");
+    let files = SelfSigned {
+        cert: dir.join("relay.pem"),
+        key: dir.join("relay.key"),
+        fingerprint: Fingerprint::of(cert.der()),
+    };
+    std::fs::write(&files.cert, cert.pem()).expect("write certificate");
+    std::fs::write(&files.key, key.serialize_pem()).expect("write key");
+    files
+}
+
+#[tokio::test]
+async fn a_self_signed_relay_is_refused_as_a_ca_file_and_reached_with_its_pin() {
+    let certificates = tempfile::tempdir().expect("tempdir");
+    let relay = self_signed(certificates.path());
+    let as_pki = Pki {
+        ca: relay.cert.clone(),
+        cert: relay.cert.clone(),
+        key: relay.key.clone(),
+    };
+    let other = Fingerprint::of(b"another certificate");
+    for mode in [Mode::Tls, Mode::Starttls] {
+        let sink = SmtpSink::start(mode, Some(&as_pki), 0).await;
+        let error_start = format!("error: cannot send mail through localhost:{}: ", sink.port);
+
+        // As a trust anchor, rustls refuses it: a CA certificate is no server's.
+        let as_ca = config_dir(email_section(
+            mode,
+            sink.port,
+            json!({"tls_ca_file": relay.cert.display().to_string()}),
+        ));
+        let output = run(&mut nodekeeper(as_ca.path(), &["alert", "test"])).await;
+        assert_eq!(output.code, 1, "{mode:?}: {output:?}");
+        assert!(
+            output.stderr.starts_with(&error_start),
+            "{mode:?}: {output:?}"
+        );
+        assert!(
+            output
+                .stderr
+                .contains("invalid peer certificate: CaUsedAsEndEntity"),
+            "{mode:?}: {output:?}"
+        );
+
+        // Pinned (openssl's line), it is trusted whatever its CA flag: the mail goes, over TLS.
+        let pinned = config_dir(email_section(
+            mode,
+            sink.port,
+            json!({"tls_pin_sha256": format!("sha256 Fingerprint={}", relay.fingerprint)}),
+        ));
+        let output = run(&mut nodekeeper(pinned.path(), &["alert", "test"])).await;
+        assert_eq!(output.code, 0, "{mode:?}: {output:?}");
+        let mail = sink.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(mail[0].meta["tls"], true, "{mode:?}");
+        assert_eq!(mail[0].meta["login"], SMTP_USER, "{mode:?}");
+
+        // Another pin: refused, naming what the server presented.
+        let wrong = config_dir(email_section(
+            mode,
+            sink.port,
+            json!({"tls_pin_sha256": other.to_string().replace(':', "").to_lowercase()}),
+        ));
+        let output = run(&mut nodekeeper(wrong.path(), &["alert", "test"])).await;
+        assert_eq!(output.code, 1, "{mode:?}: {output:?}");
+        assert!(
+            output.stderr.starts_with(&error_start),
+            "{mode:?}: {output:?}"
+        );
+        assert!(
+            output.stderr.contains("invalid peer certificate")
+                && output.stderr.contains(&relay.fingerprint.to_string()),
+            "{mode:?}: {output:?}"
+        );
+        assert!(!output.stderr.contains(SMTP_PASSWORD));
+        assert_eq!(sink.received().len(), 1, "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_password_in_clear_to_a_remote_relay_is_a_configuration_error() {
+    let dir = config_dir(json!({
+        "enabled": true,
+        "smtp_server": "relay.example.org",
+        "security": "plain",
+        "password_file": "smtp.password",
+        "from": FROM,
+        "to": TO,
+    }));
+    for command in [&["config", "check"][..], &["alert", "test"][..]] {
+        let output = run(&mut nodekeeper(dir.path(), command)).await;
+        assert_eq!(output.code, 2, "{command:?}: {output:?}");
+        assert!(
+            output.stderr.contains("email.security")
+                && output.stderr.contains("email.allow_insecure"),
+            "{command:?}: {output:?}"
+        );
+        assert!(!output.stderr.contains(SMTP_PASSWORD), "{output:?}");
+    }
+}
+
+/// The mails of the outbox file at `path` (none when it is missing).
+fn outbox_mails(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|outbox| outbox["mails"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn undelivered_alerts_survive_sigterm_and_the_next_run_delivers_them_with_their_date() {
+    let port = free_port();
+    let supervisord = Supervisord::builder().sims(2).start().await;
+    let config = DaemonConfig::write(
+        &supervisord,
+        json!({"email": email_section(Mode::Plain, port, json!({}))}),
+    );
+    std::fs::write(
+        config.dir.join("smtp.password"),
+        format!("{SMTP_PASSWORD}\n"),
+    )
+    .expect("write password");
+    let outbox = config.dir.join("alert-outbox.json");
+    let mut daemon = config.start(&[]).await;
+
+    // The relay is down: the crash's mail waits in the outbox beside the restart log.
+    supervisord.sims[1].fault(json!({"fault": "crash"})).await;
+    let kept = wait_until(
+        "the mail in the outbox",
+        Duration::from_secs(30),
+        || async {
+            let mails = outbox_mails(&outbox);
+            (!mails.is_empty()).then_some(mails)
+        },
+    )
+    .await;
+    assert_eq!(daemon.terminate().await, Some(0), "{}", daemon.log_text());
+    let after_stop = outbox_mails(&outbox);
+    assert_eq!(after_stop, kept, "{}", daemon.log_text());
+    assert!(
+        kept[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("[nodekeeper] node2 crashed and was started")),
+        "{kept:?}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&outbox)
+        .expect("outbox")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let raised = kept[0]["date"].as_i64().expect("a date");
+    assert!(
+        daemon.log_text().contains("kept in"),
+        "{}",
+        daemon.log_text()
+    );
+    drop(daemon);
+
+    // The relay is back; the next run delivers the mail first, dated when it was raised.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let sink = SmtpSink::start(Mode::Plain, None, port).await;
+    let daemon = config.start(&[]).await;
+    let mails = sink.wait_for(1, Duration::from_secs(30)).await;
+    assert!(
+        mails[0]
+            .subject()
+            .starts_with("[nodekeeper] node2 crashed and was started"),
+        "{}",
+        daemon.log_text()
+    );
+    let date = chrono::DateTime::parse_from_rfc2822(&mails[0].header("Date")).expect("a Date");
+    assert_eq!(date.timestamp(), raised);
+    wait_until("an empty outbox", Duration::from_secs(10), || async {
+        outbox_mails(&outbox).is_empty().then_some(())
+    })
+    .await;
 }

@@ -1,5 +1,6 @@
 //! The worker with an in-memory mailer and paused time: dedupe and its counts, outages as pairs,
-//! retries with backoff, a slow server never blocking the sender.
+//! retries with a backoff per mail, a slow server never blocking the sender; with real time and
+//! a temporary directory, the outbox across a stop and a start.
 
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -19,8 +20,16 @@ struct MemoryMailer {
 struct Inner {
     delivered: Vec<Mail>,
     attempts: Vec<Instant>,
+    /// Subjects of the attempts, in order.
+    tried: Vec<String>,
     failures: u32,
     delay: Duration,
+    /// Mails whose subject holds this fail (transiently), always.
+    failing_for: Option<String>,
+    /// Mails whose subject holds this are rejected.
+    rejecting: Option<String>,
+    /// Every mail fails (transiently).
+    down: bool,
 }
 
 impl MemoryMailer {
@@ -28,6 +37,28 @@ impl MemoryMailer {
         let mailer = MemoryMailer::default();
         mailer.inner.lock().expect("lock").failures = failures;
         mailer
+    }
+
+    fn failing_for(needle: &str) -> MemoryMailer {
+        let mailer = MemoryMailer::default();
+        mailer.inner.lock().expect("lock").failing_for = Some(needle.into());
+        mailer
+    }
+
+    fn rejecting(needle: &str) -> MemoryMailer {
+        let mailer = MemoryMailer::default();
+        mailer.inner.lock().expect("lock").rejecting = Some(needle.into());
+        mailer
+    }
+
+    fn down() -> MemoryMailer {
+        let mailer = MemoryMailer::default();
+        mailer.inner.lock().expect("lock").down = true;
+        mailer
+    }
+
+    fn tried(&self) -> Vec<String> {
+        self.inner.lock().expect("lock").tried.clone()
     }
 
     fn slow(delay: Duration) -> MemoryMailer {
@@ -52,19 +83,30 @@ impl MemoryMailer {
 
 impl Mailer for MemoryMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        let (delay, fail) = {
+        let (delay, fail, reject) = {
             let mut inner = self.inner.lock().expect("lock");
             inner.attempts.push(Instant::now());
-            let fail = inner.failures > 0;
+            inner.tried.push(mail.subject.clone());
+            let holds = |needle: &Option<String>| {
+                needle
+                    .as_deref()
+                    .is_some_and(|needle| mail.subject.contains(needle))
+            };
+            let fail = inner.failures > 0 || inner.down || holds(&inner.failing_for);
+            let reject = holds(&inner.rejecting);
             inner.failures = inner.failures.saturating_sub(1);
-            (inner.delay, fail)
+            (inner.delay, fail, reject)
         };
         tokio::time::sleep(delay).await;
-        if fail {
+        if reject {
             return Err(MailError {
                 server: "memory:25".into(),
-                reason: "connection refused".into(),
+                reason: "permanent error (550): no such user".into(),
+                kind: MailErrorKind::Rejected,
             });
+        }
+        if fail {
+            return Err(MailError::transient("memory:25", "connection refused"));
         }
         self.inner
             .lock()
@@ -264,43 +306,92 @@ async fn the_worker_mails_deduplicates_and_counts() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failed_delivery_is_retried_with_backoff() {
+async fn a_failed_delivery_is_retried_with_backoff_and_a_success_makes_the_others_due() {
     let mailer = MemoryMailer::failing(3);
     let worker = spawn(&mailer, options());
     let start = Instant::now();
     worker.sender().try_send(crashed("node1")).expect("queued");
     settle().await;
-    // A second alert waits behind the first, in order.
+    advance(Duration::from_secs(5)).await;
+    // A second alert fails too, with its own backoff (due at 15 s).
     worker.sender().try_send(crashed("node2")).expect("queued");
-    advance(Duration::from_secs(71)).await;
+    advance(Duration::from_secs(80)).await;
     let offsets: Vec<u64> = mailer
         .attempts()
         .iter()
         .map(|at| at.duration_since(start).as_secs())
         .collect();
-    // Failed at 0, 10, 30; delivered at 70, then the next one at once.
-    assert_eq!(offsets, [0, 10, 30, 70, 70]);
+    // node1 failed at 0 and 10 (next try at 30), node2 at 5; node2 delivered at its retry
+    // (15), and node1 went at once after it, not at 30.
+    assert_eq!(offsets, [0, 5, 10, 15, 15]);
     let subjects = mailer.subjects();
     assert_eq!(subjects.len(), 2);
-    assert!(subjects[0].contains("node1") && subjects[1].contains("node2"));
+    assert!(subjects[0].contains("node2") && subjects[1].contains("node1"));
     worker.finish(Duration::from_secs(5)).await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_mail_is_dropped_after_the_last_attempt_and_the_next_one_goes() {
-    let mailer = MemoryMailer::failing(3);
-    let options = WorkerOptions {
-        max_attempts: 3,
-        ..options()
-    };
-    let worker = spawn(&mailer, options);
+async fn a_failing_mail_holds_nothing_back_and_is_retried_as_long_as_it_is_queued() {
+    let mailer = MemoryMailer::failing_for("node1");
+    let worker = spawn(&mailer, options());
+    let start = Instant::now();
     worker.sender().try_send(crashed("node1")).expect("queued");
     worker.sender().try_send(crashed("node2")).expect("queued");
-    advance(Duration::from_secs(60)).await;
-    assert_eq!(mailer.attempts().len(), 4);
+    settle().await;
+    // node2 went at once, behind nobody.
     let subjects = mailer.subjects();
     assert_eq!(subjects.len(), 1);
     assert!(subjects[0].contains("node2"), "{subjects:?}");
+    // node1 is never given up: still tried after two hours (far beyond ten attempts).
+    advance(Duration::from_secs(2 * 3600)).await;
+    let node1: Vec<u64> = mailer
+        .attempts()
+        .iter()
+        .zip(mailer.tried())
+        .filter(|(_, subject)| subject.contains("node1"))
+        .map(|(at, _)| at.duration_since(start).as_secs())
+        .collect();
+    // Tried again at once after node2's success, then 20 s, 40 s ... up to 10 min apart.
+    assert_eq!(node1[..8], [0, 0, 20, 60, 140, 300, 620, 1220]);
+    assert!(node1.len() > 12, "{node1:?}");
+    assert!(node1.last().is_some_and(|last| *last > 6600), "{node1:?}");
+    worker.finish(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_mail_is_dropped_and_the_next_one_goes() {
+    let mailer = MemoryMailer::rejecting("node1");
+    let worker = spawn(&mailer, options());
+    worker.sender().try_send(crashed("node1")).expect("queued");
+    worker.sender().try_send(crashed("node2")).expect("queued");
+    advance(Duration::from_secs(3600)).await;
+    // node1 tried once only.
+    assert_eq!(mailer.attempts().len(), 2);
+    let subjects = mailer.subjects();
+    assert_eq!(subjects.len(), 1);
+    assert!(subjects[0].contains("node2"), "{subjects:?}");
+    worker.finish(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_settings_retry_the_waiting_mails_at_once() {
+    let failing = MemoryMailer::down();
+    let worker = spawn(&failing, options());
+    worker.sender().try_send(crashed("node1")).expect("queued");
+    settle().await;
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(failing.attempts().len(), 1);
+    let working = MemoryMailer::default();
+    let applied = worker.reconfigure().apply(Setup::new(
+        working.clone(),
+        Templates::shipped().expect("shipped templates"),
+        Facts::test(),
+        options(),
+    ));
+    assert!(applied);
+    settle().await;
+    // Not 10 s later: now.
+    assert_eq!(working.subjects().len(), 1);
     worker.finish(Duration::from_secs(5)).await;
 }
 
@@ -390,4 +481,146 @@ async fn events_without_a_mail_are_skipped() {
         .expect("queued");
     worker.finish(Duration::from_secs(5)).await;
     assert!(mailer.attempts().is_empty());
+}
+
+/// Polls `check` every 10 ms for up to 10 s (real time).
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn outbox_options(path: &std::path::Path) -> WorkerOptions {
+    options().with_outbox(Some(path.to_path_buf()))
+}
+
+fn outbox_mails(path: &std::path::Path) -> Vec<crate::alert::queue::Queued> {
+    match std::fs::read(path) {
+        Ok(bytes) => outbox::decode(&bytes).expect("a readable outbox"),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A clock an hour after `FixedClock`: a second run.
+struct LaterClock;
+
+impl Clock for LaterClock {
+    fn now(&self) -> SystemTime {
+        FixedClock.now() + Duration::from_secs(3600)
+    }
+}
+
+#[tokio::test]
+async fn undelivered_mails_stay_in_the_outbox_at_shutdown_and_go_first_at_the_next_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alert-outbox.json");
+    let down = MemoryMailer::down();
+    let worker = spawn(&down, outbox_options(&path));
+    worker.sender().try_send(crashed("node1")).expect("queued");
+    worker.sender().try_send(unreachable()).expect("queued");
+    // Stopped at once: the channel is drained, each mail tried once more, and both kept.
+    worker.finish(Duration::from_secs(2)).await;
+    let kept = outbox_mails(&path);
+    let labels: Vec<&str> = kept.iter().map(|q| q.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "restart_crashed (node1)",
+            "supervisor_unreachable (default)"
+        ]
+    );
+    assert!(kept.iter().all(|q| q.mail.date == FixedClock.now()));
+    assert_eq!(kept[1].class, crate::alert::queue::Class::StateChange);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&path)
+        .expect("outbox")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // The next run (an hour later) delivers them first, with their original Date.
+    let working = MemoryMailer::default();
+    let worker = AlertWorker::spawn(
+        working.clone(),
+        Templates::shipped().expect("shipped templates"),
+        Facts::test(),
+        Arc::new(LaterClock),
+        outbox_options(&path),
+    );
+    worker.sender().try_send(crashed("node2")).expect("queued");
+    eventually("three mails", || working.delivered().len() == 3).await;
+    let mails = working.delivered();
+    assert!(mails[0].subject.contains("node1"), "{mails:?}");
+    assert!(mails[1].subject.contains("unreachable"), "{mails:?}");
+    assert!(mails[2].subject.contains("node2"), "{mails:?}");
+    assert_eq!(mails[0].date, FixedClock.now());
+    assert_eq!(mails[1].date, FixedClock.now());
+    assert_eq!(mails[2].date, LaterClock.now());
+    eventually("an empty outbox", || outbox_mails(&path).is_empty()).await;
+    worker.finish(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn a_queued_mail_is_in_the_outbox_before_it_is_delivered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alert-outbox.json");
+    let hung = MemoryMailer::slow(Duration::from_secs(3600));
+    let worker = spawn(&hung, outbox_options(&path));
+    worker.sender().try_send(crashed("node1")).expect("queued");
+    eventually("the mail in the outbox", || outbox_mails(&path).len() == 1).await;
+    // A crash now (SIGKILL) would lose nothing; a stop gives up at the deadline and keeps it.
+    worker.finish(Duration::from_millis(200)).await;
+    assert_eq!(outbox_mails(&path).len(), 1);
+}
+
+#[tokio::test]
+async fn a_full_queue_keeps_the_state_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alert-outbox.json");
+    let hung = MemoryMailer::slow(Duration::from_secs(3600));
+    let options = WorkerOptions {
+        queue_limit: 3,
+        ..outbox_options(&path)
+    };
+    let worker = spawn(&hung, options);
+    let sender = worker.sender();
+    sender.try_send(crashed("node0")).expect("queued");
+    eventually("node0 in flight", || hung.attempts().len() == 1).await;
+    sender.try_send(unreachable()).expect("queued");
+    for index in 1..10 {
+        sender
+            .try_send(crashed(&format!("node{index}")))
+            .expect("queued");
+    }
+    drop(sender);
+    worker.finish(Duration::from_millis(200)).await;
+    let labels: Vec<String> = outbox_mails(&path).into_iter().map(|q| q.label).collect();
+    assert_eq!(
+        labels,
+        [
+            "restart_crashed (node0)",
+            "supervisor_unreachable (default)",
+            "restart_crashed (node9)"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_outbox_is_moved_aside_and_the_worker_mails_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alert-outbox.json");
+    std::fs::write(&path, "garbage").expect("write");
+    let mailer = MemoryMailer::default();
+    let worker = spawn(&mailer, outbox_options(&path));
+    worker.sender().try_send(crashed("node1")).expect("queued");
+    eventually("a mail", || mailer.delivered().len() == 1).await;
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("alert-outbox.json.corrupt")).expect("aside"),
+        "garbage"
+    );
+    worker.finish(Duration::from_secs(1)).await;
+    assert!(outbox_mails(&path).is_empty());
 }
