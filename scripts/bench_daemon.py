@@ -5,17 +5,19 @@ builds target/release/{nodekeeper,nodekeeper-sim}.
 
 Phases (each with its own private supervisord, started and shut down by this script):
 
-  pool (10 simulated nodes node01..node10, one daemon at default thresholds, see below)
-    rss     daemon VmRSS (max over 1 s samples) and CPU (utime+stime) over --window s of
-            steady state
-    hang    --hangs `hang` faults, one node at a time: restart-log `stop` row minus the injection
-            time; meanwhile node10 answers every request 500 ms late (`slow`) for at least
-            --window s and must get no restart-log row
-    crash   --crashes `crash` faults round-robin on node01..node03: restart-log `start` row minus
-            the moment the sim process exited (polled in /proc), and minus the fault request
-    neighbour  the same while node10 answers every request in 1.9 s (inside probe_timeout): the
-            tick decides only after its slowest probe, so this shows what one slow or hung node
-            costs every other node
+  pool (10 simulated nodes node01..node10 and the event listener `nodekeeper listen`, as
+        `nodekeeper supervisor-conf` generates it; one daemon at default thresholds, see below)
+    rss     daemon VmRSS (max over 1 s samples) and CPU (utime+stime), supervisord's and the
+            listener's CPU, over --window s of steady state (idle: no fault)
+    hang    --hangs `hang` faults, one node at a time: the node RUNNING again in a new process
+            (supervisord's startsecs 1 s included) minus the injection time, and the restart-log
+            `stop` row minus it; meanwhile node10 answers every request 1 s late for at least
+            --slow-window s and must get no restart-log row
+    crash   --crashes `crash` faults round-robin on node01..node03: restart-log `start` row (written
+            just before startProcess is called) minus the moment the sim process exited (polled in
+            /proc every 1 ms), and minus the fault request; and RUNNING again minus the exit
+    neighbour  crashes while node10 answers every request in 1.9 s
+  crash-poll  the crash phase on a pool without the listener: the poll alone (--poll-crashes)
   tick     200 simulated nodes in one supervisord: one observation + decision. In-process: the
            time between the log lines `nodekeeper running` and `nodekeeper stopped` of
            `nodekeeper run --once --dry-run` (that is the first tick and nothing else); from
@@ -24,10 +26,10 @@ Phases (each with its own private supervisord, started and shut down by this scr
   supervisord  supervisord with 490 `sleep` programs + 10 sims: its utime+stime over --window s
            with the daemon managing the 10 sims, minus the same window with no daemon
 
-Thresholds are nodekeeper's defaults (tick 1 s, probe_timeout 2 s, api_failures 3, boot_grace 60 s)
-except `max_restarts`, raised to 1000 so that storm protection does not hold a node the benchmark
-crashes 8 times in a minute (it changes no latency). Faults are injected with a random 0-1 s delay
-so that they do not lock onto the tick's phase.
+Thresholds are nodekeeper's defaults (tick 1 s, probe_timeout 1 s, hang_timeout 2 s, boot_grace
+60 s, ended early by the first sync) except `max_restarts`, raised to 1000 so that storm protection
+does not hold a node the benchmark crashes many times a minute (it changes no latency). Faults are
+injected with a random 0-1 s delay so that they do not lock onto the tick's phase.
 """
 
 from __future__ import annotations
@@ -62,21 +64,27 @@ from bench_ctl import free_port, log  # noqa: E402
 ROOT = bench_ctl.ROOT
 USER = bench_ctl.USER
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-BOOT_GRACE = 60.0  # nodekeeper's default thresholds.boot_grace, seconds
-PHASES = ("rss", "hang", "crash", "neighbour", "tick", "supervisord")
+PHASES = ("rss", "hang", "crash", "crash-poll", "neighbour", "tick", "supervisord")
+LISTENER = "nodekeeper-events"  # the [eventlistener:...] name `supervisor-conf` generates
 
 # Goals: (label, unit, limit); a figure is met when <= limit.
 GOALS = {
-    "crash_p50": ("crash -> start issued, p50 (from process exit)", "ms", None),
-    "crash_p95": ("crash -> start issued, p95 (from process exit)", "ms", 1000.0),
-    "crash_fault_p95": ("crash -> start issued, p95 (from the fault request)", "ms", None),
+    "crash_p50": ("crash -> start issued, with the listener, p50 (from process exit)", "ms", None),
+    "crash_p95": ("crash -> start issued, with the listener, p95 (from process exit)", "ms", 50.0),
+    "crash_fault_p95": ("crash -> start issued, with the listener, p95 (from the fault request)", "ms", None),
+    "crash_running_p50": ("crash -> RUNNING again (new pid), with the listener, p50", "ms", None),
+    "poll_p50": ("crash -> start issued, polling only, p50 (from process exit)", "ms", None),
+    "poll_p95": ("crash -> start issued, polling only, p95 (from process exit)", "ms", 1000.0),
     "neighbour_p50": ("crash -> start, another node answering in 1.9 s, p50", "ms", None),
     "neighbour_max": ("crash -> start, another node answering in 1.9 s, max", "ms", None),
-    "hang_median": ("hung API -> restart issued, median", "ms", 4000.0),
-    "hang_max": ("hung API -> restart issued, max", "ms", None),
-    "slow_rows": ("slow node (500 ms/request): restart-log rows", "rows", 0.0),
+    "hang_median": ("hung API -> RUNNING again (new pid, after startsecs 1 s), median", "ms", 4000.0),
+    "hang_max": ("hung API -> RUNNING again, max", "ms", None),
+    "hang_restart_median": ("hung API -> restart issued, median", "ms", None),
+    "slow_rows": ("node answering every request 1 s late: restart-log rows", "rows", 0.0),
     "rss_max": ("daemon RSS, 10 nodes (max of 1 s samples)", "MB", 15.0),
-    "cpu": ("daemon CPU, 10 nodes, 1 s tick", "% core", 1.0),
+    "cpu": ("daemon CPU, 10 nodes, idle, 1 s tick", "% core", 1.0),
+    "sup_cpu_idle": ("supervisord CPU, 10 nodes + listener, daemon idle", "% core", 1.0),
+    "listener_cpu": ("listener CPU, idle", "% core", None),
     "tick_inproc_p50": ("one tick, {n} nodes, in-process (run --once --dry-run), p50", "ms", 200.0),
     "tick_inproc_max": ("one tick, {n} nodes, in-process, max", "ms", None),
     "tick_cpu_p50": ("CPU of the whole `run --once --dry-run` process, {n} nodes, p50", "ms", None),
@@ -155,8 +163,11 @@ class Pool(bench_ctl.Supervisord):
     """bench_ctl's private supervisord (N `sleep` programs prog_NNN) plus `n_sims` simulated
     nodes node01.. (or node001..), each on its own loopback port, sharing one genesis."""
 
-    def __init__(self, base: Path, n_sleep: int, n_sims: int, args, password: str):
+    def __init__(self, base: Path, n_sleep: int, n_sims: int, args, password: str,
+                 listener_socket: Path | None = None):
         width = max(2, len(str(n_sims)))
+        self.listener_socket = listener_socket
+        self.nodekeeper_bin = args.nodekeeper
         self.sims = [f"node{i + 1:0{width}d}" for i in range(n_sims)]
         self.sim_bin = args.sim
         self.block0 = int(time.time())
@@ -190,6 +201,19 @@ class Pool(bench_ctl.Supervisord):
                 "redirect_stderr=true",
                 f"stdout_logfile={self.dir}/logs/{name}.log",
                 "stdout_logfile_maxbytes=1MB",
+            ]
+        if self.listener_socket is not None:
+            # As `nodekeeper supervisor-conf` generates it.
+            lines += [
+                "",
+                f"[eventlistener:{LISTENER}]",
+                f"command={self.nodekeeper_bin} listen --supervisor default --socket {self.listener_socket}",
+                "events=PROCESS_STATE",
+                "buffer_size=64",
+                "autostart=true",
+                "autorestart=true",
+                "stdout_logfile=NONE",
+                f"stderr_logfile={self.dir}/logs/{LISTENER}.log",
             ]
         with open(self.conf, "a", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
@@ -330,19 +354,27 @@ def wait_idle(daemon: Daemon, pool: Pool, name: str, timeout: float = 60) -> Non
     wait_for(f"{name} RUNNING and idle", idle, timeout, step=0.1)
 
 
-def phase_rss(daemon: Daemon, results: Results, window: float) -> None:
+def phase_rss(daemon: Daemon, pool: Pool, results: Results, window: float) -> None:
     assert daemon.proc is not None
     pid = daemon.proc.pid
-    log(f"rss: sampling the daemon (pid {pid}) every 1 s for {window:g} s, no faults")
+    listener = int(pool.info(LISTENER)["pid"]) if pool.listener_socket is not None else None
+    log(f"rss: sampling the daemon (pid {pid}) every 1 s for {window:g} s, no faults; also "
+        f"supervisord (pid {pool.pid}) and the listener (pid {listener})")
     rows_before = len(daemon.rows())
     rss: list[int] = []
     t0, c0 = time.monotonic(), proc_cpu_ticks(pid)
+    s0 = proc_cpu_ticks(pool.pid)
+    l0 = proc_cpu_ticks(listener) if listener else 0
     while time.monotonic() - t0 < window:
         time.sleep(1)
         rss.append(proc_status_kb(pid, "VmRSS"))
     t1, c1 = time.monotonic(), proc_cpu_ticks(pid)
+    s1 = proc_cpu_ticks(pool.pid)
     results.figures["rss_max"] = max(rss) / 1024
     results.figures["cpu"] = (c1 - c0) / CLK_TCK / (t1 - t0) * 100
+    results.figures["sup_cpu_idle"] = (s1 - s0) / CLK_TCK / (t1 - t0) * 100
+    if listener:
+        results.figures["listener_cpu"] = (proc_cpu_ticks(listener) - l0) / CLK_TCK / (t1 - t0) * 100
     results.samples["rss_kb"] = rss
     hwm = proc_status_kb(pid, "VmHWM") / 1024
     results.notes.append(f"daemon VmHWM (peak RSS since start, incl. start-up) {hwm:.1f} MB; "
@@ -352,68 +384,77 @@ def phase_rss(daemon: Daemon, results: Results, window: float) -> None:
         results.notes.append("WARNING: restart-log rows appeared during the steady-state window")
 
 
-def phase_hang(daemon: Daemon, pool: Pool, results: Results, hangs: int, window: float) -> None:
+def running_again(pool: Pool, name: str, old_pid: int):
+    """The moment supervisord reports `name` RUNNING in a process other than `old_pid`."""
+    info = pool.info(name)
+    return info["statename"] == "RUNNING" and int(info["pid"]) != old_pid and time.time()
+
+
+def phase_hang(daemon: Daemon, pool: Pool, results: Results, hangs: int, slow_window: float) -> None:
     slow_node = pool.sims[-1]
     candidates = pool.sims[:-1]
-    log(f"hang: {hangs} hangs over {', '.join(candidates)}; {slow_node} slow (500 ms/request) meanwhile")
+    log(f"hang: {hangs} hangs over {', '.join(candidates)}; {slow_node} answers every request 1 s "
+        f"late meanwhile (for {slow_window:g} s at least)")
     slow_start = time.time()
-    pool.fault(slow_node, "slow", delay_ms=500)
+    pool.fault(slow_node, "slow", delay_ms=1000)
     t = time.perf_counter()
     urllib.request.urlopen(f"http://127.0.0.1:{pool.sim_port[slow_node]}/api/v0/node/stats", timeout=5).read()
-    results.notes.append(f"{slow_node} under `slow 500`: one /api/v0/node/stats took "
+    results.notes.append(f"{slow_node} under `slow 1000`: one /api/v0/node/stats took "
                          f"{(time.perf_counter() - t) * 1000:.0f} ms")
     latencies: list[float] = []
+    restarts: list[float] = []
     failures = 0
     for i in range(hangs):
         name = candidates[i % len(candidates)]
         wait_idle(daemon, pool, name)
-        # Out of boot grace: the policy does not judge a node within boot_grace of its start.
-        started = float(pool.info(name)["start"])
-        last = daemon.rows()
-        mine = [r["ts"] for r in last if r["node name"] == name]
-        since = max([started, *mine])
-        pause = since + BOOT_GRACE + 1.5 - time.time()
-        if pause > 0:
-            log(f"hang {i + 1}/{hangs}: {name} (re)started {time.time() - since:.0f} s ago; "
-                f"waiting {pause:.0f} s for its boot grace to end")
-            time.sleep(pause)
+        old_pid = int(pool.info(name)["pid"])
         time.sleep(random.random())
         injected = time.time()
         pool.fault(name, "hang")
         try:
-            row = wait_for(f"a stop row for hung {name}", lambda: daemon.row_after(name, "stop", injected), 30)
+            up = wait_for(f"hung {name} RUNNING again in a new process",
+                          lambda: running_again(pool, name, old_pid), 30, step=0.01)
         except RuntimeError as e:
             failures += 1
             log(f"hang {i + 1}/{hangs}: {name}: {e}")
             pool.fault(name, "none")
             continue
-        latency = row["ts"] - injected
-        latencies.append(latency)
-        log(f"hang {i + 1}/{hangs}: {name}: restart issued after {latency * 1000:.0f} ms ({row['reason']})")
+        row = daemon.row_after(name, "stop", injected)
+        latencies.append(up - injected)
+        if row is not None:
+            restarts.append(row["ts"] - injected)
+        log(f"hang {i + 1}/{hangs}: {name}: RUNNING again after {(up - injected) * 1000:.0f} ms"
+            + (f", restart issued after {(row['ts'] - injected) * 1000:.0f} ms ({row['reason']})" if row else ""))
     # The slow node must have been watched for at least the window.
-    remaining = slow_start + window - time.time()
+    remaining = slow_start + slow_window - time.time()
     if remaining > 0:
-        log(f"hang: keeping {slow_node} slow {remaining:.0f} s more ({window:g} s in all)")
+        log(f"hang: keeping {slow_node} slow {remaining:.0f} s more ({slow_window:g} s in all)")
         time.sleep(remaining)
     slow_rows = [r for r in daemon.rows() if r["node name"] == slow_node and r["ts"] >= slow_start]
     watched = time.time() - slow_start
     pool.fault(slow_node, "none")
     results.figures["slow_rows"] = float(len(slow_rows))
-    results.notes.append(f"{slow_node} was slow for {watched:.0f} s: {len(slow_rows)} restart-log row(s)"
+    results.notes.append(f"{slow_node} answered 1 s late for {watched:.0f} s: {len(slow_rows)} restart-log row(s)"
                          + (f": {[r['reason'] for r in slow_rows]}" if slow_rows else ""))
-    results.samples["hang_s"] = latencies
+    results.samples["hang_running_s"] = latencies
+    results.samples["hang_restart_s"] = restarts
     if latencies:
         results.figures["hang_median"] = statistics.median(latencies) * 1000
         results.figures["hang_max"] = max(latencies) * 1000
+    if restarts:
+        results.figures["hang_restart_median"] = statistics.median(restarts) * 1000
     if failures:
-        results.notes.append(f"WARNING: {failures} hang(s) not restarted within 30 s")
+        results.notes.append(f"WARNING: {failures} hang(s) not RUNNING again within 30 s")
 
 
-def phase_crash(daemon: Daemon, pool: Pool, results: Results, crashes: int) -> None:
+def crashes_of(daemon: Daemon, pool: Pool, crashes: int, what: str):
+    """`crashes` crashes round-robin on the first three nodes: (start row - process exit, start row -
+    fault request, RUNNING again - process exit) for each."""
     targets = pool.sims[:3]
-    log(f"crash: {crashes} crashes round-robin on {', '.join(targets)}")
+    log(f"{what}: {crashes} crashes round-robin on {', '.join(targets)}")
     from_exit: list[float] = []
     from_fault: list[float] = []
+    to_running: list[float] = []
     for i in range(crashes):
         name = targets[i % len(targets)]
         wait_idle(daemon, pool, name)
@@ -422,17 +463,47 @@ def phase_crash(daemon: Daemon, pool: Pool, results: Results, crashes: int) -> N
         injected = time.time()
         pool.fault(name, "crash")
         exited = wait_for(f"{name} (pid {pid}) to exit", lambda: process_gone(pid) and time.time(), 10,
-                          step=0.002)
-        row = wait_for(f"a start row for crashed {name}", lambda: daemon.row_after(name, "start", injected), 30)
+                          step=0.001)
+        row = wait_for(f"a start row for crashed {name}", lambda: daemon.row_after(name, "start", injected), 30,
+                       step=0.01)
+        up = wait_for(f"{name} RUNNING again", lambda: running_again(pool, name, pid), 30, step=0.01)
         from_exit.append(row["ts"] - exited)
         from_fault.append(row["ts"] - injected)
-        log(f"crash {i + 1}/{crashes}: {name}: exited {(exited - injected) * 1000:.0f} ms after the fault, "
-            f"start issued {(row['ts'] - exited) * 1000:.0f} ms after the exit ({row['reason']})")
+        to_running.append(up - exited)
+        log(f"{what} {i + 1}/{crashes}: {name}: exited {(exited - injected) * 1000:.0f} ms after the fault, "
+            f"start issued {(row['ts'] - exited) * 1000:.0f} ms after the exit ({row['reason']}), "
+            f"RUNNING {(up - exited) * 1000:.0f} ms after it")
+    return from_exit, from_fault, to_running
+
+
+def phase_crash(daemon: Daemon, pool: Pool, results: Results, crashes: int) -> None:
+    from_exit, from_fault, to_running = crashes_of(daemon, pool, crashes, "crash")
     results.samples["crash_from_exit_s"] = from_exit
     results.samples["crash_from_fault_s"] = from_fault
+    results.samples["crash_to_running_s"] = to_running
     results.figures["crash_p50"] = statistics.median(from_exit) * 1000
     results.figures["crash_p95"] = percentile(from_exit, 95) * 1000
     results.figures["crash_fault_p95"] = percentile(from_fault, 95) * 1000
+    results.figures["crash_running_p50"] = statistics.median(to_running) * 1000
+
+
+def phase_crash_poll(args, base: Path, password: str, results: Results) -> None:
+    """The same crashes on a pool without the event listener: the poll alone."""
+    pool = Pool(base / "poll", 0, 10, args, password)
+    daemon = None
+    try:
+        log(f"crash-poll: supervisord on 127.0.0.1:{pool.port} with 10 simulated nodes, no listener")
+        pool.start(timeout=30)
+        daemon = Daemon(base / "poll" / "daemon", pool, args, password)
+        daemon.start()
+        from_exit, _, _ = crashes_of(daemon, pool, args.poll_crashes, "crash-poll")
+        results.samples["poll_from_exit_s"] = from_exit
+        results.figures["poll_p50"] = statistics.median(from_exit) * 1000
+        results.figures["poll_p95"] = percentile(from_exit, 95) * 1000
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        pool.close()
 
 
 def phase_neighbour(daemon: Daemon, pool: Pool, results: Results, crashes: int) -> None:
@@ -464,18 +535,19 @@ def phase_neighbour(daemon: Daemon, pool: Pool, results: Results, crashes: int) 
 
 
 def run_pool(args, base: Path, password: str, results: Results, phases: set[str]) -> None:
-    pool = Pool(base / "pool", 0, 10, args, password)
+    daemon_dir = base / "pool" / "daemon"
+    pool = Pool(base / "pool", 0, 10, args, password, listener_socket=daemon_dir / "nodekeeper-events.sock")
     daemon = None
     try:
-        log(f"pool: supervisord on 127.0.0.1:{pool.port} with 10 simulated nodes")
+        log(f"pool: supervisord on 127.0.0.1:{pool.port} with 10 simulated nodes and the event listener")
         pool.start(timeout=30)
-        daemon = Daemon(base / "pool" / "daemon", pool, args, password)
+        daemon = Daemon(daemon_dir, pool, args, password)
         daemon.start()
         log(f"pool: nodekeeper run (pid {daemon.proc.pid}) managing 10 nodes, API on {daemon.api}")
         if "rss" in phases:
-            phase_rss(daemon, results, args.window)
+            phase_rss(daemon, pool, results, args.window)
         if "hang" in phases:
-            phase_hang(daemon, pool, results, args.hangs, args.window)
+            phase_hang(daemon, pool, results, args.hangs, args.slow_window)
         if "crash" in phases:
             phase_crash(daemon, pool, results, args.crashes)
         if "neighbour" in phases:
@@ -625,7 +697,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES),
                         help="what to run (default: all)")
-    parser.add_argument("--crashes", type=int, default=24, help="injected crashes (default 24)")
+    parser.add_argument("--crashes", type=int, default=60,
+                        help="injected crashes with the event listener (default 60)")
+    parser.add_argument("--poll-crashes", type=int, default=30,
+                        help="injected crashes without the listener, polling only (default 30)")
+    parser.add_argument("--slow-window", type=float, default=300,
+                        help="seconds a node answers every request 1 s late during the hang phase (default 300)")
     parser.add_argument("--hangs", type=int, default=10, help="injected hangs (default 10)")
     parser.add_argument("--neighbour-crashes", type=int, default=8,
                         help="crashes while another node answers in 1.9 s (default 8)")
@@ -666,6 +743,7 @@ def main() -> int:
     groups = [
         ("pool (rss, hang, crash, neighbour)", phases & {"rss", "hang", "crash", "neighbour"},
          lambda: run_pool(args, base, password, results, phases)),
+        ("crash-poll", phases & {"crash-poll"}, lambda: phase_crash_poll(args, base, password, results)),
         ("tick", phases & {"tick"}, lambda: phase_tick(args, base, password, results)),
         ("supervisord", phases & {"supervisord"}, lambda: phase_supervisord(args, base, password, results)),
     ]

@@ -74,6 +74,21 @@ fn effective_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|meta| meta.uid())
 }
 
+/// The inbox's notices, passed on to the daemon's loop (the inbox is dropped, and its socket
+/// removed, when the loop is gone).
+fn relay(mut inbox: crate::listener::Inbox) -> mpsc::Receiver<crate::listener::Notice> {
+    let (sender, receiver) = mpsc::channel(256);
+    tokio::spawn(async move {
+        loop {
+            let notice = inbox.next().await;
+            if sender.send(notice).await.is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
 /// Runs the daemon until a signal.
 pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure> {
     let hangups = hangups();
@@ -107,6 +122,28 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
                 Failure::usage(format!("cannot listen on {listen} (api.listen): {e}"))
             })?)
         };
+    // supervisord's events (`nodekeeper listen` relays them to a socket beside the state file):
+    // bound now, so that a listener connecting at any time finds it. Without it, polling alone.
+    let notices = if args.once || args.dry_run {
+        None
+    } else {
+        let path = crate::listener::socket_path(&config.restart_log);
+        match crate::listener::Inbox::bind(&path).await {
+            Ok(inbox) => Some(relay(inbox)),
+            Err(e @ crate::listener::InboxError::Io { .. }) => {
+                warn!(
+                    "{}; supervisord's events are not heard: polling only",
+                    crate::describe::chain(&e)
+                );
+                None
+            }
+            Err(e) => {
+                return Err(Failure::usage(format!(
+                    "cannot listen for supervisord's events: {e}"
+                )));
+            }
+        }
+    };
     // Email alerts (src/alert): a worker fed by the daemon's events, never blocking it; none in
     // a dry run. Started before the daemon, so that a bad [email] exits 2 before files are written.
     let alerts = if config.email.enabled && !args.dry_run {
@@ -134,6 +171,7 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
             token: Arc::clone(&token),
             alerts: alerts.as_ref().map(|worker| worker.reconfigure()),
             hangups,
+            notices,
         },
     )
     .map_err(|e| Failure::usage(e.to_string()))?;

@@ -25,6 +25,7 @@ pub mod disk;
 pub mod leadership;
 pub mod observe;
 pub mod operator;
+pub mod react;
 pub mod reload;
 pub mod runtime;
 pub mod snapshot;
@@ -43,6 +44,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, ConfigSource, Env};
 use crate::events::Event as Report;
+use crate::listener::Notice;
 use crate::metrics::Metrics;
 use crate::policy::{Observation, PolicyState, PoolFacts};
 use crate::restart_log::RestartLog;
@@ -83,6 +85,10 @@ enum Event {
     Reload,
     /// SIGHUP: read the configuration again, changed or not.
     Hangup,
+    /// supervisord's listener relayed an event (or a node process was seen exiting).
+    Notice(Notice),
+    /// Ask supervisord again about a process that exited (it may not have noticed yet).
+    LookAgain,
     /// SIGTERM, SIGINT or SIGUSR1: no new decisions; the actions in flight finish.
     Shutdown,
 }
@@ -143,6 +149,10 @@ pub struct Daemon {
     done: bool,
     /// SIGHUPs.
     hangups: Option<mpsc::Receiver<()>>,
+    /// What supervisord's event listeners relay (`nodekeeper listen`, through the inbox).
+    notices: Option<mpsc::Receiver<Notice>>,
+    /// Reaction to them.
+    reaction: react::Reaction,
     /// File writes off the loop.
     disk: Arc<disk::Disk>,
 }
@@ -171,6 +181,8 @@ pub struct Setup {
     pub alerts: Option<crate::alert::Reconfigure>,
     /// SIGHUPs (read the configuration again), when the process handles them.
     pub hangups: Option<mpsc::Receiver<()>>,
+    /// Events relayed by supervisord's listeners, when an inbox is bound (else polling only).
+    pub notices: Option<mpsc::Receiver<Notice>>,
 }
 
 impl Daemon {
@@ -190,6 +202,7 @@ impl Daemon {
             token,
             alerts,
             hangups,
+            notices,
         } = setup;
         let log = if options.dry_run {
             None
@@ -266,6 +279,8 @@ impl Daemon {
             },
             done: false,
             hangups,
+            notices,
+            reaction: react::Reaction::default(),
             disk,
         };
         if !options.dry_run {
@@ -307,6 +322,8 @@ impl Daemon {
                 }
                 Some(request) = requests.recv() => Event::Request(request),
                 Some(()) = hangup(&mut self.hangups) => Event::Hangup,
+                Some(notice) = next_notice(&mut self.notices) => Event::Notice(notice),
+                () = look_again(self.reaction.look_again) => Event::LookAgain,
                 _ = reloads.tick() => Event::Reload,
                 _ = ticks.tick() => Event::Tick,
             };
@@ -339,6 +356,22 @@ impl Daemon {
             Event::Request(request) => self.on_request(request),
             Event::Reload => self.on_reload(),
             Event::Hangup => self.on_hangup(),
+            Event::Notice(notice) => {
+                let config = &self.rt.config;
+                let want = self.reaction.on_notice(notice, |supervisor, program| {
+                    config
+                        .nodes
+                        .iter()
+                        .any(|node| node.supervisor == supervisor && node.program == program)
+                });
+                if let Some(want) = want {
+                    self.observe_now(want);
+                }
+            }
+            Event::LookAgain => {
+                self.reaction.look_again = None;
+                self.observe_now(react::Want::Quick);
+            }
             Event::Shutdown => {
                 info!("signal received: no new decisions; finishing the actions in flight");
                 return false;
@@ -369,6 +402,28 @@ impl Daemon {
         {
             warn!("actions still in flight after {drain:?}; exiting anyway");
         }
+    }
+}
+
+/// The next notice from the listeners; pending forever when there is no inbox (or it closed).
+async fn next_notice(notices: &mut Option<mpsc::Receiver<Notice>>) -> Option<Notice> {
+    match notices {
+        Some(receiver) => match receiver.recv().await {
+            Some(notice) => Some(notice),
+            None => {
+                *notices = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// When it is time to ask supervisord again about exited processes; pending forever when not.
+async fn look_again(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

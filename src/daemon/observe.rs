@@ -250,6 +250,9 @@ pub struct Inputs {
     pub commands: Arc<Commands>,
     /// The supervisords whose program commands this round reads (again).
     pub read_commands: Vec<String>,
+    /// A quick round (an event asked to observe now): supervisord's states; probes started but
+    /// not waited for; the leader views of the last whole round.
+    pub quick: bool,
 }
 
 impl Inputs {
@@ -301,6 +304,7 @@ impl Inputs {
             want_chain_time: config.leadership.enabled,
             commands,
             read_commands: Vec::new(),
+            quick: false,
         }
     }
 }
@@ -323,6 +327,8 @@ pub struct Observed {
     pub logs: BTreeMap<String, Vec<LeaderLog>>,
     /// The program commands read this round, by supervisord (only those that answered).
     pub commands: BTreeMap<String, BTreeMap<String, String>>,
+    /// A quick round: no leader views were read.
+    pub quick: bool,
 }
 
 /// One round: every supervisord (but the skipped ones) asked, every node probed, concurrently;
@@ -398,7 +404,11 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
     };
     let mut nodes = node_observations(&inputs.programs, &raw);
     boot_verdicts(&inputs, &commands, &mut nodes);
-    let (chain_time, logs) = leader_views(&inputs, &mut nodes).await;
+    let (chain_time, logs) = if inputs.quick {
+        (None, BTreeMap::new())
+    } else {
+        leader_views(&inputs, &mut nodes).await
+    };
     Observed {
         now: inputs.now,
         started,
@@ -408,6 +418,7 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
         chain_time,
         logs,
         commands,
+        quick: inputs.quick,
     }
 }
 
@@ -668,6 +679,8 @@ pub struct Observer {
     pub commands: Arc<Commands>,
     /// When each supervisord's commands were last read.
     commands_read: BTreeMap<String, tokio::time::Instant>,
+    /// The leader views of the last whole round, with the process start they are about.
+    views: BTreeMap<String, (Option<SystemTime>, LeaderView)>,
 }
 
 impl Default for Observer {
@@ -681,6 +694,7 @@ impl Default for Observer {
             logs: BTreeMap::new(),
             commands: Arc::default(),
             commands_read: BTreeMap::new(),
+            views: BTreeMap::new(),
         }
     }
 }
@@ -775,6 +789,30 @@ impl Observer {
         for (name, programs) in read {
             self.commands_read.insert(name.clone(), started);
             commands.insert(name, programs);
+        }
+    }
+
+    /// Keeps a whole round's leader views; gives a quick round's nodes the last ones, where the
+    /// process is the same (a new process's keys are not the old one's).
+    pub fn leader_views(&mut self, quick: bool, nodes: &mut [NodeObservation]) {
+        let started = |node: &NodeObservation| match &node.program {
+            ProgramSeen::Known(program) => program.started_at,
+            _ => None,
+        };
+        if !quick {
+            self.views = nodes
+                .iter()
+                .map(|node| (node.name.clone(), (started(node), node.leadership.clone())))
+                .collect();
+            return;
+        }
+        for node in nodes {
+            if let Some((at, view)) = self.views.get(&node.name)
+                && *at == started(node)
+                && running(node)
+            {
+                node.leadership = view.clone();
+            }
         }
     }
 

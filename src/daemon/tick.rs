@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::observe::{Inputs, Observed};
+use super::react::Want;
 use super::{Daemon, Last, snapshot};
 use crate::chain::NodeState;
 use crate::policy::{self, Observation, PoolFacts, ReferenceTip};
@@ -20,6 +21,21 @@ impl Daemon {
         if self.observer.in_flight() {
             return;
         }
+        self.start_round(Want::Full);
+    }
+
+    /// An event asks to observe now: a round starts, or follows the one in flight.
+    pub(super) fn observe_now(&mut self, want: Want) {
+        if self.observer.in_flight() {
+            self.reaction.defer(want);
+        } else {
+            self.start_round(want);
+        }
+    }
+
+    /// Starts a round: a whole one (`Full`), or a quick one that waits for no probe and reads no
+    /// leader view.
+    fn start_round(&mut self, want: Want) {
         let now = self.clock.now();
         self.poll_reference(now);
         let thresholds = &self.rt.config.thresholds;
@@ -39,6 +55,12 @@ impl Daemon {
         inputs.read_commands = self
             .observer
             .commands_due(inputs.asked.iter().map(|(name, _)| name));
+        if want == Want::Quick {
+            inputs.quick = true;
+            inputs.probe_wait = Duration::ZERO;
+            inputs.want_chain_time = false;
+            inputs.read_commands.clear();
+        }
         self.observer.start(inputs);
     }
 
@@ -53,8 +75,10 @@ impl Daemon {
             chain_time,
             logs,
             commands,
+            quick,
         } = observed;
         let touched = self.observer.absorb(prober);
+        self.observer.leader_views(quick, &mut nodes);
         self.observer
             .note_commands(commands, &raw.supervisors, started);
         let tick = self.rt.config.thresholds.tick_interval;
@@ -128,6 +152,22 @@ impl Daemon {
             facts: decision.facts,
         };
         self.done = true;
+        let programs = self
+            .rt
+            .config
+            .nodes
+            .iter()
+            .map(|node| {
+                (
+                    (node.supervisor.clone(), node.program.clone()),
+                    node.name.clone(),
+                )
+            })
+            .collect();
+        self.reaction.after_round(&raw.supervisors, &programs);
+        if let Some(want) = self.reaction.take_pending() {
+            self.start_round(want);
+        }
     }
 
     /// PoolTool: the best in-sync node's tip; the leader's logs for the slots of the epoch.

@@ -10,6 +10,7 @@
 mod handover;
 mod job;
 mod operator;
+mod react;
 mod reload;
 mod tick;
 
@@ -731,6 +732,7 @@ impl Pool {
                 token: Arc::clone(&token),
                 alerts: Some(alerts),
                 hangups: None,
+                notices: None,
             },
         )
         .expect("the daemon starts");
