@@ -9,6 +9,7 @@ mod api;
 mod config;
 mod ctl;
 mod daemon;
+mod events;
 mod leader_api;
 mod leadership;
 mod listener;
