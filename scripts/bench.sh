@@ -7,7 +7,7 @@
 #   scripts/bench.sh daemon [ARGS]  the control loop (`nodekeeper run`) against simulated nodes:
 #                                   crash and hang detection, a slow node left alone, a slow
 #                                   neighbour, daemon RSS/CPU, one tick at 200 nodes, supervisord's
-#                                   CPU; about 7 minutes (ARGS go to scripts/bench_daemon.py,
+#                                   CPU; about 15 minutes (ARGS go to scripts/bench_daemon.py,
 #                                   e.g. --phases crash --crashes 40)
 #
 # Installs what it needs (the venv's supervisord, curl via apt-get when root), builds the release
