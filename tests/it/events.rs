@@ -10,18 +10,10 @@ use nodekeeper::supervisor::conf::{ListenerSpec, render_listener};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::support::{DaemonConfig, NODEKEEPER, Supervisord, wait_until};
+use crate::support::{DaemonConfig, NODEKEEPER, Supervisord, kill_pid as kill9, wait_until};
 
 /// The listener's namespec in supervisord.
 const LISTENER: &str = "nodekeeper-events:nodekeeper-events";
-
-fn kill9(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -KILL {pid}");
-}
 
 async fn running_pid(supervisord: &Supervisord, name: &str) -> u32 {
     wait_until(

@@ -13,7 +13,7 @@ use nodekeeper::supervisor::conf::{ListenerSpec, render_listener};
 use tokio::io::AsyncWriteExt as _;
 use tokio::time::Instant;
 
-use crate::support::{NODEKEEPER, Program, Supervisord, run};
+use crate::support::{NODEKEEPER, Program, Supervisord, kill_pid as kill9, run};
 
 /// The listener's namespec in supervisord.
 const LISTENER: &str = "nodekeeper-events:nodekeeper-events";
@@ -72,14 +72,6 @@ async fn event_until(
             }
         }
     }
-}
-
-fn kill9(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -KILL {pid}");
 }
 
 async fn listener_pid(supervisord: &Supervisord) -> u32 {

@@ -1043,3 +1043,12 @@ impl Drop for Daemon {
         self.kill9();
     }
 }
+
+/// SIGKILL to `pid` (a supervisord child), as a crash.
+pub fn kill_pid(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -KILL {pid}");
+}
