@@ -155,7 +155,11 @@ impl Daemon {
                 if let Err(refusal) = &answer {
                     info!(node = %node, "operator {} refused: {refusal}", action.as_str());
                 }
-                let _ = reply.send(answer);
+                // A hold or a release is answered once it is persisted: a daemon killed right
+                // after the answer still has it when it starts again.
+                self.store.after_writes(move || {
+                    let _ = reply.send(answer);
+                });
             }
             Request::Action { id, reply } => {
                 let _ = reply.send(self.book.view(&id));

@@ -156,6 +156,12 @@ impl Store {
         });
     }
 
+    /// Runs `then` once every write asked for so far is done: an operator's answer goes out only
+    /// when what it changed is on disk.
+    pub fn after_writes(&self, then: impl FnOnce() + Send + 'static) {
+        self.disk.write(then);
+    }
+
     /// Persists the leadership memory when it changed (atomic replace, 0600).
     pub fn save_leadership(&mut self, memory: &LeaderMemory) {
         let Some(path) = self.leadership.clone() else {
