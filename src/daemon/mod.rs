@@ -323,7 +323,7 @@ impl Daemon {
                 Some(request) = requests.recv() => Event::Request(request),
                 Some(()) = hangup(&mut self.hangups) => Event::Hangup,
                 Some(notice) = next_notice(&mut self.notices) => Event::Notice(notice),
-                () = look_again(self.reaction.look_again) => Event::LookAgain,
+                () = look_again(self.reaction.wake_at()) => Event::LookAgain,
                 _ = reloads.tick() => Event::Reload,
                 _ = ticks.tick() => Event::Tick,
             };
@@ -369,7 +369,9 @@ impl Daemon {
                 }
             }
             Event::LookAgain => {
+                // The round's end sets both again.
                 self.reaction.look_again = None;
+                self.reaction.hang_check = None;
                 self.observe_now(react::Want::Quick);
             }
             Event::Shutdown => {
@@ -419,7 +421,8 @@ async fn next_notice(notices: &mut Option<mpsc::Receiver<Notice>>) -> Option<Not
     }
 }
 
-/// When it is time to ask supervisord again about exited processes; pending forever when not.
+/// When it is time for a quick round without an event (a process that exited, a silence about to
+/// reach `hang_timeout`); pending forever when not.
 async fn look_again(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,

@@ -42,6 +42,9 @@ pub enum SupervisorAnswer {
 
 type ProbeResult = Result<NodeStatus, ProbeError>;
 
+/// A probe's result and the moment it came.
+type Ended = (ProbeResult, tokio::time::Instant);
+
 /// The raw results of one round, before they become the policy's `NodeObservation`s.
 #[derive(Debug, Default)]
 pub struct Raw {
@@ -65,18 +68,20 @@ pub const MAX_PROBES_IN_FLIGHT: usize = 3;
 #[derive(Debug, Default)]
 struct NodeProbes {
     /// Started, not ended: when each started.
-    in_flight: Vec<(tokio::time::Instant, oneshot::Receiver<ProbeResult>)>,
+    in_flight: Vec<(tokio::time::Instant, oneshot::Receiver<Ended>)>,
     /// The latest result, and when its probe started (a later-started one replaces it).
     latest: Option<(tokio::time::Instant, ProbeResult)>,
     /// When the node last answered (the end of its latest successful probe).
     answered_at: Option<tokio::time::Instant>,
     /// The start of the first probe asked since that answer that failed.
     failed_since: Option<tokio::time::Instant>,
+    /// Its latest answer took longer than a round waits: a slow node, not waited for.
+    late: bool,
 }
 
 impl NodeProbes {
-    /// Takes in the result of a probe started at `started`, ended now.
-    fn ended(&mut self, started: tokio::time::Instant, result: ProbeResult) -> bool {
+    /// Takes in the result of a probe started at `started`, ended at `at`.
+    fn ended(&mut self, started: tokio::time::Instant, (result, at): Ended) -> bool {
         if matches!(result, Err(ProbeError::Local(_))) {
             // nodekeeper's host could not ask: no news about the node.
             return false;
@@ -84,7 +89,7 @@ impl NodeProbes {
         let asked_after_answer = self.answered_at.is_none_or(|at| started >= at);
         match &result {
             Ok(_) => {
-                self.answered_at = Some(tokio::time::Instant::now());
+                self.answered_at = Some(self.answered_at.map_or(at, |last| last.max(at)));
                 self.failed_since = None;
             }
             Err(_) if asked_after_answer => {
@@ -125,27 +130,81 @@ impl NodeProbes {
 #[derive(Debug, Default)]
 pub struct Prober {
     nodes: BTreeMap<String, NodeProbes>,
+    /// The probe calls in flight, to be cut off when nodekeeper acts on their node.
+    calls: Calls,
+}
+
+/// The probe calls in flight of each node; shared with the loop, which cuts them off even while
+/// a round has the prober.
+#[derive(Clone, Debug, Default)]
+pub struct Calls(Arc<std::sync::Mutex<BTreeMap<String, Vec<tokio::task::AbortHandle>>>>);
+
+impl Calls {
+    fn add(&self, node: &str, call: tokio::task::AbortHandle) {
+        let mut calls = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        calls.retain(|_, handles| {
+            handles.retain(|handle| !handle.is_finished());
+            !handles.is_empty()
+        });
+        calls.entry(node.to_string()).or_default().push(call);
+    }
+
+    /// Ends `node`'s probe calls in flight: their connections close. A node stopped with a
+    /// question of ours open may wait for it before it exits (a graceful shutdown does).
+    pub fn cut(&self, node: &str) {
+        let mut calls = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for call in calls.remove(node).unwrap_or_default() {
+            call.abort();
+        }
+    }
 }
 
 impl Prober {
+    /// A prober whose calls are listed in `calls`.
+    pub fn new(calls: Calls) -> Prober {
+        Prober {
+            nodes: BTreeMap::new(),
+            calls,
+        }
+    }
+
     /// Forgets what `node` answered and any probe of it in flight: nodekeeper is acting on the
     /// node, and what its old process said is no news about the next one.
     pub fn forget(&mut self, node: &str) {
         self.nodes.remove(node);
+        self.calls.cut(node);
     }
 
     /// Starts a probe of every node that has fewer than `MAX_PROBES_IN_FLIGHT` in flight, then
-    /// waits until every probe has answered or `wait` has passed. Returns the names of the nodes
-    /// whose result changed.
-    async fn round(
+    /// waits until every probe has answered or `wait` has passed. A node still silent since an
+    /// earlier round, or slow (its last answer took longer than `slow_after`), is not waited for:
+    /// its answer is taken in whichever round it comes, its silence is what counts, and waiting
+    /// would hold up the decisions about every node (the moment a silence reaches
+    /// `hang_timeout` among them). Returns the names of the nodes whose result changed.
+    pub(in crate::daemon) async fn round(
         &mut self,
         nodes: &[(String, Arc<dyn ChainNode>)],
         timeout: Duration,
         wait: Duration,
+        slow_after: Duration,
     ) -> BTreeSet<String> {
         // Nodes removed from the configuration are forgotten.
         self.nodes
             .retain(|name, _| nodes.iter().any(|(node, _)| node == name));
+        let began = tokio::time::Instant::now();
+        let mut answered = self.collect(|_| began, slow_after).await;
+        let not_waited: BTreeSet<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, probes)| probes.late || !probes.in_flight.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
         for (name, node) in nodes {
             let probes = self.nodes.entry(name.clone()).or_default();
             if probes.in_flight.len() >= MAX_PROBES_IN_FLIGHT {
@@ -153,27 +212,48 @@ impl Prober {
             }
             let (sender, receiver) = oneshot::channel();
             let node = Arc::clone(node);
-            tokio::spawn(async move {
+            let call = tokio::spawn(async move {
                 // The adapter enforces its timeout; this outer bound only guards against one
                 // that does not.
                 let result =
                     tokio::time::timeout(timeout + Duration::from_millis(500), node.probe(timeout))
                         .await
                         .unwrap_or(Err(ProbeError::Timeout(timeout)));
-                let _ = sender.send(result);
+                let _ = sender.send((result, tokio::time::Instant::now()));
             });
+            self.calls.add(name, call.abort_handle());
             probes
                 .in_flight
                 .push((tokio::time::Instant::now(), receiver));
         }
         let deadline = tokio::time::Instant::now() + wait;
+        let until = |name: &str| {
+            if not_waited.contains(name) {
+                began
+            } else {
+                deadline
+            }
+        };
+        answered.extend(self.collect(until, slow_after).await);
+        answered
+    }
+
+    /// Takes in each node's probes that end by `until(node)`; returns the nodes whose result
+    /// changed.
+    async fn collect(
+        &mut self,
+        until: impl Fn(&str) -> tokio::time::Instant,
+        slow_after: Duration,
+    ) -> BTreeSet<String> {
         let mut answered = BTreeSet::new();
         for (name, probes) in &mut self.nodes {
             let mut still = Vec::new();
+            let until = until(name);
             for (started, mut receiver) in std::mem::take(&mut probes.in_flight) {
-                match tokio::time::timeout_at(deadline, &mut receiver).await {
-                    Ok(Ok(result)) => {
-                        if probes.ended(started, result) {
+                match tokio::time::timeout_at(until, &mut receiver).await {
+                    Ok(Ok(ended)) => {
+                        probes.late = ended.1.saturating_duration_since(started) > slow_after;
+                        if probes.ended(started, ended) {
                             answered.insert(name.clone());
                         }
                     }
@@ -200,7 +280,7 @@ impl Prober {
     }
 
     /// How long each node has not answered while asked.
-    fn silence(&self) -> BTreeMap<String, Duration> {
+    pub(in crate::daemon) fn silence(&self) -> BTreeMap<String, Duration> {
         let now = tokio::time::Instant::now();
         self.nodes
             .iter()
@@ -242,8 +322,11 @@ pub struct Inputs {
     pub nodes: Vec<(String, Arc<dyn ChainNode>)>,
     /// Each probe's timeout.
     pub probe_timeout: Duration,
-    /// How long the round waits for probes (and each leader call's timeout).
+    /// How long the round waits for probes.
     pub probe_wait: Duration,
+    /// A whole round's wait: a node whose answer takes longer is slow (rounds do not wait for
+    /// it); each leader call's timeout.
+    pub slow_after: Duration,
     /// Read the chain time (until it is known).
     pub want_chain_time: bool,
     /// The program commands known so far.
@@ -301,6 +384,7 @@ impl Inputs {
             // answer, so no call is given up sooner.
             probe_timeout: thresholds.probe_timeout.max(thresholds.hang_timeout),
             probe_wait,
+            slow_after: probe_wait,
             want_chain_time: config.leadership.enabled,
             commands,
             read_commands: Vec::new(),
@@ -367,7 +451,12 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
         }
     }
     let fresh = prober
-        .round(&inputs.nodes, inputs.probe_timeout, inputs.probe_wait)
+        .round(
+            &inputs.nodes,
+            inputs.probe_timeout,
+            inputs.probe_wait,
+            inputs.slow_after,
+        )
         .await;
     let mut commands = BTreeMap::new();
     while let Some(joined) = configs.join_next().await {
@@ -511,10 +600,13 @@ async fn leader_views(
     Option<(String, SlotClock)>,
     BTreeMap<String, Vec<LeaderLog>>,
 ) {
-    let timeout = inputs.probe_wait;
+    // A whole round's wait, even when this round's was cut short.
+    let timeout = inputs.slow_after;
     let mut tasks: JoinSet<LeaderRead> = JoinSet::new();
     for node in nodes.iter() {
-        if !running(node) {
+        // A node that leaves a question unanswered is not asked more: its leader calls would
+        // only time out (the policy reads no answer and a timeout alike), holding up the round.
+        if !running(node) || node.silent_for.is_some() {
             continue;
         }
         let Some((_, adapter)) = inputs.nodes.iter().find(|(name, _)| *name == node.name) else {
@@ -666,6 +758,8 @@ impl Outages {
 /// node's slots).
 pub struct Observer {
     prober: Option<Prober>,
+    /// The prober's calls in flight.
+    calls: Calls,
     round: Option<tokio::task::JoinHandle<Observed>>,
     /// Nodes acted on since the round in flight began: its answers about them predate the action.
     touched: BTreeSet<String>,
@@ -685,8 +779,10 @@ pub struct Observer {
 
 impl Default for Observer {
     fn default() -> Observer {
+        let calls = Calls::default();
         Observer {
-            prober: Some(Prober::default()),
+            prober: Some(Prober::new(calls.clone())),
+            calls,
             round: None,
             touched: BTreeSet::new(),
             outages: Outages::default(),
@@ -727,7 +823,7 @@ impl Observer {
                 Err(e) => {
                     // The prober went down with the round: start afresh.
                     tracing::error!("an observation round failed: {e}");
-                    self.prober = Some(Prober::default());
+                    self.prober = Some(Prober::new(self.calls.clone()));
                 }
             }
         }
@@ -747,6 +843,7 @@ impl Observer {
     /// nodekeeper starts or ends an action on `node`: what the node answered before says
     /// nothing about the process after it.
     pub fn touch(&mut self, node: &str) {
+        self.calls.cut(node);
         match &mut self.prober {
             Some(prober) => prober.forget(node),
             None => {

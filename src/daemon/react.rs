@@ -48,6 +48,9 @@ pub struct Reaction {
     exited: Vec<Exited>,
     /// When to ask supervisord again about them.
     pub look_again: Option<Instant>,
+    /// When the first silent node reaches `hang_timeout`: a quick round then judges it at once
+    /// instead of at the end of the next whole one.
+    pub hang_check: Option<Instant>,
     /// The pid of each managed program's process as last observed: (supervisord, pid) → node.
     pids: BTreeMap<(String, u32), String>,
     /// Events received, about managed programs.
@@ -108,6 +111,29 @@ impl Reaction {
                 });
                 Some(Want::Quick)
             }
+        }
+    }
+
+    /// After a round: when to look again so that a node silent for less than `hang_timeout`
+    /// is judged the moment its silence reaches it (`silences`: each RUNNING node's, not acted on).
+    pub fn watch_silence(
+        &mut self,
+        silences: impl IntoIterator<Item = Duration>,
+        hang_timeout: Duration,
+    ) {
+        self.hang_check = silences
+            .into_iter()
+            .filter(|silent| *silent < hang_timeout)
+            .map(|silent| hang_timeout - silent)
+            .min()
+            .map(|left| Instant::now() + left);
+    }
+
+    /// The earliest moment a quick round is wanted without an event, if any.
+    pub fn wake_at(&self) -> Option<Instant> {
+        match (self.look_again, self.hang_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -220,5 +246,23 @@ mod tests {
         reaction.defer(Want::Quick);
         assert_eq!(reaction.take_pending(), Some(Want::Full));
         assert_eq!(reaction.take_pending(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_node_is_looked_at_again_when_its_silence_reaches_hang_timeout() {
+        let hang = Duration::from_secs(2);
+        let ms = Duration::from_millis;
+        let mut reaction = Reaction::default();
+        let now = Instant::now();
+        // The nearest deadline wins; a node already past it (held, say) asks for nothing.
+        reaction.watch_silence([ms(500), ms(1_200), ms(2_000), ms(9_000)], hang);
+        assert_eq!(reaction.hang_check, Some(now + ms(800)));
+        assert_eq!(reaction.wake_at(), Some(now + ms(800)));
+        reaction.look_again = Some(now + LOOK_AGAIN);
+        assert_eq!(reaction.wake_at(), Some(now + LOOK_AGAIN));
+        reaction.look_again = None;
+        reaction.watch_silence([ms(2_000)], hang);
+        assert_eq!(reaction.hang_check, None);
+        assert_eq!(reaction.wake_at(), None);
     }
 }

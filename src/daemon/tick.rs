@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::observe::{Inputs, Observed};
 use super::react::Want;
@@ -51,6 +51,12 @@ impl Daemon {
             probe_wait,
             Arc::clone(&self.observer.commands),
         );
+        // Nor past the moment a silence reaches `hang_timeout`: the round then ends in time to
+        // judge it.
+        if let Some(at) = self.reaction.hang_check {
+            inputs.probe_wait =
+                probe_wait.min(at.saturating_duration_since(tokio::time::Instant::now()));
+        }
         inputs.want_chain_time &= self.observer.chain_time.is_none();
         inputs.read_commands = self
             .observer
@@ -77,6 +83,7 @@ impl Daemon {
             commands,
             quick,
         } = observed;
+        debug!(quick, took = ?started.elapsed(), "round ended");
         let touched = self.observer.absorb(prober);
         self.observer.leader_views(quick, &mut nodes);
         self.observer
@@ -165,6 +172,17 @@ impl Daemon {
             })
             .collect();
         self.reaction.after_round(&raw.supervisors, &programs);
+        if let Some(observation) = &self.last.observation {
+            let busy = self.jobs.nodes();
+            self.reaction.watch_silence(
+                observation
+                    .nodes
+                    .iter()
+                    .filter(|node| !node.busy && !busy.contains(&node.name))
+                    .filter_map(|node| node.silent_for),
+                self.rt.config.thresholds.hang_timeout,
+            );
+        }
         if let Some(want) = self.reaction.take_pending() {
             self.start_round(want);
         }

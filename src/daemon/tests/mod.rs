@@ -375,9 +375,25 @@ pub struct FakeNode {
     clock: TokioClock,
     calls: Calls,
     leadership: bool,
+    /// Questions asked and not yet answered nor given up by the asker.
+    open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One open question to a fake node, closed when the asker answers or drops it.
+struct Question(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Question {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl FakeNode {
+    /// Questions to the node's API still open (asked, not answered, not given up).
+    pub fn open_questions(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The pool's height now.
     pub fn pool_height(&self) -> u64 {
         self.clock
@@ -423,6 +439,8 @@ impl FakeNode {
     }
 
     async fn answer<T>(&self, value: impl FnOnce(&mut NodeScript) -> T) -> Result<T, ProbeError> {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _question = Question(Arc::clone(&self.open));
         let (hung, delay) = {
             let script = self.script.lock().unwrap();
             (script.hung, script.delay)
@@ -664,6 +682,7 @@ impl Pool {
                     clock,
                     calls: calls.clone(),
                     leadership,
+                    open: Arc::default(),
                 };
                 (name.to_string(), Arc::new(node))
             })

@@ -1,8 +1,14 @@
 //! The tick: observe, decide, act, record, against the fakes.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::{Pool, until, wait};
+use crate::chain::ChainNode;
+use crate::daemon::observe::Prober;
 use crate::events::Event;
 use crate::supervisor::ProcessState;
 
@@ -201,7 +207,8 @@ async fn a_node_answering_a_second_late_is_never_restarted_a_silent_one_soon() {
     pool.node("node2").slow(Duration::from_secs(1));
     wait(Duration::from_secs(300)).await;
     assert!(pool.calls.all().is_empty(), "{:?}", pool.calls.all());
-    // Silent: restarted about hang_timeout after its first unanswered question (a tick at most).
+    // Silent: restarted when its silence reaches hang_timeout (a quick round is due then, not
+    // the end of the next whole one), its first unanswered question a tick at most after it hung.
     pool.node("node2").slow(Duration::ZERO);
     wait(Duration::from_secs(3)).await;
     pool.node("node3").hang(true);
@@ -212,16 +219,109 @@ async fn a_node_answering_a_second_late_is_never_restarted_a_silent_one_soon() {
     .await;
     let after = hung_at.elapsed();
     assert!(
-        after >= Duration::from_secs(2) && after <= Duration::from_millis(3_600),
+        after >= Duration::from_secs(2) && after <= Duration::from_millis(3_100),
         "restarted {after:?} after it hung"
     );
     pool.node("node3").hang(false);
     let rows = pool.rows();
     assert!(
-        rows[0].starts_with("node3 stop hung (no answer for 2."),
+        rows[0].starts_with("node3 stop hung (no answer for 2.0 s)"),
         "{rows:?}"
     );
     running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_node_with_leadership_on_is_judged_the_moment_its_silence_reaches_hang_timeout() {
+    // A hang_timeout that ends while a whole round would wait for the leader calls.
+    let leadership = serde_json::json!({
+        "leadership": {"enabled": true, "secret_file": "secret.yaml"},
+        "thresholds": {"hang_timeout": "2200ms"},
+    });
+    let pool = Pool::new(&["node1", "node2", "node3"], leadership);
+    let running = pool.run();
+    until("a node is promoted", MINUTE, || async {
+        (!pool.calls.matching("promote").is_empty()).then_some(())
+    })
+    .await;
+    wait(Duration::from_millis(2_300)).await;
+    // Its leader endpoints are not asked while it leaves a question unanswered: the rounds
+    // are not held up by their timeouts, and the silence is judged when it reaches 2.2 s.
+    pool.node("node3").hang(true);
+    until("node3 is restarted", MINUTE, || async {
+        (!pool.calls.matching("stop node3").is_empty()).then_some(())
+    })
+    .await;
+    pool.node("node3").hang(false);
+    let rows = pool.rows();
+    assert!(
+        rows[0].starts_with("node3 stop hung (no answer for 2.2 s)"),
+        "{rows:?}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_round_waits_for_no_silent_node_and_acting_on_a_node_ends_its_questions() {
+    let pool = Pool::new(&["node1", "node2"], serde_json::json!({}));
+    let nodes: Vec<(String, Arc<dyn ChainNode>)> = ["node1", "node2"]
+        .into_iter()
+        .map(|name| {
+            let node: Arc<dyn ChainNode> = pool.nodes[name].clone();
+            (name.to_string(), node)
+        })
+        .collect();
+    let (timeout, wait) = (Duration::from_secs(2), Duration::from_millis(500));
+    let mut prober = Prober::default();
+    pool.node("node2").hang(true);
+    // The first unanswered question is waited for, as every node's...
+    let began = Instant::now();
+    let fresh = prober.round(&nodes, timeout, wait, wait).await;
+    assert_eq!(began.elapsed(), wait);
+    assert_eq!(fresh, BTreeSet::from(["node1".to_string()]));
+    // ...a node still silent is not: the round ends with the others' answers.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let began = Instant::now();
+    prober.round(&nodes, timeout, wait, wait).await;
+    assert_eq!(began.elapsed(), Duration::ZERO);
+    assert_eq!(prober.silence()["node2"], Duration::from_secs(1));
+    assert_eq!(pool.node("node2").open_questions(), 2);
+    // nodekeeper acts on node2: its open questions are given up (their connections close, and a
+    // node shutting down gracefully need not wait for them).
+    prober.forget("node2");
+    tokio::task::yield_now().await;
+    assert_eq!(pool.node("node2").open_questions(), 0);
+    assert_eq!(pool.node("node1").open_questions(), 0);
+    pool.node("node2").hang(false);
+
+    // A node answering in 100 ms is waited for, also after a quick round (which waits for no
+    // answer: the one it asked for comes in the next round, and is no silence).
+    pool.node("node1").slow(Duration::from_millis(100));
+    prober.round(&nodes, timeout, Duration::ZERO, wait).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let began = Instant::now();
+    let fresh = prober.round(&nodes, timeout, wait, wait).await;
+    assert_eq!(began.elapsed(), Duration::from_millis(100));
+    assert!(fresh.contains("node1"), "{fresh:?}");
+    // A node answering in 700 ms, later than a round waits, is slow: once it is known to be,
+    // rounds no longer wait for it, and its answers still count when they come.
+    pool.node("node1").slow(Duration::from_millis(700));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let began = Instant::now();
+    prober.round(&nodes, timeout, wait, wait).await;
+    assert_eq!(began.elapsed(), wait);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let began = Instant::now();
+        let fresh = prober.round(&nodes, timeout, wait, wait).await;
+        assert_eq!(began.elapsed(), Duration::ZERO);
+        assert!(fresh.contains("node1"), "{fresh:?}");
+        // Asked just now, it answered the question before: no silence.
+        assert_eq!(
+            prober.silence().get("node1").copied().unwrap_or_default(),
+            Duration::ZERO
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
