@@ -26,12 +26,15 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod api;
+pub mod cardano;
 pub mod chain;
 pub mod config;
 pub mod events;
 pub mod fault;
 pub mod node;
+pub mod nodeos;
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -65,10 +68,49 @@ pub enum SimError {
     Serve(#[source] std::io::Error),
 }
 
-/// The `nodekeeper-sim` entry point: parses the command line, runs until a signal or `GET /api/v0/shutdown`.
+/// The `nodekeeper-sim` entry point: `--chain jormungandr|nodeos|cardano` (or `NODEKEEPER_SIM_CHAIN`; default
+/// `jormungandr`) picks the simulated chain, whose own flags follow.
 /// Exit status: 0 on shutdown, 1 on a `crash` fault or a server failure, 2 on a start-up error.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    let (chain, args) = split_chain(std::env::args_os().collect());
+    match chain.as_deref() {
+        None | Some("jormungandr") => jormungandr_main(args),
+        Some("nodeos") => nodeos::main(args),
+        Some("cardano") => cardano::main(args),
+        Some(other) => {
+            eprintln!("nodekeeper-sim: --chain {other:?}: expected jormungandr, nodeos or cardano");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Takes `--chain X` / `--chain=X` out of the command line (else `NODEKEEPER_SIM_CHAIN`); the rest goes to the
+/// chain's own parser.
+pub fn split_chain(args: Vec<OsString>) -> (Option<String>, Vec<OsString>) {
+    let mut chain = None;
+    let mut rest = Vec::with_capacity(args.len());
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy();
+        if text == "--chain" {
+            chain = Some(
+                args.next()
+                    .map(|value| value.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        } else if let Some(value) = text.strip_prefix("--chain=") {
+            chain = Some(value.to_string());
+        } else {
+            rest.push(arg);
+        }
+    }
+    let chain = chain.or_else(|| std::env::var("NODEKEEPER_SIM_CHAIN").ok());
+    (chain, rest)
+}
+
+/// The simulated Jormungandr node: runs until a signal or `GET /api/v0/shutdown`.
+fn jormungandr_main(args: Vec<OsString>) -> ExitCode {
+    let args = Args::parse_from(args);
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
