@@ -423,7 +423,8 @@ async fn control(client: &Client, names: &[String], verb: Verb) -> Result<u8, Fa
     Ok(code)
 }
 
-/// `all` means every program supervisord knows; other names are taken as given.
+/// `all` means every program supervisord knows and `GROUP:*` every process of that group, as
+/// with supervisorctl; other names are taken as given.
 async fn resolve_targets(client: &Client, names: &[String]) -> Result<Vec<String>, Failure> {
     if names.iter().any(|name| name == "all") {
         if names.len() > 1 {
@@ -438,7 +439,29 @@ async fn resolve_targets(client: &Client, names: &[String]) -> Result<Vec<String
             .map(ProcessInfo::namespec)
             .collect());
     }
-    Ok(names.to_vec())
+    if !names.iter().any(|name| name.ends_with(":*")) {
+        return Ok(names.to_vec());
+    }
+    let all = client.get_all_process_info().await?;
+    let mut targets = Vec::new();
+    for name in names {
+        match name.strip_suffix(":*") {
+            Some(group) => {
+                let members: Vec<String> = all
+                    .iter()
+                    .filter(|info| info.group == group)
+                    .map(ProcessInfo::namespec)
+                    .collect();
+                if members.is_empty() {
+                    // supervisord answers for it (no such group).
+                    targets.push(name.clone());
+                }
+                targets.extend(members);
+            }
+            None => targets.push(name.clone()),
+        }
+    }
+    Ok(targets)
 }
 
 async fn act(client: &Client, name: &str, verb: Verb) -> Result<Outcome, SupervisorError> {
@@ -449,7 +472,10 @@ async fn act(client: &Client, name: &str, verb: Verb) -> Result<Outcome, Supervi
     };
     let failed = |fault: &Fault| Outcome {
         name: name.to_string(),
-        words: format!("ERROR ({})", fault_words(fault)),
+        words: match fault {
+            Fault::BadName(_) if name.ends_with(":*") => "ERROR (no such group)".to_string(),
+            fault => format!("ERROR ({})", fault_words(fault)),
+        },
         ok: false,
     };
     if matches!(verb, Verb::Stop | Verb::Restart) {

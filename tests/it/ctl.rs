@@ -143,6 +143,35 @@ async fn all_targets_every_program_concurrently() {
 }
 
 #[tokio::test]
+async fn a_group_star_targets_every_process_of_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let supervisord = Supervisord::builder()
+        .program(Program::new("alpha", SLEEPER))
+        .section(&format!(
+            "[program:pair]\ncommand={SLEEPER}\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)d\n\
+             autostart=false\nstartsecs=0\nstdout_logfile={}\n\n",
+            dir.path().join("pair.log").display()
+        ))
+        .start()
+        .await;
+    let output = run(supervisord.ctl().args(["start", "pair:*"])).await;
+    assert_eq!(output.code, 0, "{output:?}");
+    assert_eq!(
+        output.stdout,
+        "pair:pair_0: started\npair:pair_1: started\n"
+    );
+    let output = run(supervisord.ctl().args(["stop", "pair:*", "alpha"])).await;
+    assert_eq!(output.code, 0, "{output:?}");
+    assert_eq!(
+        output.stdout,
+        "pair:pair_0: stopped\npair:pair_1: stopped\nalpha: stopped\n"
+    );
+    let output = run(supervisord.ctl().args(["start", "nosuch:*"])).await;
+    assert_eq!(output.code, 1, "{output:?}");
+    assert_eq!(output.stdout, "nosuch:*: ERROR (no such group)\n");
+}
+
+#[tokio::test]
 async fn unknown_names_and_spawn_errors_exit_1_and_name_the_program() {
     let supervisord = Supervisord::builder()
         .program(Program::new("alpha", SLEEPER))
