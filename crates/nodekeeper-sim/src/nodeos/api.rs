@@ -323,13 +323,13 @@ async fn not_found() -> Response {
     )
 }
 
-/// Calls without parameters take an empty body, `{}` or `null`; anything else is nodeos's 400.
-fn check_no_params(body: &Bytes) -> Result<(), Response> {
+/// Calls without parameters take an empty body, `{}` or `null`; anything else gets nodeos's 400, returned here.
+fn reject_params(body: &Bytes) -> Option<Response> {
     let text = String::from_utf8_lossy(body);
     if matches!(text.trim(), "" | "{}" | "null") {
-        return Ok(());
+        return None;
     }
-    Err(nodeos_error(
+    Some(nodeos_error(
         StatusCode::BAD_REQUEST,
         "Invalid Request",
         (
@@ -408,14 +408,14 @@ fn info(node: &Node, now: DateTime<Utc>) -> GetInfo {
 }
 
 async fn get_info(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    if let Err(response) = check_no_params(&body) {
+    if let Some(response) = reject_params(&body) {
         return response;
     }
     shared.with_node(|node, now| json_value(StatusCode::OK, &info(node, now)))
 }
 
 async fn get_producer_schedule(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    if let Err(response) = check_no_params(&body) {
+    if let Some(response) = reject_params(&body) {
         return response;
     }
     shared.with_node(|node, _| {
@@ -454,7 +454,7 @@ async fn get_supported_apis(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `producer_api_plugin` answers its calls with 201.
 async fn pause(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    if let Err(response) = check_no_params(&body) {
+    if let Some(response) = reject_params(&body) {
         return response;
     }
     shared.with_node(|node, _| {
@@ -468,7 +468,7 @@ async fn pause(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 }
 
 async fn resume(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    if let Err(response) = check_no_params(&body) {
+    if let Some(response) = reject_params(&body) {
         return response;
     }
     shared.with_node(|node, _| {
@@ -479,7 +479,7 @@ async fn resume(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
 }
 
 async fn paused(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    if let Err(response) = check_no_params(&body) {
+    if let Some(response) = reject_params(&body) {
         return response;
     }
     let paused = shared.with_node(|node, _| node.paused());

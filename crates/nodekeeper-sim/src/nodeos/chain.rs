@@ -166,7 +166,7 @@ impl ChainParams {
     /// The id of block `n`: its number big-endian in the first 4 bytes, then a hash of the chain and the number.
     pub fn block_id(&self, n: u64) -> [u8; 32] {
         let chain = u64::from_le_bytes(self.chain_id[..8].try_into().unwrap_or([0; 8]));
-        let mut id = derive_id(&[chain, n, 0x626c_6f63_6b]);
+        let mut id = derive_id(&[chain, n, 0x0062_6c6f_636b]);
         let num = u32::try_from(n).unwrap_or(u32::MAX);
         id[..4].copy_from_slice(&num.to_be_bytes());
         id
