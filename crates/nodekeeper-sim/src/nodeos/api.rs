@@ -323,20 +323,29 @@ async fn not_found() -> Response {
     )
 }
 
-/// Calls without parameters take an empty body, `{}` or `null`; anything else gets nodeos's 400, returned here.
-fn reject_params(body: &Bytes) -> Option<Response> {
+/// Whether `body` counts as no parameters, as nodeos's `is_empty_content` decides: empty or spaces, or `{}` with
+/// only spaces and tabs inside (after trimming spaces; not newlines).
+fn is_empty_content(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body);
-    if matches!(text.trim(), "" | "{}" | "null") {
+    let trimmed = text.trim_matches(' ');
+    trimmed.is_empty()
+        || (trimmed.len() > 1
+            && trimmed.starts_with('{')
+            && trimmed.ends_with('}')
+            && trimmed[1..trimmed.len() - 1]
+                .chars()
+                .all(|c| c == ' ' || c == '\t'))
+}
+
+/// Calls without parameters take an empty body or `{}`; anything else gets nodeos's 400, returned here.
+fn reject_params(body: &Bytes) -> Option<Response> {
+    if is_empty_content(body) {
         return None;
     }
     Some(nodeos_error(
         StatusCode::BAD_REQUEST,
         "Invalid Request",
-        (
-            3_200_006,
-            "invalid_http_request",
-            "Unable to parse valid input from POST body",
-        ),
+        (3_200_006, "invalid_http_request", "invalid http request"),
         (
             "no parameter should be given",
             "http_plugin.hpp",
@@ -508,4 +517,19 @@ async fn post_fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     shared.set_fault(fault);
     exit_soon(fault, shared.data_dir().map(Path::to_path_buf));
     json_value(StatusCode::OK, &shared.sim_state())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_content_is_what_nodeos_calls_empty() {
+        for body in ["", "   ", "{}", " { } ", "{\t}"] {
+            assert!(is_empty_content(body.as_bytes()), "{body:?}");
+        }
+        for body in ["null", "{\"a\":1}", "[]", "{}\n", "x"] {
+            assert!(!is_empty_content(body.as_bytes()), "{body:?}");
+        }
+    }
 }
