@@ -303,6 +303,10 @@ async fn get_info_has_the_nodeos_shapes_and_time_format() {
         error["error"]["details"][0]["message"],
         "no parameter should be given"
     );
+    assert_eq!(error["message"], "Invalid Request");
+    assert_eq!(error["error"]["name"], "invalid_http_request");
+    let (status, body) = sim.post("/v1/chain/get_info", "{ }").await;
+    assert_eq!(status, 200, "{body}");
 
     let schedule = sim.post_json("/v1/chain/get_producer_schedule").await;
     assert!(schedule["pending"].is_null() && schedule["proposed"].is_null());
