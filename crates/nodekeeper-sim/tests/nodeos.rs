@@ -270,12 +270,10 @@ async fn get_info_has_the_nodeos_shapes_and_time_format() {
     assert_eq!(info["chain_id"].as_str().unwrap().len(), 64);
     assert_eq!(info["server_version"].as_str().unwrap().len(), 8);
     assert_eq!(info["server_version_string"], "v1.2.2");
-    assert!(
-        info["server_full_version_string"]
-            .as_str()
-            .unwrap()
-            .starts_with("v1.2.2-")
-    );
+    let commit = info["server_version"].as_str().unwrap();
+    let full = info["server_full_version_string"].as_str().unwrap();
+    assert_eq!(full.len(), "v1.2.2-".len() + 40, "{full}");
+    assert!(full.starts_with(&format!("v1.2.2-{commit}")), "{full}");
     for field in [
         "virtual_block_cpu_limit",
         "virtual_block_net_limit",

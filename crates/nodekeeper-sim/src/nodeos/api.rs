@@ -402,12 +402,13 @@ fn info(node: &Node, now: DateTime<Utc>) -> GetInfo {
         server_version_string: node.version().to_string(),
         fork_db_head_block_num: head,
         fork_db_head_block_id: head_id,
+        // The version, then a 40-hex commit whose first 8 digits are `server_version`, as nodeos prints them.
         server_full_version_string: format!(
-            "{}-{:016x}{:016x}{:08x}",
+            "{}-{:08x}{:016x}{:016x}",
             node.version(),
+            version_hash as u32,
             version_hash,
-            version_hash.rotate_left(17),
-            version_hash as u32
+            version_hash.rotate_left(17)
         ),
         total_cpu_weight: "383238297463548".to_string(),
         total_net_weight: "95748713458217".to_string(),
