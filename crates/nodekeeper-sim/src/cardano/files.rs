@@ -38,7 +38,7 @@ pub fn aeson_time(time: DateTime<Utc>) -> String {
 
 /// The slot length in seconds as a JSON number: an integer when whole (`1`), else a decimal (`0.2`).
 fn seconds_number(millis: u64) -> Value {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         Value::Number(Number::from(millis / 1000))
     } else {
         json!(millis as f64 / 1000.0)
