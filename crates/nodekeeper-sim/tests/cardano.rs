@@ -578,6 +578,16 @@ async fn sighup_starts_then_stops_forging_on_the_schedule() {
     let before = as_u64(&sim.state().await["wall_slot"]);
     sim.signal("-HUP");
     sim.logged(ENABLING).await;
+    sim.logged("Performing topology configuration update").await;
+    let line = sim
+        .log_lines()
+        .into_iter()
+        .find(|line| line.contains(ENABLING))
+        .unwrap();
+    assert!(
+        line.starts_with("[hot-spare:cardano.node.startup:Info:5] [") && line.contains(" UTC] "),
+        "{line}"
+    );
     poll("forging", WAIT, || async {
         (sim.state().await["forging"] == true).then_some(())
     })

@@ -119,13 +119,27 @@ impl Shared {
         });
     }
 
-    /// Handles a SIGHUP: re-reads the credential files and logs what the node concluded, like cardano-node.
+    /// Handles a SIGHUP: re-reads the credential files and logs what the node concluded, like cardano-node
+    /// (`Performing block forging reconfiguration: …`, then `Performing topology configuration update` unless the
+    /// change was not effective).
     pub fn sighup(&self) -> Option<Reload> {
         let credentials = read_credentials(self.credentials.as_ref());
         self.with_node(|node, now| {
             let reload = node.sighup(&credentials, now);
             match &reload {
-                Some(reload) => log_line(node.name(), "startup", &reload.message(), now),
+                Some(Reload::NotEffective) => {
+                    log_line(node.name(), "startup", &Reload::NotEffective.message(), now);
+                }
+                Some(reload) => {
+                    log_line(node.name(), "startup", &reload.message(), now);
+                    // SIGHUP also re-reads the topology (P2P mode), as the real handler does after forging.
+                    log_line(
+                        node.name(),
+                        "startup",
+                        "Performing topology configuration update",
+                        now,
+                    );
+                }
                 None => tracing::warn!("SIGHUP ignored (ignore-sighup fault)"),
             }
             reload
