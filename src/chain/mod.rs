@@ -15,7 +15,9 @@
 //! A probe never fails the caller: an unreachable or hung node is an observation (`ProbeError`),
 //! not an error.
 
+pub mod cardano;
 pub mod jormungandr;
+pub mod nodeos;
 
 use std::future::Future;
 use std::path::Path;
