@@ -1,4 +1,7 @@
-//! A simulated Jormungandr node for tests and the demo: the library behind the `nodekeeper-sim` binary.
+//! Simulated nodes for tests and the demo, the library behind the `nodekeeper-sim` binary: a Jormungandr node
+//! (this file and the modules below), an Antelope nodeos producer (`nodeos`, `--chain nodeos`) and a cardano-node
+//! block producer with dynamic block forging (`cardano`, `--chain cardano`); each chain module documents its own
+//! flags, routes, faults and events file.
 //! Test equipment, not part of the daemon: its own crate, which shares only the node secret's format with
 //! `nodekeeper`.
 //!

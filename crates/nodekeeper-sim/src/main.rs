@@ -1,4 +1,5 @@
-//! `nodekeeper-sim`: a simulated Jormungandr node; everything lives in the `nodekeeper_sim` library.
+//! `nodekeeper-sim`: simulated Jormungandr, nodeos and cardano-node nodes (`--chain`); everything lives in the
+//! `nodekeeper_sim` library.
 
 fn main() -> std::process::ExitCode {
     nodekeeper_sim::main()
