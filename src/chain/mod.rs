@@ -33,6 +33,60 @@ use crate::slots::{LeaderLog, SlotClock};
 pub enum ChainSettings {
     /// A Jormungandr node (REST API v0).
     Jormungandr(jormungandr::Settings),
+    /// An Antelope nodeos node.
+    Nodeos(nodeos::Settings),
+    /// A cardano-node.
+    Cardano(cardano::Settings),
+}
+
+impl ChainSettings {
+    /// The chain's name as configured.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChainSettings::Jormungandr(_) => "jormungandr",
+            ChainSettings::Nodeos(_) => "nodeos",
+            ChainSettings::Cardano(_) => "cardano",
+        }
+    }
+
+    /// Whether the node boots producing, given its supervisord command (see
+    /// [`ChainNode::boots_producing`]).
+    pub fn boots_producing(&self, command: Option<&str>) -> BootVerdict {
+        match self {
+            ChainSettings::Jormungandr(settings) => settings.boots_producing(command),
+            ChainSettings::Nodeos(settings) => settings.boots_producing(command),
+            ChainSettings::Cardano(settings) => settings.boots_producing(command),
+        }
+    }
+
+    /// The arguments nodekeeper adds to the operator's (`args`) in the generated supervisord
+    /// program: before them (Jormungandr's config, nodeos's `--pause-on-startup`), or after
+    /// cardano-node's `run` subcommand and the operator's options.
+    pub fn program_args(&self, args: &[String]) -> Vec<String> {
+        match self {
+            ChainSettings::Jormungandr(settings) => {
+                [settings.config_args(), args.to_vec()].concat()
+            }
+            ChainSettings::Nodeos(settings) => [settings.program_args(), args.to_vec()].concat(),
+            ChainSettings::Cardano(settings) => {
+                let run =
+                    (args.first().map(String::as_str) != Some("run")).then(|| "run".to_string());
+                run.into_iter()
+                    .chain(args.iter().cloned())
+                    .chain(settings.program_args())
+                    .collect()
+            }
+        }
+    }
+
+    /// The address nodekeeper asks the node at (its API or its metrics).
+    pub fn api_url(&self) -> &reqwest::Url {
+        match self {
+            ChainSettings::Jormungandr(settings) => &settings.rest_url,
+            ChainSettings::Nodeos(settings) => &settings.rest_url,
+            ChainSettings::Cardano(settings) => &settings.metrics_url,
+        }
+    }
 }
 
 /// A boxed future, so that the adapter traits stay object-safe.

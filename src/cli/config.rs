@@ -263,12 +263,11 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
             for check in &skipped {
                 eprintln!("note: {check}");
             }
-            let pick = |node: &crate::config::NodeSettings| {
-                if default {
-                    node.jormungandr().fallback_config.clone()
-                } else {
-                    node.jormungandr().config.clone()
-                }
+            // Only Jormungandr nodes have a generated config file.
+            let pick = |node: &crate::config::NodeSettings| match node.jormungandr() {
+                Some(settings) if default => settings.fallback_config.clone(),
+                Some(settings) => settings.config.clone(),
+                None => serde_json::Value::Null,
             };
             let value = match node {
                 Some(name) => pick(find_node(&config, &name)?),
@@ -286,13 +285,17 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
         ConfigCommand::Diff { node } => {
             let mut out = std::io::stdout().lock();
             for node in selected(&config, node.as_deref())? {
-                match nodefile::diff(&node.jormungandr().config_path, &node.jormungandr().config) {
+                let Some(settings) = node.jormungandr() else {
+                    let _ = writeln!(out, "{}: no generated config file", node.name);
+                    continue;
+                };
+                match nodefile::diff(&settings.config_path, &settings.config) {
                     Ok(None) => {
                         let _ = writeln!(
                             out,
                             "{}: {} is up to date",
                             node.name,
-                            node.jormungandr().config_path.display()
+                            settings.config_path.display()
                         );
                     }
                     Ok(Some(diff)) => {
@@ -305,20 +308,17 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
         }
         ConfigCommand::Write { node } => {
             for node in selected(&config, node.as_deref())? {
-                let outcome = nodefile::write_if_changed(
-                    &node.jormungandr().config_path,
-                    &node.jormungandr().config,
-                )
-                .map_err(|e| Failure::runtime(e.to_string()))?;
+                let Some(settings) = node.jormungandr() else {
+                    println!("{}: no generated config file", node.name);
+                    continue;
+                };
+                let outcome = nodefile::write_if_changed(&settings.config_path, &settings.config)
+                    .map_err(|e| Failure::runtime(e.to_string()))?;
                 let words = match outcome {
                     nodefile::WriteOutcome::Written => "written",
                     nodefile::WriteOutcome::Unchanged => "unchanged",
                 };
-                println!(
-                    "{}: {} {words}",
-                    node.name,
-                    node.jormungandr().config_path.display()
-                );
+                println!("{}: {} {words}", node.name, settings.config_path.display());
             }
             Ok(0)
         }
@@ -361,7 +361,7 @@ async fn boot_comments(config: &Config) -> String {
             Some(Ok(programs)) => programs.get(&node.program).map(String::as_str),
             _ => None,
         };
-        let verdict = node.jormungandr().boots_producing(command);
+        let verdict = node.chain.boots_producing(command);
         let word = match verdict.with_key {
             Some(true) => "may boot holding the key",
             Some(false) => "boots without the key",

@@ -333,14 +333,13 @@ fn print_changes(before: &Effective, after: &Effective) {
     println!("when the running daemon reloads it:");
     let mut up_to_date = Vec::new();
     for node in &config.nodes {
-        match nodefile::diff(&node.jormungandr().config_path, &node.jormungandr().config) {
+        let Some(settings) = node.jormungandr() else {
+            continue;
+        };
+        match nodefile::diff(&settings.config_path, &settings.config) {
             Ok(None) => up_to_date.push(node.name.as_str()),
             Ok(Some(diff)) => {
-                println!(
-                    "{}: rewrites {}",
-                    node.name,
-                    node.jormungandr().config_path.display()
-                );
+                println!("{}: rewrites {}", node.name, settings.config_path.display());
                 print!("{diff}");
             }
             Err(e) => println!("{}: {e}", node.name),

@@ -37,8 +37,7 @@ pub struct SupervisorConfArgs {
 /// The program of one node: its binary with its generated config and extra arguments.
 pub fn node_program(node: &NodeSettings) -> ProgramSpec {
     let mut command = vec![node.binary.to_string_lossy().into_owned()];
-    command.extend(node.jormungandr().config_args());
-    command.extend(node.args.iter().cloned());
+    command.extend(node.chain.program_args(&node.args));
     let mut spec = ProgramSpec::node(
         &node.program,
         command,

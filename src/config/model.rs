@@ -140,10 +140,12 @@ pub struct Config {
 }
 
 impl NodeSettings {
-    /// Its Jormungandr settings (the one chain so far).
-    pub fn jormungandr(&self) -> &jormungandr::Settings {
-        let ChainSettings::Jormungandr(settings) = &self.chain;
-        settings
+    /// Its Jormungandr settings, when it is a Jormungandr node.
+    pub fn jormungandr(&self) -> Option<&jormungandr::Settings> {
+        match &self.chain {
+            ChainSettings::Jormungandr(settings) => Some(settings),
+            _ => None,
+        }
     }
 }
 

@@ -86,15 +86,70 @@ pub struct RawPeer {
     pub id: Option<String>,
 }
 
+/// Which chain's node software a node runs (one chain per configuration).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainName {
+    /// Jormungandr (REST API v0).
+    #[default]
+    Jormungandr,
+    /// Antelope nodeos (EOS/Vaulta, WAX, Telos).
+    Nodeos,
+    /// cardano-node.
+    Cardano,
+}
+
+impl ChainName {
+    /// The name as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr => "jormungandr",
+            ChainName::Nodeos => "nodeos",
+            ChainName::Cardano => "cardano",
+        }
+    }
+
+    /// The default (Jormungandr): left out when a configuration is written back.
+    pub fn is_default(&self) -> bool {
+        *self == ChainName::default()
+    }
+
+    /// The chain's node program, the default `binary`.
+    pub fn default_binary(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr => "jormungandr",
+            ChainName::Nodeos => "nodeos",
+            ChainName::Cardano => "cardano-node",
+        }
+    }
+}
+
+/// The paths a cardano-node was started with for its block-forging credentials
+/// (`--shelley-kes-key`, `--shelley-vrf-key`, `--shelley-operational-certificate`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    /// The KES signing key's path.
+    pub kes: PathBuf,
+    /// The VRF signing key's path.
+    pub vrf: PathBuf,
+    /// The operational certificate's path.
+    pub opcert: PathBuf,
+}
+
 /// Defaults for every node.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct RawNodeDefaults {
-    /// The node config template (JSON), relative to the config file. Required.
+    /// The chain of every node that does not set its own (`jormungandr`, `nodeos` or `cardano`).
+    #[serde(skip_serializing_if = "ChainName::is_default")]
+    pub chain: ChainName,
+    /// The node config template (JSON), relative to the config file. Required for Jormungandr.
     pub template: Option<PathBuf>,
     /// Base directory: a node's directory defaults to `{node_dir}/{name}`.
     pub node_dir: Option<PathBuf>,
-    /// The node binary when no version is chosen.
+    /// The node binary when no version is chosen (default: the chain's node program,
+    /// `jormungandr`, `nodeos` or `cardano-node`).
     pub binary: PathBuf,
     /// The version (a key of `[versions]`) nodes run unless they choose another.
     pub version: Option<String>,
@@ -113,6 +168,7 @@ pub struct RawNodeDefaults {
 impl Default for RawNodeDefaults {
     fn default() -> RawNodeDefaults {
         RawNodeDefaults {
+            chain: ChainName::default(),
             template: None,
             node_dir: None,
             binary: PathBuf::from("jormungandr"),
@@ -132,12 +188,22 @@ impl Default for RawNodeDefaults {
 pub struct RawNode {
     /// Node name (unique): log rows, alerts, the generated file name.
     pub name: String,
+    /// Its chain; default `node_defaults.chain`. Every node of a configuration runs one chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainName>,
+    /// cardano-node: its Prometheus metrics (default `http://127.0.0.1:12798/metrics`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
+    /// cardano-node: the credential paths it was started with (leadership needs them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<RawCredentials>,
     /// supervisord program name; default: the node name.
     pub program: Option<String>,
     /// Which supervisord (a key of `[supervisors]`); default: `[supervisor]`.
     pub supervisor: Option<String>,
-    /// REST API base URL (`http://127.0.0.1:3101/api`); default: derived from `rest.listen` of the
-    /// merged node config.
+    /// REST API base URL: Jormungandr's (`http://127.0.0.1:3101/api`; default: derived from
+    /// `rest.listen` of the merged node config), nodeos's HTTP API (`http://127.0.0.1:8888`,
+    /// required).
     pub rest_url: Option<String>,
     /// The node's directory; default `{node_defaults.node_dir}/{name}`.
     pub node_dir: Option<PathBuf>,
@@ -307,6 +373,20 @@ pub struct RawLeadership {
     /// Allow plain `http://` REST URLs of nodes on other hosts (not loopback) while leadership is
     /// enabled: the node secret is sent to them in clear. Default false: such a URL is refused.
     pub allow_insecure: bool,
+    /// nodeos: our producer account (the one node producing for it is chosen by nodekeeper).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub producer: Option<String>,
+    /// cardano: where nodekeeper keeps the pool's credentials (`kes.skey`, `vrf.skey`,
+    /// `node.opcert`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_dir: Option<PathBuf>,
+    /// cardano: the JSON of `cardano-cli query leadership-schedule` (re-read when it changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_file: Option<PathBuf>,
+    /// cardano: the Shelley genesis JSON (`systemStart`, `slotLength`, `epochLength`,
+    /// `slotsPerKESPeriod`), for the slot of now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub genesis_file: Option<PathBuf>,
 }
 
 impl Default for RawLeadership {
@@ -319,6 +399,10 @@ impl Default for RawLeadership {
             schedule_refresh_min_gap: Duration::from_secs(600),
             state_file: PathBuf::from("leader-state.json"),
             allow_insecure: false,
+            producer: None,
+            credentials_dir: None,
+            schedule_file: None,
+            genesis_file: None,
         }
     }
 }

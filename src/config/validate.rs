@@ -15,7 +15,8 @@ use super::load::Origins;
 use super::merge;
 use super::model::*;
 use super::raw::{
-    RawConfig, RawEmail, RawLeadership, RawPeer, RawPoolTool, RawSupervisor, RawThresholds,
+    ChainName, RawConfig, RawEmail, RawLeadership, RawNode, RawPeer, RawPoolTool, RawSupervisor,
+    RawThresholds,
 };
 use crate::alert::{EmailSettings, InlineTemplate, TemplateSettings};
 use crate::chain::ChainSettings;
@@ -207,7 +208,12 @@ pub(crate) fn validate(
     }
     let restart_log = v.resolve(&raw.restart_log.path);
     let pooltool = v.pooltool(&raw.pooltool, &restart_log);
-    let leadership = v.leadership(&raw.leadership);
+    let pool_chain = raw
+        .nodes
+        .first()
+        .and_then(|node| node.chain)
+        .unwrap_or(raw.node_defaults.chain);
+    let leadership = v.leadership(&raw.leadership, pool_chain);
     if raw.leadership.enabled && !raw.leadership.allow_insecure {
         v.secret_sent_over_tls_or_loopback(&raw, &nodes);
     }
@@ -525,6 +531,20 @@ impl Validator<'_, '_> {
                     format!("program {program:?} is also used by node {:?}", other.name),
                 );
             }
+            let chain = node.chain.unwrap_or(defaults.chain);
+            if let Some(first) = raw.nodes.first()
+                && first.chain.unwrap_or(defaults.chain) != chain
+            {
+                self.error(
+                    &key("chain"),
+                    format!(
+                        "{:?} differs from nodes[0]'s {:?}: one pool, one chain per configuration \
+                         (set chain in [node_defaults])",
+                        chain.as_str(),
+                        first.chain.unwrap_or(defaults.chain).as_str()
+                    ),
+                );
+            }
             let version = node.version.clone().or_else(|| defaults.version.clone());
             let binary = match &version {
                 Some(version) => match raw.versions.get(version) {
@@ -545,10 +565,14 @@ impl Validator<'_, '_> {
                         PathBuf::new()
                     }
                 },
-                None => node
-                    .binary
-                    .clone()
-                    .unwrap_or_else(|| defaults.binary.clone()),
+                None => node.binary.clone().unwrap_or_else(|| {
+                    // The documented default binary is the chain's node program.
+                    if defaults.binary == Path::new(ChainName::Jormungandr.default_binary()) {
+                        PathBuf::from(chain.default_binary())
+                    } else {
+                        defaults.binary.clone()
+                    }
+                }),
             };
             let node_dir = match (&node.node_dir, &defaults.node_dir) {
                 (Some(dir), _) => self.resolve(dir),
@@ -561,6 +585,32 @@ impl Validator<'_, '_> {
                     PathBuf::new()
                 }
             };
+            if chain != ChainName::Jormungandr {
+                let log_dir = defaults
+                    .log_dir
+                    .as_ref()
+                    .map(|dir| self.resolve(dir))
+                    .unwrap_or_else(|| node_dir.clone());
+                let Some(chain_settings) =
+                    self.other_chain(chain, raw, node, &prefix, &supervisor, &nodes)
+                else {
+                    continue;
+                };
+                nodes.push(NodeSettings {
+                    name: node.name.clone(),
+                    program,
+                    supervisor,
+                    binary,
+                    version,
+                    chain: chain_settings,
+                    args: node.args.clone().unwrap_or_else(|| defaults.args.clone()),
+                    startsecs: defaults.startsecs,
+                    stopwaitsecs: defaults.stopwaitsecs,
+                    log_file: log_dir.join(format!("{}.log", node.name)),
+                    node_dir,
+                });
+                continue;
+            }
             let config_path = node
                 .config_path
                 .as_ref()
@@ -633,8 +683,7 @@ impl Validator<'_, '_> {
             };
             let Some(rest_url) = rest_url else { continue };
             if let Some(other) = nodes.iter().find(|other| {
-                other.supervisor == supervisor
-                    && same_port(&other.jormungandr().rest_url, &rest_url)
+                other.supervisor == supervisor && same_port(other.chain.api_url(), &rest_url)
             }) {
                 self.error(
                     &key("rest_url"),
@@ -685,6 +734,128 @@ impl Validator<'_, '_> {
             });
         }
         nodes
+    }
+
+    /// The settings of a nodeos or cardano node (`chain` is not Jormungandr); `None` after an
+    /// error.
+    fn other_chain(
+        &mut self,
+        chain: ChainName,
+        raw: &RawConfig,
+        node: &RawNode,
+        prefix: &str,
+        supervisor: &str,
+        nodes: &[NodeSettings],
+    ) -> Option<ChainSettings> {
+        let key = |field: &str| format!("{prefix}.{field}");
+        let jormungandr_only = [
+            ("template", node.template.is_some()),
+            ("overrides", !node.overrides.is_empty()),
+            (
+                "default_trusted_peers",
+                node.default_trusted_peers.is_some(),
+            ),
+            ("config_path", node.config_path.is_some()),
+        ];
+        for (field, set) in jormungandr_only {
+            if set {
+                self.error(
+                    &key(field),
+                    format!(
+                        "a Jormungandr setting: nodekeeper generates no config file for {}",
+                        chain.as_str()
+                    ),
+                );
+            }
+        }
+        let leadership = raw.leadership.enabled;
+        let (url_key, url) = match chain {
+            ChainName::Nodeos => {
+                if node.metrics_url.is_some() || node.credentials.is_some() {
+                    self.error(&key("metrics_url"), "a cardano setting, not nodeos's");
+                }
+                let Some(text) = &node.rest_url else {
+                    self.error(
+                        &key("rest_url"),
+                        "required for nodeos: its HTTP API (http-server-address), e.g. http://127.0.0.1:8888",
+                    );
+                    return None;
+                };
+                (key("rest_url"), text.clone())
+            }
+            _ => {
+                if node.rest_url.is_some() {
+                    self.error(
+                        &key("rest_url"),
+                        "a nodeos setting: cardano-node is read at metrics_url",
+                    );
+                }
+                (
+                    key("metrics_url"),
+                    node.metrics_url.clone().unwrap_or_else(|| {
+                        crate::chain::cardano::settings::DEFAULT_METRICS_URL.to_string()
+                    }),
+                )
+            }
+        };
+        let url = match parse_rest_url(&url) {
+            Ok(url) => url,
+            Err(why) => {
+                self.error(&url_key, why);
+                return None;
+            }
+        };
+        if let Some(other) = nodes
+            .iter()
+            .find(|other| other.supervisor == supervisor && same_port(other.chain.api_url(), &url))
+        {
+            self.error(
+                &url_key,
+                format!(
+                    "port {} is also used by node {:?}",
+                    url.port_or_known_default().unwrap_or(0),
+                    other.name
+                ),
+            );
+        }
+        Some(match chain {
+            ChainName::Nodeos => ChainSettings::Nodeos(crate::chain::nodeos::Settings {
+                rest_url: url,
+                producer: raw.leadership.producer.clone().filter(|_| leadership),
+            }),
+            _ => {
+                let credentials =
+                    node.credentials
+                        .as_ref()
+                        .map(|c| crate::chain::cardano::Credentials {
+                            kes: self.resolve(&c.kes),
+                            vrf: self.resolve(&c.vrf),
+                            opcert: self.resolve(&c.opcert),
+                        });
+                if leadership && credentials.is_none() {
+                    self.error(
+                        &key("credentials"),
+                        "required with leadership: { kes = PATH, vrf = PATH, opcert = PATH }, the paths the node was started with",
+                    );
+                }
+                let l = &raw.leadership;
+                let pool = match (&l.credentials_dir, &l.schedule_file, &l.genesis_file) {
+                    (Some(dir), Some(schedule), Some(genesis)) if leadership => {
+                        Some(crate::chain::cardano::PoolFiles {
+                            credentials_dir: self.resolve(dir),
+                            schedule_file: self.resolve(schedule),
+                            genesis_file: self.resolve(genesis),
+                        })
+                    }
+                    _ => None,
+                };
+                ChainSettings::Cardano(crate::chain::cardano::Settings {
+                    metrics_url: url,
+                    credentials,
+                    pool,
+                })
+            }
+        })
     }
 
     fn url(&mut self, key: &str, text: &str) {
@@ -791,7 +962,7 @@ impl Validator<'_, '_> {
         self.secret(prefix, key, inline, &format!("{key}_file"), file)
     }
 
-    fn leadership(&mut self, raw: &RawLeadership) -> LeadershipSettings {
+    fn leadership(&mut self, raw: &RawLeadership, chain: ChainName) -> LeadershipSettings {
         let settings = LeadershipSettings {
             enabled: raw.enabled,
             secret_file: raw.secret_file.as_ref().map(|path| self.resolve(path)),
@@ -810,7 +981,58 @@ impl Validator<'_, '_> {
                 "expected a positive number of slots, got 0",
             );
         }
-        if settings.enabled {
+        let other_chains = [
+            ("producer", raw.producer.is_some(), ChainName::Nodeos),
+            (
+                "credentials_dir",
+                raw.credentials_dir.is_some(),
+                ChainName::Cardano,
+            ),
+            (
+                "schedule_file",
+                raw.schedule_file.is_some(),
+                ChainName::Cardano,
+            ),
+            (
+                "genesis_file",
+                raw.genesis_file.is_some(),
+                ChainName::Cardano,
+            ),
+            (
+                "secret_file",
+                raw.secret_file.is_some(),
+                ChainName::Jormungandr,
+            ),
+        ];
+        for (field, set, owner) in other_chains {
+            if set && owner != chain {
+                self.error(
+                    &format!("leadership.{field}"),
+                    format!(
+                        "a {} setting, and this pool runs {}",
+                        owner.as_str(),
+                        chain.as_str()
+                    ),
+                );
+            }
+        }
+        if settings.enabled && chain == ChainName::Nodeos {
+            match &raw.producer {
+                None => self.error(
+                    "leadership.producer",
+                    "required for nodeos when leadership.enabled is true: our producer account",
+                ),
+                Some(name) if !is_antelope_name(name) => self.error(
+                    "leadership.producer",
+                    format!("{name:?}: expected an account name: 1 to 12 of a-z, 1-5 and '.', not ending in '.'"),
+                ),
+                Some(_) => {}
+            }
+        }
+        if settings.enabled && chain == ChainName::Cardano {
+            self.cardano_pool_files(raw);
+        }
+        if settings.enabled && chain == ChainName::Jormungandr {
             match &settings.secret_file {
                 None => self.error(
                     "leadership.secret_file",
@@ -829,11 +1051,68 @@ impl Validator<'_, '_> {
         settings
     }
 
+    /// cardano leadership: the pool's credentials directory and its three files, the schedule
+    /// and the genesis files, read and checked (errors name the file and key, never content).
+    fn cardano_pool_files(&mut self, raw: &RawLeadership) {
+        use crate::chain::cardano::genesis::{Genesis, parse_schedule};
+        match &raw.credentials_dir {
+            None => self.error(
+                "leadership.credentials_dir",
+                "required for cardano when leadership.enabled is true: where nodekeeper keeps the pool's kes.skey, vrf.skey and node.opcert",
+            ),
+            Some(dir) => {
+                let dir = self.resolve(dir);
+                if self.checks_host_file("leadership.credentials_dir", &dir) {
+                    let missing: Vec<&str> = ["kes.skey", "vrf.skey", "node.opcert"]
+                        .into_iter()
+                        .filter(|name| !dir.join(name).is_file())
+                        .collect();
+                    if !missing.is_empty() {
+                        self.error(
+                            "leadership.credentials_dir",
+                            format!("{}: missing {}", dir.display(), missing.join(", ")),
+                        );
+                    }
+                }
+            }
+        }
+        for (field, path) in [
+            ("schedule_file", &raw.schedule_file),
+            ("genesis_file", &raw.genesis_file),
+        ] {
+            let key = format!("leadership.{field}");
+            let Some(path) = path else {
+                self.error(&key, "required for cardano when leadership.enabled is true");
+                continue;
+            };
+            let path = self.resolve(path);
+            if !self.checks_host_file(&key, &path) {
+                continue;
+            }
+            let read = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|text| {
+                    let checked = if field == "genesis_file" {
+                        Genesis::parse(&text).map(|_| ())
+                    } else {
+                        parse_schedule(&text).map(|_| ())
+                    };
+                    checked.map_err(|e| format!("{}: {e}", path.display()))
+                });
+            if let Err(why) = read {
+                self.error(&key, why);
+            }
+        }
+    }
+
     /// With leadership enabled, the node secret is POSTed to each node's REST API: a plain
     /// `http://` URL is refused unless its host is loopback (or `leadership.allow_insecure`).
     fn secret_sent_over_tls_or_loopback(&mut self, raw: &RawConfig, nodes: &[NodeSettings]) {
         for node in nodes {
-            let url = &node.jormungandr().rest_url;
+            let Some(settings) = node.jormungandr() else {
+                continue;
+            };
+            let url = &settings.rest_url;
             if url.scheme() != "http" || url.host_str().is_some_and(crate::http::is_loopback_host) {
                 continue;
             }
@@ -1060,6 +1339,15 @@ fn parse_rest_url(text: &str) -> Result<reqwest::Url, String> {
     }
 }
 
+/// An Antelope account name: 1 to 12 characters of `a-z`, `1-5` and `.`, not ending in `.`.
+fn is_antelope_name(name: &str) -> bool {
+    (1..=12).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || ('1'..='5').contains(&c) || c == '.')
+        && !name.ends_with('.')
+}
+
 /// `rest.listen` (`HOST:PORT`) → `http://HOST:PORT/api`, with an unspecified address (0.0.0.0)
 /// reached through loopback.
 pub fn rest_url_from_listen(listen: &str) -> Result<reqwest::Url, String> {
@@ -1284,6 +1572,148 @@ mod tests {
             .iter()
             .map(|e| format!("{}: {}", e.key, e.message))
             .collect()
+    }
+
+    /// A configuration of `text` in a directory holding `files`; the loaded config (when valid)
+    /// and the problems, `key: message`.
+    fn chain_config(text: &str, files: &[(&str, &str)]) -> (Option<Config>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        let path = dir.path().join("nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let (raw, mut errors) = load_raw_text(text, config::FileFormat::Toml, &path, &env);
+        let origins = Origins::new(&path, &env);
+        let (config, _, _) = validate(raw, &path, &origins, &mut errors, HostFiles::Check);
+        let problems: Vec<String> = errors
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect();
+        (problems.is_empty().then_some(config), problems)
+    }
+
+    const NODEOS: &str = "[node_defaults]\nchain = \"nodeos\"\nnode_dir = \"nodes\"\n\
+        [leadership]\nenabled = true\nproducer = \"nkpool\"\n\
+        [[nodes]]\nname = \"bp1\"\nrest_url = \"http://127.0.0.1:8888\"\n\
+        [[nodes]]\nname = \"bp2\"\nrest_url = \"http://127.0.0.1:8889\"\n";
+
+    #[test]
+    fn a_nodeos_pool_needs_its_api_and_its_producer_and_no_template() {
+        let (config, problems) = chain_config(NODEOS, &[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let config = config.unwrap();
+        let bp1 = &config.nodes[0];
+        assert_eq!(bp1.binary, Path::new("nodeos"));
+        assert_eq!(bp1.chain.name(), "nodeos");
+        assert_eq!(bp1.chain.api_url().as_str(), "http://127.0.0.1:8888/");
+        assert_eq!(bp1.chain.program_args(&[]), ["--pause-on-startup"]);
+        for (from, to, expected) in [
+            (
+                "rest_url = \"http://127.0.0.1:8889\"\n",
+                "",
+                "nodes[1].rest_url: required for nodeos",
+            ),
+            (
+                "producer = \"nkpool\"",
+                "producer = \"NK-pool\"",
+                "leadership.producer: \"NK-pool\": expected an account name",
+            ),
+            (
+                "8889",
+                "8888",
+                "nodes[1].rest_url: port 8888 is also used by node \"bp1\"",
+            ),
+            (
+                "name = \"bp2\"\n",
+                "name = \"bp2\"\nchain = \"cardano\"\n",
+                "nodes[1].chain: \"cardano\" differs from nodes[0]'s \"nodeos\"",
+            ),
+            (
+                "name = \"bp2\"\n",
+                "name = \"bp2\"\ntemplate = \"t.json\"\n",
+                "nodes[1].template: a Jormungandr setting",
+            ),
+            (
+                "producer = \"nkpool\"",
+                "producer = \"nkpool\"\nsecret_file = \"s.yaml\"",
+                "leadership.secret_file: a jormungandr setting, and this pool runs nodeos",
+            ),
+        ] {
+            let (_, problems) = chain_config(&NODEOS.replacen(from, to, 1), &[]);
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{expected}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cardano_pool_reads_metrics_and_checks_the_pools_files() {
+        let text = "[node_defaults]\nchain = \"cardano\"\nnode_dir = \"nodes\"\n\
+            [leadership]\nenabled = true\ncredentials_dir = \"pool\"\n\
+            schedule_file = \"schedule.json\"\ngenesis_file = \"genesis.json\"\n\
+            [[nodes]]\nname = \"bp1\"\n\
+            credentials = { kes = \"n1/kes.skey\", vrf = \"n1/vrf.skey\", opcert = \"n1/node.opcert\" }\n";
+        let genesis = r#"{"systemStart": "2023-11-14T22:13:20Z", "slotLength": 1,
+            "epochLength": 600, "slotsPerKESPeriod": 129600, "maxKESEvolutions": 62}"#;
+        let files = [
+            ("pool/kes.skey", "{}"),
+            ("pool/vrf.skey", "{}"),
+            ("pool/node.opcert", "{}"),
+            ("schedule.json", "[]"),
+            ("genesis.json", genesis),
+        ];
+        let (config, problems) = chain_config(text, &files);
+        assert!(problems.is_empty(), "{problems:?}");
+        let config = config.unwrap();
+        let node = &config.nodes[0];
+        assert_eq!(node.binary, Path::new("cardano-node"));
+        assert_eq!(
+            node.chain.api_url().as_str(),
+            "http://127.0.0.1:12798/metrics"
+        );
+        let args = node
+            .chain
+            .program_args(&["--port".into(), "3001".into()])
+            .join(" ");
+        assert!(
+            args.starts_with("run --port 3001 --shelley-kes-key ")
+                && args.ends_with("node.opcert --start-as-non-producing-node"),
+            "{args}"
+        );
+        // A missing pool file, a bad genesis, a node without its credential paths.
+        let (_, problems) = chain_config(text, &files[1..]);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("leadership.credentials_dir: ")
+                    && p.ends_with("missing kes.skey")),
+            "{problems:?}"
+        );
+        let mut bad = files;
+        bad[4] = ("genesis.json", r#"{"systemStart": "soon"}"#);
+        let (_, problems) = chain_config(text, &bad);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("leadership.genesis_file: ") && p.contains("systemStart")),
+            "{problems:?}"
+        );
+        let without = text.replace(
+            "credentials = { kes = \"n1/kes.skey\", vrf = \"n1/vrf.skey\", opcert = \"n1/node.opcert\" }\n",
+            "",
+        );
+        let (_, problems) = chain_config(&without, &files);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("nodes[0].credentials: required with leadership")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -97,7 +97,8 @@ fn files_of(source: &ConfigSource, config: Option<&Config>) -> Vec<PathBuf> {
             config
                 .nodes
                 .iter()
-                .map(|node| node.jormungandr().template_path.clone()),
+                .filter_map(|node| node.jormungandr())
+                .map(|settings| settings.template_path.clone()),
         );
         // The pool's leader secret is read again on a reload: a new one is taken at once.
         files.extend(config.leadership.secret_file.iter().cloned());

@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 
 use super::RunOptions;
 use crate::alert;
-use crate::chain::ChainNode;
 use crate::chain::jormungandr::{self, LeaderSecret};
+use crate::chain::{ChainNode, ChainSettings};
 use crate::config::{Config, NodeSettings, PoolToolSettings, SupervisorSettings, Thresholds};
 use crate::policy::{LeaderConfig, PolicyConfig};
 use crate::pooltool::reference::{PoolToolSource, Reference, ReferenceError, ReferenceTracker};
@@ -60,11 +60,18 @@ impl Parts for RealParts {
         node: &NodeSettings,
         secret: Option<Arc<LeaderSecret>>,
     ) -> Result<Arc<dyn ChainNode>, String> {
-        Ok(Arc::new(jormungandr::Node::new(
-            node.jormungandr().clone(),
-            secret,
-            &self.jormungandr,
-        )))
+        match &node.chain {
+            ChainSettings::Jormungandr(settings) => Ok(Arc::new(jormungandr::Node::new(
+                settings.clone(),
+                secret,
+                &self.jormungandr,
+            ))),
+            other => Err(format!(
+                "node {}: the {} adapter is not in this build yet",
+                node.name,
+                other.name()
+            )),
+        }
     }
 
     fn tip_headers(&self) -> Arc<dyn TipHeaders> {

@@ -206,8 +206,10 @@ impl Daemon {
             })
             .max_by_key(|(height, _, _)| *height)
             .and_then(|(_, seen, status)| {
-                self.rt.config.node(&seen.name).map(|settings| TipInput {
-                    rest_url: settings.jormungandr().rest_url.clone(),
+                // PoolTool follows Jormungandr pools only.
+                let settings = self.rt.config.node(&seen.name)?.jormungandr()?;
+                Some(TipInput {
+                    rest_url: settings.rest_url.clone(),
                     status: status.clone(),
                 })
             });

@@ -6,3 +6,6 @@
 
 pub mod genesis;
 pub mod metrics;
+pub mod settings;
+
+pub use settings::{Credentials, PoolFiles, Settings};

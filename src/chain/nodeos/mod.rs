@@ -4,4 +4,7 @@
 //! promote, `/v1/producer/paused` = holding) and its configuration come with it (issue 13).
 
 pub mod rounds;
+pub mod settings;
 pub mod wire;
+
+pub use settings::Settings;

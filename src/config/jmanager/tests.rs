@@ -727,22 +727,22 @@ fn validation_accepts_the_converted_example_when_its_files_exist() {
     assert!(errors.is_empty(), "{errors}");
     assert_eq!(config.nodes.len(), 2);
     assert_eq!(
-        config.nodes[0].jormungandr().rest_url.as_str(),
+        config.nodes[0].jormungandr().unwrap().rest_url.as_str(),
         "http://127.0.0.1:3101/api"
     );
     assert_eq!(config.nodes[1].program, "jnode_two");
     assert_eq!(
-        config.nodes[0].jormungandr().config["p2p"]["max_connections"],
+        config.nodes[0].jormungandr().unwrap().config["p2p"]["max_connections"],
         1024,
         "override merged onto the template"
     );
     assert_eq!(
-        config.nodes[1].jormungandr().config["p2p"]["max_connections"],
+        config.nodes[1].jormungandr().unwrap().config["p2p"]["max_connections"],
         768,
         "template value kept"
     );
     assert_eq!(
-        config.nodes[0].jormungandr().fallback_config["p2p"]["trusted_peers"]
+        config.nodes[0].jormungandr().unwrap().fallback_config["p2p"]["trusted_peers"]
             .as_array()
             .unwrap()
             .len(),

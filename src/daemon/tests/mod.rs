@@ -588,7 +588,7 @@ impl Parts for FakeParts {
         self.builds.push(format!(
             "node {} {} {}",
             node.name,
-            node.jormungandr().rest_url,
+            node.jormungandr().unwrap().rest_url,
             match &secret {
                 Some(secret) => format!("secret {}", secret.identity()),
                 None => "no secret".into(),
