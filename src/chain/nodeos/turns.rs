@@ -7,7 +7,9 @@
 //! whose epoch is one round (`slots_per_epoch` = 12 x the active producers), anchored on the head
 //! that `get_info` reports: `block0 = head_block_time - head_block_num x interval`, so that the
 //! slot in progress at a block's time is that block's number (slot numbers are block numbers) and
-//! epoch `e` is blocks `12N x e .. 12N x (e + 1)`. The anchor is the same on every call as long as
+//! epoch `e` is blocks `12N x e .. 12N x (e + 1)` (on the simulator's chain exactly a round; on a
+//! real chain, whose turns follow block timestamps, a window as long as a round that need not begin
+//! with the schedule's first producer). The anchor is the same on every call as long as
 //! no block is missed (every block comes one interval after the previous one); a missed block
 //! moves it by one interval, and the daemon then sees a new clock.
 //!
