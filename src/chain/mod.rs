@@ -16,6 +16,7 @@
 //! not an error.
 
 pub mod cardano;
+pub mod command;
 pub mod jormungandr;
 pub mod nodeos;
 

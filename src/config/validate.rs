@@ -214,6 +214,15 @@ pub(crate) fn validate(
         .and_then(|node| node.chain)
         .unwrap_or(raw.node_defaults.chain);
     let leadership = v.leadership(&raw.leadership, pool_chain);
+    if raw.pooltool.enabled && pool_chain != ChainName::Jormungandr {
+        v.error(
+            "pooltool.enabled",
+            format!(
+                "PoolTool follows Jormungandr pools, and this pool runs {}",
+                pool_chain.as_str()
+            ),
+        );
+    }
     if raw.leadership.enabled && !raw.leadership.allow_insecure {
         v.secret_sent_over_tls_or_loopback(&raw, &nodes);
     }
@@ -819,10 +828,10 @@ impl Validator<'_, '_> {
             );
         }
         Some(match chain {
-            ChainName::Nodeos => ChainSettings::Nodeos(crate::chain::nodeos::Settings {
-                rest_url: url,
-                producer: raw.leadership.producer.clone().filter(|_| leadership),
-            }),
+            ChainName::Nodeos => ChainSettings::Nodeos(crate::chain::nodeos::Settings::new(
+                url,
+                raw.leadership.producer.clone().filter(|_| leadership),
+            )),
             _ => {
                 let credentials =
                     node.credentials
@@ -1641,6 +1650,11 @@ mod tests {
                 "producer = \"nkpool\"",
                 "producer = \"nkpool\"\nsecret_file = \"s.yaml\"",
                 "leadership.secret_file: a jormungandr setting, and this pool runs nodeos",
+            ),
+            (
+                "[leadership]",
+                "[pooltool]\nenabled = true\n[leadership]",
+                "pooltool.enabled: PoolTool follows Jormungandr pools, and this pool runs nodeos",
             ),
         ] {
             let (_, problems) = chain_config(&NODEOS.replacen(from, to, 1), &[]);

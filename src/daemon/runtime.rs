@@ -45,6 +45,7 @@ pub trait Parts: Send + Sync {
 #[derive(Clone, Debug, Default)]
 pub struct RealParts {
     jormungandr: jormungandr::Clients,
+    nodeos: crate::chain::nodeos::NodeosApi,
 }
 
 impl Parts for RealParts {
@@ -65,6 +66,10 @@ impl Parts for RealParts {
                 settings.clone(),
                 secret,
                 &self.jormungandr,
+            ))),
+            ChainSettings::Nodeos(settings) => Ok(Arc::new(crate::chain::nodeos::Node::new(
+                settings.clone(),
+                &self.nodeos,
             ))),
             other => Err(format!(
                 "node {}: the {} adapter is not in this build yet",

@@ -13,6 +13,7 @@ mod events;
 mod leader_api;
 mod leadership;
 mod listener;
+mod nodeos_adapter;
 mod reload;
 mod supervisor_conf;
 mod support;

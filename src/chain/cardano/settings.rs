@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use reqwest::Url;
 
 use crate::chain::BootVerdict;
-use crate::chain::nodeos::settings::{program_name, shell_words};
+use crate::chain::command::{program_name, shell_words};
 
 /// The default Prometheus endpoint of cardano-node (`hasPrometheus`).
 pub const DEFAULT_METRICS_URL: &str = "http://127.0.0.1:12798/metrics";

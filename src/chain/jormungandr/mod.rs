@@ -16,6 +16,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde_json::Value;
 
+use super::command::shell_words;
 use super::{
     BootVerdict, BoxFuture, ChainNode, Holding, LeaderControl, LeaderFailure, NodeStatus,
     ProbeError, Schedule, Variant,
@@ -41,46 +42,6 @@ pub struct Settings {
     pub fallback_config: Value,
     /// It boots as a leader: `--secret` among its arguments or `secret_files` in its config.
     pub boots_with_secret: bool,
-}
-
-/// A command line split into words the way supervisord does (shell-like: whitespace, with single
-/// and double quotes and backslashes).
-pub(crate) fn command_words(command: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = command.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"') | None, '\\') => {
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-                in_word = true;
-            }
-            (Some(_), c) => word.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
 }
 
 impl Settings {
@@ -111,16 +72,7 @@ impl Settings {
             );
         };
         // `sh -c '...'`: the script's words count too.
-        let words: Vec<String> = command_words(command)
-            .into_iter()
-            .flat_map(|word| {
-                if word.contains(char::is_whitespace) {
-                    command_words(&word)
-                } else {
-                    vec![word]
-                }
-            })
-            .collect();
+        let words = shell_words(command);
         if words
             .iter()
             .any(|word| word == "--secret" || word.starts_with("--secret="))
@@ -322,20 +274,6 @@ mod tests {
             fallback_config: Value::Null,
             boots_with_secret,
         }
-    }
-
-    #[test]
-    fn command_lines_split_like_supervisords() {
-        assert_eq!(
-            command_words(r#"/bin/sh -c 'exec jormungandr --secret "/a b/s.yaml"' x\ y"#),
-            vec![
-                "/bin/sh",
-                "-c",
-                r#"exec jormungandr --secret "/a b/s.yaml""#,
-                "x y"
-            ]
-        );
-        assert!(command_words("   ").is_empty());
     }
 
     #[test]

@@ -1,10 +1,203 @@
-//! The nodeos (Antelope: EOS/Vaulta, WAX, Telos) chain adapter, so far its pure parts: what the
-//! node's HTTP answers mean (`wire`) and when the pool's producer may change hands (`rounds`).
-//! The HTTP exchange, the `ChainNode`/`LeaderControl` implementation (pause = demote, resume =
-//! promote, `/v1/producer/paused` = holding) and its configuration come with it (issue 13).
+//! The nodeos (Antelope: EOS/Vaulta, WAX, Telos) chain adapter: one [`Node`] per configured node
+//! implements the chain-neutral traits over nodeos's HTTP API (`api`), on top of what its answers
+//! mean (`wire`), when the pool's producer may change hands (`rounds`), blocks and rounds as the
+//! daemon's slots and epochs (`turns`) and whether a node boots producing (`boot`).
+//!
+//! - `probe`: `/v1/chain/get_info` -> Running, height = `head_block_num`, last block time =
+//!   `head_block_time` (UTC). Whether the head is stale is the policy's judgement.
+//! - leader control (served when a producer is configured): `holding` = `/v1/producer/paused`
+//!   (`false`: producing, handle 1; `true`: passive; a 404 without `producer_api_plugin` is an
+//!   error, never "passive"); `demote` = `POST /v1/producer/pause`, then `paused` again, which
+//!   must now be `true`; `promote` = `POST /v1/producer/resume`.
+//! - schedule: one slot per block (slot numbers are block numbers), one epoch per round; the
+//!   pool's slots are our producer's blocks in the head's round and the next (`turns`).
+//! - no generated config file: nodekeeper does not write nodeos's `config.ini`.
 
+pub mod api;
+pub mod boot;
 pub mod rounds;
 pub mod settings;
+pub mod turns;
 pub mod wire;
 
-pub use settings::Settings;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use super::{
+    BootVerdict, BoxFuture, ChainNode, Holding, LeaderControl, LeaderFailure, NodeStatus,
+    ProbeError, Schedule, Variant,
+};
+use crate::slots::{LeaderLog, SlotClock};
+pub use api::NodeosApi;
+pub use settings::{DEFAULT_BLOCK_INTERVAL, Settings};
+
+/// One nodeos node. Its API client is the process's shared one.
+pub struct Node {
+    spec: Settings,
+    api: NodeosApi,
+}
+
+impl Node {
+    /// The node of `spec`, reached with `api` (one per process, cloned).
+    pub fn new(spec: Settings, api: &NodeosApi) -> Node {
+        Node {
+            spec,
+            api: api.clone(),
+        }
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.spec
+    }
+
+    /// `get_info` as read (the head, whose turn it is, LIB).
+    pub async fn info(&self, timeout: Duration) -> Result<wire::Info, ProbeError> {
+        self.api.info(&self.spec.rest_url, timeout).await
+    }
+
+    /// The active producers, in turn order.
+    pub async fn producers(&self, timeout: Duration) -> Result<Vec<String>, ProbeError> {
+        self.api.schedule(&self.spec.rest_url, timeout).await
+    }
+
+    /// Whether our producer may change hands at `now` (the manageos rule, [`turns::handover_verdict`]
+    /// with `margin` whole turns kept clear before ours), from this node's `get_info` and schedule:
+    /// `Ok(Ok(()))` allowed, `Ok(Err(why))` not now, `Err` when the node did not answer usefully
+    /// (or no producer is configured). `timeout` bounds each of the two calls.
+    pub async fn handover_allowed(
+        &self,
+        margin: usize,
+        now: SystemTime,
+        timeout: Duration,
+    ) -> Result<Result<(), String>, ProbeError> {
+        let ours = self.ours()?;
+        let (info, producers) = self.head_and_schedule(timeout).await?;
+        Ok(turns::handover_verdict(
+            &info,
+            &producers,
+            ours,
+            margin,
+            self.spec.block_interval,
+            now,
+        ))
+    }
+
+    fn ours(&self) -> Result<&str, ProbeError> {
+        self.spec
+            .producer
+            .as_deref()
+            .ok_or_else(|| ProbeError::Connect("no producer account configured".into()))
+    }
+
+    async fn head_and_schedule(
+        &self,
+        timeout: Duration,
+    ) -> Result<(wire::Info, Vec<String>), ProbeError> {
+        let rest = &self.spec.rest_url;
+        let (info, producers) = tokio::join!(
+            self.api.info(rest, timeout),
+            self.api.schedule(rest, timeout)
+        );
+        Ok((info?, producers?))
+    }
+}
+
+impl ChainNode for Node {
+    fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<NodeStatus, ProbeError>> {
+        Box::pin(async move { self.info(timeout).await.map(|info| info.status()) })
+    }
+
+    fn leader(&self) -> Option<&dyn LeaderControl> {
+        self.spec
+            .producer
+            .as_ref()
+            .map(|_| self as &dyn LeaderControl)
+    }
+
+    fn schedule(&self) -> Option<&dyn Schedule> {
+        self.spec.producer.as_ref().map(|_| self as &dyn Schedule)
+    }
+
+    fn boots_producing(&self, command: Option<&str>) -> BootVerdict {
+        boot::boots_producing(command)
+    }
+
+    fn config_file(&self, _variant: Variant) -> Option<(&Path, &Value)> {
+        None
+    }
+}
+
+impl LeaderControl for Node {
+    fn holding(&self, timeout: Duration) -> BoxFuture<'_, Result<Holding, ProbeError>> {
+        Box::pin(async move {
+            let paused = self.api.paused(&self.spec.rest_url, timeout).await?;
+            Ok(if paused {
+                Holding::passive()
+            } else {
+                Holding(vec![turns::HANDLE])
+            })
+        })
+    }
+
+    /// Pauses production (whatever the handles: pausing a paused node changes nothing), then
+    /// reads `paused` again: a node that still produces (it answered the pause but ignored it)
+    /// has not been demoted.
+    fn demote<'a>(
+        &'a self,
+        _holding: &'a Holding,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), Vec<LeaderFailure>>> {
+        Box::pin(async move {
+            let rest = &self.spec.rest_url;
+            let failure = |what: &str, error| {
+                Err(vec![LeaderFailure {
+                    what: what.to_string(),
+                    error,
+                }])
+            };
+            if let Err(error) = self.api.pause(rest, timeout).await {
+                return failure("POST /v1/producer/pause", error);
+            }
+            match self.api.paused(rest, timeout).await {
+                Ok(true) => Ok(()),
+                Ok(false) => failure(
+                    "producer pause",
+                    ProbeError::Malformed(
+                        "the node answered the pause but /v1/producer/paused is still false: it \
+                         still produces"
+                            .into(),
+                    ),
+                ),
+                Err(error) => failure("GET /v1/producer/paused after the pause", error),
+            }
+        })
+    }
+
+    fn promote(&self, timeout: Duration) -> BoxFuture<'_, Result<Holding, ProbeError>> {
+        Box::pin(async move {
+            self.api.resume(&self.spec.rest_url, timeout).await?;
+            Ok(Holding(vec![turns::HANDLE]))
+        })
+    }
+}
+
+impl Schedule for Node {
+    fn chain_time(&self, timeout: Duration) -> BoxFuture<'_, Result<SlotClock, ProbeError>> {
+        Box::pin(async move {
+            let (info, producers) = self.head_and_schedule(timeout).await?;
+            turns::clock(&info, producers.len(), self.spec.block_interval)
+        })
+    }
+
+    fn pool_slots(&self, timeout: Duration) -> BoxFuture<'_, Result<Vec<LeaderLog>, ProbeError>> {
+        Box::pin(async move {
+            let ours = self.ours()?;
+            let (info, producers) = self.head_and_schedule(timeout).await?;
+            let clock = turns::clock(&info, producers.len(), self.spec.block_interval)?;
+            turns::pool_slots(&info, &producers, ours, &clock)
+        })
+    }
+}

@@ -1,22 +1,38 @@
-//! What the configuration resolves for one nodeos node (`chain = "nodeos"`), and what can be told
-//! of it without asking it: whether it boots producing, and the arguments its generated program
-//! gets.
+//! What the configuration resolves for one nodeos node (`chain = "nodeos"`), and the arguments
+//! its generated supervisord program gets.
+
+use std::time::Duration;
 
 use reqwest::Url;
 
 use crate::chain::BootVerdict;
-use crate::chain::jormungandr::command_words;
 
-/// One nodeos node's settings.
+/// nodeos's block interval.
+pub const DEFAULT_BLOCK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What the adapter knows of one nodeos node, as the configuration resolves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
-    /// Its HTTP API base (`http-server-address`), e.g. `http://127.0.0.1:8888`.
+    /// The HTTP API base, e.g. `http://127.0.0.1:8888` (calls go to `{rest_url}/v1/...`).
     pub rest_url: Url,
-    /// Our producer account when leadership is on (`[leadership] producer`).
+    /// The pool's producer account (`[leadership] producer`, `producer-name` in its config.ini)
+    /// when leadership is on. Without it there is no leader control and no schedule: the node is
+    /// only probed.
     pub producer: Option<String>,
+    /// The chain's block interval (nodeos: 500 ms; the simulator's `--block-interval-ms`).
+    pub block_interval: Duration,
 }
 
 impl Settings {
+    /// A node at `rest_url` producing for `producer`, with the default block interval.
+    pub fn new(rest_url: Url, producer: Option<String>) -> Settings {
+        Settings {
+            rest_url,
+            producer,
+            block_interval: DEFAULT_BLOCK_INTERVAL,
+        }
+    }
+
     /// The arguments nodekeeper's generated program adds before the operator's: with leadership
     /// on, every node boots paused (`--pause-on-startup`) and only the chosen one is resumed.
     pub fn program_args(&self) -> Vec<String> {
@@ -28,56 +44,8 @@ impl Settings {
 
     /// Whether the node boots producing, from the command line its supervisord runs.
     pub fn boots_producing(&self, command: Option<&str>) -> BootVerdict {
-        let Some(command) = command else {
-            return BootVerdict::new(
-                None,
-                "its supervisord command is not read yet (until it is, it may)",
-            );
-        };
-        let words = shell_words(command);
-        if words.iter().any(|word| word == "--pause-on-startup") {
-            return BootVerdict::new(
-                Some(false),
-                "its supervisord command passes --pause-on-startup",
-            );
-        }
-        match program_name(&words) {
-            Some(name) if name == "nodeos" => BootVerdict::new(
-                Some(true),
-                "its supervisord command runs nodeos without --pause-on-startup: it produces at once",
-            ),
-            other => BootVerdict::new(
-                None,
-                format!(
-                    "its supervisord command runs {:?}, not nodeos itself: a wrapper may pass anything",
-                    other.unwrap_or_default()
-                ),
-            ),
-        }
+        super::boot::boots_producing(command)
     }
-}
-
-/// A supervisord command's words, a `sh -c '...'` script's words included.
-pub(crate) fn shell_words(command: &str) -> Vec<String> {
-    command_words(command)
-        .into_iter()
-        .flat_map(|word| {
-            if word.contains(char::is_whitespace) {
-                command_words(&word)
-            } else {
-                vec![word]
-            }
-        })
-        .collect()
-}
-
-/// The file name of the program a command runs.
-pub(crate) fn program_name(words: &[String]) -> Option<String> {
-    let program = words.first()?;
-    std::path::Path::new(program)
-        .file_name()
-        .and_then(|name| name.to_str())
-        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -85,35 +53,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_node_boots_paused_only_with_pause_on_startup() {
-        let settings = Settings {
-            rest_url: Url::parse("http://127.0.0.1:8888").unwrap(),
-            producer: Some("nkpool".into()),
-        };
+    fn with_a_producer_every_node_boots_paused() {
+        let url = Url::parse("http://127.0.0.1:8888").unwrap();
+        let settings = Settings::new(url.clone(), Some("nkpool".into()));
         assert_eq!(settings.program_args(), ["--pause-on-startup"]);
-        for (command, with_key) in [
-            (
-                Some("/usr/bin/nodeos --data-dir /d --pause-on-startup"),
-                Some(false),
-            ),
-            (Some("nodeos --data-dir /d"), Some(true)),
-            (
-                Some("/bin/sh -c 'exec nodeos --pause-on-startup'"),
-                Some(false),
-            ),
-            (Some("/opt/bp/start.sh"), None),
-            (None, None),
-        ] {
-            assert_eq!(
-                settings.boots_producing(command).with_key,
-                with_key,
-                "{command:?}"
-            );
-        }
-        let without = Settings {
-            producer: None,
-            ..settings
-        };
-        assert!(without.program_args().is_empty());
+        assert!(Settings::new(url, None).program_args().is_empty());
     }
 }
