@@ -26,6 +26,9 @@ pub struct Metrics {
     pub density: Option<f64>,
     /// `forks`.
     pub forks: Option<u64>,
+    /// `Forge_forge_about_to_lead`: slots the forge loop checked; moves every slot while block
+    /// forging is enabled, stops when it is disabled (the demotion's evidence).
+    pub about_to_lead: Option<u64>,
     /// `Forge_forged`: blocks this node forged.
     pub forged: Option<u64>,
     /// `Forge_adopted`: of those, adopted.
@@ -84,6 +87,7 @@ pub fn parse(body: &[u8]) -> Result<Metrics, ProbeError> {
         slot_in_epoch: count("slotInEpoch")?,
         density: ratio(&samples, "density")?,
         forks: count("forks")?,
+        about_to_lead: count("Forge_forge_about_to_lead")?,
         forged: count("Forge_forged")?,
         adopted: count("Forge_adopted")?,
         is_leader: count("Forge_node_is_leader")?,
@@ -173,6 +177,7 @@ cardano_node_metrics_epoch_int 480
 cardano_node_metrics_slotInEpoch_int 313989
 cardano_node_metrics_density_real 4.9e-2
 cardano_node_metrics_forks_int 3
+cardano_node_metrics_Forge_forge_about_to_lead_int 86400
 cardano_node_metrics_Forge_forged_int 12
 cardano_node_metrics_Forge_adopted_int 11
 cardano_node_metrics_Forge_node_is_leader_int 12
@@ -190,6 +195,7 @@ rts_gc_gc_cpu_ms 1234
         assert_eq!(metrics.block_num, Some(10_480_210));
         assert_eq!(metrics.slot_num, Some(123_456_789));
         assert_eq!(metrics.forged, Some(12));
+        assert_eq!(metrics.about_to_lead, Some(86_400));
         assert_eq!(metrics.remaining_kes_periods, Some(40));
         assert_eq!(metrics.density, Some(0.049));
         let status = metrics.status("cardano-node 8.9.0");

@@ -45,7 +45,7 @@ pub struct Settings {
 
 /// A command line split into words the way supervisord does (shell-like: whitespace, with single
 /// and double quotes and backslashes).
-fn command_words(command: &str) -> Vec<String> {
+pub(crate) fn command_words(command: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
