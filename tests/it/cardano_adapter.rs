@@ -44,7 +44,6 @@ struct Producer {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    dir: PathBuf,
     supervisord: Supervisord,
     pool: Pool,
     events: PathBuf,
@@ -135,7 +134,6 @@ async fn fixture(names: &[&str]) -> Fixture {
         .collect();
     let fixture = Fixture {
         _dir: temp,
-        dir,
         supervisord,
         pool,
         events,
@@ -236,6 +234,10 @@ async fn probe_schedule_and_failures() {
     let status = node.probe(TIMEOUT).await.unwrap();
     assert_eq!(status.state, NodeState::Booting("Starting".into()));
     assert_eq!(status.height, None);
+    // No promotion while it replays: the SIGHUP would not take effect.
+    let leader = node.leader().expect("leader control");
+    assert_eq!(leader.promote(TIMEOUT).await, Err(ProbeError::Status(503)));
+    assert_eq!(leader.holding(TIMEOUT).await.unwrap(), Holding::passive());
     sim.fault(json!({"fault": "none"})).await;
     running(node).await;
 
@@ -341,7 +343,6 @@ async fn probe_schedule_and_failures() {
         }
         other => panic!("{other:?}"),
     }
-    let _ = &fixture.dir;
 }
 
 #[tokio::test]

@@ -5,12 +5,14 @@
 //! forge counters; the schedule comes from the pool's Shelley genesis and leadership-schedule
 //! files (`genesis`, `schedule`).
 //!
-//! Verification of a demotion: after the SIGHUP the adapter waits a slot, then samples
-//! `Forge_forge_about_to_lead` (it moves every slot while block forging is enabled) twice, two
-//! slots apart, until a pair shows it still, within [`VERIFY_SLOTS`] slots. Where a node does not
-//! export that counter, `Forge_forged` stands in (weaker: it moves on leader slots only). The
-//! node's log line (`Performing block forging reconfiguration: Disabling block forging`) is not
-//! read: the `Supervisor` trait has no log tail.
+//! Verification of a demotion: after the SIGHUP the adapter waits a slot, then samples the
+//! metrics: `forging_enabled` 0 (cardano-node 8.10 on, set by the reconfiguration itself) settles
+//! it; otherwise `Forge_forge_about_to_lead` (`Forge_about_to_lead` under the new tracing; it
+//! moves every slot while block forging is enabled) must stand still between two samples two
+//! slots apart, within [`VERIFY_SLOTS`] slots. Where a node exports neither counter,
+//! `Forge_forged` stands in (weaker: it moves on leader slots only). The node's log line
+//! (`Performing block forging reconfiguration: Disabling block forging`) is not read: the
+//! `Supervisor` trait has no log tail.
 
 pub mod credentials;
 pub mod genesis;
@@ -239,8 +241,9 @@ impl Node {
         }
     }
 
-    /// The counter that shows forging, by name; `Err` while the node replays (SIGHUP is not
-    /// effective until its consensus starts).
+    /// The counter that shows forging, by name; `None` when the node says forging is disabled
+    /// (`forging_enabled` 0), exports no forge counter or is down; `Err` while the node replays
+    /// (SIGHUP is not effective until its consensus starts).
     async fn forge_count(
         &self,
         timeout: Duration,
@@ -257,6 +260,9 @@ impl Node {
                  consensus starts, and it may forge with what it loaded at boot"
                     .into(),
             ));
+        }
+        if metrics.forging_enabled == Some(0) {
+            return Ok(None);
         }
         Ok(match (metrics.about_to_lead, metrics.forged) {
             (Some(count), _) => Some(("Forge_forge_about_to_lead", count)),

@@ -253,3 +253,100 @@ async fn a_node_without_credentials_or_pool_has_no_leader_control() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A node whose metrics are `text` with `{n}` replaced by a counter that moves at every request.
+async fn metrics_server(text: &'static str) -> Url {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let counter = Arc::new(AtomicU64::new(100));
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move { text.replace("{n}", &n.to_string()) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Url::parse(&format!("http://{address}/metrics")).unwrap()
+}
+
+async fn demote_against(text: &'static str) -> Result<(), Vec<LeaderFailure>> {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = dir.path().join("genesis.json");
+    std::fs::write(
+        &genesis,
+        r#"{"systemStart": "2023-11-14T22:13:20Z", "slotLength": 0.01, "epochLength": 600,
+            "slotsPerKESPeriod": 129600, "maxKESEvolutions": 62}"#,
+    )
+    .unwrap();
+    let pool = Arc::new(PoolFiles::new(&Pool {
+        credentials_dir: dir.path().join("pool"),
+        schedule_file: dir.path().join("schedule.json"),
+        genesis_file: genesis,
+    }));
+    let node = Node::new(
+        Settings {
+            metrics_url: metrics_server(text).await,
+            credentials: Some(Credentials::pool(dir.path())),
+        },
+        Some(pool),
+        Arc::new(FakeSupervisor {
+            signals: Mutex::new(Vec::new()),
+            running: true,
+        }),
+        "bp1",
+        &MetricsProbe::new(),
+    );
+    node.leader()
+        .unwrap()
+        .demote(&Holding(vec![1]), Duration::from_secs(2))
+        .await
+}
+
+#[tokio::test]
+async fn a_demotion_is_judged_by_the_forge_metrics() {
+    const RUNNING: &str =
+        "cardano_node_metrics_slotNum_int 5\ncardano_node_metrics_blockNum_int 5\n";
+    // The counter moves at every look: still forging.
+    let failures = demote_against(concat!(
+        "cardano_node_metrics_slotNum_int 5\ncardano_node_metrics_blockNum_int 5\n",
+        "cardano_node_metrics_Forge_forge_about_to_lead_int {n}\n"
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].what, "block forging after SIGHUP");
+    assert!(
+        matches!(&failures[0].error, ProbeError::Malformed(why) if why.contains("still forges")),
+        "{failures:?}"
+    );
+    // The new tracing's name counts alike.
+    assert!(
+        demote_against(concat!(
+            "cardano_node_metrics_slotNum_int 5\ncardano_node_metrics_blockNum_int 5\n",
+            "cardano_node_metrics_Forge_about_to_lead_counter {n}\n"
+        ))
+        .await
+        .is_err()
+    );
+    // forging_enabled 0 settles it, whatever the counter does (cardano-node #6576).
+    demote_against(concat!(
+        "cardano_node_metrics_slotNum_int 5\ncardano_node_metrics_blockNum_int 5\n",
+        "cardano_node_metrics_Forge_forge_about_to_lead_int {n}\n",
+        "cardano_node_metrics_forging_enabled 0\n"
+    ))
+    .await
+    .unwrap();
+    // No forge metrics at all: the node never loaded credentials.
+    demote_against(RUNNING).await.unwrap();
+    // A replaying node cannot take the SIGHUP yet.
+    let failures =
+        demote_against("cardano_node_metrics_slotNum_int 0\ncardano_node_metrics_blockNum_int 0\n")
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(&failures[0].error, ProbeError::Malformed(why) if why.contains("replaying")),
+        "{failures:?}"
+    );
+}
