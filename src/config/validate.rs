@@ -850,7 +850,7 @@ impl Validator<'_, '_> {
                 let l = &raw.leadership;
                 let pool = match (&l.credentials_dir, &l.schedule_file, &l.genesis_file) {
                     (Some(dir), Some(schedule), Some(genesis)) if leadership => {
-                        Some(crate::chain::cardano::PoolFiles {
+                        Some(crate::chain::cardano::Pool {
                             credentials_dir: self.resolve(dir),
                             schedule_file: self.resolve(schedule),
                             genesis_file: self.resolve(genesis),

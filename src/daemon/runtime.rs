@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use super::RunOptions;
 use crate::alert;
 use crate::chain::jormungandr::{self, LeaderSecret};
-use crate::chain::{ChainNode, ChainSettings};
+use crate::chain::{ChainNode, ChainSettings, cardano};
 use crate::config::{Config, NodeSettings, PoolToolSettings, SupervisorSettings, Thresholds};
 use crate::policy::{LeaderConfig, PolicyConfig};
 use crate::pooltool::reference::{PoolToolSource, Reference, ReferenceError, ReferenceTracker};
@@ -29,11 +29,13 @@ pub trait Parts: Send + Sync {
     /// A client of the supervisord `settings` describe.
     fn supervisor(&self, settings: &SupervisorSettings) -> Result<Arc<dyn Supervisor>, String>;
 
-    /// The chain adapter of `node`; `secret` is the pool's leader secret when leadership is on.
+    /// The chain adapter of `node`; `secret` is the pool's leader secret when leadership is on;
+    /// `supervisor` is the client of the supervisord that runs it (an adapter may signal it).
     fn node(
         &self,
         node: &NodeSettings,
         secret: Option<Arc<LeaderSecret>>,
+        supervisor: Option<Arc<dyn Supervisor>>,
     ) -> Result<Arc<dyn ChainNode>, String>;
 
     /// How PoolTool's reporter reads a tip block's first bytes.
@@ -46,6 +48,7 @@ pub trait Parts: Send + Sync {
 pub struct RealParts {
     jormungandr: jormungandr::Clients,
     nodeos: crate::chain::nodeos::NodeosApi,
+    cardano: cardano::MetricsProbe,
 }
 
 impl Parts for RealParts {
@@ -60,6 +63,7 @@ impl Parts for RealParts {
         &self,
         node: &NodeSettings,
         secret: Option<Arc<LeaderSecret>>,
+        supervisor: Option<Arc<dyn Supervisor>>,
     ) -> Result<Arc<dyn ChainNode>, String> {
         match &node.chain {
             ChainSettings::Jormungandr(settings) => Ok(Arc::new(jormungandr::Node::new(
@@ -71,11 +75,25 @@ impl Parts for RealParts {
                 settings.clone(),
                 &self.nodeos,
             ))),
-            other => Err(format!(
-                "node {}: the {} adapter is not in this build yet",
-                node.name,
-                other.name()
-            )),
+            ChainSettings::Cardano(settings) => {
+                let supervisor = supervisor.ok_or_else(|| {
+                    format!(
+                        "no client of supervisord {:?}, which signals it",
+                        node.supervisor
+                    )
+                })?;
+                let pool = settings
+                    .pool
+                    .as_ref()
+                    .map(|pool| Arc::new(cardano::PoolFiles::new(pool)));
+                Ok(Arc::new(cardano::Node::new(
+                    settings.clone(),
+                    pool,
+                    supervisor,
+                    node.program.clone(),
+                    &self.cardano,
+                )))
+            }
         }
     }
 
@@ -182,7 +200,11 @@ impl Runtime {
         };
         let mut nodes = BTreeMap::new();
         for node in &config.nodes {
-            match parts.node(node, secret.clone()) {
+            match parts.node(
+                node,
+                secret.clone(),
+                supervisors.get(&node.supervisor).cloned(),
+            ) {
                 Ok(adapter) => {
                     nodes.insert(node.name.clone(), adapter);
                 }

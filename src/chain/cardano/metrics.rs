@@ -26,6 +26,14 @@ pub struct Metrics {
     pub density: Option<f64>,
     /// `forks`.
     pub forks: Option<u64>,
+    /// `Forge_forge_about_to_lead` (legacy tracing; `Forge_about_to_lead` under the new one):
+    /// slots the forge loop checked; moves every slot while block forging is enabled, stops when
+    /// it is disabled (the demotion's evidence; cardano-node #6576: an 11.0.1 node started
+    /// non-producing moves it before its first SIGHUP).
+    pub about_to_lead: Option<u64>,
+    /// `forging_enabled` (cardano-node 8.10 on): 1 after a reconfiguration enabled block forging,
+    /// 0 after one disabled it (cardano-node #6113: 1 at a first start as non-producing node).
+    pub forging_enabled: Option<u64>,
     /// `Forge_forged`: blocks this node forged.
     pub forged: Option<u64>,
     /// `Forge_adopted`: of those, adopted.
@@ -84,6 +92,11 @@ pub fn parse(body: &[u8]) -> Result<Metrics, ProbeError> {
         slot_in_epoch: count("slotInEpoch")?,
         density: ratio(&samples, "density")?,
         forks: count("forks")?,
+        about_to_lead: match count("Forge_forge_about_to_lead")? {
+            Some(value) => Some(value),
+            None => count("Forge_about_to_lead")?,
+        },
+        forging_enabled: count("forging_enabled")?,
         forged: count("Forge_forged")?,
         adopted: count("Forge_adopted")?,
         is_leader: count("Forge_node_is_leader")?,
@@ -173,6 +186,7 @@ cardano_node_metrics_epoch_int 480
 cardano_node_metrics_slotInEpoch_int 313989
 cardano_node_metrics_density_real 4.9e-2
 cardano_node_metrics_forks_int 3
+cardano_node_metrics_Forge_forge_about_to_lead_int 86400
 cardano_node_metrics_Forge_forged_int 12
 cardano_node_metrics_Forge_adopted_int 11
 cardano_node_metrics_Forge_node_is_leader_int 12
@@ -190,6 +204,7 @@ rts_gc_gc_cpu_ms 1234
         assert_eq!(metrics.block_num, Some(10_480_210));
         assert_eq!(metrics.slot_num, Some(123_456_789));
         assert_eq!(metrics.forged, Some(12));
+        assert_eq!(metrics.about_to_lead, Some(86_400));
         assert_eq!(metrics.remaining_kes_periods, Some(40));
         assert_eq!(metrics.density, Some(0.049));
         let status = metrics.status("cardano-node 8.9.0");
@@ -202,6 +217,16 @@ rts_gc_gc_cpu_ms 1234
     fn the_counter_names_of_other_versions_are_read_alike() {
         let counters = NODE_8.replace("_int ", "_counter ");
         assert_eq!(parse(counters.as_bytes()), parse(NODE_8.as_bytes()));
+    }
+
+    #[test]
+    fn the_new_tracing_forge_names_are_read() {
+        let text = "cardano_node_metrics_Forge_about_to_lead_counter 77\n\
+                    cardano_node_metrics_forging_enabled 0\n";
+        let metrics = parse(text.as_bytes()).unwrap();
+        assert_eq!(metrics.about_to_lead, Some(77));
+        assert_eq!(metrics.forging_enabled, Some(0));
+        assert_eq!(parse(NODE_8.as_bytes()).unwrap().forging_enabled, None);
     }
 
     #[test]

@@ -1,52 +1,53 @@
-//! What the configuration resolves for one cardano-node (`chain = "cardano"`), and what can be
-//! told of it without asking it: whether it boots forging, and the arguments its generated
-//! program gets.
+//! What the configuration resolves for one cardano-node (`chain = "cardano"`): its metrics, its
+//! credential paths, the pool's files when leadership is on, and the arguments its generated
+//! supervisord program gets.
 
 use std::path::PathBuf;
 
 use reqwest::Url;
 
+use super::Credentials;
 use crate::chain::BootVerdict;
-use crate::chain::command::{program_name, shell_words};
 
-/// The default Prometheus endpoint of cardano-node (`hasPrometheus`).
+/// cardano-node's default Prometheus address (`hasPrometheus: ["127.0.0.1", 12798]`).
 pub const DEFAULT_METRICS_URL: &str = "http://127.0.0.1:12798/metrics";
 
-/// The paths a node was started with for its block-forging credentials.
+/// What every node of the pool shares: the pool's credential files and its schedule files.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    /// `--shelley-kes-key`.
-    pub kes: PathBuf,
-    /// `--shelley-vrf-key`.
-    pub vrf: PathBuf,
-    /// `--shelley-operational-certificate`.
-    pub opcert: PathBuf,
-}
-
-/// The pool-wide files of `[leadership]` (cardano).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PoolFiles {
-    /// Where nodekeeper keeps the pool's `kes.skey`, `vrf.skey` and `node.opcert`.
+pub struct Pool {
+    /// The directory of the pool's three files, `kes.skey`, `vrf.skey` and `node.opcert`; they are
+    /// copied from here and never removed.
     pub credentials_dir: PathBuf,
-    /// The JSON of `cardano-cli query leadership-schedule`.
+    /// The pool's leadership schedule (`cardano-cli query leadership-schedule --out-file` JSON),
+    /// read again whenever it changes.
     pub schedule_file: PathBuf,
-    /// The Shelley genesis JSON.
+    /// The Shelley genesis (`systemStart`, `slotLength`, `epochLength`, ...).
     pub genesis_file: PathBuf,
 }
 
-/// One cardano-node's settings.
+/// What the adapter knows of one cardano-node, as the configuration resolves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
-    /// Its Prometheus metrics.
+    /// Its Prometheus endpoint, [`DEFAULT_METRICS_URL`] unless configured.
     pub metrics_url: Url,
-    /// Its credential paths, when configured.
+    /// Where this node was started to look for its credential files; `None`: nodekeeper does not
+    /// manage its forging (a relay, or a producer managed by hand).
     pub credentials: Option<Credentials>,
-    /// The pool's files when leadership is on.
-    pub pool: Option<PoolFiles>,
+    /// The pool's files, when leadership is on.
+    pub pool: Option<Pool>,
 }
 
 impl Settings {
-    /// The arguments nodekeeper's generated program adds before the operator's: with leadership
+    /// A node at the default metrics address, without managed credentials.
+    pub fn new() -> Settings {
+        Settings {
+            metrics_url: Url::parse(DEFAULT_METRICS_URL).expect("the default URL parses"),
+            credentials: None,
+            pool: None,
+        }
+    }
+
+    /// The arguments nodekeeper's generated program adds after the operator's: with leadership
     /// on, the credential paths and `--start-as-non-producing-node` (nodekeeper places the files
     /// and sends SIGHUP to the one node that forges).
     pub fn program_args(&self) -> Vec<String> {
@@ -61,44 +62,19 @@ impl Settings {
             path(&credentials.vrf),
             "--shelley-operational-certificate".to_string(),
             path(&credentials.opcert),
-            "--start-as-non-producing-node".to_string(),
+            super::NON_PRODUCING_FLAG.to_string(),
         ]
     }
 
     /// Whether the node boots forging, from the command line its supervisord runs.
     pub fn boots_producing(&self, command: Option<&str>) -> BootVerdict {
-        let Some(command) = command else {
-            return BootVerdict::new(
-                None,
-                "its supervisord command is not read yet (until it is, it may)",
-            );
-        };
-        let words = shell_words(command);
-        let has = |flag: &str| {
-            words
-                .iter()
-                .any(|word| word == flag || word.starts_with(&format!("{flag}=")))
-        };
-        if has("--start-as-non-producing-node") {
-            return BootVerdict::new(
-                Some(false),
-                "its supervisord command passes --start-as-non-producing-node",
-            );
-        }
-        if !matches!(program_name(&words).as_deref(), Some("cardano-node")) {
-            return BootVerdict::new(
-                None,
-                "its supervisord command does not run cardano-node itself: a wrapper may pass anything",
-            );
-        }
-        if has("--shelley-kes-key") {
-            BootVerdict::new(
-                Some(true),
-                "its supervisord command passes the credentials without --start-as-non-producing-node",
-            )
-        } else {
-            BootVerdict::new(Some(false), "its supervisord command passes no credentials")
-        }
+        super::boot_verdict(command)
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::new()
     }
 }
 
@@ -107,43 +83,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_node_boots_forging_only_with_its_credentials_and_not_non_producing() {
+    fn with_leadership_a_node_is_started_with_its_paths_and_non_producing() {
         let settings = Settings {
-            metrics_url: Url::parse(DEFAULT_METRICS_URL).unwrap(),
             credentials: Some(Credentials {
                 kes: "/n/kes.skey".into(),
                 vrf: "/n/vrf.skey".into(),
                 opcert: "/n/node.opcert".into(),
             }),
-            pool: Some(PoolFiles {
+            pool: Some(Pool {
                 credentials_dir: "/pool".into(),
                 schedule_file: "/pool/schedule.json".into(),
                 genesis_file: "/pool/shelley-genesis.json".into(),
             }),
+            ..Settings::new()
         };
         assert_eq!(
             settings.program_args().join(" "),
             "--shelley-kes-key /n/kes.skey --shelley-vrf-key /n/vrf.skey \
              --shelley-operational-certificate /n/node.opcert --start-as-non-producing-node"
         );
-        for (command, with_key) in [
-            (
-                "cardano-node run --shelley-kes-key k --start-as-non-producing-node",
-                Some(false),
-            ),
-            (
-                "/usr/local/bin/cardano-node run --shelley-kes-key k",
-                Some(true),
-            ),
-            ("cardano-node run --config c.json", Some(false)),
-            ("/opt/spo/startBP.sh", None),
-        ] {
-            assert_eq!(
-                settings.boots_producing(Some(command)).with_key,
-                with_key,
-                "{command}"
-            );
-        }
+        assert_eq!(
+            settings
+                .boots_producing(Some("cardano-node run --shelley-kes-key k"))
+                .with_key,
+            Some(true)
+        );
         let relay = Settings {
             pool: None,
             ..settings

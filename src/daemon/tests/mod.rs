@@ -584,6 +584,7 @@ impl Parts for FakeParts {
         &self,
         node: &NodeSettings,
         secret: Option<Arc<LeaderSecret>>,
+        _supervisor: Option<Arc<dyn Supervisor>>,
     ) -> Result<Arc<dyn ChainNode>, String> {
         self.builds.push(format!(
             "node {} {} {}",
