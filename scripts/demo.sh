@@ -4,8 +4,12 @@
 # can watch detection, restart and the restart log growing. Every node boots with the pool's secret;
 # nodekeeper keeps exactly one of them holding the leader key and hands it over when needed.
 #
-#   scripts/demo.sh [--for SECONDS]   start, then watch (until Ctrl-C; 120 s when not on a terminal)
-#   scripts/demo.sh start             build; (re)start supervisord, the nodes and the daemon; return
+#   scripts/demo.sh [--chain CHAIN] [--for SECONDS]
+#                                     start, then watch (until Ctrl-C; 120 s when not on a terminal);
+#                                     CHAIN: jormungandr (default), nodeos or cardano: the same demo
+#                                     with simulated nodeos producers (booted paused, one resumed)
+#                                     or cardano-nodes (booted non-producing, one forging by SIGHUP)
+#   scripts/demo.sh start [--chain C] build; (re)start supervisord, the nodes and the daemon; return
 #   scripts/demo.sh watch [--for S]   every ~20 s inject a fault (crash, stuck, hang, lag 20, bootstrap)
 #                                     into the next node; show each detection, `nodekeeper status` and
 #                                     the restart log. Ctrl-C stops watching; the demo keeps running
@@ -34,6 +38,18 @@ NK_LOG="$DEMO_DIR/nodekeeper.log"
 RESTART_LOG="$DEMO_DIR/restarts.csv"
 USER_NAME="nodekeeper"
 NODES=(node1 node2 node3)
+# The simulated chain (--chain; kept in demo.env for watch and status).
+CHAIN="jormungandr"
+# nodeos: the active producers, ours among them; a block every 0.5 s, 12 per turn.
+NODEOS_PRODUCERS="eosnationftw,nkpool,eosphereiobp,teamgreymass"
+NODEOS_PRODUCER="nkpool"
+# cardano: 1 s slots, one-hour epochs (the schedule file covers the demo), the pool's files here.
+CARDANO_SLOT_MS=1000
+CARDANO_EPOCH_LENGTH=3600
+POOL_DIR="$DEMO_DIR/pool"
+GENESIS_FILE="$DEMO_DIR/shelley-genesis.json"
+SCHEDULE_FILE="$DEMO_DIR/leadership-schedule.json"
+GENESIS_TIME=""
 
 SIM_BIN="$ROOT/target/release/nodekeeper-sim"
 CTL_BIN="$ROOT/target/release/nodekeeper"
@@ -128,14 +144,71 @@ tomlstr() {
     printf '"%s"' "${s//\"/\\\"}"
 }
 
-# write_conf: supervisord.conf with fresh ports and the three simulated nodes, each booting as the
-# pool's leader (--secret, as jorm_master starts them).
+# sim_command NODE GENESIS_TIME: the simulator's command line for NODE on the demo's chain.
+# Jormungandr: every node boots as the pool's leader (--secret, as jorm_master starts them);
+# nodeos: every node boots paused (--pause-on-startup, as supervisor-conf generates it); cardano:
+# every node boots non-producing with its own credential paths (as supervisor-conf generates it).
+sim_command() {
+    local node="$1" genesis="$2" sim
+    sim="$(shquote "$SIM_BIN")"
+    case "$CHAIN" in
+        nodeos)
+            printf '%s --chain nodeos --name %s --listen 127.0.0.1:%s --genesis-time %s --producers %s --producer %s --pause-on-startup --bootstrap-secs %s --events %s' \
+                "$sim" "$node" "${NODE_PORT[$node]}" "$genesis" "$NODEOS_PRODUCERS" "$NODEOS_PRODUCER" \
+                "$BOOTSTRAP_SECS" "$(shquote "$EVENTS_FILE")"
+            ;;
+        cardano)
+            local dir="$DEMO_DIR/nodes/$node"
+            printf '%s --chain cardano --name %s --listen 127.0.0.1:%s --system-start %s --slot-length-ms %s --epoch-length %s --bootstrap-secs %s --shelley-kes-key %s --shelley-vrf-key %s --shelley-operational-certificate %s --start-as-non-producing-node --events %s' \
+                "$sim" "$node" "${NODE_PORT[$node]}" "$genesis" "$CARDANO_SLOT_MS" "$CARDANO_EPOCH_LENGTH" \
+                "$BOOTSTRAP_SECS" "$(shquote "$dir/kes.skey")" "$(shquote "$dir/vrf.skey")" \
+                "$(shquote "$dir/node.opcert")" "$(shquote "$EVENTS_FILE")"
+            ;;
+        *)
+            printf '%s --name %s --listen 127.0.0.1:%s --block0-time %s --slot-duration %s --slots-per-epoch %s --pool-slots-per-epoch %s --bootstrap-secs %s --secret %s --events %s' \
+                "$sim" "$node" "${NODE_PORT[$node]}" "$genesis" "$SLOT_DURATION" "$SLOTS_PER_EPOCH" \
+                "$POOL_SLOTS_PER_EPOCH" "$BOOTSTRAP_SECS" "$(shquote "$SECRET_FILE")" "$(shquote "$EVENTS_FILE")"
+            ;;
+    esac
+}
+
+# write_cardano_files GENESIS_TIME: the pool's credentials (fake text envelopes, mode 0600), the
+# Shelley genesis, and the pool's leadership schedule of this epoch and the next as the simulator
+# computes them; every node's directory, where nodekeeper places the files of the one that forges.
+write_cardano_files() {
+    local genesis="$1" epoch node name
+    (
+        umask 077
+        mkdir -p "$POOL_DIR"
+        for name in kes.skey vrf.skey node.opcert; do
+            printf '{"type": "demo %s", "description": "a fake key of the demo", "cborHex": "%s"}\n' \
+                "$name" "$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(32))')" >"$POOL_DIR/$name"
+        done
+    )
+    for node in "${NODES[@]}"; do
+        mkdir -p "$DEMO_DIR/nodes/$node"
+        rm -f "$DEMO_DIR/nodes/$node/kes.skey" "$DEMO_DIR/nodes/$node/vrf.skey" "$DEMO_DIR/nodes/$node/node.opcert"
+    done
+    local -a chain=(--chain cardano --system-start "$genesis" --slot-length-ms "$CARDANO_SLOT_MS" --epoch-length "$CARDANO_EPOCH_LENGTH")
+    "$SIM_BIN" "${chain[@]}" --write-genesis "$GENESIS_FILE" || die "cannot write $GENESIS_FILE"
+    epoch=$((($(date +%s) - genesis) * 1000 / CARDANO_SLOT_MS / CARDANO_EPOCH_LENGTH))
+    "$SIM_BIN" "${chain[@]}" --write-schedule "$DEMO_DIR/schedule-now.json" --epoch "$epoch" \
+        && "$SIM_BIN" "${chain[@]}" --write-schedule "$DEMO_DIR/schedule-next.json" --epoch "$((epoch + 1))" \
+        || die "cannot write the leadership schedule"
+    "$VENV/bin/python" -c 'import json, sys; print(json.dumps([s for p in sys.argv[1:] for s in json.load(open(p))], indent=1))' \
+        "$DEMO_DIR/schedule-now.json" "$DEMO_DIR/schedule-next.json" >"$SCHEDULE_FILE" \
+        || die "cannot write $SCHEDULE_FILE"
+    rm -f "$DEMO_DIR/schedule-now.json" "$DEMO_DIR/schedule-next.json"
+}
+
+# write_conf: supervisord.conf with fresh ports and the three simulated nodes of the demo's chain.
 write_conf() {
     local block0_time node port pw
     pw="$(password)"
     SUPERVISOR_PORT="$(free_port)"
     # All nodes share one genesis so that they agree on the slot clock.
     block0_time="$(date +%s)"
+    GENESIS_TIME="$block0_time"
     for node in "${NODES[@]}"; do
         # Distinct ports even if the OS hands the same free port out twice.
         while :; do
@@ -186,7 +259,7 @@ EOF
             cat >>"$CONF" <<EOF
 
 [program:$node]
-command=$(shquote "$SIM_BIN") --name $node --listen 127.0.0.1:${NODE_PORT[$node]} --block0-time $block0_time --slot-duration $SLOT_DURATION --slots-per-epoch $SLOTS_PER_EPOCH --pool-slots-per-epoch $POOL_SLOTS_PER_EPOCH --bootstrap-secs $BOOTSTRAP_SECS --secret $(shquote "$SECRET_FILE") --events $(shquote "$EVENTS_FILE")
+command=$(sim_command "$node" "$block0_time")
 autostart=true
 autorestart=false
 startsecs=1
@@ -214,6 +287,7 @@ EOF
         echo "NODEKEEPER_API=http://127.0.0.1:$API_PORT"
         echo "NODEKEEPER_RESTART_LOG=$RESTART_LOG"
         echo "NODES=\"${NODES[*]}\""
+        echo "DEMO_CHAIN=$CHAIN"
         for node in "${NODES[@]}"; do
             echo "${node^^}_REST=http://127.0.0.1:${NODE_PORT[$node]}/api/v0"
         done
@@ -222,6 +296,95 @@ EOF
 
 # write_nk_conf: nodekeeper's config for the three nodes (ports from write_conf).
 write_nk_conf() {
+    local node
+    case "$CHAIN" in
+        nodeos | cardano) write_nk_conf_other ;;
+        *) write_nk_conf_jormungandr ;;
+    esac
+    for node in "${NODES[@]}"; do
+        mkdir -p "$DEMO_DIR/nodes/$node"
+    done
+}
+
+# write_nk_conf_other: nodekeeper's config for three nodeos or cardano nodes.
+write_nk_conf_other() {
+    local node TIP_TIMEOUT="20s"
+    [[ "$CHAIN" == cardano ]] && TIP_TIMEOUT="90s"
+    {
+        cat <<EOF
+# Generated by scripts/demo.sh --chain $CHAIN on every start: \`nodekeeper run\` for the three demo
+# nodes. Every key: configs/$CHAIN.toml and configs/nodekeeper.toml. Paths are relative to this file.
+
+[supervisor]
+url = "http://127.0.0.1:$SUPERVISOR_PORT/RPC2"
+user = "$USER_NAME"
+password_file = "supervisor.password"
+wait_timeout = "30s"
+
+[node_defaults]
+chain = "$CHAIN"
+node_dir = "nodes"
+startsecs = 1
+stopwaitsecs = 10
+
+[thresholds]
+tick_interval = "1s"
+tip_timeout = "$TIP_TIMEOUT"   # nodeos: a block every 0.5 s; cardano: one every ~20 s
+bootstrap_timeout = "30s"
+boot_grace = "10s"
+max_restarts = 8
+restart_window = "3m"
+
+[restart_log]
+path = "restarts.csv"
+
+[api]
+listen = "127.0.0.1:$API_PORT"
+EOF
+        if [[ "$CHAIN" == nodeos ]]; then
+            cat <<EOF
+
+[leadership]
+enabled = true
+producer = "$NODEOS_PRODUCER"
+slot_window = 12               # blocks of 0.5 s: no hand-over within 6 s of our turn (a round is 48 blocks here)
+state_file = "leader-state.json"
+EOF
+        else
+            cat <<EOF
+
+[leadership]
+enabled = true
+credentials_dir = "pool"
+schedule_file = "leadership-schedule.json"
+genesis_file = "shelley-genesis.json"
+slot_window = 5                # slots of 1 s around each of the pool's slots
+state_file = "leader-state.json"
+EOF
+        fi
+        for node in "${NODES[@]}"; do
+            if [[ "$CHAIN" == nodeos ]]; then
+                cat <<EOF
+
+[[nodes]]
+name = "$node"
+rest_url = "http://127.0.0.1:${NODE_PORT[$node]}"
+EOF
+            else
+                cat <<EOF
+
+[[nodes]]
+name = "$node"
+metrics_url = "http://127.0.0.1:${NODE_PORT[$node]}/metrics"
+credentials = { kes = "nodes/$node/kes.skey", vrf = "nodes/$node/vrf.skey", opcert = "nodes/$node/node.opcert" }
+EOF
+            fi
+        done
+    } >"$NK_CONF"
+}
+
+# write_nk_conf_jormungandr: nodekeeper's config for three Jormungandr nodes.
+write_nk_conf_jormungandr() {
     local node
     {
         cat <<EOF
@@ -276,9 +439,6 @@ rest = { listen = "127.0.0.1:${NODE_PORT[$node]}" }
 EOF
         done
     } >"$NK_CONF"
-    for node in "${NODES[@]}"; do
-        mkdir -p "$DEMO_DIR/nodes/$node"
-    done
 }
 
 # load_env: read the ports of the running demo back from demo.env.
@@ -290,6 +450,8 @@ load_env() {
     SUPERVISOR_PORT="${SUPERVISOR_PORT%%/*}"
     url="$(sed -n 's/^NODEKEEPER_API=//p' "$ENV_FILE")"
     API_PORT="${url#http://127.0.0.1:}"
+    CHAIN="$(sed -n 's/^DEMO_CHAIN=//p' "$ENV_FILE")"
+    CHAIN="${CHAIN:-jormungandr}"
     for node in "${NODES[@]}"; do
         var="${node^^}_REST"
         url="$(sed -n "s|^$var=||p" "$ENV_FILE")"
@@ -411,14 +573,31 @@ show_restart_log() {
     fi
 }
 
+# chain_story: what the demo shows about one producer at a time, on its chain.
+chain_story() {
+    case "$CHAIN" in
+        nodeos)
+            echo "Every node booted paused (--pause-on-startup): nodekeeper resumes one for producer $NODEOS_PRODUCER,"
+            echo "and hands over (pause, verify paused, resume) only after our turn and the next."
+            ;;
+        cardano)
+            echo "Every node booted non-producing: nodekeeper places the pool's files (.demo/pool) at one node's"
+            echo "paths and sends it SIGHUP; to hand over it removes them, SIGHUPs and verifies first."
+            ;;
+        *)
+            echo "Every node booted with the pool's secret: nodekeeper demotes all but one, keeps that one leading and"
+            echo "hands the key over (demote, verify, promote) when another node is better, away from the pool's slots."
+            ;;
+    esac
+}
+
 print_next_steps() {
     local node
     step "the demo is running"
     cat <<EOF
 Watch nodekeeper at work (a fault injected every ~20 s):  scripts/demo.sh watch
 
-Every node booted with the pool's secret: nodekeeper demotes all but one, keeps that one leading and
-hands the key over (demote, verify, promote) when another node is better, away from the pool's slots.
+$(chain_story)
 
 Look further (from $ROOT):
   target/release/nodekeeper -c .demo/nodekeeper.toml status   # the daemon's view; * marks the leader,
@@ -430,10 +609,15 @@ Look further (from $ROOT):
   target/release/nodekeeper ctl --supervisor unix://$SOCKET --user $USER_NAME \\
     --password-file .demo/supervisor.password status
 
-Simulated nodes (Jormungandr REST v0):
+Simulated nodes ($CHAIN):
 EOF
     for node in "${NODES[@]}"; do
-        printf '  %-6s curl http://127.0.0.1:%s/api/v0/node/stats\n' "$node" "${NODE_PORT[$node]}"
+        case "$CHAIN" in
+            nodeos) printf '  %-6s curl http://127.0.0.1:%s/v1/chain/get_info; curl http://127.0.0.1:%s/v1/producer/paused\n' \
+                "$node" "${NODE_PORT[$node]}" "${NODE_PORT[$node]}" ;;
+            cardano) printf '  %-6s curl http://127.0.0.1:%s/metrics\n' "$node" "${NODE_PORT[$node]}" ;;
+            *) printf '  %-6s curl http://127.0.0.1:%s/api/v0/node/stats\n' "$node" "${NODE_PORT[$node]}" ;;
+        esac
     done
     cat <<EOF
 Inject a fault yourself (crash, stuck, hang, slow, lag, bootstrap, fork, none):
@@ -459,10 +643,14 @@ cmd_start() {
     ensure_password
     write_secret
     write_conf
+    if [[ "$CHAIN" == cardano ]]; then
+        write_cardano_files "$GENESIS_TIME"
+    fi
     write_nk_conf
     # A new demo (a new chain), a new restart log and leader-event log, and no holds, leader or
     # slots left over from the last one.
-    rm -f "$RESTART_LOG" "$EVENTS_FILE" "$DEMO_DIR/nodekeeper-state.json" "$DEMO_DIR/leader-state.json"
+    rm -f "$RESTART_LOG" "$EVENTS_FILE" "$DEMO_DIR/nodekeeper-state.json" "$DEMO_DIR/leader-state.json" \
+        "$DEMO_DIR/alert-outbox.json"
     : >"$NK_LOG"
     start_supervisord
     wait_nodes_running
@@ -556,6 +744,30 @@ cmd_stop() {
 }
 
 main() {
+    # --chain CHAIN (anywhere): the simulated chain of `start`.
+    local -a args=()
+    while (($#)); do
+        case "$1" in
+            --chain)
+                [[ $# -ge 2 ]] || die "--chain wants jormungandr, nodeos or cardano"
+                CHAIN="$2"
+                shift 2
+                ;;
+            --chain=*)
+                CHAIN="${1#--chain=}"
+                shift
+                ;;
+            *)
+                args+=("$1")
+                shift
+                ;;
+        esac
+    done
+    case "$CHAIN" in
+        jormungandr | nodeos | cardano) ;;
+        *) die "--chain $CHAIN: expected jormungandr, nodeos or cardano" ;;
+    esac
+    set -- "${args[@]+"${args[@]}"}"
     case "${1:-}" in
         "" | --for | --for=*)
             cmd_start

@@ -118,6 +118,10 @@ pub fn policy_config(config: &Config) -> PolicyConfig {
             .saturating_mul(2)
             .saturating_add(t.probe_timeout),
         schedule_settle: config.pooltool.send_slots_after,
+        epochs_free: config
+            .nodes
+            .first()
+            .is_some_and(|node| node.jormungandr().is_none()),
     };
     policy.nodes = config.nodes.iter().map(|node| node.name.clone()).collect();
     policy

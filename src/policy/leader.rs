@@ -38,6 +38,11 @@ pub struct LeaderConfig {
     /// After a rollover, the leader's schedule is announced once it holds this epoch's slots, or
     /// after this long (an epoch without slots).
     pub schedule_settle: Duration,
+    /// The chain's epochs ask for no care: no guard window around a rollover and no schedule
+    /// refresh. Jormungandr computes a node's schedule at start and at the rollover, for the keys
+    /// it holds then (false); a nodeos "epoch" is a round of the producer schedule and a
+    /// cardano-node forges from its credentials whatever the epoch (true).
+    pub epochs_free: bool,
 }
 
 /// What one node's leader endpoints said this tick.
@@ -281,7 +286,12 @@ pub fn guard(
         saturating_add(t, half) >= from && t.checked_sub(half).is_none_or(|s| s <= to)
     };
     let epoch = clock.epoch_at(from);
-    for e in [epoch, epoch + 1, epoch + 2] {
+    let rollovers = if config.epochs_free {
+        Vec::new()
+    } else {
+        vec![epoch, epoch + 1, epoch + 2]
+    };
+    for e in rollovers {
         if hits(clock.epoch_start(e)) {
             return Some(GuardWhy::Rollover(e));
         }
@@ -885,6 +895,7 @@ pub(super) fn decide(
         .next_slot(now)
         .is_none_or(|(_, t)| t.duration_since(now).unwrap_or_default() > config.refresh_min_gap);
     if let (Some(epoch), Some(l)) = (epoch, context.leader)
+        && !config.epochs_free
         && pool_slots_ahead
         && gap_ok
         && !busy_anywhere

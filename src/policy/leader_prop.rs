@@ -612,6 +612,7 @@ fn config(model: &Model) -> PolicyConfig {
         refresh_min_gap: Duration::from_secs(12),
         lookahead: Duration::from_millis(2 * TICK_MS + 1_000),
         schedule_settle: Duration::from_secs(10),
+        epochs_free: false,
     };
     config
 }

@@ -110,6 +110,7 @@ fn config() -> PolicyConfig {
             refresh_min_gap: Duration::from_secs(60),
             lookahead: Duration::from_secs(3),
             schedule_settle: Duration::from_secs(10),
+            epochs_free: false,
         },
         ..PolicyConfig::default()
     }
@@ -1125,6 +1126,18 @@ fn guard_windows_cover_slot_window_slots_either_side() {
     };
     assert_eq!(guard(&memory, &wide, at(80), at(80)), slot);
     assert_eq!(guard(&memory, &wide, at(79), at(79)), None);
+    // A chain whose epochs ask for no care (a nodeos round, a cardano epoch): no rollover
+    // window, the pool's slots still guarded.
+    let free = LeaderConfig {
+        epochs_free: true,
+        ..config.clone()
+    };
+    assert_eq!(
+        guard(&near_rollover, &free, at(299), at(299)),
+        Some(GuardWhy::Slot(slot_at(298)))
+    );
+    assert_eq!(guard(&memory, &free, at(299), at(306)), None);
+    assert_eq!(guard(&memory, &free, at(100), at(100)), slot);
 }
 
 #[test]

@@ -859,6 +859,7 @@ fn absurd_durations_never_make_the_policy_panic() {
         refresh_min_gap: huge,
         lookahead: huge,
         schedule_settle: huge,
+        epochs_free: false,
     };
     w.reference = Some(ReferenceTip {
         height: u64::MAX,
