@@ -78,6 +78,12 @@ struct Made {
 
 impl Pool {
     async fn start(n: usize, leadership: bool) -> Pool {
+        Pool::start_as(n, leadership, true).await
+    }
+
+    /// `as_nodeos`: the programs run `DIR/nodeos` (the adapter reads the command as nodeos's);
+    /// else the simulator under its own name, as a wrapper script would be seen.
+    async fn start_as(n: usize, leadership: bool, as_nodeos: bool) -> Pool {
         let dir = tempfile::Builder::new()
             .prefix("nk-nodeos-")
             .tempdir()
@@ -94,7 +100,11 @@ impl Pool {
                 "{} --chain nodeos --pause-on-startup --name {name} --listen {listen} \
                  --block-interval-ms 500 --producers {PRODUCERS} --producer {OURS} \
                  --bootstrap-secs 0.3 --events {} --control {}",
-                nodeos.display(),
+                if as_nodeos {
+                    nodeos.display().to_string()
+                } else {
+                    sim_binary().to_string()
+                },
                 events.display(),
                 dir.path().join(format!("control-{name}")).display()
             );
@@ -396,6 +406,40 @@ async fn nodeos_one_of_three_paused_nodes_is_resumed() {
     let state = pool.bp(&producer).state().await.expect("its state");
     assert_eq!(state["paused"], false, "{state}");
     assert!(doubles(&made).is_empty(), "{:?}", doubles(&made));
+}
+
+/// The same pool run by a command the adapter cannot read as nodeos's (a wrapper): whether the
+/// nodes boot paused is unknown until a boot shows it, yet exactly one node is resumed and our
+/// blocks are made by that node only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodeos_behind_a_wrapper_one_node_is_resumed() {
+    let pool = Pool::start_as(3, true, false).await;
+    let daemon = pool.config.start(&[]).await;
+    let producer = pool.sole_producer(Duration::from_secs(45)).await;
+    let made = wait_logged(
+        &daemon,
+        "blocks of our producer",
+        Duration::from_secs(45),
+        || {
+            let made = pool.made();
+            async move { (made.len() >= 3).then_some(made) }
+        },
+    )
+    .await;
+    assert!(
+        made.iter().all(|m| m.node == producer),
+        "{made:?}\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(pool.unpaused().await, Some(vec![producer]));
+    assert!(
+        daemon
+            .log_text()
+            .contains("may boot holding the key (its supervisord command runs")
+            && daemon.log_text().contains("not nodeos itself"),
+        "{}",
+        daemon.log_text()
+    );
 }
 
 /// Starts a pool of three with the daemon, waits for the sole producer and its first blocks.
