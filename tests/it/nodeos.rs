@@ -3,14 +3,17 @@
 //! generates, all appending the blocks they make to one events file) and a real `nodekeeper run`
 //! with `chain = "nodeos"`, each node's `rest_url` and `[leadership] producer`. Shows restarts of a
 //! crashed, stuck, lagging and hung node (each with its restart-log row and reason), exactly one
-//! node producing from an all-paused boot, and a hand-over away from a hung producer that never
-//! makes a block twice and never starts inside our turn.
+//! node producing from an all-paused boot (also behind a wrapper command, whose boot the adapter
+//! cannot read), a hung producer restarted and a stuck one paused and replaced, production
+//! resuming at the start of a turn with no block made twice (the events file over the whole run).
+//! A producer hung for good is `#[ignore]`d: the daemon never replaces it (a policy issue).
 //!
 //! The sims run as `DIR/nodeos` (a symlink to the simulator), so that the adapter reads their
 //! supervisord command as nodeos's own and judges `--pause-on-startup` from it. Blocks last 500 ms:
 //! the daemon has no setting for the block interval and assumes nodeos's (`DEFAULT_BLOCK_INTERVAL`),
 //! so a faster sim chain would give it a wrong slot clock. Six producers make a 36 s round in which
-//! a `slot_window` of 12 blocks leaves 12 s clear of our turn and of the round's rollover.
+//! a `slot_window` of 12 blocks leaves 12 s clear of our turn and of the round's rollover; waiting
+//! for that window makes the file take about two minutes (its tests run concurrently).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
