@@ -14,6 +14,7 @@ mod events;
 mod leader_api;
 mod leadership;
 mod listener;
+mod nodeos;
 mod nodeos_adapter;
 mod reload;
 mod supervisor_conf;
