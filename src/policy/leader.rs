@@ -308,7 +308,11 @@ pub fn guard(
 /// enclave at a process start (`--secret`) or by a promotion, so the same process keeps its last
 /// known verdict while its leader API does not answer, and a node that fell back from Running to
 /// bootstrapping keeps its keys.
-fn may_hold(node: &NodeObservation, remembered: Option<Remembered>) -> (bool, bool) {
+fn may_hold(
+    node: &NodeObservation,
+    remembered: Option<Remembered>,
+    boots_with_key: bool,
+) -> (bool, bool) {
     let unknown = |started: Option<SystemTime>| {
         let same = remembered.filter(|r| r.read && started.is_some() && r.started == started);
         (same.is_none_or(|r| r.may), false)
@@ -333,6 +337,16 @@ fn may_hold(node: &NodeObservation, remembered: Option<Remembered>) -> (bool, bo
     }
     if let Some(Ok(holding)) = &node.leadership.holding {
         return (holding.holds(), true);
+    }
+    // Keys enter a process when it boots with them or by a promotion through its API, and
+    // nodekeeper promotes only a process it has read. A process that replaced one nodekeeper knew
+    // (it watched it start), that boots without the key, holds nothing, whether its API answers
+    // or not: a restarted leader whose API hangs does not block the next promotion. (A process
+    // nodekeeper never knew the predecessor of may have been promoted by someone else.)
+    let replaced = program.started_at.is_some()
+        && remembered.is_some_and(|r| r.started.is_some() && r.started != program.started_at);
+    if replaced && !boots_with_key {
+        return (false, true);
     }
     // Booting: a new process holds nothing yet; one that fell back from Running keeps its keys.
     let same_process_held = remembered.is_some_and(|r| r.may && r.started == program.started_at);
@@ -446,7 +460,8 @@ impl Context {
         let verdicts: Vec<(bool, bool)> = observation
             .nodes
             .iter()
-            .map(|node| may_hold(node, memory.may_hold.get(&node.name).copied()))
+            .zip(&boots)
+            .map(|(node, boots)| may_hold(node, memory.may_hold.get(&node.name).copied(), *boots))
             .collect();
         for (node, (may, known)) in observation.nodes.iter().zip(&verdicts) {
             if *known {

@@ -1273,3 +1273,20 @@ fn slots_are_not_announced_empty_while_another_node_shows_this_epochs_slots() {
         &[],
     );
 }
+
+#[test]
+fn a_replaced_process_that_boots_without_the_key_does_not_block_promotion() {
+    // b led in its process started at 5; nodekeeper restarted it (a new process, started at 50)
+    // and its API hangs. Booting without the key (nodeos --pause-on-startup, cardano
+    // --start-as-non-producing-node), the new process holds nothing: a is promoted. Unknown,
+    // it may hold the key: a waits.
+    for (verdict, expected) in [(Some(false), "promote a"), (None, "wait a")] {
+        let mut w = World::new(&[]);
+        w.tick(10, &[passive("a", 1000), started(holder("b", 1000), 5)]);
+        let mut b = started(hung("b"), 50);
+        b.boot = BootVerdict::new(verdict, "why");
+        let mut a = passive("a", 1000);
+        a.boot = BootVerdict::new(Some(false), "why");
+        check(w.tick(60, &[a, b]), &[expected]);
+    }
+}
