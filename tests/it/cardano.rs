@@ -699,3 +699,32 @@ async fn a_hung_or_crashed_forging_node_hands_over_away_from_the_pools_slots() {
 
     pool.assert_hand_overs_away_from_slots(3, &daemon.log_text());
 }
+
+/// A lagging forging node: the key moves first (demote, verify, promote), and only then is the
+/// laggard restarted, so the hand-over succeeds at the first attempt.
+#[ignore = "daemon: a node being demoted by an in-flight hand-over is not busy (src/daemon/tick.rs \
+            sets busy from restart jobs only), so the sync rule restarts it during the demotion's \
+            verification, which fails (the node replays): the hand-over is stopped and retried"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_forging_node_is_restarted_only_after_its_hand_over() {
+    let pool = pool(3).await;
+    let config = pool.config();
+    let daemon = config.start(&[]).await;
+    let first = pool.wait_sole_forger(&daemon).await;
+    pool.sim(&first)
+        .fault(json!({"fault": "lag", "slots": 400}))
+        .await;
+    let second = pool.wait_sole_forger_but(&daemon, &first).await;
+    wait_row(&config, &daemon, &first, "lag (height ").await;
+    let log = daemon.log_text();
+    assert!(!log.contains("is not promoted"), "{log}");
+    let promoted = log
+        .find(&format!(
+            "{second} promoted (leader id 1) after {first} was demoted"
+        ))
+        .unwrap_or_else(|| panic!("no hand-over from {first} to {second}:\n{log}"));
+    let restarting = log
+        .find(&format!("restarting {first}: lag"))
+        .unwrap_or_else(|| panic!("no restart of {first}:\n{log}"));
+    assert!(promoted < restarting, "{log}");
+}
