@@ -667,37 +667,51 @@ async fn a_lagging_or_stuck_forging_node_hands_over_away_from_the_pools_slots() 
     pool.assert_hand_overs_away_from_slots(3, &log);
 }
 
-/// The forging node hangs, then the next one crashes: each time the key should move to a node in
-/// sync. Over the whole run no slot may be forged twice, and no node start or stop forging within
+/// The forging node hangs: it is restarted and the key should move to a node in sync (or back to
+/// it). Over the whole run no slot may be forged twice, and no node start or stop forging within
 /// `slot_window` slots of one of the pool's slots.
-#[ignore = "daemon: a forging node restarted (hung, crashed) comes back non-producing with the \
-            pool's files still at its paths; the cardano adapter's holding() reports it holding \
-            the key from the files alone, so the policy keeps it as the leader and nobody forges"]
+#[ignore = "daemon: a forging node restarted (hung) comes back non-producing with the pool's \
+            files still at its paths; the cardano adapter's holding() reports it holding the key \
+            from the files alone, so the policy keeps it as the leader and nobody forges"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hung_or_crashed_forging_node_hands_over_away_from_the_pools_slots() {
+async fn a_hung_forging_node_hands_over_away_from_the_pools_slots() {
     let pool = pool(3).await;
     let config = pool.config();
     let daemon = config.start(&[]).await;
     let first = pool.wait_sole_forger(&daemon).await;
     pool.forges_after(&first, 0).await;
 
-    // The forging node hangs: restarted; another node forges.
     let first_pid = pid(pool.sim(&first)).await;
     pool.sim(&first).fault(json!({"fault": "hang"})).await;
     wait_row(&config, &daemon, &first, "hung (no answer for ").await;
     restarted(pool.sim(&first), first_pid).await;
     let count = pool.forged().len();
+    let second = pool.wait_sole_forger_but(&daemon, "").await;
+    pool.forges_after(&second, count).await;
+    pool.assert_hand_overs_away_from_slots(2, &daemon.log_text());
+}
+
+/// The forging node crashes: it is started again and the key moves to a node in sync. Over the
+/// whole run no slot is forged twice, and no node starts or stops forging within `slot_window`
+/// slots of one of the pool's slots.
+#[ignore = "daemon: the crashed node's paths still hold the pool's files; the cardano adapter's \
+            holding() reports it holding the key from the files alone, so every hand-over stops \
+            at verification (\"bp1 still holds leader ids 1\") while it is down, and once started \
+            again (non-producing) it is kept as the leader: nobody forges"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_forging_node_hands_over_away_from_the_pools_slots() {
+    let pool = pool(3).await;
+    let config = pool.config();
+    let daemon = config.start(&[]).await;
+    let first = pool.wait_sole_forger(&daemon).await;
+    pool.forges_after(&first, 0).await;
+
+    let count = pool.forged().len();
+    pool.sim(&first).fault(json!({"fault": "crash"})).await;
+    wait_row(&config, &daemon, &first, "crashed").await;
     let second = pool.wait_sole_forger_but(&daemon, &first).await;
     pool.forges_after(&second, count).await;
-
-    // The new forging node crashes: started again; another node forges.
-    let count = pool.forged().len();
-    pool.sim(&second).fault(json!({"fault": "crash"})).await;
-    wait_row(&config, &daemon, &second, "crashed").await;
-    let third = pool.wait_sole_forger_but(&daemon, &second).await;
-    pool.forges_after(&third, count).await;
-
-    pool.assert_hand_overs_away_from_slots(3, &daemon.log_text());
+    pool.assert_hand_overs_away_from_slots(2, &daemon.log_text());
 }
 
 /// A lagging forging node: the key moves first (demote, verify, promote), and only then is the
