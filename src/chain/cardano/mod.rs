@@ -177,9 +177,10 @@ impl Node {
 
     /// Why the pool's files at the node's paths are stale (no process of the node loaded them),
     /// if they are: the program is not running (it is down: whatever it loaded went with it), or
-    /// the files are older than the running process and the node exports no forge or KES metric
-    /// (it started non-producing, or they were placed only after its start, and no SIGHUP loaded
-    /// them: a node forging with them exports those). `None` whenever this cannot be told.
+    /// the files are older than the running process, its supervisord command does not boot it
+    /// forging (`--start-as-non-producing-node`, or a wrapper), and the node exports no forge or
+    /// KES metric (no SIGHUP loaded them since its start: a node forging with them exports those).
+    /// `None` whenever this cannot be told.
     async fn stale_files(&self, timeout: Duration) -> Option<String> {
         let (paths, _) = self.managed()?;
         let programs = [self.program.clone()];
@@ -216,6 +217,19 @@ impl Node {
         .await
         .ok()??;
         if newest >= started {
+            return None;
+        }
+        // A node whose command boots it forging (no --start-as-non-producing-node) loaded them.
+        let configs = tokio::time::timeout(timeout, self.supervisor.program_configs())
+            .await
+            .ok()?
+            .ok()?;
+        let command = configs
+            .iter()
+            .find(|c| c.name == self.program || format!("{}:{}", c.group, c.name) == self.program)?
+            .command
+            .clone();
+        if boot_verdict(Some(&command)).with_key == Some(true) {
             return None;
         }
         let metrics = self.metrics(timeout).await.ok()?;
