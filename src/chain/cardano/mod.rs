@@ -34,7 +34,7 @@ use super::{
     NodeStatus, ProbeError, Schedule, Variant,
 };
 use crate::slots::{LeaderLog, SlotClock};
-use crate::supervisor::{Fault, Supervisor};
+use crate::supervisor::{Fault, ProcessState, Supervisor};
 use crate::time::{Clock as _, SystemClock};
 pub use credentials::Credentials;
 pub use metrics::Metrics;
@@ -175,6 +175,74 @@ impl Node {
         }
     }
 
+    /// Why the pool's files at the node's paths are stale (no process of the node loaded them),
+    /// if they are: the program is not running (it is down: whatever it loaded went with it), or
+    /// the files are older than the running process, its supervisord command does not boot it
+    /// forging (`--start-as-non-producing-node`, or a wrapper), and the node exports no forge or
+    /// KES metric (no SIGHUP loaded them since its start: a node forging with them exports those).
+    /// `None` whenever this cannot be told.
+    async fn stale_files(&self, timeout: Duration) -> Option<String> {
+        let (paths, _) = self.managed()?;
+        let programs = [self.program.clone()];
+        let info = tokio::time::timeout(timeout, self.supervisor.process_infos(&programs))
+            .await
+            .ok()?
+            .ok()?
+            .into_iter()
+            .next()?
+            .ok()?;
+        match info.state {
+            ProcessState::Stopped
+            | ProcessState::Exited
+            | ProcessState::Fatal
+            | ProcessState::Backoff => {
+                return Some(format!("the program is {} (not running)", info.state));
+            }
+            ProcessState::Running => {}
+            ProcessState::Starting | ProcessState::Stopping | ProcessState::Unknown => {
+                return None;
+            }
+        }
+        // supervisord's start, in whole seconds: at or before the process really started.
+        let started = u64::try_from(info.start).ok().filter(|secs| *secs > 0)?;
+        let started = std::time::UNIX_EPOCH + Duration::from_secs(started);
+        let owned = paths.clone();
+        let newest = files(timeout, move || {
+            owned
+                .paths()
+                .iter()
+                .filter_map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+                .max()
+        })
+        .await
+        .ok()??;
+        if newest >= started {
+            return None;
+        }
+        // A node whose command boots it forging (no --start-as-non-producing-node) loaded them.
+        let configs = tokio::time::timeout(timeout, self.supervisor.program_configs())
+            .await
+            .ok()?
+            .ok()?;
+        let command = configs
+            .iter()
+            .find(|c| c.name == self.program || format!("{}:{}", c.group, c.name) == self.program)?
+            .command
+            .clone();
+        if boot_verdict(Some(&command)).with_key == Some(true) {
+            return None;
+        }
+        let metrics = self.metrics(timeout).await.ok()?;
+        let loaded = metrics.remaining_kes_periods.is_some()
+            || metrics.about_to_lead.is_some()
+            || metrics.forged.is_some()
+            || metrics.forging_enabled == Some(1);
+        (metrics.status(probe::VERSION).state == NodeState::Running && !loaded).then(|| {
+            "they predate its process, which exports no forge or KES metric (it did not load them)"
+                .to_string()
+        })
+    }
+
     /// Waits until the forge counters show block forging disabled, or [`VERIFY_SLOTS`] slots.
     async fn forging_stopped(&self, timeout: Duration) -> Result<(), ProbeError> {
         let slot = self.slot_length().await;
@@ -282,15 +350,31 @@ impl LeaderControl for Node {
             let Some((paths, _)) = self.managed() else {
                 return Err(ProbeError::Connect("no credential paths configured".into()));
             };
-            let paths = paths.clone();
-            let found = files(timeout, move || credentials::present(&paths))
+            let read = paths.clone();
+            let found = files(timeout, move || credentials::present(&read))
                 .await?
                 .map_err(unreachable_paths)?;
-            Ok(if found.contains(&true) {
-                Holding(vec![schedule::HANDLE])
-            } else {
-                Holding::passive()
-            })
+            if !found.contains(&true) {
+                return Ok(Holding::passive());
+            }
+            if let Some(why) = self.stale_files(timeout).await {
+                let owned = paths.clone();
+                let left = files(timeout, move || {
+                    let _ = credentials::remove(&owned);
+                    credentials::present(&owned)
+                })
+                .await;
+                if let Ok(Ok(left)) = left
+                    && !left.contains(&true)
+                {
+                    tracing::warn!(
+                        node = %self.program,
+                        "removed the pool's files left at its credential paths: {why}"
+                    );
+                    return Ok(Holding::passive());
+                }
+            }
+            Ok(Holding(vec![schedule::HANDLE]))
         })
     }
 
