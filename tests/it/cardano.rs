@@ -90,6 +90,13 @@ fn now_ms() -> u64 {
 
 /// `n` simulated block producers `bp1..bpN`, every one non-producing at boot, and the pool's files.
 async fn pool(n: usize) -> Pool {
+    pool_as(n, false).await
+}
+
+/// [`pool`], the simulator run as `DIR/cardano-node` (a symlink) when `as_cardano_node`: the
+/// adapter then reads each command as cardano-node's own, started non-producing, instead of a
+/// wrapper's.
+async fn pool_as(n: usize, as_cardano_node: bool) -> Pool {
     let temp = tempfile::Builder::new()
         .prefix("nk-cardano-")
         .tempdir()
@@ -120,6 +127,13 @@ async fn pool(n: usize) -> Pool {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let events = dir.join("forged.jsonl");
+    let program = if as_cardano_node {
+        let link = dir.join("cardano-node");
+        std::os::unix::fs::symlink(sim_binary(), &link).expect("symlink cardano-node -> the sim");
+        link.display().to_string()
+    } else {
+        sim_binary().to_string()
+    };
     let mut builder = Supervisord::builder();
     let mut sims = Vec::new();
     let mut paths = BTreeMap::new();
@@ -137,7 +151,7 @@ async fn pool(n: usize) -> Pool {
             "{} --chain cardano --name {name} --listen {listen} {} --bootstrap-secs 0.5 \
              --events {} --shelley-kes-key {} --shelley-vrf-key {} \
              --shelley-operational-certificate {} --start-as-non-producing-node",
-            sim_binary(),
+            program,
             chain.join(" "),
             events.display(),
             node_paths.kes.display(),
@@ -683,7 +697,7 @@ async fn a_lagging_or_stuck_forging_node_hands_over_away_from_the_pools_slots() 
 /// `slot_window` slots of one of the pool's slots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_forging_node_hands_over_away_from_the_pools_slots() {
-    let pool = pool(3).await;
+    let pool = pool_as(3, true).await;
     let config = pool.config();
     let daemon = config.start(&[]).await;
     let first = pool.wait_sole_forger(&daemon).await;
@@ -713,7 +727,7 @@ async fn a_hung_forging_node_hands_over_away_from_the_pools_slots() {
 /// pool's slots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_forging_node_hands_over_away_from_the_pools_slots() {
-    let pool = pool(3).await;
+    let pool = pool_as(3, true).await;
     let config = pool.config();
     let daemon = config.start(&[]).await;
     let first = pool.wait_sole_forger(&daemon).await;

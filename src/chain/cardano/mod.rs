@@ -219,7 +219,9 @@ impl Node {
         if newest >= started {
             return None;
         }
-        // A node whose command boots it forging (no --start-as-non-producing-node) loaded them.
+        // Only a node whose command is known to boot it non-producing (cardano-node itself with
+        // --start-as-non-producing-node) cannot have loaded them at its start: one that boots
+        // forging did, and a wrapper may have passed anything.
         let configs = tokio::time::timeout(timeout, self.supervisor.program_configs())
             .await
             .ok()?
@@ -229,7 +231,7 @@ impl Node {
             .find(|c| c.name == self.program || format!("{}:{}", c.group, c.name) == self.program)?
             .command
             .clone();
-        if boot_verdict(Some(&command)).with_key == Some(true) {
+        if boot_verdict(Some(&command)).with_key != Some(false) {
             return None;
         }
         let metrics = self.metrics(timeout).await.ok()?;
