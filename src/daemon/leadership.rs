@@ -51,6 +51,9 @@ pub struct Plan {
 #[derive(Default)]
 pub struct Tasks {
     set: JoinSet<Finished>,
+    /// The nodes each task in flight demotes or promotes: busy until it ends (a sync rule must
+    /// not restart a node whose demotion is being verified).
+    nodes: Vec<(tokio::task::Id, Vec<String>)>,
 }
 
 impl Tasks {
@@ -59,12 +62,24 @@ impl Tasks {
         !self.set.is_empty()
     }
 
+    /// The nodes a task in flight demotes or promotes.
+    pub fn nodes(&self) -> impl Iterator<Item = &String> {
+        self.nodes.iter().flat_map(|(_, nodes)| nodes)
+    }
+
     /// The next finished task; pending forever while none runs.
     pub async fn next(&mut self) -> Finished {
         loop {
-            match self.set.join_next().await {
-                Some(Ok(finished)) => return finished,
-                Some(Err(e)) => error!("leadership task failed: {e}"),
+            match self.set.join_next_with_id().await {
+                Some(Ok((id, finished))) => {
+                    self.nodes.retain(|(task, _)| *task != id);
+                    return finished;
+                }
+                Some(Err(e)) => {
+                    let id = e.id();
+                    self.nodes.retain(|(task, _)| *task != id);
+                    error!("leadership task failed: {e}");
+                }
                 None => std::future::pending::<()>().await,
             }
         }
@@ -72,12 +87,16 @@ impl Tasks {
 
     /// Starts a hand-over.
     pub fn hand_over(&mut self, plan: Plan, timeout: Duration) {
-        self.set.spawn(hand_over(plan, timeout));
+        let mut nodes = vec![plan.to.0.clone()];
+        nodes.extend(plan.from.iter().map(|((node, _), _)| node.clone()));
+        let task = self.set.spawn(hand_over(plan, timeout));
+        self.nodes.push((task.id(), nodes));
     }
 
     /// Starts the demotion of an extra holder.
     pub fn demote(&mut self, (node, adapter): Handle, holding: Holding, timeout: Duration) {
-        self.set.spawn(async move {
+        let nodes = vec![node.clone()];
+        let task = self.set.spawn(async move {
             let result = match adapter.leader() {
                 Some(leader) => leader.demote(&holding, timeout).await,
                 None => Err(Vec::new()),
@@ -103,6 +122,7 @@ impl Tasks {
                 why: String::new(),
             }
         });
+        self.nodes.push((task.id(), nodes));
     }
 }
 

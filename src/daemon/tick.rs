@@ -105,8 +105,13 @@ impl Daemon {
         self.observer.logs.extend(logs);
         // A node acted on since the round began is left alone: what the round saw of it
         // predates the action.
+        // So is a node a hand-over or demotion in flight acts on (its demotion may still be
+        // being verified).
+        let leading: std::collections::BTreeSet<&String> = self.leader_tasks.nodes().collect();
         for node in &mut nodes {
-            node.busy = self.jobs.nodes().contains(&node.name) || touched.contains(&node.name);
+            node.busy = self.jobs.nodes().contains(&node.name)
+                || touched.contains(&node.name)
+                || leading.contains(&node.name);
         }
         let observation = Observation {
             now,

@@ -748,9 +748,6 @@ async fn a_crashed_forging_node_hands_over_away_from_the_pools_slots() {
 
 /// A lagging forging node: the key moves first (demote, verify, promote), and only then is the
 /// laggard restarted, so the hand-over succeeds at the first attempt.
-#[ignore = "daemon: a node being demoted by an in-flight hand-over is not busy (src/daemon/tick.rs \
-            sets busy from restart jobs only), so the sync rule restarts it during the demotion's \
-            verification, which fails (the node replays): the hand-over is stopped and retried"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_forging_node_is_restarted_only_after_its_hand_over() {
     let pool = pool(3).await;
