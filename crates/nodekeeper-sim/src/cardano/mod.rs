@@ -271,27 +271,9 @@ async fn poll_control_file(shared: Arc<Shared>, path: PathBuf, mut last_seen: Op
 
 /// Reads the control file and applies its fault if the content changed since `last_seen`.
 async fn apply_control_file(shared: &Shared, path: &Path, last_seen: &mut Option<String>) {
-    let content = match tokio::fs::read(path).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => {
-            let marker = format!("\0error: {error}");
-            if last_seen.as_deref() != Some(marker.as_str()) {
-                tracing::warn!(path = %path.display(), %error, "cannot read the control file");
-                *last_seen = Some(marker);
-            }
-            return;
-        }
-    };
-    let line = content
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("");
-    if last_seen.as_deref() == Some(line) {
+    let Some(line) = crate::changed_control_line(path, last_seen).await else {
         return;
-    }
-    *last_seen = Some(line.to_string());
+    };
     match line.parse::<Fault>() {
         Ok(Fault::Crash) => {
             tracing::error!("control file says crash: exiting with status 1");

@@ -123,7 +123,7 @@ async fn start(config: SimConfig) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match run(config, listener, shutdown_signal()).await {
+    match run(config, listener, crate::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("nodekeeper-sim: http server failed: {error}");
@@ -208,60 +208,14 @@ async fn poll_control_file(shared: Arc<Shared>, path: PathBuf, mut last_seen: Op
 
 /// Reads the control file and applies its fault if the content changed since `last_seen`.
 async fn apply_control_file(shared: &Shared, path: &Path, last_seen: &mut Option<String>) {
-    let content = match tokio::fs::read(path).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => {
-            let marker = format!("\0error: {error}");
-            if last_seen.as_deref() != Some(marker.as_str()) {
-                tracing::warn!(path = %path.display(), %error, "cannot read the control file");
-                *last_seen = Some(marker);
-            }
-            return;
-        }
-    };
-    let line = content
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("");
-    if last_seen.as_deref() == Some(line) {
+    let Some(line) = crate::changed_control_line(path, last_seen).await else {
         return;
-    }
-    *last_seen = Some(line.to_string());
+    };
     match line.parse::<Fault>() {
         Ok(fault) => {
             shared.set_fault(fault);
             api::exit_now(fault, shared.data_dir());
         }
         Err(error) => tracing::warn!(path = %path.display(), %error, "ignoring the control file"),
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT (supervisord stops programs with SIGTERM).
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
