@@ -602,7 +602,12 @@ async fn the_daemon_mails_a_crash_and_one_pair_of_mails_per_supervisord_outage()
     assert!(mails[0].body().contains("Reason: crashed (EXITED)"));
 
     // An outage of supervisord: one mail when it starts, one when it ends, not one per tick.
-    supervisord.kill_and_restart().await;
+    // It lasts until the daemon has noticed it (a restart quicker than a tick goes unseen).
+    supervisord.kill9().await;
+    daemon
+        .wait_for_log("cannot observe supervisord", Duration::from_secs(30))
+        .await;
+    supervisord.start_again().await;
     let about_supervisord = || {
         sink.received()
             .into_iter()
