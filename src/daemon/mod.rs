@@ -89,6 +89,8 @@ enum Event {
     Notice(Notice),
     /// Ask supervisord again about a process that exited (it may not have noticed yet).
     LookAgain,
+    /// Between rounds: ask the Running nodes again (their answers are taken in the next round).
+    Ask,
     /// SIGTERM, SIGINT or SIGUSR1: no new decisions; the actions in flight finish.
     Shutdown,
 }
@@ -302,6 +304,7 @@ impl Daemon {
         let mut reloads = tokio::time::interval(reload::CHECK_EVERY);
         reloads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reloads.reset();
+        let mut asks = Asks::new(&config.thresholds);
         tokio::pin!(shutdown);
         info!(
             nodes = config.nodes.len(),
@@ -326,10 +329,12 @@ impl Daemon {
                 () = look_again(self.reaction.wake_at()) => Event::LookAgain,
                 _ = reloads.tick() => Event::Reload,
                 _ = ticks.tick() => Event::Tick,
+                () = asks.next() => Event::Ask,
             };
             if !self.handle_event(event, &mut ticks) {
                 break;
             }
+            asks.follow(&self.rt.config.thresholds);
         }
         self.observer.abandon();
         self.drain().await;
@@ -368,6 +373,7 @@ impl Daemon {
                     self.observe_now(want);
                 }
             }
+            Event::Ask => self.on_ask(),
             Event::LookAgain => {
                 // The round's end sets both again.
                 self.reaction.look_again = None;
@@ -403,6 +409,44 @@ impl Daemon {
         .is_err()
         {
             warn!("actions still in flight after {drain:?}; exiting anyway");
+        }
+    }
+}
+
+/// The timer of the asks between rounds (`observe::ask_every`); follows a reload.
+struct Asks {
+    every: Option<Duration>,
+    timer: Option<tokio::time::Interval>,
+}
+
+impl Asks {
+    fn new(thresholds: &crate::policy::Thresholds) -> Asks {
+        let every = observe::ask_every(thresholds);
+        Asks {
+            every,
+            timer: every.map(|every| {
+                let mut timer = tokio::time::interval(every);
+                timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                timer.reset();
+                timer
+            }),
+        }
+    }
+
+    /// Takes a reloaded configuration's thresholds.
+    fn follow(&mut self, thresholds: &crate::policy::Thresholds) {
+        if observe::ask_every(thresholds) != self.every {
+            *self = Asks::new(thresholds);
+        }
+    }
+
+    /// The next ask; pending forever when rounds ask often enough.
+    async fn next(&mut self) {
+        match &mut self.timer {
+            Some(timer) => {
+                timer.tick().await;
+            }
+            None => std::future::pending().await,
         }
     }
 }

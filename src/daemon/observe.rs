@@ -205,6 +205,27 @@ impl Prober {
             .filter(|(_, probes)| probes.late || !probes.in_flight.is_empty())
             .map(|(name, _)| name.clone())
             .collect();
+        self.ask(nodes, timeout);
+        let deadline = tokio::time::Instant::now() + wait;
+        let until = |name: &str| {
+            if not_waited.contains(name) {
+                began
+            } else {
+                deadline
+            }
+        };
+        answered.extend(self.collect(until, slow_after).await);
+        answered
+    }
+
+    /// Starts a probe of each of `nodes` that has fewer than `MAX_PROBES_IN_FLIGHT` in flight,
+    /// without waiting: rounds take in the answers. Between rounds this makes a node's first
+    /// unanswered question (where its silence starts) come soon after it stopped answering.
+    pub(in crate::daemon) fn ask(
+        &mut self,
+        nodes: &[(String, Arc<dyn ChainNode>)],
+        timeout: Duration,
+    ) {
         for (name, node) in nodes {
             let probes = self.nodes.entry(name.clone()).or_default();
             if probes.in_flight.len() >= MAX_PROBES_IN_FLIGHT {
@@ -226,16 +247,6 @@ impl Prober {
                 .in_flight
                 .push((tokio::time::Instant::now(), receiver));
         }
-        let deadline = tokio::time::Instant::now() + wait;
-        let until = |name: &str| {
-            if not_waited.contains(name) {
-                began
-            } else {
-                deadline
-            }
-        };
-        answered.extend(self.collect(until, slow_after).await);
-        answered
     }
 
     /// Takes in each node's probes that end by `until(node)`; returns the nodes whose result
@@ -307,6 +318,20 @@ pub type Commands = BTreeMap<String, BTreeMap<String, String>>;
 /// How often a supervisord's program commands are read again (an operator may edit its
 /// configuration and `update`); also after it failed to answer.
 pub const COMMANDS_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// Each probe's timeout. A hang is judged by silence (`hang_timeout`): an answer that comes
+/// within it is an answer, so no call is given up sooner.
+pub fn probe_timeout(thresholds: &crate::policy::Thresholds) -> Duration {
+    thresholds.probe_timeout.max(thresholds.hang_timeout)
+}
+
+/// How often Running nodes are asked between rounds: a quarter of `hang_timeout` (at least
+/// 100 ms), so a node's silence starts at most that long after it stopped answering instead of
+/// up to a tick; `None` when rounds already ask that often.
+pub fn ask_every(thresholds: &crate::policy::Thresholds) -> Option<Duration> {
+    let every = (thresholds.hang_timeout / 4).max(Duration::from_millis(100));
+    (every < thresholds.tick_interval).then_some(every)
+}
 
 /// Everything a round needs, owned: it runs as a task.
 pub struct Inputs {
@@ -380,9 +405,7 @@ impl Inputs {
                         .map(|adapter| (node.name.clone(), Arc::clone(adapter)))
                 })
                 .collect(),
-            // A hang is judged by silence (`hang_timeout`): an answer that comes within it is an
-            // answer, so no call is given up sooner.
-            probe_timeout: thresholds.probe_timeout.max(thresholds.hang_timeout),
+            probe_timeout: probe_timeout(thresholds),
             probe_wait,
             slow_after: probe_wait,
             want_chain_time: config.leadership.enabled,
@@ -910,6 +933,14 @@ impl Observer {
             {
                 node.leadership = view.clone();
             }
+        }
+    }
+
+    /// Between rounds: starts a probe of each of `nodes` (see [`Prober::ask`]); nothing while a
+    /// round has the prober (it is probing).
+    pub fn ask_between(&mut self, nodes: &[(String, Arc<dyn ChainNode>)], timeout: Duration) {
+        if let Some(prober) = &mut self.prober {
+            prober.ask(nodes, timeout);
         }
     }
 

@@ -24,6 +24,32 @@ impl Daemon {
         self.start_round(Want::Full);
     }
 
+    /// Between rounds: ask each node last seen RUNNING (and not being acted on) again, so that
+    /// a node that stops answering is silent from soon after, not from the next round.
+    pub(super) fn on_ask(&mut self) {
+        let Some(observation) = &self.last.observation else {
+            return;
+        };
+        let busy = self.jobs.nodes();
+        let running: Vec<_> = observation
+            .nodes
+            .iter()
+            .filter(|node| !node.busy && !busy.contains(&node.name))
+            .filter(|node| {
+                matches!(&node.program, policy::ProgramSeen::Known(p)
+                    if p.state == crate::supervisor::ProcessState::Running)
+            })
+            .filter_map(|node| {
+                self.rt
+                    .nodes
+                    .get(&node.name)
+                    .map(|adapter| (node.name.clone(), Arc::clone(adapter)))
+            })
+            .collect();
+        let timeout = super::observe::probe_timeout(&self.rt.config.thresholds);
+        self.observer.ask_between(&running, timeout);
+    }
+
     /// An event asks to observe now: a round starts, or follows the one in flight.
     pub(super) fn observe_now(&mut self, want: Want) {
         if self.observer.in_flight() {
