@@ -440,11 +440,12 @@ impl Daemon {
                         let timeout = self.rt.config.thresholds.probe_timeout;
                         self.leader_tasks.hand_over(plan, timeout);
                     }
-                    None => {
-                        self.policy
-                            .leadership
-                            .record_handover(&to, false, &[], observation.now)
-                    }
+                    None => self.policy.leadership.record_handover(
+                        &to,
+                        (false, false),
+                        &[],
+                        observation.now,
+                    ),
                 }
             }
             Action::UseConfig { node, variant } => {

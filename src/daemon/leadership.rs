@@ -22,6 +22,9 @@ pub struct Finished {
     pub demoted: Vec<String>,
     /// The promotion (or demotion) was confirmed.
     pub ok: bool,
+    /// A hand-over's promotion was asked for (confirmed or not: unconfirmed, the node may hold
+    /// the key).
+    pub promoting: bool,
     /// What happened, for the log and the operator.
     pub message: String,
     /// The node that led before a hand-over.
@@ -118,6 +121,7 @@ impl Tasks {
                 node,
                 handover: false,
                 ok,
+                promoting: false,
                 from: None,
                 why: String::new(),
             }
@@ -150,6 +154,7 @@ async fn hand_over(plan: Plan, timeout: Duration) -> Finished {
         handover: true,
         demoted,
         ok,
+        promoting: false,
         message,
         from: from_name.clone(),
         why: why.clone(),
@@ -223,7 +228,11 @@ async fn hand_over(plan: Plan, timeout: Duration) -> Finished {
             );
         }
     }
-    // 3. Promote, 4. confirm.
+    // 3. Promote, 4. confirm. From here on the node may hold the key, confirmed or not.
+    let finished = |ok: bool, demoted: Vec<String>, message: String| Finished {
+        promoting: true,
+        ..finished(ok, demoted, message)
+    };
     let promoted = match to_leader.promote(timeout).await {
         Ok(promoted) => promoted,
         Err(e) => {
@@ -231,7 +240,7 @@ async fn hand_over(plan: Plan, timeout: Duration) -> Finished {
                 false,
                 demoted,
                 format!(
-                    "promotion refused by {to}: {e}; no node holds the key until the next attempt"
+                    "promotion not done by {to}: {e}; it is taken as maybe holding the key until read"
                 ),
             );
         }

@@ -289,7 +289,7 @@ impl Daemon {
         if finished.handover {
             self.policy.leadership.record_handover(
                 &finished.node,
-                finished.ok,
+                (finished.ok, finished.promoting),
                 &finished.demoted,
                 now,
             );

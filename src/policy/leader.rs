@@ -175,8 +175,15 @@ fn note_boot(memory: &mut LeaderMemory, node: &NodeObservation) {
 }
 
 impl LeaderMemory {
-    /// Records how a hand-over to `to` ended (`ok`: the promotion was confirmed).
-    pub fn record_handover(&mut self, to: &str, ok: bool, demoted: &[String], now: SystemTime) {
+    /// Records how a hand-over to `to` ended (`ok`: the promotion was confirmed; `promoting`: the
+    /// promotion was asked for, confirmed or not).
+    pub fn record_handover(
+        &mut self,
+        to: &str,
+        (ok, promoting): (bool, bool),
+        demoted: &[String],
+        now: SystemTime,
+    ) {
         for node in demoted {
             if self.leader.as_deref() == Some(node) {
                 self.leader = None;
@@ -198,6 +205,17 @@ impl LeaderMemory {
             entry.may = true;
             entry.read = true;
         } else {
+            if promoting {
+                // Asked, not confirmed: it may hold the key now, until its leaders are read.
+                self.may_hold.insert(
+                    to.to_string(),
+                    Remembered {
+                        started: self.may_hold.get(to).and_then(|r| r.started),
+                        may: true,
+                        read: false,
+                    },
+                );
+            }
             let entry = self
                 .promotion_backoff
                 .entry(to.to_string())
@@ -243,8 +261,10 @@ pub struct Remembered {
     pub started: Option<SystemTime>,
     /// It may hold the key.
     pub may: bool,
-    /// Read from its own `GET /leaders` while Running (a booting node's "nothing yet" does not
-    /// say what it will hold once Running: `--secret` loads the key then).
+    /// Conclusive for the whole process: read from its own leaders while Running (a booting
+    /// node's "nothing yet" does not say what it will hold once Running: `--secret` loads the key
+    /// then), or a process that replaced one nodekeeper knew and boots without the key (keys
+    /// enter only at a start or by a promotion, and nodekeeper promotes only a process it read).
     pub read: bool,
 }
 
@@ -303,7 +323,8 @@ pub fn guard(
         .map(|date| GuardWhy::Slot(*date))
 }
 
-/// Whether the node may hold the key right now, and whether that is known (`false` for a guess).
+/// Whether the node may hold the key right now, whether that is known (`false` for a guess),
+/// and whether it holds for the rest of the process (see [`Remembered::read`]).
 /// `remembered` is the last known verdict and the process start it was about: keys only enter an
 /// enclave at a process start (`--secret`) or by a promotion, so the same process keeps its last
 /// known verdict while its leader API does not answer, and a node that fell back from Running to
@@ -312,48 +333,49 @@ fn may_hold(
     node: &NodeObservation,
     remembered: Option<Remembered>,
     boots_with_key: bool,
-) -> (bool, bool) {
+) -> (bool, bool, bool) {
     let unknown = |started: Option<SystemTime>| {
         let same = remembered.filter(|r| r.read && started.is_some() && r.started == started);
-        (same.is_none_or(|r| r.may), false)
+        (same.is_none_or(|r| r.may), false, false)
     };
     if node.busy {
-        return (remembered.is_none_or(|r| r.may), false);
+        return (remembered.is_none_or(|r| r.may), false, false);
     }
     let program = match &node.program {
-        ProgramSeen::Missing => return (false, true),
-        ProgramSeen::Unreachable => return (true, false),
+        ProgramSeen::Missing => return (false, true, false),
+        ProgramSeen::Unreachable => return (true, false, false),
         ProgramSeen::Known(program) => program,
     };
     match program.state {
         ProcessState::Stopped
         | ProcessState::Exited
         | ProcessState::Fatal
-        | ProcessState::Backoff => return (false, true),
+        | ProcessState::Backoff => return (false, true, false),
         ProcessState::Starting
         | ProcessState::Running
         | ProcessState::Stopping
         | ProcessState::Unknown => {}
     }
     if let Some(Ok(holding)) = &node.leadership.holding {
-        return (holding.holds(), true);
+        return (holding.holds(), true, true);
     }
     // Keys enter a process when it boots with them or by a promotion through its API, and
     // nodekeeper promotes only a process it has read. A process that replaced one nodekeeper knew
     // (it watched it start), that boots without the key, holds nothing, whether its API answers
-    // or not: a restarted leader whose API hangs does not block the next promotion. (A process
+    // or not: a restarted leader whose API hangs does not block the next promotion, in this
+    // tick or any later one of the same process (the verdict is conclusive). (A process
     // nodekeeper never knew the predecessor of may have been promoted by someone else.)
     let replaced = program.started_at.is_some()
         && remembered.is_some_and(|r| r.started.is_some() && r.started != program.started_at);
     if replaced && !boots_with_key {
-        return (false, true);
+        return (false, true, true);
     }
     // Booting: a new process holds nothing yet; one that fell back from Running keeps its keys.
     let same_process_held = remembered.is_some_and(|r| r.may && r.started == program.started_at);
     match &node.probe {
         Some(Ok(status)) if status.state == NodeState::Running => unknown(program.started_at),
-        Some(Ok(_)) | Some(Err(ProbeError::Refused)) => (same_process_held, true),
-        None if program.state == ProcessState::Starting => (same_process_held, true),
+        Some(Ok(_)) | Some(Err(ProbeError::Refused)) => (same_process_held, true, false),
+        None if program.state == ProcessState::Starting => (same_process_held, true, false),
         None | Some(Err(_)) => unknown(program.started_at),
     }
 }
@@ -457,25 +479,25 @@ impl Context {
             .iter()
             .map(|node| boots_with_key(node, memory.boot_evidence.get(&node.name)).0)
             .collect();
-        let verdicts: Vec<(bool, bool)> = observation
+        let verdicts: Vec<(bool, bool, bool)> = observation
             .nodes
             .iter()
             .zip(&boots)
             .map(|(node, boots)| may_hold(node, memory.may_hold.get(&node.name).copied(), *boots))
             .collect();
-        for (node, (may, known)) in observation.nodes.iter().zip(&verdicts) {
+        for (node, (may, known, conclusive)) in observation.nodes.iter().zip(&verdicts) {
             if *known {
                 memory.may_hold.insert(
                     node.name.clone(),
                     Remembered {
                         started: started_at(node),
                         may: *may,
-                        read: matches!(node.leadership.holding, Some(Ok(_))),
+                        read: *conclusive,
                     },
                 );
             }
         }
-        let may_hold: Vec<bool> = verdicts.iter().map(|(may, _)| *may).collect();
+        let may_hold: Vec<bool> = verdicts.iter().map(|(may, _, _)| *may).collect();
         // The leader: among the nodes known to hold the key, the remembered leader unless another
         // holder is in sync and it is not; else the remembered leader when it may still hold it.
         let holders: Vec<usize> = (0..observation.nodes.len())

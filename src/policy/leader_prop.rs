@@ -504,12 +504,12 @@ impl Model {
                 Action::HandOver {
                     from, to, vouched, ..
                 } => {
-                    let ok = self.hand_over(from.as_ref(), to, vouched);
-                    self.stats.handovers += u64::from(ok);
+                    let outcome = self.hand_over(from.as_ref(), to, vouched);
+                    self.stats.handovers += u64::from(outcome.0);
                     let demoted: Vec<String> = from.iter().map(|(n, _)| n.clone()).collect();
                     state
                         .leadership
-                        .record_handover(to, ok, &demoted, time(now));
+                        .record_handover(to, outcome, &demoted, time(now));
                 }
                 Action::UseConfig { .. }
                 | Action::Recovered { .. }
@@ -535,12 +535,12 @@ impl Model {
         from: Option<&(String, Holding)>,
         to: &str,
         vouched: &[String],
-    ) -> bool {
+    ) -> (bool, bool) {
         if let Some((name, holding)) = from {
             let i = self.index(name);
             if self.nodes[i].hung {
                 self.note(format!("hand-over: demoting {name} timed out"));
-                return false;
+                return (false, false);
             }
             for id in &holding.0 {
                 self.nodes[i].enclave.remove(id);
@@ -562,20 +562,21 @@ impl Model {
             if !verified {
                 let name = node.name.clone();
                 self.note(format!("hand-over to {to} stopped: {name} not verified"));
-                return false;
+                return (false, false);
             }
         }
+        // The promotion is asked for: unanswered or refused, the node is taken as maybe holding.
         if self.nodes[t].hung || !self.nodes[t].running {
-            return false;
+            return (false, true);
         }
         if self.rng.chance(100) {
             self.stats.refused += 1;
             self.fault(format!("promotion refused by {to}"));
-            return false;
+            return (false, true);
         }
         let id = self.nodes[t].enclave.iter().max().map_or(1, |m| m + 1);
         self.nodes[t].enclave.insert(id);
-        true
+        (true, true)
     }
 
     fn index(&self, name: &str) -> usize {

@@ -924,7 +924,9 @@ fn slots_are_announced_only_from_a_leader() {
         w.tick(20, &[scheduled(passive("a", 1000), &[this])]),
         &["promote a"],
     );
-    w.state.leadership.record_handover("a", true, &[], at(20));
+    w.state
+        .leadership
+        .record_handover("a", (true, false), &[], at(20));
     check(
         w.tick(21, &[scheduled(holder("a", 1000), &[this])]),
         &["slots 100 1"],
@@ -938,24 +940,34 @@ fn a_refused_promotion_backs_the_node_off() {
     let nodes = [passive("a", 1000), passive("b", 1002)];
     let mut w = World::new(&[]);
     check(w.tick(10, &nodes), &["promote b"]);
-    w.state.leadership.record_handover("b", false, &[], at(10));
+    w.state
+        .leadership
+        .record_handover("b", (false, false), &[], at(10));
     // b is backed off for 2 s: the other candidate is tried.
     check(w.tick(11, &nodes), &["promote a"]);
-    w.state.leadership.record_handover("a", false, &[], at(11));
+    w.state
+        .leadership
+        .record_handover("a", (false, false), &[], at(11));
     check(w.tick(12, &nodes), &["promote b"]);
 
     // The only candidate: nothing until its back-off ends, doubling each failure.
     let nodes = [passive("b", 1000)];
     let mut w = World::new(&[]);
     check(w.tick(10, &nodes), &["promote b"]);
-    w.state.leadership.record_handover("b", false, &[], at(10));
+    w.state
+        .leadership
+        .record_handover("b", (false, false), &[], at(10));
     check(w.tick(11, &nodes), &[]);
     check(w.tick(12, &nodes), &["promote b"]);
-    w.state.leadership.record_handover("b", false, &[], at(12));
+    w.state
+        .leadership
+        .record_handover("b", (false, false), &[], at(12));
     check(w.tick(13, &nodes), &[]);
     check(w.tick(15, &nodes), &[]);
     check(w.tick(16, &nodes), &["promote b"]);
-    w.state.leadership.record_handover("b", true, &[], at(16));
+    w.state
+        .leadership
+        .record_handover("b", (true, false), &[], at(16));
     assert_eq!(w.state.leadership.leader.as_deref(), Some("b"));
     assert!(w.state.leadership.promotion_backoff.is_empty());
     check(w.tick(17, &[holder("b", 1000)]), &[]);
@@ -970,7 +982,7 @@ fn a_refused_hand_over_leaves_the_demoted_leader_without_the_key() {
     );
     w.state
         .leadership
-        .record_handover("b", false, &["a".into()], at(10));
+        .record_handover("b", (false, false), &["a".into()], at(10));
     assert_eq!(w.state.leadership.leader, None);
     // a was demoted and b refused: a, the only other candidate, is promoted back.
     check(
@@ -1261,7 +1273,7 @@ fn slots_are_not_announced_empty_while_another_node_shows_this_epochs_slots() {
     assert!(actions.contains(&"slots 100 1".to_string()), "{actions:?}");
     w.state
         .leadership
-        .record_handover("b", true, &["a".into()], at(20));
+        .record_handover("b", (true, false), &["a".into()], at(20));
     check(
         w.tick(
             21,
@@ -1287,6 +1299,48 @@ fn a_replaced_process_that_boots_without_the_key_does_not_block_promotion() {
         b.boot = BootVerdict::new(verdict, "why");
         let mut a = passive("a", 1000);
         a.boot = BootVerdict::new(Some(false), "why");
-        check(w.tick(60, &[a, b]), &[expected]);
+        check(w.tick(60, &[a.clone(), b.clone()]), &[expected]);
+        // The conclusion holds for the whole process: a tick later, b still silent (the
+        // hand-over stopped, or never ran), a is promoted again with b's silence vouched for.
+        let again = w.tick(61, &[a, b]);
+        assert_eq!(
+            again.contains(&"promote a".to_string()),
+            verdict == Some(false),
+            "{again:?}"
+        );
+        let vouched = w.last.iter().find_map(|action| match action {
+            Action::HandOver { vouched, .. } => Some(vouched.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            vouched,
+            (verdict == Some(false)).then(|| vec!["b".to_string()])
+        );
     }
+}
+
+#[test]
+fn a_promotion_asked_for_but_not_confirmed_leaves_the_node_maybe_holding() {
+    // a was read without the key, then a hand-over to it ended unconfirmed (the promotion timed
+    // out): a may hold the key now. Silent, it blocks the promotion of b (waits, no second
+    // leader); read again, the truth counts.
+    let mut w = World::new(&[]);
+    w.tick(10, &[passive("a", 1000), passive("b", 990)]);
+    w.state
+        .leadership
+        .record_handover("a", (false, true), &[], at(11));
+    assert!(
+        w.tick(20, &[hung("a"), passive("b", 1000)])
+            .iter()
+            .all(|action| !action.starts_with("promote b")),
+        "{:?}",
+        w.last
+    );
+    // Without the promotion asked for, a's silence is vouched for (read without the key).
+    let mut w = World::new(&[]);
+    w.tick(10, &[passive("a", 1000), passive("b", 990)]);
+    w.state
+        .leadership
+        .record_handover("a", (false, false), &[], at(11));
+    check(w.tick(20, &[hung("a"), passive("b", 1000)]), &["promote b"]);
 }
