@@ -420,6 +420,10 @@ pub struct Context {
     pub(super) leader: Option<usize>,
     /// Whether each node may hold the key.
     may_hold: Vec<bool>,
+    /// Whether each node is known to hold nothing for the rest of its process (read without the
+    /// key, or a replacement that booted without it; see [`Remembered::read`]): its silence in a
+    /// hand-over's verification is accepted, booting or not.
+    settled: Vec<bool>,
     epoch: Option<u64>,
     /// Some node's logs showed this epoch's slots: the windows are known.
     epoch_known: bool,
@@ -448,6 +452,7 @@ impl Context {
                 near: None,
                 leader: None,
                 may_hold: Vec::new(),
+                settled: Vec::new(),
                 epoch: None,
                 epoch_known: false,
                 boots: Vec::new(),
@@ -540,12 +545,26 @@ impl Context {
         let unreadable_holders = (0..observation.nodes.len())
             .filter(|&i| may_hold[i] && observation.nodes[i].leadership.schedule.is_none())
             .collect();
+        let settled = observation
+            .nodes
+            .iter()
+            .zip(&may_hold)
+            .map(|(node, may)| {
+                let started = started_at(node);
+                !may && started.is_some()
+                    && memory
+                        .may_hold
+                        .get(&node.name)
+                        .is_some_and(|r| r.read && !r.may && r.started == started)
+            })
+            .collect();
         Context {
             enabled: true,
             now,
             near,
             leader,
             may_hold,
+            settled,
             epoch,
             epoch_known,
             boots,
@@ -903,13 +922,16 @@ pub(super) fn decide(
                         nodes[l].name
                     ),
                 };
+                // Silent nodes whose silence is accepted: known to hold nothing in their
+                // current process (a replacement booting without the key may still be booting).
                 let vouched = (0..nodes.len())
                     .filter(|&i| {
                         i != t
                             && !context.may_hold[i]
                             && keys(&nodes[i]).is_none()
-                            && !booting(&nodes[i])
-                            && matches!(&nodes[i].program, ProgramSeen::Known(p) if p.state == ProcessState::Running)
+                            && (context.settled[i] || !booting(&nodes[i]))
+                            && matches!(&nodes[i].program, ProgramSeen::Known(p)
+                                if matches!(p.state, ProcessState::Running | ProcessState::Starting))
                     })
                     .map(|i| nodes[i].name.clone())
                     .collect();

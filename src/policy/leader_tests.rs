@@ -1316,6 +1316,25 @@ fn a_replaced_process_that_boots_without_the_key_does_not_block_promotion() {
             vouched,
             (verdict == Some(false)).then(|| vec!["b".to_string()])
         );
+        // Restarted again (started at 70), its first question still in flight: it is booting
+        // as far as nodekeeper can tell, and still vouched for (it booted without the key).
+        let mut b = started(hung("b"), 70);
+        b.probe = None;
+        b.boot = BootVerdict::new(verdict, "why");
+        let mut a = passive("a", 1000);
+        a.boot = BootVerdict::new(Some(false), "why");
+        w.state.leadership.notes.clear();
+        w.tick(71, &[a, b]);
+        let vouched = w.last.iter().find_map(|action| match action {
+            Action::HandOver { vouched, .. } => Some(vouched.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            vouched,
+            (verdict == Some(false)).then(|| vec!["b".to_string()]),
+            "{:?}",
+            w.last
+        );
     }
 }
 
