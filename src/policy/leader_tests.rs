@@ -560,6 +560,32 @@ fn a_leader_that_falls_back_to_bootstrapping_keeps_the_key_and_is_restarted() {
     );
 }
 
+#[test]
+fn a_leader_that_keeps_falling_back_is_held_by_storm_protection() {
+    // Each restart of the unfit leader counts: at max_restarts within the window it is held,
+    // not restarted forever.
+    let mut w = World::new(&[]);
+    w.config.thresholds.max_restarts = 3;
+    check(w.tick(10, &[holder("a", 1000), passive("b", 1000)]), &[]);
+    let mut restarts = 0;
+    for secs in 11..20 {
+        let actions = w.tick(secs, &[fell_back("a"), passive("b", 1001)]);
+        if actions == ["restart a leader_unfit normal"] {
+            restarts += 1;
+        } else {
+            assert!(
+                w.last.iter().any(|action| matches!(
+                    action,
+                    Action::Held { node, reason: HoldReason::Storm { restarts: 3, .. } } if node == "a"
+                )),
+                "{actions:?}"
+            );
+            break;
+        }
+    }
+    assert_eq!(restarts, 3);
+}
+
 // ----- The slot guard: nodes booting with the secret -----
 
 #[test]

@@ -795,30 +795,10 @@ fn decide_on(
             memory.start_deferred = true;
             continue;
         }
-        // Storm protection: this node's starts and restarts within the window.
-        memory
-            .restarts
-            .retain(|at| elapsed(*at) < config.thresholds.restart_window);
-        let n_restarts = u32::try_from(memory.restarts.len()).unwrap_or(u32::MAX);
         let exempt = matches!(reason, Reason::Operator | Reason::SlotGuard(_));
-        if n_restarts >= config.thresholds.max_restarts && !exempt {
-            let hold = HoldReason::Storm {
-                restarts: n_restarts,
-                window_secs: config.thresholds.restart_window.as_secs(),
-            };
-            memory.hold = Some(Hold {
-                reason: hold.clone(),
-                since: now,
-            });
-            memory.start_deferred = false;
-            actions.push(Action::Held {
-                node: node.name.clone(),
-                reason: hold,
-            });
+        if !exempt && let Some(held) = storm(config, memory, &node.name, now) {
+            actions.push(held);
             continue;
-        }
-        if !exempt {
-            memory.restarts.push(now);
         }
         memory.note_start(now, variant);
         state.leadership.parked.remove(&node.name);
@@ -892,8 +872,15 @@ fn decide_on(
     );
     for action in leadership {
         if let Action::Restart { node, reason, .. } = &action {
-            // A planned restart (schedule refresh, unfit leader): not counted by storm protection.
             let memory = state.nodes.entry(node.clone()).or_default();
+            // A planned restart (schedule refresh) is not counted by storm protection; an unfit
+            // leader's is (a node that keeps falling back is held, not restarted forever).
+            if matches!(reason, Reason::LeaderUnfit(_))
+                && let Some(held) = storm(config, memory, node, now)
+            {
+                actions.push(held);
+                continue;
+            }
             memory.note_start(now, Variant::Normal);
             if reason.is_sync_rule() {
                 memory.sync_restart_at = Some(now);
@@ -902,6 +889,38 @@ fn decide_on(
         actions.push(action);
     }
     actions
+}
+
+/// Storm protection: counts a start or restart of `node` now against its others within
+/// `restart_window`; at `max_restarts` the node is held instead (the `Held` action returned).
+fn storm(
+    config: &PolicyConfig,
+    memory: &mut NodeMemory,
+    node: &str,
+    now: SystemTime,
+) -> Option<Action> {
+    let window = config.thresholds.restart_window;
+    memory
+        .restarts
+        .retain(|at| now.duration_since(*at).unwrap_or_default() < window);
+    let n_restarts = u32::try_from(memory.restarts.len()).unwrap_or(u32::MAX);
+    if n_restarts >= config.thresholds.max_restarts {
+        let hold = HoldReason::Storm {
+            restarts: n_restarts,
+            window_secs: window.as_secs(),
+        };
+        memory.hold = Some(Hold {
+            reason: hold.clone(),
+            since: now,
+        });
+        memory.start_deferred = false;
+        return Some(Action::Held {
+            node: node.to_string(),
+            reason: hold,
+        });
+    }
+    memory.restarts.push(now);
+    None
 }
 
 /// The rules for a RUNNING program: hung, bootstrap timeout, stale tip, lag. Returns the restart
