@@ -247,6 +247,13 @@ pub trait ChainNode: Send + Sync {
     /// anything.
     fn boots_producing(&self, command: Option<&str>) -> BootVerdict;
 
+    /// What an exit with `status` means when starting the node again cannot help (nodeos: 2, a
+    /// dirty database that needs a replay or a restore); `None` for an ordinary crash.
+    fn hopeless_exit(&self, status: i32) -> Option<String> {
+        let _ = status;
+        None
+    }
+
     /// The config file nodekeeper generates for the node, as `variant` renders it: where it goes
     /// and its JSON. `None` when the chain's node has no generated file.
     fn config_file(&self, variant: Variant) -> Option<(&Path, &Value)>;

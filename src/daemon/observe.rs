@@ -535,7 +535,7 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
 }
 
 /// What each node's chain adapter concludes about booting with the key, from its command line as
-/// read this round or before (`None` until read).
+/// read this round or before (`None` until read), and about its program's last exit.
 fn boot_verdicts(inputs: &Inputs, read: &Commands, nodes: &mut [NodeObservation]) {
     for (node, program) in nodes.iter_mut().zip(&inputs.programs) {
         let Some((_, adapter)) = inputs.nodes.iter().find(|(name, _)| *name == node.name) else {
@@ -547,6 +547,14 @@ fn boot_verdicts(inputs: &Inputs, read: &Commands, nodes: &mut [NodeObservation]
             .and_then(|commands| commands.get(&program.program))
             .map(String::as_str);
         node.boot = adapter.boots_producing(command);
+        if let ProgramSeen::Known(view) = &node.program
+            && matches!(
+                view.state,
+                ProcessState::Exited | ProcessState::Fatal | ProcessState::Backoff
+            )
+        {
+            node.hopeless_exit = adapter.hopeless_exit(view.exit_status);
+        }
     }
 }
 
@@ -596,6 +604,7 @@ pub fn node_observations(programs: &[Program], raw: &Raw) -> Vec<NodeObservation
                 busy: false,
                 leadership: LeaderView::default(),
                 boot: BootVerdict::default(),
+                hopeless_exit: None,
             }
         })
         .collect()

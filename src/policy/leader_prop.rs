@@ -427,6 +427,7 @@ impl Model {
                 busy,
                 leadership,
                 boot,
+                hopeless_exit: None,
             });
         }
         out

@@ -123,6 +123,9 @@ pub struct NodeObservation {
     /// Whether it boots holding the key, as its chain adapter tells from its configuration and
     /// supervisord's command line.
     pub boot: BootVerdict,
+    /// What its chain adapter says the program's last exit means, when starting it again cannot
+    /// help (`ChainNode::hopeless_exit`): the node is held with that reason instead.
+    pub hopeless_exit: Option<String>,
 }
 
 /// The external reference tip, as last fetched successfully.
@@ -266,6 +269,11 @@ pub enum HoldReason {
     OperatorStopped,
     /// `nodekeeper ctl hold`.
     Operator,
+    /// The program exited in a way starting it again cannot mend (the chain adapter's words).
+    Hopeless {
+        /// What the exit means.
+        what: String,
+    },
 }
 
 impl fmt::Display for HoldReason {
@@ -283,6 +291,11 @@ impl fmt::Display for HoldReason {
                 "stopped outside nodekeeper; start it, or release it with `nodekeeper ctl release`",
             ),
             HoldReason::Operator => f.write_str("held by an operator"),
+            HoldReason::Hopeless { what } => write!(
+                f,
+                "{what}; starting it again would fail the same way: repair it, then start it or \
+                 release it with `nodekeeper ctl release`"
+            ),
         }
     }
 }
@@ -741,7 +754,21 @@ fn decide_on(
                 }
             }
             ProcessState::Exited | ProcessState::Fatal | ProcessState::Backoff => {
-                Some((Reason::Crashed(program.state), false))
+                if let Some(what) = &node.hopeless_exit {
+                    // Starting it again would fail the same way: held, for a repair.
+                    let reason = HoldReason::Hopeless { what: what.clone() };
+                    memory.hold = Some(Hold {
+                        reason: reason.clone(),
+                        since: now,
+                    });
+                    actions.push(Action::Held {
+                        node: node.name.clone(),
+                        reason,
+                    });
+                    None
+                } else {
+                    Some((Reason::Crashed(program.state), false))
+                }
             }
             ProcessState::Starting | ProcessState::Stopping | ProcessState::Unknown => None,
             ProcessState::Running => {

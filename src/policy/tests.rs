@@ -42,6 +42,7 @@ pub(super) fn program(name: &str, state: ProcessState) -> NodeObservation {
         busy: false,
         leadership: LeaderView::default(),
         boot: BootVerdict::default(),
+        hopeless_exit: None,
     }
 }
 
@@ -88,6 +89,7 @@ fn unreachable(name: &str) -> NodeObservation {
         busy: false,
         leadership: LeaderView::default(),
         boot: BootVerdict::default(),
+        hopeless_exit: None,
     }
 }
 
@@ -165,6 +167,7 @@ pub(super) fn show(action: &Action) -> String {
                 HoldReason::Storm { .. } => "storm",
                 HoldReason::OperatorStopped => "operator_stopped",
                 HoldReason::Operator => "operator",
+                HoldReason::Hopeless { .. } => "hopeless",
             }
         ),
         Action::Released { node } => format!("release {node}"),
@@ -444,6 +447,41 @@ fn storm_protection_holds_a_node_after_max_restarts_in_the_window() {
     assert!(w.state.release("b"));
     check(
         w.tick(500, &[running("a", 125), exited()]),
+        &["start b crashed normal"],
+    );
+}
+
+#[test]
+fn an_exit_that_starting_again_cannot_mend_holds_the_node_at_once() {
+    // nodeos's dirty database (exit status 2): the adapter says starting again fails the same
+    // way; the node is held with those words, never started in a loop.
+    let mut w = World::new();
+    let dirty = || NodeObservation {
+        hopeless_exit: Some("dirty database".into()),
+        ..program("b", ProcessState::Exited)
+    };
+    check(
+        w.tick(0, &[running("a", 100), dirty()]),
+        &["hold b hopeless"],
+    );
+    let held = w.state.holds().get("b").map(|hold| hold.reason.to_string());
+    assert!(
+        held.as_deref()
+            .is_some_and(|why| why.starts_with("dirty database; starting it again")),
+        "{held:?}"
+    );
+    check(w.tick(60, &[running("a", 103), dirty()]), &[]);
+    // Repaired and started by the operator: released, watched again.
+    check(
+        w.tick(120, &[running("a", 106), started(running("b", 106), 110)]),
+        &["release b"],
+    );
+    // An ordinary crash is started again.
+    check(
+        w.tick(
+            180,
+            &[running("a", 109), program("b", ProcessState::Exited)],
+        ),
         &["start b crashed normal"],
     );
 }

@@ -103,14 +103,15 @@ impl Pool {
             let command = format!(
                 "{} --chain nodeos --pause-on-startup --name {name} --listen {listen} \
                  --block-interval-ms 500 --producers {PRODUCERS} --producer {OURS} \
-                 --bootstrap-secs 0.3 --events {} --control {}",
+                 --bootstrap-secs 0.3 --events {} --control {} --data-dir {}",
                 if as_nodeos {
                     nodeos.display().to_string()
                 } else {
                     sim_binary().to_string()
                 },
                 events.display(),
-                dir.path().join(format!("control-{name}")).display()
+                dir.path().join(format!("control-{name}")).display(),
+                dir.path().join(format!("data-{name}")).display()
             );
             builder = builder.program(Program::new(&name, &command));
             bps.push(Bp {
@@ -377,6 +378,54 @@ async fn nodeos_faulty_nodes_are_restarted_with_their_reason() {
         },
     )
     .await;
+}
+
+/// A node whose database is dirty (nodeos exits with status 2, and every start does the same
+/// until it is replayed or restored) is held with that reason at once: never started in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodeos_a_dirty_database_is_reported_and_held_not_started_again() {
+    let pool = Pool::start(2, false).await;
+    let daemon = pool.config.start(&[]).await;
+    wait_until("both nodes answering", Duration::from_secs(15), || async {
+        let states = pool.states().await;
+        states.values().all(Option::is_some).then_some(())
+    })
+    .await;
+    pool.bp("bp2").fault(json!({"fault": "dirty-db"})).await;
+    wait_logged(
+        &daemon,
+        "bp2 held for its dirty database",
+        Duration::from_secs(15),
+        || async {
+            daemon
+                .log_text()
+                .lines()
+                .any(|line| {
+                    line.contains("holding the node: dirty database") && line.contains("bp2")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let status = pool.config.node_status("bp2").await;
+    assert!(
+        status.to_string().contains("dirty database"),
+        "{status}\n{}",
+        daemon.log_text()
+    );
+    // Held: no start of bp2 while the daemon goes on ticking (every 200 ms here).
+    let rows_then = pool.config.rows().len();
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rows = pool.config.rows();
+        assert!(
+            rows.iter().all(|r| r.node != "bp2"),
+            "bp2 was acted on:\n{}",
+            show(&rows)
+        );
+    }
+    assert_eq!(pool.config.rows().len(), rows_then);
+    assert_eq!(pool.sup.pids().await["bp2"], 0, "bp2 runs again");
 }
 
 /// Three nodes boot paused: the daemon resumes exactly one, and our producer's blocks are made by

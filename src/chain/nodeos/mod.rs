@@ -125,6 +125,16 @@ impl ChainNode for Node {
         boot::boots_producing(command)
     }
 
+    fn hopeless_exit(&self, status: i32) -> Option<String> {
+        // nodeos's DATABASE_DIRTY: every start exits the same way until the state is replayed
+        // (`--replay-blockchain`) or restored from a backup.
+        (status == 2).then(|| {
+            "dirty database (nodeos exited with status 2: \"database dirty flag set\"); \
+             it needs a replay (--replay-blockchain) or a restore from a backup"
+                .to_string()
+        })
+    }
+
     fn config_file(&self, _variant: Variant) -> Option<(&Path, &Value)> {
         None
     }
