@@ -2,7 +2,8 @@
 //! SIGHUP goes through `signalProcess`): probe shapes and failures, the schedule from the genesis
 //! and leadership-schedule files, promotion, demotion and a hand-over between two block producers
 //! started `--start-as-non-producing-node`, counted in the simulators' shared events file, and a
-//! node that ignores SIGHUP failing its demotion's verification.
+//! node that ignores SIGHUP failing its demotion's verification; a pool file missing fails the
+//! promotion and leaves nothing at the node's paths.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
@@ -470,4 +471,23 @@ async fn a_node_ignoring_sighup_fails_its_demotion() {
         (forged(&fixture.events).len() > before).then_some(())
     })
     .await;
+}
+
+/// A pool file missing from `credentials_dir` (an operator's mistake): the promotion fails naming
+/// the file, leaves none of the three at the node's paths, sends no SIGHUP, and the node does not
+/// forge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_pool_file_fails_the_promotion_and_leaves_nothing() {
+    let fixture = fixture(&["bp1"]).await;
+    let Producer { sim, paths, node } = &fixture.producers[0];
+    std::fs::remove_file(fixture.pool.credentials_dir.join("vrf.skey")).unwrap();
+    let leader = node.leader().unwrap();
+    let error = leader
+        .promote(TIMEOUT)
+        .await
+        .expect_err("a pool file is missing");
+    assert!(error.to_string().contains("vrf.skey"), "{error}");
+    assert!(paths.paths().iter().all(|path| !path.exists()));
+    assert_eq!(leader.holding(TIMEOUT).await.unwrap(), Holding::passive());
+    assert_eq!(sim.state().await.unwrap()["forging"], false);
 }

@@ -102,11 +102,15 @@ pub fn remove(paths: &Credentials) -> Vec<FileFailure> {
 }
 
 /// Copies the pool's three files (`pool`) to `paths`, each readable by its owner only (0600):
-/// written to a temporary file beside the target, synced, then renamed over it. Stops at the first
-/// failure (the files already installed stay: a demotion removes them).
+/// written to a temporary file beside the target, synced, then renamed over it. All or nothing:
+/// at the first failure (a pool file missing or unreadable, a path not writable) the files
+/// already installed are removed again, so a node never holds part of the key.
 pub fn install(pool: &Credentials, paths: &Credentials) -> Result<(), FileFailure> {
     for (from, to) in pool.paths().into_iter().zip(paths.paths()) {
-        copy_private(from, to)?;
+        if let Err(failure) = copy_private(from, to) {
+            remove(paths);
+            return Err(failure);
+        }
     }
     Ok(())
 }
@@ -231,6 +235,8 @@ mod tests {
         let text = format!("{error} {error:?}");
         assert!(text.contains("node.opcert"), "{text}");
         assert!(!text.contains("cborHex"), "{text}");
+        // All or nothing: the two files copied before the failure are gone again.
+        assert_eq!(present(&node).unwrap(), [false; 3]);
     }
 
     #[test]
