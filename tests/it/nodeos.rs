@@ -7,7 +7,8 @@
 //! cannot read), a hung producer restarted and a stuck one paused and replaced, production
 //! resuming at the start of a turn with no block made twice (the events file over the whole run).
 //! A producer hung for good (hanging again after every restart) is replaced: its restarted
-//! process boots paused, so its silence is vouched for and another node is resumed.
+//! process boots paused, so its silence is vouched for and another node is resumed. A standby
+//! resumed by hand is paused again; a dirty database (exit 2) holds its node.
 //!
 //! The sims run as `DIR/nodeos` (a symlink to the simulator), so that the adapter reads their
 //! supervisord command as nodeos's own and judges `--pause-on-startup` from it. Blocks last 500 ms:
@@ -508,6 +509,41 @@ async fn producing_pool() -> (Pool, Daemon, String) {
     )
     .await;
     (pool, daemon, first)
+}
+
+/// Someone resumes a standby by hand (`POST /v1/producer/resume`) while another node produces:
+/// the daemon finds two unpaused nodes and pauses the one that is not its producer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodeos_a_standby_resumed_by_hand_is_paused_again() {
+    let (pool, daemon, first) = producing_pool().await;
+    let standby = pool
+        .bps
+        .iter()
+        .map(|bp| bp.name.clone())
+        .find(|name| *name != first)
+        .unwrap();
+    let resumed = http()
+        .post(format!("{}/v1/producer/resume", pool.bp(&standby).url))
+        .send()
+        .await
+        .expect("resume by hand");
+    assert!(resumed.status().is_success(), "{resumed:?}");
+    wait_logged(
+        &daemon,
+        "the standby paused again",
+        Duration::from_secs(20),
+        || async {
+            let state = pool.bp(&standby).state().await?;
+            (state["paused"] == json!(true)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        pool.sole_producer(Duration::from_secs(5)).await,
+        first,
+        "{}",
+        daemon.log_text()
+    );
 }
 
 /// The producing node hangs once (its `/v1` API stops answering and it makes no block): the
