@@ -30,6 +30,13 @@ pub struct NodeLabel {
     pub node: String,
 }
 
+/// `{chain="..."}`: `jormungandr`, `nodeos` or `cardano`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChainLabel {
+    /// The pool's chain.
+    pub chain: String,
+}
+
 /// `{node="...", reason="..."}`: `reason` is `policy::Reason::label()`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RestartLabels {
@@ -68,6 +75,8 @@ pub struct NodeSample {
     pub program_state: Option<i32>,
     /// Tip height (only while Running).
     pub height: Option<u64>,
+    /// The last irreversible block, where the chain reports one (nodeos: LIB).
+    pub irreversible_height: Option<u64>,
     /// Blocks behind the reference.
     pub lag: Option<u64>,
     /// Slot time of the tip block.
@@ -76,7 +85,7 @@ pub struct NodeSample {
     pub probe_error: Option<&'static str>,
     /// Held.
     pub held: bool,
-    /// Leader (always false until the leadership policy exists).
+    /// Holds the pool's key (Jormungandr: leader; nodeos: unpaused producer; cardano: forging).
     pub leader: bool,
     /// Running, near the reference and not stale.
     pub in_sync: bool,
@@ -99,6 +108,11 @@ pub struct TickSample {
     pub reference: Option<u64>,
     /// The external (PoolTool) reference and when it was fetched.
     pub external_reference: Option<(u64, SystemTime)>,
+    /// The pool's chain (`jormungandr`, `nodeos`, `cardano`).
+    pub chain: String,
+    /// The pool's next slot (nodeos: the first block of our producer's next turn) as one number
+    /// (the absolute slot; nodeos: the block number) and when it starts; `None` when unknown.
+    pub next_slot: Option<(u64, SystemTime)>,
 }
 
 /// What `GET /healthz` needs, as of the last tick.
@@ -120,6 +134,10 @@ pub struct Liveness {
 pub struct Metrics {
     registry: Registry,
     node_height: Family<NodeLabel, Gauge>,
+    node_irreversible_height: Family<NodeLabel, Gauge>,
+    chain_info: Family<ChainLabel, Gauge>,
+    next_slot: Family<ChainLabel, Gauge>,
+    next_slot_in: Family<ChainLabel, FloatGauge>,
     node_lag: Family<NodeLabel, Gauge>,
     node_block_age: Family<NodeLabel, FloatGauge>,
     node_program_state: Family<NodeLabel, Gauge>,
@@ -157,10 +175,11 @@ impl Metrics {
     /// | name | type | labels |
     /// |---|---|---|
     /// | `node_height` | gauge | node |
+    /// | `node_irreversible_height` | gauge (nodeos: LIB) | node |
     /// | `node_lag_blocks` | gauge | node |
     /// | `node_last_block_age_seconds` | gauge | node |
     /// | `node_program_state` | gauge (supervisord state code, -1 unknown) | node |
-    /// | `node_leader` | gauge 0/1 | node |
+    /// | `node_leader` | gauge 0/1 (leader, unpaused producer, forging) | node |
     /// | `node_held` | gauge 0/1 | node |
     /// | `node_in_sync` | gauge 0/1 | node |
     /// | `restarts_total` | counter | node, reason |
@@ -170,12 +189,18 @@ impl Metrics {
     /// | `last_tick_timestamp_seconds` | gauge | |
     /// | `nodes_in_sync` | gauge | |
     /// | `reference_height` | gauge | |
+    /// | `chain_info` | gauge, always 1 | chain |
+    /// | `next_slot_number`, `next_slot_seconds` | gauge (absent when unknown) | chain |
     /// | `external_reference_height`, `external_reference_age_seconds` | gauge | |
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("nodekeeper");
         let metrics = Metrics {
             registry: Registry::default(),
             node_height: Family::default(),
+            node_irreversible_height: Family::default(),
+            chain_info: Family::default(),
+            next_slot: Family::default(),
+            next_slot_in: Family::default(),
             node_lag: Family::default(),
             node_block_age: Family::default(),
             node_program_state: Family::default(),
@@ -206,6 +231,11 @@ impl Metrics {
             metrics.node_height.clone(),
         );
         registry.register(
+            "node_irreversible_height",
+            "The node's last irreversible block, where the chain reports one (nodeos: LIB)",
+            metrics.node_irreversible_height.clone(),
+        );
+        registry.register(
             "node_lag_blocks",
             "Blocks the node is behind the reference",
             metrics.node_lag.clone(),
@@ -224,7 +254,8 @@ impl Metrics {
         );
         registry.register(
             "node_leader",
-            "1 when the node holds the leader keys (always 0 until leadership management)",
+            "1 when the node holds the pool's key (Jormungandr: leader; nodeos: unpaused \
+             producer; cardano: forging)",
             metrics.node_leader.clone(),
         );
         registry.register(
@@ -285,6 +316,23 @@ impl Metrics {
             Unit::Seconds,
             metrics.external_reference_age.clone(),
         );
+        registry.register(
+            "chain_info",
+            "The pool's chain (always 1)",
+            metrics.chain_info.clone(),
+        );
+        registry.register(
+            "next_slot_number",
+            "The pool's next slot as a number (cardano: the absolute slot; nodeos: the first block \
+             of our producer's next turn)",
+            metrics.next_slot.clone(),
+        );
+        registry.register_with_unit(
+            "next_slot",
+            "Seconds until the pool's next slot (nodeos: our producer's next turn)",
+            Unit::Seconds,
+            metrics.next_slot_in.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -324,6 +372,11 @@ impl Metrics {
                 node: sample.node.clone(),
             };
             set_or_remove(&self.node_height, &label, sample.height.map(as_i64));
+            set_or_remove(
+                &self.node_irreversible_height,
+                &label,
+                sample.irreversible_height.map(as_i64),
+            );
             set_or_remove(&self.node_lag, &label, sample.lag.map(as_i64));
             match sample.last_block_time {
                 Some(at) => {
@@ -372,6 +425,28 @@ impl Metrics {
                     .as_secs_f64(),
             );
         }
+        let chain = ChainLabel {
+            chain: tick.chain.clone(),
+        };
+        if self.chain_info.get(&chain).is_none() {
+            // A reload to another chain: the old chain's series go.
+            self.chain_info.clear();
+            self.next_slot.clear();
+            self.next_slot_in.clear();
+        }
+        self.chain_info.get_or_create(&chain).set(1);
+        match tick.next_slot {
+            Some((number, at)) => {
+                self.next_slot.get_or_create(&chain).set(as_i64(number));
+                self.next_slot_in
+                    .get_or_create(&chain)
+                    .set(at.duration_since(now).unwrap_or_default().as_secs_f64());
+            }
+            None => {
+                self.next_slot.remove(&chain);
+                self.next_slot_in.remove(&chain);
+            }
+        }
         let in_sync = tick.nodes.iter().filter(|n| n.in_sync).count();
         self.nodes_in_sync.set(as_i64(in_sync as u64));
         let mut liveness = self.liveness.lock().unwrap_or_else(|p| p.into_inner());
@@ -390,6 +465,7 @@ impl Metrics {
         };
         for family in [
             &self.node_height,
+            &self.node_irreversible_height,
             &self.node_lag,
             &self.node_program_state,
             &self.node_leader,
@@ -468,6 +544,8 @@ mod tests {
             supervisors: vec![("default".into(), true)],
             reference: Some(42),
             external_reference: None,
+            chain: "jormungandr".into(),
+            next_slot: None,
         };
         metrics.record_tick(&tick);
         metrics.count_restart("node2", "operator");
@@ -497,5 +575,57 @@ mod tests {
         let text = metrics.encode();
         assert!(!text.contains("node=\"node1\""), "{text}");
         assert_eq!(metrics.restarts("node2", "operator"), 1);
+    }
+
+    #[test]
+    fn a_chains_facts_are_gauges_with_its_label() {
+        let metrics = Metrics::new();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let tick = TickSample {
+            now,
+            duration: Duration::from_millis(3),
+            interval: Duration::from_secs(1),
+            nodes: vec![NodeSample {
+                node: "bp1".into(),
+                program_state: Some(20),
+                height: Some(5_000),
+                irreversible_height: Some(4_800),
+                lag: Some(0),
+                leader: true,
+                in_sync: true,
+                ..NodeSample::default()
+            }],
+            supervisors: vec![("default".into(), true)],
+            reference: Some(5_000),
+            external_reference: None,
+            chain: "nodeos".into(),
+            next_slot: Some((5_052, now + Duration::from_secs(26))),
+        };
+        metrics.record_tick(&tick);
+        let text = metrics.encode();
+        for line in [
+            "nodekeeper_node_height{node=\"bp1\"} 5000",
+            "nodekeeper_node_irreversible_height{node=\"bp1\"} 4800",
+            "nodekeeper_node_lag_blocks{node=\"bp1\"} 0",
+            "nodekeeper_node_leader{node=\"bp1\"} 1",
+            "nodekeeper_chain_info{chain=\"nodeos\"} 1",
+            "nodekeeper_next_slot_number{chain=\"nodeos\"} 5052",
+            "nodekeeper_next_slot_seconds{chain=\"nodeos\"} 26.0",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // The next slot unknown: its series go; a reload to another chain drops the old label.
+        metrics.record_tick(&TickSample {
+            chain: "cardano".into(),
+            next_slot: None,
+            ..tick
+        });
+        let text = metrics.encode();
+        assert!(
+            text.contains("nodekeeper_chain_info{chain=\"cardano\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("chain=\"nodeos\""), "{text}");
+        assert!(!text.contains("nodekeeper_next_slot_seconds{"), "{text}");
     }
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::catalog::TemplateName;
 use super::template::Values;
+use crate::chain::ChainName;
 use crate::events::Event;
 
 /// What the placeholders need beyond the event.
@@ -21,6 +22,9 @@ pub struct Facts {
     pub bootstrap_timeout: Duration,
     /// `email.dedupe_window` (`{{window}}`).
     pub dedupe_window: Duration,
+    /// The pool's chain, whose words name the role and the epoch (`{{role}}`, `{{key}}`,
+    /// `{{epoch_name}}`, `{{slot_name}}`).
+    pub chain: ChainName,
 }
 
 impl Facts {
@@ -35,7 +39,13 @@ impl Facts {
             tip_timeout,
             bootstrap_timeout,
             dedupe_window,
+            chain: ChainName::default(),
         }
+    }
+
+    /// The same facts for a pool of `chain`.
+    pub fn for_chain(self, chain: ChainName) -> Facts {
+        Facts { chain, ..self }
     }
 
     /// Facts for tests: host `testhost`, the default thresholds and window.
@@ -45,6 +55,7 @@ impl Facts {
             tip_timeout: Duration::from_secs(90),
             bootstrap_timeout: Duration::from_secs(650),
             dedupe_window: Duration::from_secs(15 * 60),
+            chain: ChainName::default(),
         }
     }
 }
@@ -183,6 +194,9 @@ impl Alert {
             .with("previous", previous.unwrap_or_default())
             .with("reason", reason)
             .with("epoch", epoch)
+            .with("role", facts.chain.holder())
+            .with("key", facts.chain.key())
+            .with("epoch_name", facts.chain.epoch())
     }
 
     /// The pool leads `slots` (one line each, e.g. `epoch.slot at time`) in `epoch`, on `node`.
@@ -203,6 +217,8 @@ impl Alert {
         .with("epoch", epoch)
         .with("slots_count", slots.len())
         .with("slots", slots.join("\n"))
+        .with("epoch_name", facts.chain.epoch())
+        .with("slot_name", facts.chain.slot())
     }
 
     /// The mail of `nodekeeper alert test`, sent through `server`.

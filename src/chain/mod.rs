@@ -29,6 +29,100 @@ use serde_json::Value;
 
 use crate::slots::{LeaderLog, SlotClock};
 
+/// Which chain's node software a node runs (one chain per configuration): the name as written
+/// in the file (`chain = "nodeos"`), and the chain's own words for the facts every chain shares,
+/// so that the status, the metrics and the alerts name them as that chain's operators do.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainName {
+    /// Jormungandr (REST API v0).
+    #[default]
+    Jormungandr,
+    /// Antelope nodeos (EOS/Vaulta, WAX, Telos).
+    Nodeos,
+    /// cardano-node.
+    Cardano,
+}
+
+impl ChainName {
+    /// The name as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr => "jormungandr",
+            ChainName::Nodeos => "nodeos",
+            ChainName::Cardano => "cardano",
+        }
+    }
+
+    /// The default (Jormungandr): left out when a configuration is written back.
+    pub fn is_default(&self) -> bool {
+        *self == ChainName::default()
+    }
+
+    /// The chain's node program, the default `binary`.
+    pub fn default_binary(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr => "jormungandr",
+            ChainName::Nodeos => "nodeos",
+            ChainName::Cardano => "cardano-node",
+        }
+    }
+
+    /// The one word for what the node that holds the pool's key does (the status's ROLE column):
+    /// Jormungandr's `leader` (holds the leader key), nodeos's `producer` (unpaused), cardano's
+    /// `forging` (credentials placed and reloaded).
+    pub fn role(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr => "leader",
+            ChainName::Nodeos => "producer",
+            ChainName::Cardano => "forging",
+        }
+    }
+
+    /// The node that holds the pool's key, as a noun (`leader is now node2`).
+    pub fn holder(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr => "leader",
+            ChainName::Nodeos => "producer",
+            ChainName::Cardano => "forging node",
+        }
+    }
+
+    /// What a hand-over moves from one node to another (`moved the leader key to node2`).
+    pub fn key(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr => "the leader key",
+            ChainName::Nodeos => "block production",
+            ChainName::Cardano => "the forging credentials",
+        }
+    }
+
+    /// The daemon's epoch in the chain's words: nodeos's is a round of the active schedule.
+    pub fn epoch(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr | ChainName::Cardano => "epoch",
+            ChainName::Nodeos => "round",
+        }
+    }
+
+    /// One of the pool's slots (nodeos: a block of our producer's turn).
+    pub fn slot(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr | ChainName::Cardano => "slot",
+            ChainName::Nodeos => "block",
+        }
+    }
+
+    /// The pool's next chance to make a block, in the chain's words: a leader slot, or nodeos's
+    /// next turn of our producer.
+    pub fn next(self) -> &'static str {
+        match self {
+            ChainName::Jormungandr | ChainName::Cardano => "slot",
+            ChainName::Nodeos => "turn",
+        }
+    }
+}
+
 /// What the configuration resolves for one node's chain adapter: each adapter owns its settings.
 #[derive(Clone, Debug)]
 pub enum ChainSettings {
@@ -43,10 +137,15 @@ pub enum ChainSettings {
 impl ChainSettings {
     /// The chain's name as configured.
     pub fn name(&self) -> &'static str {
+        self.chain().as_str()
+    }
+
+    /// Which chain.
+    pub fn chain(&self) -> ChainName {
         match self {
-            ChainSettings::Jormungandr(_) => "jormungandr",
-            ChainSettings::Nodeos(_) => "nodeos",
-            ChainSettings::Cardano(_) => "cardano",
+            ChainSettings::Jormungandr(_) => ChainName::Jormungandr,
+            ChainSettings::Nodeos(_) => ChainName::Nodeos,
+            ChainSettings::Cardano(_) => ChainName::Cardano,
         }
     }
 
@@ -102,6 +201,9 @@ pub struct NodeStatus {
     pub version: String,
     /// Tip height, parsed as an integer (the node sends a string); only while Running.
     pub height: Option<u64>,
+    /// The last block that can no longer be reverted, where the chain reports one (nodeos:
+    /// `last_irreversible_block_num`); `None` elsewhere.
+    pub irreversible_height: Option<u64>,
     /// Tip block hash, hex.
     pub tip_hash: Option<String>,
     /// Tip block date `epoch.slot`.

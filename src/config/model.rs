@@ -162,6 +162,11 @@ impl Config {
             self.thresholds.bootstrap_timeout,
             self.email.dedupe_window,
         )
+        .for_chain(
+            self.nodes
+                .first()
+                .map_or_else(Default::default, |node| node.chain.chain()),
+        )
     }
 }
 

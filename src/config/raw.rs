@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration;
 pub use crate::alert::SmtpSecurity;
+pub use crate::chain::ChainName;
 pub use crate::pooltool::SlotsVerification;
 
 /// The whole file.
@@ -84,44 +85,6 @@ pub struct RawPeer {
     /// The peer's public id (hex); optional on newer nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-}
-
-/// Which chain's node software a node runs (one chain per configuration).
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ChainName {
-    /// Jormungandr (REST API v0).
-    #[default]
-    Jormungandr,
-    /// Antelope nodeos (EOS/Vaulta, WAX, Telos).
-    Nodeos,
-    /// cardano-node.
-    Cardano,
-}
-
-impl ChainName {
-    /// The name as written in the file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChainName::Jormungandr => "jormungandr",
-            ChainName::Nodeos => "nodeos",
-            ChainName::Cardano => "cardano",
-        }
-    }
-
-    /// The default (Jormungandr): left out when a configuration is written back.
-    pub fn is_default(&self) -> bool {
-        *self == ChainName::default()
-    }
-
-    /// The chain's node program, the default `binary`.
-    pub fn default_binary(self) -> &'static str {
-        match self {
-            ChainName::Jormungandr => "jormungandr",
-            ChainName::Nodeos => "nodeos",
-            ChainName::Cardano => "cardano-node",
-        }
-    }
 }
 
 /// The paths a cardano-node was started with for its block-forging credentials

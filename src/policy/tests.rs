@@ -22,6 +22,7 @@ pub(super) fn status(state: NodeState, height: Option<u64>) -> NodeStatus {
         state,
         version: "jormungandr 0.9.0".into(),
         height,
+        irreversible_height: None,
         tip_hash: None,
         tip_date: None,
         last_block_time: None,

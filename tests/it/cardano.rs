@@ -546,6 +546,55 @@ async fn exactly_one_of_three_non_producing_nodes_forges() {
         "{forged:?}\n{}",
         daemon.log_text()
     );
+    // `/v1/status` in cardano's words: the forging node, and the pool's next slot, one of the
+    // schedule file's, as an absolute slot.
+    let api = config.api();
+    let (status, next) = wait_until(
+        "the forging node and the next slot in /v1/status",
+        WAIT,
+        || {
+            let api = api.clone();
+            async move {
+                let status = api.status().await.ok()?;
+                let next = status.leadership.as_ref()?.next_slot_number?;
+                Some((status, next))
+            }
+        },
+    )
+    .await;
+    let chain = status.chain.as_ref().expect("the chain in /v1/status");
+    assert_eq!(
+        (
+            chain.name.as_str(),
+            chain.role.as_str(),
+            chain.holder.as_str()
+        ),
+        ("cardano", "forging", "forging node"),
+        "{status:?}"
+    );
+    let forging: Vec<&str> = status
+        .nodes
+        .iter()
+        .filter(|node| node.leader && node.role.as_deref() == Some("forging"))
+        .map(|node| node.name.as_str())
+        .collect();
+    assert_eq!(forging, [leader.as_str()], "{status:?}");
+    let slots = pool.pool_slots();
+    assert!(
+        slots.contains(&next),
+        "next slot {next} is not one of {slots:?}"
+    );
+    let leadership = status.leadership.as_ref().unwrap();
+    assert!(leadership.next_slot_in_secs.is_some(), "{status:?}");
+    let table = crate::support::run(&mut config.nodekeeper(&["status"])).await;
+    assert!(
+        table.stdout.starts_with("chain: cardano\n")
+            && table
+                .stdout
+                .contains(&format!("forging node: {leader}; epoch")),
+        "{}",
+        table.stdout
+    );
     for sim in &pool.supervisord.sims {
         let state = sim.state().await.unwrap();
         let expected = u64::from(sim.name == leader);

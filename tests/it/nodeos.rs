@@ -460,6 +460,52 @@ async fn nodeos_one_of_three_paused_nodes_is_resumed() {
     let state = pool.bp(&producer).state().await.expect("its state");
     assert_eq!(state["paused"], false, "{state}");
     assert!(doubles(&made).is_empty(), "{:?}", doubles(&made));
+    // `/v1/status` in nodeos's words: the chain and our producer, the producing node, every
+    // node's head and LIB, and our producer's next turn (the first block of one of its turns).
+    let api = pool.config.api();
+    let (status, next) = wait_logged(
+        &daemon,
+        "the producer and its next turn in /v1/status",
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let status = api.status().await.ok()?;
+                let next = status.leadership.as_ref()?.next_slot_number?;
+                Some((status, next))
+            }
+        },
+    )
+    .await;
+    let chain = status.chain.as_ref().expect("the chain in /v1/status");
+    assert_eq!(
+        (
+            chain.name.as_str(),
+            chain.producer.as_deref(),
+            chain.role.as_str()
+        ),
+        ("nodeos", Some(OURS), "producer"),
+        "{status:?}"
+    );
+    let producing: Vec<&str> = status
+        .nodes
+        .iter()
+        .filter(|node| node.leader && node.role.as_deref() == Some("producer"))
+        .map(|node| node.name.as_str())
+        .collect();
+    assert_eq!(producing, [producer.as_str()], "{status:?}");
+    for node in &status.nodes {
+        let (head, lib) = (node.height.unwrap(), node.irreversible_height.unwrap());
+        assert!(lib <= head, "{node:?}");
+    }
+    let leadership = status.leadership.as_ref().unwrap();
+    assert_eq!(leadership.leader.as_deref(), Some(producer.as_str()));
+    // Ours is the second of six turns of 12 blocks (on the simulator's chain, turns follow block
+    // numbers): block `next` starts one.
+    let round = TURN * 6;
+    assert_eq!((next % round / TURN, next % TURN), (1, 0), "{status:?}");
+    let head = status.nodes.iter().filter_map(|node| node.height).max();
+    assert!(head.is_some_and(|head| next >= head), "{status:?}");
 }
 
 /// The same pool run by a command the adapter cannot read as nodeos's (a wrapper): whether the

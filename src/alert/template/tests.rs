@@ -653,3 +653,35 @@ fn the_file_format_is_a_subject_line_then_the_body() {
     assert_eq!(split_file(""), None);
     assert_eq!(split_file("é"), None);
 }
+
+#[test]
+fn the_role_and_the_epoch_are_named_in_the_chains_words() {
+    let templates = shipped();
+    let ts = "2026-11-22 01:39:07 UTC";
+    for (chain, subject, in_body) in [
+        (
+            crate::chain::ChainName::Nodeos,
+            "[nodekeeper] producer is now bp2",
+            "moved block production to node bp2 (from bp1) in round 42",
+        ),
+        (
+            crate::chain::ChainName::Cardano,
+            "[nodekeeper] forging node is now bp2",
+            "moved the forging credentials to node bp2 (from bp1) in epoch 42",
+        ),
+    ] {
+        let facts = Facts::test().for_chain(chain);
+        let switched = Alert::leader_switched("bp2", Some("bp1"), "bp1 lags", 42, &facts, at());
+        let rendered = templates.render(switched.template, &switched.values);
+        assert_eq!(rendered.subject, format!("{subject} ({ts})"));
+        assert!(rendered.body.contains(in_body), "{}", rendered.body);
+        assert!(!rendered.body.contains("leader"), "{}", rendered.body);
+    }
+    let facts = Facts::test().for_chain(crate::chain::ChainName::Nodeos);
+    let slots = Alert::slots_assigned("bp1", 42, &["42.12".into()], &facts, at());
+    let rendered = templates.render(slots.template, &slots.values);
+    assert_eq!(
+        rendered.subject,
+        format!("[nodekeeper] 1 blocks assigned in round 42 ({ts})")
+    );
+}

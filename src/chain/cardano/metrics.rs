@@ -62,6 +62,7 @@ impl Metrics {
             state,
             version: version.to_string(),
             height: self.block_num.filter(|_| running),
+            irreversible_height: None,
             tip_hash: None,
             tip_date: match (self.epoch, self.slot_in_epoch) {
                 (Some(epoch), Some(slot)) if running => Some(format!("{epoch}.{slot}")),

@@ -157,6 +157,7 @@ pub fn parse_stats(body: &[u8]) -> Result<NodeStatus, ProbeError> {
         state: node_state(state),
         version: version.to_string(),
         height: optional(&fields, "lastBlockHeight", integer)?,
+        irreversible_height: None,
         tip_hash: optional(&fields, "lastBlockHash", string)?,
         tip_date: optional(&fields, "lastBlockDate", string)?,
         last_block_time: optional(&fields, "lastBlockTime", time)?,

@@ -44,6 +44,7 @@ impl Info {
             state: NodeState::Running,
             version: self.version.clone(),
             height: Some(self.head_block_num),
+            irreversible_height: Some(self.last_irreversible_block_num),
             tip_hash: self.head_block_id.clone(),
             tip_date: None,
             last_block_time: Some(self.head_block_time),

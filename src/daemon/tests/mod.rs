@@ -466,6 +466,7 @@ impl ChainNode for FakeNode {
                     state: NodeState::Running,
                     version: "fake 1.0".into(),
                     height: Some(height),
+                    irreversible_height: None,
                     tip_hash: None,
                     tip_date: None,
                     last_block_time: None,

@@ -190,6 +190,7 @@ fn tip(base: &str, height: u64) -> Option<TipInput> {
             state: NodeState::Running,
             version: "jormungandr 0.9.0".into(),
             height: Some(height),
+            irreversible_height: None,
             tip_hash: Some(TIP_HASH.into()),
             tip_date: None,
             last_block_time: None,

@@ -30,6 +30,7 @@ fn status(state: NodeState, version: &str) -> NodeStatus {
         state,
         version: version.into(),
         height: None,
+        irreversible_height: None,
         tip_hash: None,
         tip_date: None,
         last_block_time: None,
@@ -45,6 +46,7 @@ fn decodes_the_real_shapes() {
             RUNNING_08,
             NodeStatus {
                 height: Some(405_672),
+                irreversible_height: None,
                 tip_hash: Some(
                     "b9597b45a402451540e6aabb58f2ee4d65c67953b338e04c52c00aa0886bd1f0".into(),
                 ),
@@ -59,6 +61,7 @@ fn decodes_the_real_shapes() {
             RUNNING_09,
             NodeStatus {
                 height: Some(7),
+                irreversible_height: None,
                 tip_hash: Some("00ff".into()),
                 tip_date: Some("0.12".into()),
                 last_block_time: Some(at(1_589_224_417, 417_263_555)),
@@ -78,6 +81,7 @@ fn decodes_the_real_shapes() {
             r#"{"state":"Running","version":"v","lastBlockHeight":12}"#,
             NodeStatus {
                 height: Some(12),
+                irreversible_height: None,
                 ..status(NodeState::Running, "v")
             },
         ),
@@ -86,6 +90,7 @@ fn decodes_the_real_shapes() {
             r#"{"state":"Running","version":"v","lastBlockHeight":"1000000000000"}"#,
             NodeStatus {
                 height: Some(MAX_PLAUSIBLE),
+                irreversible_height: None,
                 ..status(NodeState::Running, "v")
             },
         ),
