@@ -427,6 +427,7 @@ impl Model {
                 busy,
                 leadership,
                 boot,
+                key_expiry: None,
             });
         }
         out
@@ -519,7 +520,9 @@ impl Model {
                 | Action::Held { .. }
                 | Action::Released { .. }
                 | Action::SlotsAssigned { .. }
-                | Action::Waiting { .. } => {}
+                | Action::Waiting { .. }
+                | Action::KeyExpiring { .. }
+                | Action::KeyRenewed { .. } => {}
             }
         }
         for node in &self.nodes {
@@ -605,6 +608,7 @@ fn config(model: &Model) -> PolicyConfig {
         reference_max_lead: 100,
         leader: LeaderConfig::default(),
         nodes: model.nodes.iter().map(|n| n.name.clone()).collect(),
+        kes_alert_periods: 14,
     };
     config.leader = LeaderConfig {
         enabled: true,

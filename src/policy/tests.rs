@@ -42,6 +42,7 @@ pub(super) fn program(name: &str, state: ProcessState) -> NodeObservation {
         busy: false,
         leadership: LeaderView::default(),
         boot: BootVerdict::default(),
+        key_expiry: None,
     }
 }
 
@@ -88,6 +89,7 @@ fn unreachable(name: &str) -> NodeObservation {
         busy: false,
         leadership: LeaderView::default(),
         boot: BootVerdict::default(),
+        key_expiry: None,
     }
 }
 
@@ -190,6 +192,8 @@ pub(super) fn show(action: &Action) -> String {
             with_key,
             why,
         } => format!("boot {node} with_key {with_key}: {why}"),
+        Action::KeyExpiring { node, periods, .. } => format!("kes {node} {periods}"),
+        Action::KeyRenewed { node, periods, .. } => format!("kes renewed {node} {periods}"),
     }
 }
 
