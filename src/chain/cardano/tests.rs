@@ -431,7 +431,8 @@ async fn stale_files_behind(command: &str) -> (Holding, bool) {
         schedule_file: dir.path().join("schedule.json"),
         genesis_file: dir.path().join("genesis.json"),
     }));
-    let now = std::time::SystemTime::now()
+    let now = crate::time::SystemClock
+        .now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
