@@ -83,6 +83,28 @@ pub enum Event {
         /// One line per slot: `epoch.slot at time`.
         slots: Vec<String>,
     },
+    /// A node's KES key runs out soon: fewer periods left on its operational certificate than
+    /// `leadership.kes_alert_periods` (said again each period less).
+    KesExpiring {
+        /// The node.
+        node: String,
+        /// KES periods left (`remainingKESPeriods`).
+        periods: u64,
+        /// `leadership.kes_alert_periods`.
+        threshold: u64,
+        /// Roughly the seconds left (periods × `slotsPerKESPeriod` × `slotLength`), when the
+        /// genesis is known.
+        time_left_secs: Option<u64>,
+    },
+    /// A node said to run low reports at least the threshold again: a new operational certificate.
+    KesRenewed {
+        /// The node.
+        node: String,
+        /// KES periods left.
+        periods: u64,
+        /// Roughly the seconds left, when the genesis is known.
+        time_left_secs: Option<u64>,
+    },
 }
 
 impl Event {
@@ -99,6 +121,8 @@ impl Event {
             Event::ConfigReloadRejected { .. } => "config_reload_rejected",
             Event::LeaderSwitched { .. } => "leader_switched",
             Event::SlotsAssigned { .. } => "slots_assigned",
+            Event::KesExpiring { .. } => "kes_expiring",
+            Event::KesRenewed { .. } => "kes_renewed",
         }
     }
 
@@ -108,7 +132,9 @@ impl Event {
             Event::NodeRestarted { node, .. }
             | Event::FallbackConfigUsed { node }
             | Event::NodeHeld { node, .. }
-            | Event::NodeRecovered { node } => Some(node),
+            | Event::NodeRecovered { node }
+            | Event::KesExpiring { node, .. }
+            | Event::KesRenewed { node, .. } => Some(node),
             Event::SupervisorUnreachable { supervisor, .. }
             | Event::SupervisorBack { supervisor, .. } => Some(supervisor),
             Event::AllNodesDown { .. }

@@ -89,6 +89,8 @@ pub struct NodeSample {
     pub leader: bool,
     /// Running, near the reference and not stale.
     pub in_sync: bool,
+    /// Forging key periods left, as the node reports them (cardano-node's `remainingKESPeriods`).
+    pub kes_periods: Option<u64>,
 }
 
 /// Everything one tick publishes.
@@ -144,6 +146,7 @@ pub struct Metrics {
     node_leader: Family<NodeLabel, Gauge>,
     node_held: Family<NodeLabel, Gauge>,
     node_in_sync: Family<NodeLabel, Gauge>,
+    kes_periods: Family<NodeLabel, Gauge>,
     restarts: Family<RestartLabels, Counter>,
     probe_errors: Family<ProbeErrorLabels, Counter>,
     supervisor_up: Family<SupervisorLabel, Gauge>,
@@ -207,6 +210,7 @@ impl Metrics {
             node_leader: Family::default(),
             node_held: Family::default(),
             node_in_sync: Family::default(),
+            kes_periods: Family::default(),
             restarts: Family::default(),
             probe_errors: Family::default(),
             supervisor_up: Family::default(),
@@ -267,6 +271,12 @@ impl Metrics {
             "node_in_sync",
             "1 when the node is Running near the reference",
             metrics.node_in_sync.clone(),
+        );
+        registry.register(
+            "kes_periods_remaining",
+            "KES periods left on the node's operational certificate (cardano-node's \
+             remainingKESPeriods; absent while the node reports none)",
+            metrics.kes_periods.clone(),
         );
         registry.register(
             "restarts",
@@ -378,6 +388,7 @@ impl Metrics {
                 sample.irreversible_height.map(as_i64),
             );
             set_or_remove(&self.node_lag, &label, sample.lag.map(as_i64));
+            set_or_remove(&self.kes_periods, &label, sample.kes_periods.map(as_i64));
             match sample.last_block_time {
                 Some(at) => {
                     let age = now.duration_since(at).unwrap_or_default().as_secs_f64();
@@ -471,6 +482,7 @@ impl Metrics {
             &self.node_leader,
             &self.node_held,
             &self.node_in_sync,
+            &self.kes_periods,
         ] {
             family.remove(&label);
         }
@@ -532,6 +544,7 @@ mod tests {
                     lag: Some(0),
                     last_block_time: Some(now - Duration::from_secs(2)),
                     in_sync: true,
+                    kes_periods: Some(13),
                     ..NodeSample::default()
                 },
                 NodeSample {
@@ -560,11 +573,13 @@ mod tests {
             "nodekeeper_probe_errors_total{node=\"node2\",kind=\"refused\"} 1",
             "nodekeeper_supervisor_up{supervisor=\"default\"} 1",
             "nodekeeper_nodes_in_sync 1",
+            "nodekeeper_kes_periods_remaining{node=\"node1\"} 13",
             "nodekeeper_tick_duration_seconds_count 1",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
         assert!(!text.contains("nodekeeper_node_height{node=\"node2\"}"));
+        assert!(!text.contains("nodekeeper_kes_periods_remaining{node=\"node2\"}"));
         assert_eq!(metrics.liveness().in_sync, 1);
 
         let only_node2 = TickSample {

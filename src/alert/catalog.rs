@@ -42,13 +42,17 @@ pub enum TemplateName {
     SupervisorBack,
     /// A changed configuration was rejected.
     ConfigReloadRejected,
+    /// A node's KES key runs out soon (cardano).
+    KesExpiring,
+    /// A node's KES key was renewed (a new operational certificate).
+    KesRenewed,
     /// `nodekeeper alert test`.
     Test,
 }
 
 impl TemplateName {
     /// Every template, in a stable order.
-    pub const ALL: [TemplateName; 17] = [
+    pub const ALL: [TemplateName; 19] = [
         TemplateName::RestartCrashed,
         TemplateName::RestartHung,
         TemplateName::RestartStaleTip,
@@ -65,6 +69,8 @@ impl TemplateName {
         TemplateName::SupervisorUnreachable,
         TemplateName::SupervisorBack,
         TemplateName::ConfigReloadRejected,
+        TemplateName::KesExpiring,
+        TemplateName::KesRenewed,
         TemplateName::Test,
     ];
 
@@ -87,6 +93,8 @@ impl TemplateName {
             TemplateName::SupervisorUnreachable => "supervisor_unreachable",
             TemplateName::SupervisorBack => "supervisor_back",
             TemplateName::ConfigReloadRejected => "config_reload_rejected",
+            TemplateName::KesExpiring => "kes_expiring",
+            TemplateName::KesRenewed => "kes_renewed",
             TemplateName::Test => "test",
         }
     }
@@ -126,6 +134,8 @@ impl TemplateName {
             TemplateName::SupervisorUnreachable => &["supervisor", "error"],
             TemplateName::SupervisorBack => &["supervisor", "after"],
             TemplateName::ConfigReloadRejected => &["errors"],
+            TemplateName::KesExpiring => &["node_name", "periods", "threshold", "time_left"],
+            TemplateName::KesRenewed => &["node_name", "periods", "time_left"],
             TemplateName::Test => &["server"],
         }
     }
@@ -184,6 +194,8 @@ impl TemplateName {
             TemplateName::ConfigReloadRejected => {
                 include_str!("../../configs/templates/config_reload_rejected.txt")
             }
+            TemplateName::KesExpiring => include_str!("../../configs/templates/kes_expiring.txt"),
+            TemplateName::KesRenewed => include_str!("../../configs/templates/kes_renewed.txt"),
             TemplateName::Test => include_str!("../../configs/templates/test.txt"),
         }
     }

@@ -176,6 +176,24 @@ impl Alert {
             Event::SlotsAssigned { node, epoch, slots } => {
                 Alert::slots_assigned(node, *epoch, slots, facts, now)
             }
+            Event::KesExpiring {
+                node,
+                periods,
+                threshold,
+                time_left_secs,
+            } => Alert::new(TemplateName::KesExpiring, Some(node), facts, now)
+                .with("node_name", node.as_str())
+                .with("periods", *periods)
+                .with("threshold", *threshold)
+                .with("time_left", time_left(*time_left_secs)),
+            Event::KesRenewed {
+                node,
+                periods,
+                time_left_secs,
+            } => Alert::new(TemplateName::KesRenewed, Some(node), facts, now)
+                .with("node_name", node.as_str())
+                .with("periods", *periods)
+                .with("time_left", time_left(*time_left_secs)),
         };
         Some(alert)
     }
@@ -241,6 +259,19 @@ pub fn minutes(duration: Duration) -> String {
         (tenths / 10).to_string()
     } else {
         format!("{}.{}", tenths / 10, tenths % 10)
+    }
+}
+
+/// Roughly how long a key lasts, from seconds: `about 21 days`, `about 36 hours`, `about 5
+/// minutes`; `time left unknown` without a genesis to tell a KES period's length.
+pub fn time_left(secs: Option<u64>) -> String {
+    const HOUR: u64 = 3600;
+    const DAY: u64 = 24 * HOUR;
+    match secs {
+        None => "time left unknown".into(),
+        Some(secs) if secs >= 2 * DAY => format!("about {} days", (secs + DAY / 2) / DAY),
+        Some(secs) if secs >= 2 * HOUR => format!("about {} hours", (secs + HOUR / 2) / HOUR),
+        Some(secs) => format!("about {} minutes", secs.div_ceil(60)),
     }
 }
 
@@ -340,6 +371,17 @@ mod tests {
                 epoch: 42,
                 slots: vec!["42.1".into()],
             },
+            Event::KesExpiring {
+                node: "bp1".into(),
+                periods: 13,
+                threshold: 14,
+                time_left_secs: Some(13 * 129_600),
+            },
+            Event::KesRenewed {
+                node: "bp1".into(),
+                periods: 62,
+                time_left_secs: None,
+            },
         ];
         let others = [Alert::test("smtp.example.org:465", &facts, at())];
         let alerts = events
@@ -367,5 +409,9 @@ mod tests {
         assert_eq!(alert.values["action"], "restarted");
         assert_eq!(alert.values["window"], "15m");
         assert_eq!(alert.values["host"], "testhost");
+        assert_eq!(time_left(Some(13 * 129_600)), "about 20 days");
+        assert_eq!(time_left(Some(129_600)), "about 36 hours");
+        assert_eq!(time_left(Some(61)), "about 2 minutes");
+        assert_eq!(time_left(None), "time left unknown");
     }
 }

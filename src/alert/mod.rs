@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use catalog::TemplateName;
-pub use context::{Alert, Facts};
+pub use context::{Alert, Facts, time_left};
 pub use mailer::{Mail, MailError, MailErrorKind, Mailer};
 pub use settings::{EmailSettings, InlineTemplate, SmtpSecurity, TemplateSettings};
 pub use smtp::{SetupError, SmtpMailer};

@@ -359,6 +359,31 @@ pub trait ChainNode: Send + Sync {
     /// The config file nodekeeper generates for the node, as `variant` renders it: where it goes
     /// and its JSON. `None` when the chain's node has no generated file.
     fn config_file(&self, variant: Variant) -> Option<(&Path, &Value)>;
+
+    /// How long the node's forging key stays valid, as its latest probe said (cardano-node:
+    /// `remainingKESPeriods`). `None` on chains whose keys do not expire, and while the node
+    /// reports nothing (it loaded no credentials since it started).
+    fn key_expiry(&self) -> Option<KeyExpiry> {
+        None
+    }
+}
+
+/// What a node says of its forging key's validity: periods left, and how long one lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyExpiry {
+    /// Key periods left (cardano-node: KES periods on the operational certificate).
+    pub periods: u64,
+    /// How long one period lasts, when known (cardano: `slotsPerKESPeriod` × `slotLength` from the
+    /// genesis).
+    pub period: Option<Duration>,
+}
+
+impl KeyExpiry {
+    /// Roughly the time left: `periods` × `period` (the current period's elapsed part ignored).
+    pub fn time_left(&self) -> Option<Duration> {
+        self.period
+            .map(|period| period.saturating_mul(u32::try_from(self.periods).unwrap_or(u32::MAX)))
+    }
 }
 
 /// Whether a node boots holding the pool's key, and why nodekeeper thinks so.

@@ -114,6 +114,8 @@ pub struct LeadershipSettings {
     pub schedule_refresh_min_gap: Duration,
     /// Persisted safety state (current leader, last slot, epoch).
     pub state_file: PathBuf,
+    /// cardano: a node reporting fewer KES periods than this is alerted about (0: never).
+    pub kes_alert_periods: u64,
 }
 
 /// The whole validated configuration: resolved settings only (the file's shape stays in `raw`).

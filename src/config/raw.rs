@@ -350,6 +350,10 @@ pub struct RawLeadership {
     /// `slotsPerKESPeriod`), for the slot of now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub genesis_file: Option<PathBuf>,
+    /// cardano: alert when a node reports fewer `remainingKESPeriods` than this (default 14,
+    /// about three weeks on mainnet; 0: never). Read whether leadership is enabled or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kes_alert_periods: Option<u64>,
 }
 
 impl Default for RawLeadership {
@@ -366,6 +370,7 @@ impl Default for RawLeadership {
             credentials_dir: None,
             schedule_file: None,
             genesis_file: None,
+            kes_alert_periods: None,
         }
     }
 }

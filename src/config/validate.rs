@@ -841,7 +841,23 @@ impl Validator<'_, '_> {
                             vrf: self.resolve(&c.vrf),
                             opcert: self.resolve(&c.opcert),
                         });
-                if leadership && credentials.is_none() {
+                if let Some(why) = another_host(raw, supervisor, &url) {
+                    // Its credential paths are on that host: nodekeeper can neither place the
+                    // pool's files there nor remove them, so it never forges through nodekeeper.
+                    if credentials.is_some() || leadership {
+                        self.error(
+                            &key("credentials"),
+                            format!(
+                                "node {:?} runs on another host ({why}): nodekeeper cannot place \
+                                 or remove its credential files there, so it is refused as a \
+                                 forging candidate; give it a loopback address if it runs on this \
+                                 host, else manage it from its own host or leave it out of this \
+                                 pool (forging across hosts is not supported)",
+                                node.name
+                            ),
+                        );
+                    }
+                } else if leadership && credentials.is_none() {
                     self.error(
                         &key("credentials"),
                         "required with leadership: { kes = PATH, vrf = PATH, opcert = PATH }, the paths the node was started with",
@@ -979,7 +995,21 @@ impl Validator<'_, '_> {
             slot_window: raw.slot_window,
             schedule_refresh_min_gap: raw.schedule_refresh_min_gap,
             state_file: self.resolve(&raw.state_file),
+            kes_alert_periods: raw
+                .kes_alert_periods
+                .unwrap_or(crate::chain::cardano::DEFAULT_KES_ALERT_PERIODS),
         };
+        if let Some(periods) = raw.kes_alert_periods
+            && periods > MAX_KES_ALERT_PERIODS
+        {
+            self.error(
+                "leadership.kes_alert_periods",
+                format!(
+                    "{periods}: expected 0 (no alert) to {MAX_KES_ALERT_PERIODS} KES periods \
+                     (mainnet's certificates last 62)"
+                ),
+            );
+        }
         self.duration(
             "leadership.schedule_refresh_min_gap",
             raw.schedule_refresh_min_gap,
@@ -1005,6 +1035,11 @@ impl Validator<'_, '_> {
             (
                 "genesis_file",
                 raw.genesis_file.is_some(),
+                ChainName::Cardano,
+            ),
+            (
+                "kes_alert_periods",
+                raw.kes_alert_periods.is_some(),
                 ChainName::Cardano,
             ),
             (
@@ -1102,7 +1137,9 @@ impl Validator<'_, '_> {
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))
                 .and_then(|text| {
                     let checked = if field == "genesis_file" {
-                        Genesis::parse(&text).map(|_| ())
+                        Genesis::parse(&text).and_then(|genesis| {
+                            kes_alert_fits(raw.kes_alert_periods, genesis.max_kes_evolutions)
+                        })
                     } else {
                         parse_schedule(&text).map(|_| ())
                     };
@@ -1311,6 +1348,57 @@ impl Validator<'_, '_> {
             }
         }
         ApiSettings { listen, token }
+    }
+}
+
+/// Why a cardano node runs on another host, if it does: its supervisord is reached over TCP at
+/// a host that is not loopback, or its `metrics_url` is (no DNS: a name other than `localhost` is
+/// another host).
+fn another_host(raw: &RawConfig, supervisor: &str, metrics_url: &reqwest::Url) -> Option<String> {
+    let supervisor_url = if supervisor == DEFAULT_SUPERVISOR {
+        Some(&raw.supervisor.url)
+    } else {
+        raw.supervisors.get(supervisor).map(|section| &section.url)
+    };
+    if let Some(text) = supervisor_url
+        && let Ok(crate::supervisor::Endpoint::Http(url)) = crate::supervisor::Endpoint::parse(text)
+        && url
+            .host_str()
+            .is_some_and(|host| !crate::http::is_loopback_host(host))
+    {
+        return Some(format!(
+            "its supervisord {} is not on loopback",
+            crate::http::redact_url(url.as_str())
+        ));
+    }
+    metrics_url
+        .host_str()
+        .is_some_and(|host| !crate::http::is_loopback_host(host))
+        .then(|| {
+            format!(
+                "its metrics_url {} is not on loopback",
+                crate::http::redact_url(metrics_url.as_str())
+            )
+        })
+}
+
+/// The largest `leadership.kes_alert_periods` accepted.
+const MAX_KES_ALERT_PERIODS: u64 = 1000;
+
+/// A configured KES alert threshold above the genesis's `maxKESEvolutions` would alert about
+/// every certificate from the day it is made.
+fn kes_alert_fits(
+    configured: Option<u64>,
+    max_evolutions: u64,
+) -> Result<(), crate::chain::cardano::genesis::FileError> {
+    match configured {
+        Some(periods) if periods > max_evolutions => {
+            Err(crate::chain::cardano::genesis::FileError::new(format!(
+                "leadership.kes_alert_periods = {periods} is more than its maxKESEvolutions \
+                 ({max_evolutions}): every certificate would be alerted about"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -1728,6 +1816,122 @@ mod tests {
                 .any(|p| p.starts_with("nodes[0].credentials: required with leadership")),
             "{problems:?}"
         );
+    }
+
+    const CARDANO: &str = "[node_defaults]\nchain = \"cardano\"\nnode_dir = \"nodes\"\n\
+        [leadership]\nenabled = true\ncredentials_dir = \"pool\"\n\
+        schedule_file = \"schedule.json\"\ngenesis_file = \"genesis.json\"\n\
+        [[nodes]]\nname = \"bp1\"\n\
+        credentials = { kes = \"n1/kes.skey\", vrf = \"n1/vrf.skey\", opcert = \"n1/node.opcert\" }\n";
+
+    const CARDANO_FILES: [(&str, &str); 5] = [
+        ("pool/kes.skey", "{}"),
+        ("pool/vrf.skey", "{}"),
+        ("pool/node.opcert", "{}"),
+        ("schedule.json", "[]"),
+        (
+            "genesis.json",
+            r#"{"systemStart": "2023-11-14T22:13:20Z", "slotLength": 1,
+            "epochLength": 600, "slotsPerKESPeriod": 129600, "maxKESEvolutions": 62}"#,
+        ),
+    ];
+
+    #[test]
+    fn the_kes_alert_threshold_defaults_to_14_and_is_checked() {
+        let (config, problems) = chain_config(CARDANO, &CARDANO_FILES);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(config.unwrap().leadership.kes_alert_periods, 14);
+        let set = CARDANO.replace("[leadership]\n", "[leadership]\nkes_alert_periods = 30\n");
+        let (config, problems) = chain_config(&set, &CARDANO_FILES);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(config.unwrap().leadership.kes_alert_periods, 30);
+        for (value, expected) in [
+            ("63", "leadership.genesis_file: "),
+            (
+                "1001",
+                "leadership.kes_alert_periods: 1001: expected 0 (no alert) to 1000",
+            ),
+        ] {
+            let text = CARDANO.replace(
+                "[leadership]\n",
+                &format!("[leadership]\nkes_alert_periods = {value}\n"),
+            );
+            let (_, problems) = chain_config(&text, &CARDANO_FILES);
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{value}: {problems:?}"
+            );
+        }
+        let text = CARDANO.replace("[leadership]\n", "[leadership]\nkes_alert_periods = 63\n");
+        let (_, problems) = chain_config(&text, &CARDANO_FILES);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("more than its maxKESEvolutions (62)")),
+            "{problems:?}"
+        );
+        let nodeos = NODEOS.replace("[leadership]\n", "[leadership]\nkes_alert_periods = 7\n");
+        let (_, problems) = chain_config(&nodeos, &[]);
+        assert!(
+            problems.iter().any(|p| p.starts_with(
+                "leadership.kes_alert_periods: a cardano setting, and this pool runs nodeos"
+            )),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_cardano_node_on_another_host_is_refused_as_a_forging_candidate() {
+        let refused = |problems: &[String], why: &str| {
+            problems.iter().any(|p| {
+                p.starts_with("nodes[0].credentials: node \"bp1\" runs on another host (")
+                    && p.contains(why)
+                    && p.contains("cannot place or remove its credential files there")
+            })
+        };
+        // Its supervisord is reached at another host.
+        let far_supervisor =
+            format!("[supervisor]\nurl = \"http://192.0.2.9:9001/RPC2\"\n{CARDANO}");
+        let (_, problems) = chain_config(&far_supervisor, &CARDANO_FILES);
+        assert!(
+            refused(
+                &problems,
+                "its supervisord http://192.0.2.9:9001/RPC2 is not on loopback"
+            ),
+            "{problems:?}"
+        );
+        // Its metrics are read at another host.
+        let far_metrics = CARDANO.replace(
+            "name = \"bp1\"\n",
+            "name = \"bp1\"\nmetrics_url = \"http://bp1.example.org:12798/metrics\"\n",
+        );
+        let (_, problems) = chain_config(&far_metrics, &CARDANO_FILES);
+        assert!(
+            refused(
+                &problems,
+                "its metrics_url http://bp1.example.org:12798/metrics is not on loopback"
+            ),
+            "{problems:?}"
+        );
+        // Without credentials, leadership still needs them: the same refusal, not "required".
+        let without = far_metrics.replace(
+            "credentials = { kes = \"n1/kes.skey\", vrf = \"n1/vrf.skey\", opcert = \"n1/node.opcert\" }\n",
+            "",
+        );
+        let (_, problems) = chain_config(&without, &CARDANO_FILES);
+        assert!(refused(&problems, "metrics_url"), "{problems:?}");
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.contains("required with leadership"))
+        );
+        // Watched only (no leadership, no credentials): accepted; on loopback: accepted.
+        let watched = without.replace("enabled = true\n", "enabled = false\n");
+        let (_, problems) = chain_config(&watched, &CARDANO_FILES);
+        assert!(problems.is_empty(), "{problems:?}");
+        let unix = format!("[supervisor]\nurl = \"unix:///run/supervisor.sock\"\n{CARDANO}");
+        let (_, problems) = chain_config(&unix, &CARDANO_FILES);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]

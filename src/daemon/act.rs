@@ -356,6 +356,42 @@ impl Daemon {
             Action::Waiting { node, why } => {
                 info!(node = %node, "{why}");
             }
+            Action::KeyExpiring {
+                node,
+                periods,
+                threshold,
+                time_left,
+            } => {
+                let time_left_secs = time_left.map(|left| left.as_secs());
+                warn!(
+                    node = %node,
+                    "the KES key expires in {periods} periods ({}), under leadership.kes_alert_periods ({threshold}): rotate it",
+                    crate::alert::time_left(time_left_secs)
+                );
+                self.out.emit(Event::KesExpiring {
+                    node,
+                    periods,
+                    threshold,
+                    time_left_secs,
+                });
+            }
+            Action::KeyRenewed {
+                node,
+                periods,
+                time_left,
+            } => {
+                let time_left_secs = time_left.map(|left| left.as_secs());
+                info!(
+                    node = %node,
+                    "the KES key was renewed: {periods} periods left ({})",
+                    crate::alert::time_left(time_left_secs)
+                );
+                self.out.emit(Event::KesRenewed {
+                    node,
+                    periods,
+                    time_left_secs,
+                });
+            }
             Action::BootVerdict {
                 node,
                 with_key,

@@ -516,6 +516,7 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
     };
     let mut nodes = node_observations(&inputs.programs, &raw);
     boot_verdicts(&inputs, &commands, &mut nodes);
+    key_expiries(&inputs, &mut nodes);
     let (chain_time, logs) = if inputs.quick {
         (None, BTreeMap::new())
     } else {
@@ -531,6 +532,19 @@ pub async fn round(mut prober: Prober, inputs: Inputs) -> Observed {
         logs,
         commands,
         quick: inputs.quick,
+    }
+}
+
+/// Each node's forging key validity as its adapter read it with the latest probe, for the nodes
+/// whose probe answered (the policy alerts on it).
+fn key_expiries(inputs: &Inputs, nodes: &mut [NodeObservation]) {
+    for node in nodes.iter_mut() {
+        if !matches!(node.probe, Some(Ok(_))) {
+            continue;
+        }
+        if let Some((_, adapter)) = inputs.nodes.iter().find(|(name, _)| *name == node.name) {
+            node.key_expiry = adapter.key_expiry();
+        }
     }
 }
 
@@ -605,6 +619,7 @@ pub fn node_observations(programs: &[Program], raw: &Raw) -> Vec<NodeObservation
                 leadership: LeaderView::default(),
                 boot: BootVerdict::default(),
                 hopeless_exit: None,
+                key_expiry: None,
             }
         })
         .collect()

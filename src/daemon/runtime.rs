@@ -124,6 +124,8 @@ pub fn policy_config(config: &Config) -> PolicyConfig {
             .is_some_and(|node| node.jormungandr().is_none()),
     };
     policy.nodes = config.nodes.iter().map(|node| node.name.clone()).collect();
+    // Only cardano-nodes report key periods; the key is refused for other chains.
+    policy.kes_alert_periods = l.kes_alert_periods;
     policy
 }
 
@@ -134,6 +136,7 @@ fn thresholds(t: &Thresholds, pooltool: &PoolToolSettings) -> PolicyConfig {
         reference_max_lead: pooltool.reference_max_lead,
         leader: LeaderConfig::default(),
         nodes: Vec::new(),
+        kes_alert_periods: crate::chain::cardano::DEFAULT_KES_ALERT_PERIODS,
     }
 }
 

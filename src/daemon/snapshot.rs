@@ -276,6 +276,7 @@ pub fn tick_sample(
                 held: line.held.is_some(),
                 leader: line.leader,
                 in_sync: facts.node(&seen.name).is_some_and(|f| f.in_sync),
+                kes_periods: seen.key_expiry.map(|expiry| expiry.periods),
             })
         })
         .collect();

@@ -428,6 +428,7 @@ impl Model {
                 leadership,
                 boot,
                 hopeless_exit: None,
+                key_expiry: None,
             });
         }
         out
@@ -520,7 +521,9 @@ impl Model {
                 | Action::Held { .. }
                 | Action::Released { .. }
                 | Action::SlotsAssigned { .. }
-                | Action::Waiting { .. } => {}
+                | Action::Waiting { .. }
+                | Action::KeyExpiring { .. }
+                | Action::KeyRenewed { .. } => {}
             }
         }
         for node in &self.nodes {
@@ -606,6 +609,7 @@ fn config(model: &Model) -> PolicyConfig {
         reference_max_lead: 100,
         leader: LeaderConfig::default(),
         nodes: model.nodes.iter().map(|n| n.name.clone()).collect(),
+        kes_alert_periods: 14,
     };
     config.leader = LeaderConfig {
         enabled: true,

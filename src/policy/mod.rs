@@ -20,6 +20,7 @@
 //! - a node whose supervisord is unreachable, or that the shell is acting on, is left alone.
 
 pub mod facts;
+pub mod kes;
 pub mod leader;
 #[cfg(test)]
 mod leader_prop;
@@ -34,7 +35,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 pub use crate::chain::Variant;
-use crate::chain::{BootVerdict, Holding, NodeState, NodeStatus, ProbeError};
+use crate::chain::{BootVerdict, Holding, KeyExpiry, NodeState, NodeStatus, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
 pub use facts::{NodeFacts, NotInSync, PoolFacts};
@@ -80,6 +81,8 @@ pub struct PolicyConfig {
     pub leader: LeaderConfig,
     /// The configured nodes, in order (operator requests name one of them).
     pub nodes: Vec<String>,
+    /// A node reporting fewer key periods than this is alerted about (`kes`); 0: never.
+    pub kes_alert_periods: u64,
 }
 
 /// What supervisord says about a node's program.
@@ -126,6 +129,9 @@ pub struct NodeObservation {
     /// What its chain adapter says the program's last exit means, when starting it again cannot
     /// help (`ChainNode::hopeless_exit`): the node is held with that reason instead.
     pub hopeless_exit: Option<String>,
+    /// Its forging key's validity, when its probe answered this round and it reports one
+    /// (cardano-node's `remainingKESPeriods`).
+    pub key_expiry: Option<KeyExpiry>,
 }
 
 /// The external reference tip, as last fetched successfully.
@@ -426,6 +432,27 @@ pub enum Action {
         /// What waits and why.
         why: String,
     },
+    /// A node's forging key runs out soon: fewer periods left than `threshold` (report it: an
+    /// alert; again each period less, see `kes`).
+    KeyExpiring {
+        /// The node.
+        node: String,
+        /// Key periods left (cardano: KES periods).
+        periods: u64,
+        /// `kes_alert_periods`.
+        threshold: u64,
+        /// Roughly the time left, when a period's length is known.
+        time_left: Option<Duration>,
+    },
+    /// A node reported low before now reports at least the threshold: a new key (report it).
+    KeyRenewed {
+        /// The node.
+        node: String,
+        /// Key periods left.
+        periods: u64,
+        /// Roughly the time left, when a period's length is known.
+        time_left: Option<Duration>,
+    },
 }
 
 impl Action {
@@ -442,7 +469,9 @@ impl Action {
             | Action::SlotsAssigned { node, .. }
             | Action::Recovered { node }
             | Action::BootVerdict { node, .. }
-            | Action::Waiting { node, .. } => Some(node),
+            | Action::Waiting { node, .. }
+            | Action::KeyExpiring { node, .. }
+            | Action::KeyRenewed { node, .. } => Some(node),
             Action::HandOver { to, .. } => Some(to),
             Action::AllDown { .. } | Action::Reference { .. } => None,
         }
@@ -518,6 +547,8 @@ pub struct PolicyState {
     pub reference_doubted: bool,
     /// Leadership (persisted by the shell).
     pub leadership: LeaderMemory,
+    /// Per node, the key periods last reported low (`kes`).
+    pub key_alerts: BTreeMap<String, u64>,
 }
 
 /// How an action ended, reported back by the shell.
@@ -915,6 +946,11 @@ fn decide_on(
         }
         actions.push(action);
     }
+    actions.extend(kes::decide(
+        config.kes_alert_periods,
+        &mut state.key_alerts,
+        &observation.nodes,
+    ));
     actions
 }
 

@@ -44,6 +44,7 @@ pub(super) fn program(name: &str, state: ProcessState) -> NodeObservation {
         leadership: LeaderView::default(),
         boot: BootVerdict::default(),
         hopeless_exit: None,
+        key_expiry: None,
     }
 }
 
@@ -91,6 +92,7 @@ fn unreachable(name: &str) -> NodeObservation {
         leadership: LeaderView::default(),
         boot: BootVerdict::default(),
         hopeless_exit: None,
+        key_expiry: None,
     }
 }
 
@@ -194,6 +196,8 @@ pub(super) fn show(action: &Action) -> String {
             with_key,
             why,
         } => format!("boot {node} with_key {with_key}: {why}"),
+        Action::KeyExpiring { node, periods, .. } => format!("kes {node} {periods}"),
+        Action::KeyRenewed { node, periods, .. } => format!("kes renewed {node} {periods}"),
     }
 }
 

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::support::{DaemonConfig, NODEKEEPER, Supervisord, free_port, run, wait_until};
 
 const SMTP_USER: &str = "alerts@example.org";
-const SMTP_PASSWORD: &str = "s3cret-smtp";
+pub(crate) const SMTP_PASSWORD: &str = "s3cret-smtp";
 const FROM: &str = "nodekeeper <alerts@example.org>";
 const TO: [&str; 2] = ["ops@example.org", "oncall@example.net"];
 
@@ -53,14 +53,14 @@ fn python() -> PathBuf {
 
 /// How the test server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Plain,
     Tls,
     Starttls,
 }
 
 /// A private CA and a server certificate it signed for `localhost` and `127.0.0.1`, as PEM files.
-struct Pki {
+pub(crate) struct Pki {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
@@ -93,7 +93,7 @@ fn pki(dir: &Path) -> Pki {
 
 /// One message the server received.
 #[derive(Debug)]
-struct Received {
+pub(crate) struct Received {
     meta: Value,
 }
 
@@ -124,24 +124,24 @@ impl Received {
         values[0].clone()
     }
 
-    fn subject(&self) -> String {
+    pub(crate) fn subject(&self) -> String {
         self.header("Subject")
     }
 
-    fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         self.meta["body"].as_str().unwrap_or_default().to_string()
     }
 }
 
 /// `tests/it/smtp_sink.py`, killed on drop.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     _child: tokio::process::Child,
     dir: tempfile::TempDir,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl SmtpSink {
-    async fn start(mode: Mode, pki: Option<&Pki>, port: u16) -> SmtpSink {
+    pub(crate) async fn start(mode: Mode, pki: Option<&Pki>, port: u16) -> SmtpSink {
         let dir = tempfile::Builder::new()
             .prefix("nk-smtp-")
             .tempdir()
@@ -194,7 +194,7 @@ impl SmtpSink {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
             .expect("read the sink's directory")
             .flatten()
@@ -212,7 +212,7 @@ impl SmtpSink {
     }
 
     /// Waits until at least `n` messages arrived; returns them all.
-    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
         wait_until(&format!("{n} mail(s)"), within, || async {
             let received = self.received();
             (received.len() >= n).then_some(received)
@@ -236,7 +236,7 @@ impl SmtpSink {
 }
 
 /// The `[email]` section for `port`.
-fn email_section(mode: Mode, port: u16, extra: Value) -> Value {
+pub(crate) fn email_section(mode: Mode, port: u16, extra: Value) -> Value {
     let mut email = json!({
         "enabled": true,
         "smtp_server": "localhost",

@@ -820,3 +820,116 @@ async fn a_lagging_forging_node_is_restarted_only_after_its_hand_over() {
         .unwrap_or_else(|| panic!("no restart of {first}:\n{log}"));
     assert!(promoted < restarting, "{log}");
 }
+
+/// `nodekeeper_kes_periods_remaining{node}` in the daemon's `/metrics`, parsed as Prometheus text
+/// (the exposition must stay valid).
+async fn kes_gauge(daemon: &crate::support::Daemon, node: &str) -> Option<f64> {
+    let text = daemon.config.api().metrics().await.ok()?;
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_string())))
+        .unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{text}"));
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "nodekeeper_kes_periods_remaining" && s.labels.get("node") == Some(node)
+        })
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Gauge(value) | prometheus_parse::Value::Untyped(value) => {
+                Some(value)
+            }
+            _ => None,
+        })
+}
+
+/// The mails about KES (the daemon also mails promotions and the pool's slots).
+fn kes_mails(sink: &crate::alert::SmtpSink) -> Vec<crate::alert::Received> {
+    sink.received()
+        .into_iter()
+        .filter(|mail| mail.subject().contains(" KES key "))
+        .collect()
+}
+
+/// Waits for `n` mails about KES; returns them.
+async fn wait_kes(sink: &crate::alert::SmtpSink, n: usize) -> Vec<crate::alert::Received> {
+    wait_until(&format!("{n} KES mail(s)"), WAIT, || async {
+        let mails = kes_mails(sink);
+        (mails.len() >= n).then_some(mails)
+    })
+    .await
+}
+
+/// The forging node's operational certificate runs low (the simulator's `kes N` fault): one mail
+/// to a real SMTP server naming the node, the periods and roughly the time left (3 × 129,600
+/// slots of 100 ms: about 11 hours), none more while the count stands, another a period less,
+/// and one when the node reports a new certificate; the gauge follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forging_node_low_on_kes_periods_is_mailed_about_until_renewed() {
+    use crate::alert::{Mode, SMTP_PASSWORD, SmtpSink, email_section};
+    let sink = SmtpSink::start(Mode::Plain, None, 0).await;
+    let pool = pool(1).await;
+    let config = pool.config();
+    let mut file: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config.path).unwrap()).unwrap();
+    file["email"] = email_section(Mode::Plain, sink.port, json!({"dedupe_window": "100ms"}));
+    std::fs::write(&config.path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+    std::fs::write(
+        config.dir.join("smtp.password"),
+        format!("{SMTP_PASSWORD}\n"),
+    )
+    .unwrap();
+    let daemon = config.start(&[]).await;
+    let forger = pool.wait_sole_forger(&daemon).await;
+    assert_eq!(forger, "bp1");
+    let sim = pool.sim("bp1");
+    // A fresh certificate: 62 periods, no mail.
+    wait_until("the gauge at 62", WAIT, || async {
+        (kes_gauge(&daemon, "bp1").await == Some(62.0)).then_some(())
+    })
+    .await;
+
+    assert!(kes_mails(&sink).is_empty());
+    sim.fault(json!({"fault": "kes", "remaining": 3})).await;
+    let mails = wait_kes(&sink, 1).await;
+    let subject = mails[0].subject();
+    assert!(
+        subject.starts_with("[nodekeeper] bp1: KES key expires in 3 periods (about 11 hours) ("),
+        "{subject}\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        mails[0]
+            .body()
+            .contains("fewer than the 14 of leadership.kes_alert_periods"),
+        "{}",
+        mails[0].body()
+    );
+    assert_eq!(kes_gauge(&daemon, "bp1").await, Some(3.0));
+    // The same count: no more mail (the dedupe window is 100 ms: only the policy holds it back).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(kes_mails(&sink).len(), 1, "{}", daemon.log_text());
+
+    // A period less: said again.
+    sim.fault(json!({"fault": "kes", "remaining": 2})).await;
+    let mails = wait_kes(&sink, 2).await;
+    assert!(
+        mails[1]
+            .subject()
+            .starts_with("[nodekeeper] bp1: KES key expires in 2 periods ("),
+        "{}",
+        mails[1].subject()
+    );
+
+    // A new certificate: the renewal, once.
+    sim.fault(json!({"fault": "none"})).await;
+    let mails = wait_kes(&sink, 3).await;
+    assert!(
+        mails[2]
+            .subject()
+            .starts_with("[nodekeeper] bp1: KES key renewed, 62 periods left ("),
+        "{}",
+        mails[2].subject()
+    );
+    assert_eq!(kes_gauge(&daemon, "bp1").await, Some(62.0));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(kes_mails(&sink).len(), 3, "{}", daemon.log_text());
+}

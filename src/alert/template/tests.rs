@@ -176,6 +176,25 @@ fn every_shipped_template_renders_its_event() {
             "Problems:\n\na.toml: x: bad\na.toml: y: worse\n",
         ),
         (
+            alert(Event::KesExpiring {
+                node: "bp1".into(),
+                periods: 13,
+                threshold: 14,
+                time_left_secs: Some(13 * 129_600),
+            }),
+            format!("[nodekeeper] bp1: KES key expires in 13 periods (about 20 days) ({ts})"),
+            "13 KES periods left on its operational certificate (about 20 days), fewer than the 14",
+        ),
+        (
+            alert(Event::KesRenewed {
+                node: "bp1".into(),
+                periods: 62,
+                time_left_secs: None,
+            }),
+            format!("[nodekeeper] bp1: KES key renewed, 62 periods left ({ts})"),
+            "62 KES periods left on its operational certificate (time left unknown): the key was renewed",
+        ),
+        (
             Alert::test("smtp.example.org:465", &Facts::test(), at()),
             format!("[nodekeeper] test mail from testhost ({ts})"),
             "sent through smtp.example.org:465",
@@ -438,8 +457,8 @@ fn inline_problems_name_the_template_and_key() {
                           restart_bootstrap_timeout, restart_schedule_refresh, restart_other, \
                           fallback_config_used, all_nodes_down, node_held, node_recovered, \
                           leader_switched, slots_assigned, supervisor_unreachable, \
-                          supervisor_back, config_reload_rejected, test, stuck, \
-                          bootstrap_restart";
+                          supervisor_back, config_reload_rejected, kes_expiring, kes_renewed, \
+                          test, stuck, bootstrap_restart";
     let stuck_placeholders = "{timestamp}, {host}, {suppressed}, {window}, {node_name}, \
                               {reason}, {detail}, {action}, {timeout}";
     assert_eq!(

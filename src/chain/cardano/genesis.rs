@@ -31,6 +31,13 @@ pub struct Genesis {
 #[error("{0}")]
 pub struct FileError(String);
 
+impl FileError {
+    /// A problem in words (naming the key).
+    pub fn new(message: impl Into<String>) -> FileError {
+        FileError(message.into())
+    }
+}
+
 impl Genesis {
     /// Reads a Shelley genesis JSON.
     pub fn parse(text: &str) -> Result<Genesis, FileError> {

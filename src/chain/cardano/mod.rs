@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use super::command::command_words;
 use super::{
-    BootVerdict, BoxFuture, ChainNode, Holding, LeaderControl, LeaderFailure, NodeState,
+    BootVerdict, BoxFuture, ChainNode, Holding, KeyExpiry, LeaderControl, LeaderFailure, NodeState,
     NodeStatus, ProbeError, Schedule, Variant,
 };
 use crate::slots::{LeaderLog, SlotClock};
@@ -42,8 +42,9 @@ pub use probe::MetricsProbe;
 pub use schedule::ScheduleFiles;
 pub use settings::{DEFAULT_METRICS_URL, Pool, Settings};
 
-/// The default threshold under which `remainingKESPeriods` deserves an alert (14 periods: three
-/// weeks on mainnet).
+/// The default of `leadership.kes_alert_periods`: under this many `remainingKESPeriods` a node's
+/// operational certificate deserves an alert (14 periods: three weeks on mainnet). The policy
+/// decides (`policy::kes`).
 pub const DEFAULT_KES_ALERT_PERIODS: u64 = 14;
 
 /// How many slots after its SIGHUP a demotion waits at most for the forge counters to stop.
@@ -84,6 +85,8 @@ pub struct Node {
     program: String,
     probe: MetricsProbe,
     last: Mutex<Option<Metrics>>,
+    /// A KES period's length from the genesis, read by a probe that found KES metrics.
+    kes_period: Mutex<Option<Duration>>,
 }
 
 impl Node {
@@ -104,6 +107,7 @@ impl Node {
             program: program.into(),
             probe: probe.clone(),
             last: Mutex::new(None),
+            kes_period: Mutex::new(None),
         }
     }
 
@@ -121,11 +125,16 @@ impl Node {
             .and_then(|m| m.remaining_kes_periods)
     }
 
-    /// `Some(remaining)` when the latest probe's `remainingKESPeriods` is under `threshold`
-    /// (e.g. [`DEFAULT_KES_ALERT_PERIODS`]): time to rotate the KES key.
-    pub fn kes_periods_low(&self, threshold: u64) -> Option<u64> {
-        self.remaining_kes_periods()
-            .filter(|remaining| *remaining < threshold)
+    /// The KES period's length, `slotsPerKESPeriod` × `slotLength` of the pool's genesis (`None`
+    /// without a pool, or when the genesis cannot be read within `timeout`).
+    async fn read_kes_period(&self, timeout: Duration) -> Option<Duration> {
+        let pool = self.pool.as_ref()?;
+        let genesis = tokio::time::timeout(timeout, pool.schedule.genesis())
+            .await
+            .ok()?
+            .ok()?;
+        let slots = u32::try_from(genesis.slots_per_kes_period).ok()?;
+        Some(genesis.slot_length.saturating_mul(slots))
     }
 
     fn lock_last(&self) -> std::sync::MutexGuard<'_, Option<Metrics>> {
@@ -323,8 +332,18 @@ impl ChainNode for Node {
     fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<NodeStatus, ProbeError>> {
         Box::pin(async move {
             let metrics = self.metrics(timeout).await?;
+            if metrics.remaining_kes_periods.is_some() {
+                let period = self.read_kes_period(timeout).await;
+                *self.kes_period.lock().unwrap_or_else(|p| p.into_inner()) = period;
+            }
             Ok(metrics.status(probe::VERSION))
         })
+    }
+
+    fn key_expiry(&self) -> Option<KeyExpiry> {
+        let periods = self.remaining_kes_periods()?;
+        let period = *self.kes_period.lock().unwrap_or_else(|p| p.into_inner());
+        Some(KeyExpiry { periods, period })
     }
 
     fn leader(&self) -> Option<&dyn LeaderControl> {

@@ -354,3 +354,136 @@ async fn a_demotion_is_judged_by_the_forge_metrics() {
         "{failures:?}"
     );
 }
+
+/// A supervisord whose program `bp1` is RUNNING since `start` (epoch seconds) with `command`.
+struct RunningSupervisor {
+    command: String,
+    start: i64,
+}
+
+impl Supervisor for RunningSupervisor {
+    fn endpoint(&self) -> &str {
+        "fake"
+    }
+
+    fn process_infos<'a>(
+        &'a self,
+        _programs: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Result<ProcessInfo, Fault>>, SupervisorError>> {
+        let info = ProcessInfo {
+            name: "bp1".into(),
+            group: "bp1".into(),
+            start: self.start,
+            stop: 0,
+            now: self.start,
+            state: ProcessState::Running,
+            statename: "RUNNING".into(),
+            spawnerr: String::new(),
+            exitstatus: 0,
+            stdout_logfile: String::new(),
+            stderr_logfile: String::new(),
+            pid: 4242,
+            description: String::new(),
+        };
+        Box::pin(async move { Ok(vec![Ok(info)]) })
+    }
+
+    fn program_configs(&self) -> BoxFuture<'_, Result<Vec<ProgramConfig>, SupervisorError>> {
+        let config = ProgramConfig {
+            name: "bp1".into(),
+            group: "bp1".into(),
+            command: self.command.clone(),
+        };
+        Box::pin(async move { Ok(vec![config]) })
+    }
+
+    fn start<'a>(&'a self, _program: &'a str) -> BoxFuture<'a, Result<bool, SupervisorError>> {
+        Box::pin(async { Ok(true) })
+    }
+
+    fn stop<'a>(&'a self, _program: &'a str) -> BoxFuture<'a, Result<bool, SupervisorError>> {
+        Box::pin(async { Ok(true) })
+    }
+
+    fn signal<'a>(
+        &'a self,
+        _program: &'a str,
+        _signal: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SupervisorError>> {
+        Box::pin(async { Ok(true) })
+    }
+}
+
+/// What `holding` concludes, and whether the files are still at the node's paths, for pool files
+/// left there before a RUNNING process (started 100 s from now) run by `command` that exports no
+/// forge or KES metric.
+async fn stale_files_behind(command: &str) -> (Holding, bool) {
+    const PLAIN_NODE: &str = "cardano_node_metrics_slotNum_int 5000\n\
+                              cardano_node_metrics_blockNum_int 240\n";
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Credentials::pool(&dir.path().join("bp1"));
+    std::fs::create_dir_all(dir.path().join("bp1")).unwrap();
+    for path in paths.paths() {
+        std::fs::write(path, "{}").unwrap();
+    }
+    let pool = Arc::new(PoolFiles::new(&Pool {
+        credentials_dir: dir.path().join("pool"),
+        schedule_file: dir.path().join("schedule.json"),
+        genesis_file: dir.path().join("genesis.json"),
+    }));
+    let now = crate::time::SystemClock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let node = Node::new(
+        Settings {
+            metrics_url: metrics_server(PLAIN_NODE).await,
+            credentials: Some(paths.clone()),
+            pool: None,
+        },
+        Some(pool),
+        Arc::new(RunningSupervisor {
+            command: command.into(),
+            start: i64::try_from(now).unwrap() + 100,
+        }),
+        "bp1",
+        &MetricsProbe::new(),
+    );
+    let holding = node
+        .leader()
+        .unwrap()
+        .holding(Duration::from_secs(2))
+        .await
+        .unwrap();
+    let left = paths.paths().iter().all(|path| path.exists());
+    (holding, left)
+}
+
+#[tokio::test]
+async fn stale_files_are_removed_only_behind_cardano_nodes_own_non_producing_command() {
+    // cardano-node itself, started non-producing: it cannot have loaded files older than its
+    // process, and shows no forge or KES metric, so they are stale: removed, it holds nothing.
+    let own = "/usr/local/bin/cardano-node run --config c.json --shelley-kes-key /k \
+               --shelley-vrf-key /v --shelley-operational-certificate /o \
+               --start-as-non-producing-node";
+    assert_eq!(
+        stale_files_behind(own).await,
+        (Holding::passive(), false),
+        "cardano-node's own non-producing command"
+    );
+    // The same node behind a wrapper script: its command says nothing about the flags it passes
+    // (it may have started cardano-node forging with them), so the files stay and the node is
+    // taken to hold the key (a demotion, not a silent removal, takes it away).
+    assert_eq!(
+        stale_files_behind("/opt/pool/bin/start-bp1.sh --mainnet").await,
+        (Holding(vec![schedule::HANDLE]), true),
+        "a wrapper's command"
+    );
+    // A shell script that names cardano-node without visible flags: unknown as well.
+    assert_eq!(
+        stale_files_behind("/bin/sh -c 'exec cardano-node run $CARDANO_ARGS'").await,
+        (Holding(vec![schedule::HANDLE]), true),
+        "a script expanding its flags"
+    );
+}

@@ -1,6 +1,7 @@
 //! The simulated cardano-node's faults: their names and the two ways to request them.
 //!
-//! Owns the [`Fault`] vocabulary, the control-file line syntax (`stuck`, `lag 5`, `slow 500`, `ignore-sighup`, …;
+//! Owns the [`Fault`] vocabulary, the control-file line syntax (`stuck`, `lag 5`, `slow 500`, `ignore-sighup`,
+//! `kes 3`, …;
 //! the same words as the Jormungandr simulator where they apply) and the JSON body of `POST /sim/fault`. What a
 //! fault *does* lives in `node` (chain view, forging, SIGHUP) and `api` (hang, slow).
 
@@ -35,6 +36,13 @@ pub enum Fault {
     IgnoreSighup,
     /// The process exits with status 1.
     Crash,
+    /// The operational certificate is about to expire: `remainingKESPeriods` reads `remaining` (while the node
+    /// exports KES metrics at all); everything else is as healthy. `none` stands for a new certificate: the real
+    /// count again.
+    Kes {
+        /// KES periods left.
+        remaining: u64,
+    },
 }
 
 /// Errors of parsing a fault from a control-file line or a request.
@@ -60,6 +68,7 @@ impl Fault {
         name: &str,
         slots: Option<u64>,
         delay_ms: Option<u64>,
+        remaining: Option<u64>,
     ) -> Result<Fault, FaultError> {
         Ok(match name.trim().to_ascii_lowercase().as_str() {
             "none" | "" => Fault::None,
@@ -74,13 +83,16 @@ impl Fault {
             },
             "ignore-sighup" => Fault::IgnoreSighup,
             "crash" => Fault::Crash,
+            "kes" => Fault::Kes {
+                remaining: remaining.ok_or(FaultError::MissingNumber("kes", "remaining"))?,
+            },
             other => return Err(FaultError::Unknown(other.to_string())),
         })
     }
 }
 
-/// Parses one control-file line: `none`, `stuck`, `lag N`, `bootstrap`, `hang`, `slow MS`, `ignore-sighup` or
-/// `crash`. An empty line means `none`.
+/// Parses one control-file line: `none`, `stuck`, `lag N`, `bootstrap`, `hang`, `slow MS`, `ignore-sighup`,
+/// `crash` or `kes N`. An empty line means `none`.
 impl FromStr for Fault {
     type Err = FaultError;
 
@@ -98,8 +110,13 @@ impl FromStr for Fault {
         if !rest.is_empty() {
             return Err(FaultError::Trailing(rest.join(" ")));
         }
-        let fault = Fault::from_parts(name, number, number)?;
-        if number.is_some() && !matches!(fault, Fault::Lag { .. } | Fault::Slow { .. }) {
+        let fault = Fault::from_parts(name, number, number, number)?;
+        if number.is_some()
+            && !matches!(
+                fault,
+                Fault::Lag { .. } | Fault::Slow { .. } | Fault::Kes { .. }
+            )
+        {
             return Err(FaultError::Trailing(line.trim().to_string()));
         }
         Ok(fault)
@@ -118,12 +135,14 @@ impl fmt::Display for Fault {
             Fault::Slow { delay_ms } => write!(f, "slow {delay_ms}"),
             Fault::IgnoreSighup => f.write_str("ignore-sighup"),
             Fault::Crash => f.write_str("crash"),
+            Fault::Kes { remaining } => write!(f, "kes {remaining}"),
         }
     }
 }
 
 /// The JSON body of `POST /sim/fault`: `{"fault":"lag","slots":5}` (`blocks` is accepted for `slots`, as the
-/// Jormungandr simulator spells it), `{"fault":"slow","delay_ms":500}`, `{"fault":"ignore-sighup"}`, ….
+/// Jormungandr simulator spells it), `{"fault":"slow","delay_ms":500}`, `{"fault":"ignore-sighup"}`,
+/// `{"fault":"kes","remaining":3}`, ….
 #[derive(Debug, Deserialize)]
 pub struct FaultRequest {
     /// The fault name.
@@ -134,12 +153,15 @@ pub struct FaultRequest {
     /// Delay in milliseconds, for `slow`.
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// KES periods left, for `kes`.
+    #[serde(default)]
+    pub remaining: Option<u64>,
 }
 
 impl FaultRequest {
     /// The requested fault.
     pub fn fault(&self) -> Result<Fault, FaultError> {
-        Fault::from_parts(&self.fault, self.slots, self.delay_ms)
+        Fault::from_parts(&self.fault, self.slots, self.delay_ms, self.remaining)
     }
 }
 
@@ -158,6 +180,7 @@ mod tests {
             "slow 500",
             "ignore-sighup",
             "crash",
+            "kes 3",
         ] {
             let fault: Fault = line.parse().unwrap();
             assert_eq!(fault.to_string(), line);
@@ -207,5 +230,12 @@ mod tests {
         let request: FaultRequest =
             serde_json::from_str(r#"{"fault":"slow","delay_ms":250}"#).unwrap();
         assert_eq!(request.fault(), Ok(Fault::Slow { delay_ms: 250 }));
+        let request: FaultRequest =
+            serde_json::from_str(r#"{"fault":"kes","remaining":2}"#).unwrap();
+        assert_eq!(request.fault(), Ok(Fault::Kes { remaining: 2 }));
+        assert_eq!(
+            "kes".parse::<Fault>(),
+            Err(FaultError::MissingNumber("kes", "remaining"))
+        );
     }
 }

@@ -18,10 +18,11 @@
 //! - this file: the shell: start-up, `--write-*`, signals (SIGHUP, SIGTERM, SIGINT), the slot ticker, the
 //!   control-file poller and shutdown.
 //!
-//! Control interface: `POST /sim/fault` with `{"fault":"none|stuck|lag|bootstrap|hang|slow|ignore-sighup|crash",
-//! "slots":N,"delay_ms":M}`, `GET /sim/state`, `GET /sim/schedule?epoch=N`, or a `--control` file holding one line
-//! (`stuck`, `lag 5`, `slow 500`, …; missing or empty = `none`), polled every 200 ms and applied only when its
-//! content changes.
+//! Control interface: `POST /sim/fault` with
+//! `{"fault":"none|stuck|lag|bootstrap|hang|slow|ignore-sighup|crash|kes","slots":N,"delay_ms":M,"remaining":K}`,
+//! `GET /sim/state`, `GET /sim/schedule?epoch=N`, or a `--control` file holding one line (`stuck`, `lag 5`,
+//! `slow 500`, `kes 3`, …; missing or empty = `none`), polled every 200 ms and applied only when its content
+//! changes.
 
 pub mod api;
 pub mod chain;

@@ -283,8 +283,11 @@ impl Node {
             .saturating_add(self.params.max_kes_evolutions())
     }
 
-    /// KES periods left before the certificate expires (0 once expired).
+    /// KES periods left before the certificate expires (0 once expired); what the `kes N` fault says while set.
     pub fn remaining_kes_periods(&self, now: DateTime<Utc>) -> u64 {
+        if let Fault::Kes { remaining } = self.fault {
+            return remaining;
+        }
         self.opcert_expiry_kes_period()
             .saturating_sub(self.current_kes_period(now))
     }
@@ -308,7 +311,8 @@ impl Node {
             | Fault::Hang
             | Fault::Slow { .. }
             | Fault::IgnoreSighup
-            | Fault::Crash => View::Live,
+            | Fault::Crash
+            | Fault::Kes { .. } => View::Live,
         };
         self.fault = fault;
     }
@@ -556,5 +560,21 @@ mod tests {
         config.opcert_kes_period = Some(4);
         let (node, _) = Node::new(config, &Credentials::Present, at(1000));
         assert_eq!(node.remaining_kes_periods(at(1000)), 0);
+    }
+
+    #[test]
+    fn the_kes_fault_sets_the_remaining_periods_until_cleared() {
+        let (mut node, _) = Node::new(config(1.0, false), &Credentials::Present, at(1000));
+        assert_eq!(node.remaining_kes_periods(at(1050)), 3);
+        node.set_fault(Fault::Kes { remaining: 1 }, at(1050));
+        assert_eq!(node.remaining_kes_periods(at(1050)), 1);
+        assert_eq!(
+            node.tip(at(1051)),
+            Some(params(0.0).tip_at(1051)),
+            "otherwise healthy"
+        );
+        assert_eq!(node.advance(at(1052)).len(), 1, "still forges");
+        node.set_fault(Fault::None, at(1060));
+        assert_eq!(node.remaining_kes_periods(at(1060)), 3, "a new certificate");
     }
 }
