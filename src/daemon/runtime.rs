@@ -122,6 +122,10 @@ pub fn policy_config(config: &Config) -> PolicyConfig {
             .nodes
             .first()
             .is_some_and(|node| node.jormungandr().is_none()),
+        announce_slots: config
+            .nodes
+            .first()
+            .is_none_or(|node| node.chain.chain() != crate::chain::ChainName::Nodeos),
     };
     policy.nodes = config.nodes.iter().map(|node| node.name.clone()).collect();
     // Only cardano-nodes report key periods; the key is refused for other chains.

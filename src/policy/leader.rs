@@ -43,6 +43,9 @@ pub struct LeaderConfig {
     /// it holds then (false); a nodeos "epoch" is a round of the producer schedule and a
     /// cardano-node forges from its credentials whatever the epoch (true).
     pub epochs_free: bool,
+    /// Each epoch's slots are announced (`SlotsAssigned`, an alert). Not on nodeos: its "epoch" is
+    /// a round of a couple of minutes whose turns are the same every round, nothing to announce.
+    pub announce_slots: bool,
 }
 
 /// What one node's leader endpoints said this tick.
@@ -689,6 +692,7 @@ pub(super) fn decide(
     // Announce this epoch's schedule once known (from any node's logs; a leader promoted
     // mid-epoch has none), or once it settled empty.
     if let (Some(epoch), Some(leader), Some(clock)) = (epoch, context.leader, memory.clock)
+        && config.announce_slots
         && memory.announced_epoch != Some(epoch)
         && nodes[leader].leadership.schedule.is_some()
     {

@@ -619,6 +619,7 @@ fn config(model: &Model) -> PolicyConfig {
         lookahead: Duration::from_millis(2 * TICK_MS + 1_000),
         schedule_settle: Duration::from_secs(10),
         epochs_free: false,
+        announce_slots: true,
     };
     config
 }

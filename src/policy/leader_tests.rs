@@ -111,6 +111,7 @@ fn config() -> PolicyConfig {
             lookahead: Duration::from_secs(3),
             schedule_settle: Duration::from_secs(10),
             epochs_free: false,
+            announce_slots: true,
         },
         ..PolicyConfig::default()
     }
@@ -612,6 +613,10 @@ fn near_a_window_a_node_booting_with_the_secret_is_parked_then_started_after_it(
     // Outside a window it keeps booting.
     let mut w = World::new(&["b"]);
     check(w.tick(50, &[a(), booting("b", 45)]), &["slots 100 1"]);
+    // On a chain whose epochs are short rounds with the same turns (nodeos), nothing is announced.
+    let mut w = World::new(&["b"]);
+    w.config.leader.announce_slots = false;
+    check(w.tick(50, &[a(), booting("b", 45)]), &[]);
 }
 
 #[test]

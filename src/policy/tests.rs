@@ -903,6 +903,7 @@ fn absurd_durations_never_make_the_policy_panic() {
         lookahead: huge,
         schedule_settle: huge,
         epochs_free: false,
+        announce_slots: true,
     };
     w.reference = Some(ReferenceTip {
         height: u64::MAX,
