@@ -106,8 +106,13 @@ pub struct NodeStatus {
     pub tip_hash: Option<String>,
     /// Tip block date `epoch.slot`.
     pub tip_date: Option<String>,
-    /// Slot time of the tip block.
+    /// Slot time of the tip block, as the node reports it (shown, never judged).
     pub last_block_time: Option<SystemTime>,
+    /// When the tip block was made, on chains where a healthy node's tip is always recent
+    /// (nodeos: `head_block_time`; cardano: the tip's `slotNum` through the Shelley genesis): the
+    /// policy judges a Running node whose tip is older than `tip_timeout` stale. `None` where it
+    /// is not known, or where a healthy node's tip may be old (Jormungandr: height only).
+    pub tip_time: Option<SystemTime>,
     /// Seconds the node has been up, as it reports.
     pub uptime_secs: Option<u64>,
 }

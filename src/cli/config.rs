@@ -250,11 +250,15 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
             }
             // The effective file + environment, read again in the file's shape: `Config` holds
             // resolved settings only.
-            let raw = config::model::load_raw_source(&source.source()?, &config::process_env())
+            let mut raw = config::model::load_raw_source(&source.source()?, &config::process_env())
                 .map_err(|errors| config_failure(&errors))?;
+            let defaulted = tip_defaults_shown(&mut raw, &config);
             let text = shown_text(&config::model::redacted(&raw), json)?;
             println!("{}", text.trim_end());
             if !json {
+                if !defaulted.is_empty() {
+                    println!("\n{}", defaulted.trim_end());
+                }
                 println!("{}", boot_comments(&config).await.trim_end());
             }
             Ok(0)
@@ -378,6 +382,51 @@ async fn boot_comments(config: &Config) -> String {
         }
     }
     out
+}
+
+/// Fills the tip thresholds the file leaves out with the effective values (the pool's chain's
+/// defaults, as `config` resolved them), and says why in comment lines (empty when both are set).
+fn tip_defaults_shown(raw: &mut config::raw::RawConfig, config: &Config) -> String {
+    let chain = raw
+        .nodes
+        .first()
+        .and_then(|node| node.chain)
+        .unwrap_or(raw.node_defaults.chain);
+    let why = match chain {
+        config::raw::ChainName::Jormungandr => "jmanager's defaults",
+        config::raw::ChainName::Nodeos => {
+            "blocks every 0.5 s, a missed producer turn is a 6 s gap (12 blocks), failover \
+             scripts alert at about 30 s"
+        }
+        config::raw::ChainName::Cardano => {
+            "a block every 20 s on average, P(gap > 300 s) is about 3e-7; healthy nodes of a pool \
+             differ by a block or two"
+        }
+    };
+    let t = &mut raw.thresholds;
+    let mut defaulted = Vec::new();
+    if t.tip_timeout.is_none() {
+        t.tip_timeout = Some(config.thresholds.tip_timeout);
+        defaulted.push(format!(
+            "tip_timeout = {}",
+            humantime::format_duration(config.thresholds.tip_timeout)
+        ));
+    }
+    if t.tip_diff_threshold.is_none() {
+        t.tip_diff_threshold = Some(config.thresholds.tip_diff_threshold);
+        defaulted.push(format!(
+            "tip_diff_threshold = {}",
+            config.thresholds.tip_diff_threshold
+        ));
+    }
+    if defaulted.is_empty() {
+        return String::new();
+    }
+    format!(
+        "# thresholds: {} are the {} defaults ({why})\n",
+        defaulted.join(" and "),
+        chain.as_str()
+    )
 }
 
 /// `raw` as `config show` prints it: TOML, or JSON with `json` or when TOML cannot express it

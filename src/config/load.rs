@@ -482,7 +482,8 @@ mod tests {
             &[],
         );
         assert_eq!(
-            raw.thresholds.tip_diff_threshold, 9,
+            raw.thresholds.tip_diff_threshold,
+            Some(9),
             "good keys still apply"
         );
         assert_eq!(errors.len(), 4, "{errors:#?}");
@@ -526,7 +527,10 @@ mod tests {
                 ("NODEKEEPER__THRESHOLDS__MAX_RESTARTS", "lots"),
             ],
         );
-        assert_eq!(raw.thresholds.tip_timeout.as_secs(), 120);
+        assert_eq!(
+            raw.thresholds.tip_timeout,
+            Some(std::time::Duration::from_secs(120))
+        );
         assert_eq!(raw.api.listen, "127.0.0.1:9999");
         assert_eq!(raw.supervisor.url, "unix:///run/s.sock");
         assert_eq!(

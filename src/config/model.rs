@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::load::{Env, Origins, load_raw};
-use super::raw::{RawConfig, RawPoolTool, RawThresholds};
+use super::raw::{ChainName, RawConfig, RawPoolTool, RawThresholds};
 use super::validate::{thresholds_of, validate};
 use crate::alert::{EmailSettings, Facts};
 use crate::chain::ChainSettings;
@@ -66,9 +66,9 @@ pub struct ApiSettings {
 
 // The documented defaults are the file's (`raw`), so they are given here, where both are known.
 impl Default for Thresholds {
-    /// The documented defaults of `[thresholds]`.
+    /// The documented defaults of `[thresholds]` (a Jormungandr pool's tip defaults).
     fn default() -> Thresholds {
-        thresholds_of(&RawThresholds::default())
+        thresholds_of(&RawThresholds::default(), ChainName::default())
     }
 }
 

@@ -114,6 +114,37 @@ impl ChainName {
         *self == ChainName::default()
     }
 
+    /// `thresholds.tip_timeout` when the file does not set it: how long a healthy node of the
+    /// chain can go without a new block (and how old its tip can be).
+    /// - Jormungandr: 90 s, jmanager's (a tip is judged by its height only).
+    /// - nodeos: 30 s. Blocks come every 0.5 s and one missing producer leaves a 6 s gap, so four
+    ///   producers missing in a row still pass; block producers' failover scripts alert at about
+    ///   30 s.
+    /// - cardano: 300 s. A block every 20 s on average with exponential gaps: P(gap > 300 s) =
+    ///   e^-15 ≈ 3e-7, about one false alarm in years of blocks.
+    pub fn default_tip_timeout(self) -> Duration {
+        match self {
+            ChainName::Jormungandr => Duration::from_secs(90),
+            ChainName::Nodeos => Duration::from_secs(30),
+            ChainName::Cardano => Duration::from_secs(300),
+        }
+    }
+
+    /// `thresholds.tip_diff_threshold` when the file does not set it: blocks behind the reference
+    /// before a node is restarted.
+    /// - Jormungandr: 7, jmanager's.
+    /// - nodeos: 20 blocks (10 s): more than one producer's missed turn (12 blocks) apart, yet far
+    ///   under the 30 s a failover alerts at.
+    /// - cardano: 5 blocks (about 100 s on average): two healthy nodes of a pool differ by one
+    ///   block, two during a fork switch; gLiveView calls 600 slots (10 min) behind.
+    pub fn default_tip_diff_threshold(self) -> u64 {
+        match self {
+            ChainName::Jormungandr => 7,
+            ChainName::Nodeos => 20,
+            ChainName::Cardano => 5,
+        }
+    }
+
     /// The chain's node program, the default `binary`.
     pub fn default_binary(self) -> &'static str {
         match self {
@@ -245,11 +276,19 @@ pub struct RawThresholds {
     /// hung, taken as `hang_timeout = api_failures × probe_timeout` when `hang_timeout` is unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_failures: Option<u32>,
-    /// A Running node whose height has not grown for this long is restarted.
-    #[serde(with = "duration")]
-    pub tip_timeout: Duration,
-    /// A node more than this many blocks behind the reference is restarted.
-    pub tip_diff_threshold: u64,
+    /// A Running node whose height has not grown for this long, or whose tip is older than this
+    /// (nodeos; cardano with `leadership.genesis_file`), is restarted. Default per chain
+    /// (`ChainName::default_tip_timeout`): Jormungandr 90 s, nodeos 30 s, cardano 300 s.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tip_timeout: Option<Duration>,
+    /// A node more than this many blocks behind the reference is restarted. Default per chain
+    /// (`ChainName::default_tip_diff_threshold`): Jormungandr 7, nodeos 20, cardano 5.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tip_diff_threshold: Option<u64>,
     /// A node Bootstrapping longer than this is restarted.
     #[serde(with = "duration")]
     pub bootstrap_timeout: Duration,
@@ -273,8 +312,8 @@ impl Default for RawThresholds {
             probe_timeout: Duration::from_secs(1),
             hang_timeout: None,
             api_failures: None,
-            tip_timeout: Duration::from_secs(90),
-            tip_diff_threshold: 7,
+            tip_timeout: None,
+            tip_diff_threshold: None,
             bootstrap_timeout: Duration::from_secs(650),
             boot_grace: Duration::from_secs(60),
             max_restarts: 3,
@@ -384,7 +423,8 @@ pub struct RawLeadership {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_file: Option<PathBuf>,
     /// cardano: the Shelley genesis JSON (`systemStart`, `slotLength`, `epochLength`,
-    /// `slotsPerKESPeriod`), for the slot of now.
+    /// `slotsPerKESPeriod`), for the slot of now; read with leadership on or off, it also dates
+    /// each node's tip (a tip older than `thresholds.tip_timeout` is stale).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub genesis_file: Option<PathBuf>,
 }

@@ -124,14 +124,19 @@ fn hang_timeout_of(raw: &RawThresholds) -> Duration {
     }
 }
 
-/// `[thresholds]` as checked (the policy owns the type).
-pub(crate) fn thresholds_of(raw: &RawThresholds) -> Thresholds {
+/// `[thresholds]` as checked (the policy owns the type), for a pool of `chain`: the tip keys the
+/// file leaves out take the chain's defaults.
+pub(crate) fn thresholds_of(raw: &RawThresholds, chain: ChainName) -> Thresholds {
     Thresholds {
         tick_interval: raw.tick_interval,
         probe_timeout: raw.probe_timeout,
         hang_timeout: hang_timeout_of(raw),
-        tip_timeout: raw.tip_timeout,
-        tip_diff_threshold: raw.tip_diff_threshold,
+        tip_timeout: raw
+            .tip_timeout
+            .unwrap_or_else(|| chain.default_tip_timeout()),
+        tip_diff_threshold: raw
+            .tip_diff_threshold
+            .unwrap_or_else(|| chain.default_tip_diff_threshold()),
         bootstrap_timeout: raw.bootstrap_timeout,
         boot_grace: raw.boot_grace,
         max_restarts: raw.max_restarts,
@@ -234,7 +239,7 @@ pub(crate) fn validate(
         path: path.to_path_buf(),
         supervisors,
         nodes,
-        thresholds: thresholds_of(&raw.thresholds),
+        thresholds: thresholds_of(&raw.thresholds, pool_chain),
         pooltool,
         leadership,
         email,
@@ -404,7 +409,6 @@ impl Validator<'_, '_> {
         for (key, duration) in [
             ("tick_interval", t.tick_interval),
             ("probe_timeout", t.probe_timeout),
-            ("tip_timeout", t.tip_timeout),
             ("bootstrap_timeout", t.bootstrap_timeout),
             ("boot_grace", t.boot_grace),
             ("restart_window", t.restart_window),
@@ -414,6 +418,9 @@ impl Validator<'_, '_> {
         }
         if let Some(timeout) = t.hang_timeout {
             self.duration("thresholds.hang_timeout", timeout);
+        }
+        if let Some(timeout) = t.tip_timeout {
+            self.duration("thresholds.tip_timeout", timeout);
         }
         // `api_failures × probe_timeout` stands for hang_timeout when it is unset: its bounds.
         if let (None, Some(failures @ 1..)) = (t.hang_timeout, t.api_failures)
@@ -442,7 +449,7 @@ impl Validator<'_, '_> {
             _ => {}
         }
         for (key, count) in [
-            ("tip_diff_threshold", t.tip_diff_threshold),
+            ("tip_diff_threshold", t.tip_diff_threshold.unwrap_or(1)),
             ("max_restarts", u64::from(t.max_restarts)),
         ] {
             if count == 0 {
@@ -862,6 +869,8 @@ impl Validator<'_, '_> {
                     metrics_url: url,
                     credentials,
                     pool,
+                    // With leadership or without: the tip's time is judged whenever it is known.
+                    genesis_file: l.genesis_file.as_ref().map(|path| self.resolve(path)),
                 })
             }
         })
@@ -1040,6 +1049,12 @@ impl Validator<'_, '_> {
         }
         if settings.enabled && chain == ChainName::Cardano {
             self.cardano_pool_files(raw);
+        } else if chain == ChainName::Cardano
+            && let Some(path) = &raw.genesis_file
+        {
+            // Without leadership the genesis still dates each node's tip (stale by age): checked
+            // the same way.
+            self.pool_file("genesis_file", path);
         }
         if settings.enabled && chain == ChainName::Jormungandr {
             match &settings.secret_file {
@@ -1063,7 +1078,6 @@ impl Validator<'_, '_> {
     /// cardano leadership: the pool's credentials directory and its three files, the schedule
     /// and the genesis files, read and checked (errors name the file and key, never content).
     fn cardano_pool_files(&mut self, raw: &RawLeadership) {
-        use crate::chain::cardano::genesis::{Genesis, parse_schedule};
         match &raw.credentials_dir {
             None => self.error(
                 "leadership.credentials_dir",
@@ -1089,28 +1103,38 @@ impl Validator<'_, '_> {
             ("schedule_file", &raw.schedule_file),
             ("genesis_file", &raw.genesis_file),
         ] {
-            let key = format!("leadership.{field}");
             let Some(path) = path else {
-                self.error(&key, "required for cardano when leadership.enabled is true");
+                self.error(
+                    &format!("leadership.{field}"),
+                    "required for cardano when leadership.enabled is true",
+                );
                 continue;
             };
-            let path = self.resolve(path);
-            if !self.checks_host_file(&key, &path) {
-                continue;
-            }
-            let read = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                .and_then(|text| {
-                    let checked = if field == "genesis_file" {
-                        Genesis::parse(&text).map(|_| ())
-                    } else {
-                        parse_schedule(&text).map(|_| ())
-                    };
-                    checked.map_err(|e| format!("{}: {e}", path.display()))
-                });
-            if let Err(why) = read {
-                self.error(&key, why);
-            }
+            self.pool_file(field, path);
+        }
+    }
+
+    /// `[leadership] field` (`genesis_file` or `schedule_file`) read and parsed, unless it is a
+    /// host file skipped; a problem names the file and key, never content.
+    fn pool_file(&mut self, field: &str, path: &Path) {
+        use crate::chain::cardano::genesis::{Genesis, parse_schedule};
+        let key = format!("leadership.{field}");
+        let path = self.resolve(path);
+        if !self.checks_host_file(&key, &path) {
+            return;
+        }
+        let read = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| {
+                let checked = if field == "genesis_file" {
+                    Genesis::parse(&text).map(|_| ())
+                } else {
+                    parse_schedule(&text).map(|_| ())
+                };
+                checked.map_err(|e| format!("{}: {e}", path.display()))
+            });
+        if let Err(why) = read {
+            self.error(&key, why);
         }
     }
 

@@ -39,6 +39,9 @@ pub struct NodeFacts {
     pub in_sync: bool,
     /// Why it is not in sync (`None` when it is).
     pub why_not: Option<NotInSync>,
+    /// How long its tip has been stale, when longer than `tip_timeout` ([`stale_for`]): the one
+    /// computation the facts and the stale-tip restart rule both read.
+    pub stale_for: Option<Duration>,
     /// Its process is up (starting, running or stopping), or nodekeeper is acting on it.
     pub up: bool,
     /// Its supervisord answered about its program.
@@ -63,7 +66,7 @@ pub enum NotInSync {
         /// Blocks behind.
         lag: u64,
     },
-    /// No new block for longer than `tip_timeout`.
+    /// No new block for longer than `tip_timeout`, or a tip older than that.
     StaleTip(Duration),
 }
 
@@ -156,13 +159,7 @@ fn node_facts(
         (Some(best), Some(h)) => Some(best.saturating_sub(h)),
         _ => None,
     };
-    let stale_for = match (height, memory) {
-        (Some(h), Some(memory)) if memory.last_height == Some(h) => memory
-            .height_since
-            .map(|since| now.duration_since(since).unwrap_or_default())
-            .filter(|for_| *for_ > config.thresholds.tip_timeout),
-        _ => None,
-    };
+    let stale_for = stale_for(config, memory, node, now);
     let why_not = match &node.program {
         ProgramSeen::Unreachable => Some(NotInSync::Unreachable),
         ProgramSeen::Missing => Some(NotInSync::Missing),
@@ -195,9 +192,36 @@ fn node_facts(
         lag,
         in_sync: why_not.is_none(),
         why_not,
+        stale_for,
         up,
         known: matches!(node.program, ProgramSeen::Known(_)),
     }
+}
+
+/// How long a Running node's tip has been stale, when longer than `tip_timeout`: whichever says
+/// more of its height unchanged (since the memory first saw it, before this tick) and its tip's
+/// age (`NodeStatus::tip_time`, on chains whose healthy tips are always recent). `None` for a
+/// node that is not Running (a booting node is never stale: its own rule is `bootstrap_timeout`)
+/// and for a fresh tip.
+pub fn stale_for(
+    config: &PolicyConfig,
+    memory: Option<&NodeMemory>,
+    node: &NodeObservation,
+    now: SystemTime,
+) -> Option<Duration> {
+    let height = running_height(node)?;
+    let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
+    let unchanged = match memory {
+        Some(memory) if memory.last_height == Some(height) => {
+            memory.height_since.map(elapsed).unwrap_or_default()
+        }
+        _ => Duration::ZERO,
+    };
+    let age = match &node.probe {
+        Some(Ok(status)) => status.tip_time.map(elapsed).unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    Some(unchanged.max(age)).filter(|for_| *for_ > config.thresholds.tip_timeout)
 }
 
 /// The height of a node whose program is RUNNING and whose probe says Running.

@@ -5,7 +5,9 @@
 //! Rules (thresholds in `PolicyConfig`):
 //! - crashed (EXITED, FATAL, BACKOFF) → start;
 //! - RUNNING but the API has not answered for `hang_timeout` → restart (hung);
-//! - Running with no height increase for `tip_timeout` → restart (stale tip);
+//! - Running with no height increase for `tip_timeout`, or with a tip older than `tip_timeout`
+//!   on chains that give the tip's time (nodeos, cardano with its genesis) → restart (stale tip;
+//!   `facts::stale_for`, whichever says more);
 //! - `reference - height > tip_diff_threshold` → restart (lag), reference = max(best height among the
 //!   local nodes observed now, the external reference when fresh);
 //! - Bootstrapping longer than `bootstrap_timeout` → restart, with the fallback config when no other
@@ -956,9 +958,11 @@ fn judge_running(
             if in_grace {
                 return None;
             }
-            let unchanged_for = memory.height_since.map(elapsed).unwrap_or_default();
-            if unchanged_for > config.thresholds.tip_timeout {
-                return Some((Reason::StaleTip(unchanged_for), true));
+            // The facts' computation (height unchanged or tip too old), made on the memory as it
+            // was before this tick: the same as the one just updated, since a height that changed
+            // this tick is not stale by height.
+            if let Some(stale) = facts.stale_for {
+                return Some((Reason::StaleTip(stale), true));
             }
             if let Some(reference) = best
                 && reference.saturating_sub(height) > config.thresholds.tip_diff_threshold

@@ -68,8 +68,19 @@ impl Metrics {
                 _ => None,
             },
             last_block_time: None,
+            tip_time: None,
             uptime_secs: None,
         }
+    }
+}
+
+impl Metrics {
+    /// When the tip's slot began, through `genesis` (`systemStart + slotNum × slotLength`); `None`
+    /// while `slotNum` is 0 or absent (starting, replaying).
+    pub fn tip_time(&self, genesis: &super::genesis::Genesis) -> Option<std::time::SystemTime> {
+        self.slot_num
+            .filter(|slot| *slot > 0)
+            .map(|slot| genesis.slot_time(slot))
     }
 }
 

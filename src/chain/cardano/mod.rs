@@ -1,5 +1,6 @@
 //! The cardano-node adapter: one [`Node`] per configured block producer implements the
-//! chain-neutral traits. `probe` reads the node's Prometheus text (`probe`, `metrics`); leader
+//! chain-neutral traits. `probe` reads the node's Prometheus text (`probe`, `metrics`), and with
+//! the Shelley genesis (`genesis_file`) gives the tip's time (its `slotNum`'s); leader
 //! control is dynamic block forging: the pool's credential files put at the node's paths or
 //! removed from there (`credentials`), then SIGHUP through supervisord, demotions verified by the
 //! forge counters; the schedule comes from the pool's Shelley genesis and leadership-schedule
@@ -84,6 +85,8 @@ pub struct Node {
     program: String,
     probe: MetricsProbe,
     last: Mutex<Option<Metrics>>,
+    /// `settings.genesis_file`, read again when it changes: the tip's time.
+    genesis: Option<schedule::Cached<genesis::Genesis>>,
 }
 
 impl Node {
@@ -98,12 +101,16 @@ impl Node {
         probe: &MetricsProbe,
     ) -> Node {
         Node {
-            settings,
             pool,
             supervisor,
             program: program.into(),
             probe: probe.clone(),
             last: Mutex::new(None),
+            genesis: settings
+                .genesis_file
+                .clone()
+                .map(|path| schedule::Cached::new(path, genesis::Genesis::parse)),
+            settings,
         }
     }
 
@@ -323,7 +330,18 @@ impl ChainNode for Node {
     fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<NodeStatus, ProbeError>> {
         Box::pin(async move {
             let metrics = self.metrics(timeout).await?;
-            Ok(metrics.status(probe::VERSION))
+            let mut status = metrics.status(probe::VERSION);
+            if let Some(genesis) = &self.genesis
+                && status.state == NodeState::Running
+            {
+                // An unreadable genesis leaves the tip judged by its height alone: it says
+                // nothing about the node (`config check` reads the file).
+                status.tip_time = match genesis.get().await {
+                    Ok(genesis) => metrics.tip_time(&genesis),
+                    Err(_) => None,
+                };
+            }
+            Ok(status)
         })
     }
 
