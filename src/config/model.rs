@@ -137,6 +137,9 @@ pub struct Config {
     pub restart_log: PathBuf,
     /// The HTTP API.
     pub api: ApiSettings,
+    /// nodeos: the reference node's API base (`reference_url`), whose `get_info` head is the
+    /// pool's reference tip.
+    pub reference_url: Option<reqwest::Url>,
 }
 
 impl NodeSettings {
@@ -394,6 +397,9 @@ pub fn redacted(raw: &RawConfig) -> RawConfig {
         if let Some(rest_url) = &mut node.rest_url {
             url(rest_url);
         }
+    }
+    if let Some(reference_url) = &mut raw.reference_url {
+        url(reference_url);
     }
     hide(&mut raw.email.password);
     hide(&mut raw.api.token);

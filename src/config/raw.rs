@@ -39,6 +39,15 @@ pub struct RawConfig {
     pub restart_log: RawRestartLog,
     /// The operator HTTP API.
     pub api: RawApi,
+    /// nodeos: another node's HTTP API (`get_info`, e.g. a public API node) whose head is the
+    /// pool's reference tip, as PoolTool's is for Jormungandr; a pool-level key (top of the file,
+    /// before any table). `https://` unless its host is loopback or `reference_allow_insecure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_url: Option<String>,
+    /// Allow a plain `http://` `reference_url` to a host that is not loopback (a forged answer
+    /// could then make nodes look behind, within `REFERENCE_MAX_LEAD`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reference_allow_insecure: bool,
 }
 
 /// How to reach one supervisord.

@@ -34,7 +34,9 @@ use super::{
 };
 use crate::slots::{LeaderLog, SlotClock};
 pub use api::NodeosApi;
-pub use settings::{DEFAULT_BLOCK_INTERVAL, Settings};
+pub use settings::{
+    DEFAULT_BLOCK_INTERVAL, REFERENCE_MAX_AGE, REFERENCE_MAX_LEAD, REFERENCE_REFRESH, Settings,
+};
 
 /// One nodeos node. Its API client is the process's shared one.
 pub struct Node {
