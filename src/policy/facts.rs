@@ -39,13 +39,23 @@ pub struct NodeFacts {
     pub in_sync: bool,
     /// Why it is not in sync (`None` when it is).
     pub why_not: Option<NotInSync>,
-    /// How long its tip has been stale, when longer than `tip_timeout` ([`stale_for`]): the one
-    /// computation the facts and the stale-tip restart rule both read.
-    pub stale_for: Option<Duration>,
+    /// Its tip is stale: longer than `tip_timeout` ([`stale`]), the one computation the facts
+    /// and the stale-tip restart rule both read.
+    pub stale: Option<Stale>,
     /// Its process is up (starting, running or stopping), or nodekeeper is acting on it.
     pub up: bool,
     /// Its supervisord answered about its program.
     pub known: bool,
+}
+
+/// A stale tip: for how long, and whether its height alone says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stale {
+    /// Whichever says more: its height unchanged for this long, or its tip this old.
+    pub for_: Duration,
+    /// Its height has not grown for longer than `tip_timeout` (stale on any chain); `false`:
+    /// only its tip's age says so (a node catching blocks, but late).
+    pub by_height: bool,
 }
 
 /// Why a node is not in sync.
@@ -159,7 +169,7 @@ fn node_facts(
         (Some(best), Some(h)) => Some(best.saturating_sub(h)),
         _ => None,
     };
-    let stale_for = stale_for(config, memory, node, now);
+    let stale = stale(config, memory, node, now);
     let why_not = match &node.program {
         ProgramSeen::Unreachable => Some(NotInSync::Unreachable),
         ProgramSeen::Missing => Some(NotInSync::Missing),
@@ -169,12 +179,12 @@ fn node_facts(
         ProgramSeen::Known(_) => match &node.probe {
             Some(Ok(status)) => match &status.state {
                 NodeState::Booting(phase) => Some(NotInSync::Booting(phase.clone())),
-                NodeState::Running => match (lag, stale_for) {
+                NodeState::Running => match (lag, stale) {
                     (None, _) => Some(NotInSync::NoAnswer),
                     (Some(lag), _) if lag > config.thresholds.tip_diff_threshold => {
                         Some(NotInSync::Behind { lag })
                     }
-                    (_, Some(for_)) => Some(NotInSync::StaleTip(for_)),
+                    (_, Some(stale)) => Some(NotInSync::StaleTip(stale.for_)),
                     _ => None,
                 },
             },
@@ -192,23 +202,23 @@ fn node_facts(
         lag,
         in_sync: why_not.is_none(),
         why_not,
-        stale_for,
+        stale,
         up,
         known: matches!(node.program, ProgramSeen::Known(_)),
     }
 }
 
-/// How long a Running node's tip has been stale, when longer than `tip_timeout`: whichever says
-/// more of its height unchanged (since the memory first saw it, before this tick) and its tip's
-/// age (`NodeStatus::tip_time`, on chains whose healthy tips are always recent). `None` for a
-/// node that is not Running (a booting node is never stale: its own rule is `bootstrap_timeout`)
-/// and for a fresh tip.
-pub fn stale_for(
+/// Whether a Running node's tip is stale, longer than `tip_timeout`: whichever says more of its
+/// height unchanged (since the memory first saw it, before this tick) and its tip's age
+/// (`NodeStatus::tip_time`, on chains whose healthy tips are always recent). `None` for a node
+/// that is not Running (a booting node is never stale: its own rule is `bootstrap_timeout`) and
+/// for a fresh tip.
+pub fn stale(
     config: &PolicyConfig,
     memory: Option<&NodeMemory>,
     node: &NodeObservation,
     now: SystemTime,
-) -> Option<Duration> {
+) -> Option<Stale> {
     let height = running_height(node)?;
     let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
     let unchanged = match memory {
@@ -221,7 +231,11 @@ pub fn stale_for(
         Some(Ok(status)) => status.tip_time.map(elapsed).unwrap_or_default(),
         _ => Duration::ZERO,
     };
-    Some(unchanged.max(age)).filter(|for_| *for_ > config.thresholds.tip_timeout)
+    let timeout = config.thresholds.tip_timeout;
+    (unchanged.max(age) > timeout).then_some(Stale {
+        for_: unchanged.max(age),
+        by_height: unchanged > timeout,
+    })
 }
 
 /// The height of a node whose program is RUNNING and whose probe says Running.

@@ -7,7 +7,7 @@
 //! - RUNNING but the API has not answered for `hang_timeout` → restart (hung);
 //! - Running with no height increase for `tip_timeout`, or with a tip older than `tip_timeout`
 //!   on chains that give the tip's time (nodeos, cardano with its genesis) → restart (stale tip;
-//!   `facts::stale_for`, whichever says more);
+//!   `facts::stale`, whichever says more; a node whose height moves is judged by its lag first);
 //! - `reference - height > tip_diff_threshold` → restart (lag), reference = max(best height among the
 //!   local nodes observed now, the external reference when fresh);
 //! - Bootstrapping longer than `bootstrap_timeout` → restart, with the fallback config when no other
@@ -39,7 +39,7 @@ pub use crate::chain::Variant;
 use crate::chain::{BootVerdict, Holding, NodeState, NodeStatus, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
-pub use facts::{NodeFacts, NotInSync, PoolFacts};
+pub use facts::{NodeFacts, NotInSync, PoolFacts, Stale};
 pub use leader::{LeaderConfig, LeaderMemory, LeaderView};
 pub use operator::{Answer, Refusal};
 
@@ -960,16 +960,24 @@ fn judge_running(
             }
             // The facts' computation (height unchanged or tip too old), made on the memory as it
             // was before this tick: the same as the one just updated, since a height that changed
-            // this tick is not stale by height.
-            if let Some(stale) = facts.stale_for {
-                return Some((Reason::StaleTip(stale), true));
+            // this tick is not stale by height. A height standing still is stale first (as it
+            // always was); a node whose height moves but is behind is told by how far behind (its
+            // tip is old too: blocks behind are time behind); its tip's age alone, when nothing
+            // is ahead to lag behind (a node alone, or every node late together).
+            match facts.stale {
+                Some(stale) if stale.by_height => {
+                    return Some((Reason::StaleTip(stale.for_), true));
+                }
+                _ => {}
             }
             if let Some(reference) = best
                 && reference.saturating_sub(height) > config.thresholds.tip_diff_threshold
             {
                 return Some((Reason::Lag { height, reference }, true));
             }
-            None
+            facts
+                .stale
+                .map(|stale| (Reason::StaleTip(stale.for_), true))
         }
     }
 }

@@ -953,7 +953,13 @@ fn a_tip_older_than_tip_timeout_is_stale_even_while_its_height_grows() {
         b.why_not,
         Some(NotInSync::StaleTip(Duration::from_secs(40)))
     );
-    assert_eq!(b.stale_for, Some(Duration::from_secs(40)));
+    assert_eq!(
+        b.stale,
+        Some(Stale {
+            for_: Duration::from_secs(40),
+            by_height: false
+        })
+    );
     assert_eq!(
         Reason::StaleTip(Duration::from_secs(40)).to_string(),
         "stale tip (no new block for 40 s)"
@@ -980,27 +986,57 @@ fn a_stale_tip_is_whichever_says_more_of_height_and_age() {
         ..NodeMemory::default()
     };
     let now = at(100);
+    let stale = |for_: u64, by_height: bool| {
+        Some(Stale {
+            for_: Duration::from_secs(for_),
+            by_height,
+        })
+    };
     // Height unchanged for 35 s, tip 10 s old: stale by height.
     let fresh_tip = dated("b", 7, 90);
     assert_eq!(
-        facts::stale_for(&config, Some(&memory(7, 65)), &fresh_tip, now),
-        Some(Duration::from_secs(35))
+        facts::stale(&config, Some(&memory(7, 65)), &fresh_tip, now),
+        stale(35, true)
     );
-    // Height just changed, tip 40 s old: stale by age.
+    // Height unchanged for 35 s, tip 50 s old: the age says more, the height says so too.
+    assert_eq!(
+        facts::stale(&config, Some(&memory(7, 65)), &dated("b", 7, 50), now),
+        stale(50, true)
+    );
+    // Height just changed, tip 40 s old: stale by age only.
     let old_tip = dated("b", 8, 60);
     assert_eq!(
-        facts::stale_for(&config, Some(&memory(7, 65)), &old_tip, now),
-        Some(Duration::from_secs(40))
+        facts::stale(&config, Some(&memory(7, 65)), &old_tip, now),
+        stale(40, false)
     );
     // Both under tip_timeout, or exactly at it: not stale.
     assert_eq!(
-        facts::stale_for(&config, Some(&memory(7, 75)), &dated("b", 7, 70), now),
+        facts::stale(&config, Some(&memory(7, 75)), &dated("b", 7, 70), now),
         None
     );
     // A tip time in the future (a node's clock ahead) is no age.
-    assert_eq!(
-        facts::stale_for(&config, None, &dated("b", 7, 200), now),
-        None
+    assert_eq!(facts::stale(&config, None, &dated("b", 7, 200), now), None);
+}
+
+#[test]
+fn a_moving_node_behind_is_restarted_for_lag_before_its_tips_age() {
+    // b catches blocks but is 30 behind a: its tip is 40 s old and it lags; the restart says how
+    // far behind.
+    let mut w = nodeos_world();
+    let (actions, facts) = w.tick_all(100, &[dated("a", 1000, 100), dated("b", 970, 60)]);
+    assert_eq!(actions, ["restart b lag normal"]);
+    let b = facts.node("b").unwrap();
+    assert_eq!(b.why_not, Some(NotInSync::Behind { lag: 30 }));
+    assert_eq!(b.stale.map(|stale| stale.by_height), Some(false));
+    // A height frozen past tip_timeout is a stale tip first, however far behind.
+    let mut w = nodeos_world();
+    check(
+        w.tick(100, &[dated("a", 1000, 100), dated("b", 990, 95)]),
+        &[],
+    );
+    check(
+        w.tick(131, &[dated("a", 1062, 131), dated("b", 990, 95)]),
+        &["restart b stale_tip normal"],
     );
 }
 
@@ -1019,7 +1055,7 @@ fn a_booting_node_is_never_stale_however_old_its_tip() {
         let (actions, facts) = w.tick_all(secs, &[dated("a", 5000 + secs, secs), replaying(0)]);
         assert_eq!(actions, Vec::<String>::new(), "at {secs}");
         let b = facts.node("b").unwrap();
-        assert_eq!(b.stale_for, None);
+        assert_eq!(b.stale, None);
         assert_eq!(b.why_not, Some(NotInSync::Booting("Bootstrapping".into())));
     }
 }
