@@ -337,7 +337,7 @@ impl ChainNode for Node {
                 // An unreadable genesis leaves the tip judged by its height alone: it says
                 // nothing about the node (`config check` reads the file).
                 status.tip_time = match genesis.get().await {
-                    Ok(genesis) => metrics.tip_time(&genesis),
+                    Ok(genesis) => metrics.tip_time(&genesis, SystemClock.now()),
                     Err(_) => None,
                 };
             }
