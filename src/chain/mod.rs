@@ -59,6 +59,37 @@ impl ChainName {
         *self == ChainName::default()
     }
 
+    /// `thresholds.tip_timeout` when the file does not set it: how long a healthy node of the
+    /// chain can go without a new block (and how old its tip can be).
+    /// - Jormungandr: 90 s, jmanager's (a tip is judged by its height only).
+    /// - nodeos: 30 s. Blocks come every 0.5 s and one missing producer leaves a 6 s gap, so four
+    ///   producers missing in a row still pass; block producers' failover scripts alert at about
+    ///   30 s.
+    /// - cardano: 300 s. A block every 20 s on average with exponential gaps: P(gap > 300 s) =
+    ///   e^-15 ≈ 3e-7, about one false alarm in years of blocks.
+    pub fn default_tip_timeout(self) -> Duration {
+        match self {
+            ChainName::Jormungandr => Duration::from_secs(90),
+            ChainName::Nodeos => Duration::from_secs(30),
+            ChainName::Cardano => Duration::from_secs(300),
+        }
+    }
+
+    /// `thresholds.tip_diff_threshold` when the file does not set it: blocks behind the reference
+    /// before a node is restarted.
+    /// - Jormungandr: 7, jmanager's.
+    /// - nodeos: 20 blocks (10 s): more than one producer's missed turn (12 blocks) apart, yet far
+    ///   under the 30 s a failover alerts at.
+    /// - cardano: 5 blocks (about 100 s on average): two healthy nodes of a pool differ by one
+    ///   block, two during a fork switch; gLiveView calls 600 slots (10 min) behind.
+    pub fn default_tip_diff_threshold(self) -> u64 {
+        match self {
+            ChainName::Jormungandr => 7,
+            ChainName::Nodeos => 20,
+            ChainName::Cardano => 5,
+        }
+    }
+
     /// The chain's node program, the default `binary`.
     pub fn default_binary(self) -> &'static str {
         match self {
@@ -208,8 +239,13 @@ pub struct NodeStatus {
     pub tip_hash: Option<String>,
     /// Tip block date `epoch.slot`.
     pub tip_date: Option<String>,
-    /// Slot time of the tip block.
+    /// Slot time of the tip block, as the node reports it (shown, never judged).
     pub last_block_time: Option<SystemTime>,
+    /// When the tip block was made, on chains where a healthy node's tip is always recent
+    /// (nodeos: `head_block_time`; cardano: the tip's `slotNum` through the Shelley genesis): the
+    /// policy judges a Running node whose tip is older than `tip_timeout` stale. `None` where it
+    /// is not known, or where a healthy node's tip may be old (Jormungandr: height only).
+    pub tip_time: Option<SystemTime>,
     /// Seconds the node has been up, as it reports.
     pub uptime_secs: Option<u64>,
 }

@@ -250,11 +250,15 @@ pub async fn run(source: &ConfigSourceArgs, command: ConfigCommand) -> Result<u8
             }
             // The effective file + environment, read again in the file's shape: `Config` holds
             // resolved settings only.
-            let raw = config::model::load_raw_source(&source.source()?, &config::process_env())
+            let mut raw = config::model::load_raw_source(&source.source()?, &config::process_env())
                 .map_err(|errors| config_failure(&errors))?;
+            let defaulted = tip_defaults_shown(&mut raw, &config);
             let text = shown_text(&config::model::redacted(&raw), json)?;
             println!("{}", text.trim_end());
             if !json {
+                if !defaulted.is_empty() {
+                    println!("\n{}", defaulted.trim_end());
+                }
                 println!("{}", boot_comments(&config).await.trim_end());
             }
             Ok(0)
@@ -378,6 +382,48 @@ async fn boot_comments(config: &Config) -> String {
         }
     }
     out
+}
+
+/// Fills the tip thresholds the file leaves out with the effective values (the pool's chain's
+/// defaults, as `config` resolved them), and says why in comment lines (empty when both are set).
+fn tip_defaults_shown(raw: &mut config::raw::RawConfig, config: &Config) -> String {
+    use config::raw::ChainName;
+    let chain = raw
+        .nodes
+        .first()
+        .and_then(|node| node.chain)
+        .unwrap_or(raw.node_defaults.chain);
+    let (timeout_why, diff_why) = match chain {
+        ChainName::Jormungandr => ("jmanager's", "jmanager's"),
+        ChainName::Nodeos => (
+            "a block every 0.5 s, a missed producer turn is a 6 s gap, failover scripts alert at \
+             about 30 s",
+            "10 s of blocks, more than one missed turn (12 blocks)",
+        ),
+        ChainName::Cardano => (
+            "a block every 20 s on average, P(gap > 300 s) is about 3e-7",
+            "about 100 s of blocks; healthy nodes of a pool differ by a block or two",
+        ),
+    };
+    let t = &mut raw.thresholds;
+    let mut shown = String::new();
+    if t.tip_timeout.is_none() {
+        t.tip_timeout = Some(config.thresholds.tip_timeout);
+        shown.push_str(&format!(
+            "# thresholds.tip_timeout = {}: the {} default ({timeout_why})\n",
+            humantime::format_duration(config.thresholds.tip_timeout),
+            chain.as_str()
+        ));
+    }
+    if t.tip_diff_threshold.is_none() {
+        t.tip_diff_threshold = Some(config.thresholds.tip_diff_threshold);
+        shown.push_str(&format!(
+            "# thresholds.tip_diff_threshold = {}: the {} default ({diff_why})\n",
+            config.thresholds.tip_diff_threshold,
+            chain.as_str()
+        ));
+    }
+    shown
 }
 
 /// `raw` as `config show` prints it: TOML, or JSON with `json` or when TOML cannot express it

@@ -472,7 +472,7 @@ impl Reader<'_> {
         if let Some(timeouts) = self.section(section, prefix, "timeouts", &TIMEOUTS_KEYS, false)
             && let Some(timeout) = self.seconds(timeouts, &timeouts_prefix, "tip_timeout")
         {
-            raw.thresholds.tip_timeout = timeout;
+            raw.thresholds.tip_timeout = Some(timeout);
             self.notice(
                 &join(&timeouts_prefix, "tip_timeout"),
                 "now enforced: jmanager's stale-tip rule never fired against real nodes \
@@ -481,7 +481,7 @@ impl Reader<'_> {
             );
         }
         if let Some(threshold) = self.count(section, prefix, "tip_diff_threshold") {
-            raw.thresholds.tip_diff_threshold = threshold;
+            raw.thresholds.tip_diff_threshold = Some(threshold);
         }
     }
 

@@ -211,6 +211,10 @@ pub fn load_raw_text(
             "email" => raw.email = reader.read(value, "email"),
             "restart_log" => raw.restart_log = reader.read(value, "restart_log"),
             "api" => raw.api = reader.read(value, "api"),
+            "reference_url" => raw.reference_url = reader.read(value, "reference_url"),
+            "reference_allow_insecure" => {
+                raw.reference_allow_insecure = reader.read(value, "reference_allow_insecure");
+            }
             unknown => reader.unknown("", unknown, fields_of::<RawConfig>()),
         }
     }
@@ -482,7 +486,8 @@ mod tests {
             &[],
         );
         assert_eq!(
-            raw.thresholds.tip_diff_threshold, 9,
+            raw.thresholds.tip_diff_threshold,
+            Some(9),
             "good keys still apply"
         );
         assert_eq!(errors.len(), 4, "{errors:#?}");
@@ -526,7 +531,10 @@ mod tests {
                 ("NODEKEEPER__THRESHOLDS__MAX_RESTARTS", "lots"),
             ],
         );
-        assert_eq!(raw.thresholds.tip_timeout.as_secs(), 120);
+        assert_eq!(
+            raw.thresholds.tip_timeout,
+            Some(std::time::Duration::from_secs(120))
+        );
         assert_eq!(raw.api.listen, "127.0.0.1:9999");
         assert_eq!(raw.supervisor.url, "unix:///run/s.sock");
         assert_eq!(

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::load::{Env, Origins, load_raw};
-use super::raw::{RawConfig, RawPoolTool, RawThresholds};
+use super::raw::{ChainName, RawConfig, RawPoolTool, RawThresholds};
 use super::validate::{thresholds_of, validate};
 use crate::alert::{EmailSettings, Facts};
 use crate::chain::ChainSettings;
@@ -66,9 +66,9 @@ pub struct ApiSettings {
 
 // The documented defaults are the file's (`raw`), so they are given here, where both are known.
 impl Default for Thresholds {
-    /// The documented defaults of `[thresholds]`.
+    /// The documented defaults of `[thresholds]` (a Jormungandr pool's tip defaults).
     fn default() -> Thresholds {
-        thresholds_of(&RawThresholds::default())
+        thresholds_of(&RawThresholds::default(), ChainName::default())
     }
 }
 
@@ -139,6 +139,9 @@ pub struct Config {
     pub restart_log: PathBuf,
     /// The HTTP API.
     pub api: ApiSettings,
+    /// nodeos: the reference node's API base (`reference_url`), whose `get_info` head is the
+    /// pool's reference tip.
+    pub reference_url: Option<reqwest::Url>,
 }
 
 impl NodeSettings {
@@ -401,6 +404,9 @@ pub fn redacted(raw: &RawConfig) -> RawConfig {
         if let Some(rest_url) = &mut node.rest_url {
             url(rest_url);
         }
+    }
+    if let Some(reference_url) = &mut raw.reference_url {
+        url(reference_url);
     }
     hide(&mut raw.email.password);
     hide(&mut raw.api.token);

@@ -40,6 +40,15 @@ pub struct RawConfig {
     pub restart_log: RawRestartLog,
     /// The operator HTTP API.
     pub api: RawApi,
+    /// nodeos: another node's HTTP API (`get_info`, e.g. a public API node) whose head is the
+    /// pool's reference tip, as PoolTool's is for Jormungandr; a pool-level key (top of the file,
+    /// before any table). `https://` unless its host is loopback or `reference_allow_insecure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_url: Option<String>,
+    /// Allow a plain `http://` `reference_url` to a host that is not loopback (a forged answer
+    /// could then make nodes look behind, within `REFERENCE_MAX_LEAD`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reference_allow_insecure: bool,
 }
 
 /// How to reach one supervisord.
@@ -208,11 +217,19 @@ pub struct RawThresholds {
     /// hung, taken as `hang_timeout = api_failures × probe_timeout` when `hang_timeout` is unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_failures: Option<u32>,
-    /// A Running node whose height has not grown for this long is restarted.
-    #[serde(with = "duration")]
-    pub tip_timeout: Duration,
-    /// A node more than this many blocks behind the reference is restarted.
-    pub tip_diff_threshold: u64,
+    /// A Running node whose height has not grown for this long, or whose tip is older than this
+    /// (nodeos; cardano with `leadership.genesis_file`), is restarted. Default per chain
+    /// (`ChainName::default_tip_timeout`): Jormungandr 90 s, nodeos 30 s, cardano 300 s.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tip_timeout: Option<Duration>,
+    /// A node more than this many blocks behind the reference is restarted. Default per chain
+    /// (`ChainName::default_tip_diff_threshold`): Jormungandr 7, nodeos 20, cardano 5.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tip_diff_threshold: Option<u64>,
     /// A node Bootstrapping longer than this is restarted.
     #[serde(with = "duration")]
     pub bootstrap_timeout: Duration,
@@ -236,8 +253,8 @@ impl Default for RawThresholds {
             probe_timeout: Duration::from_secs(1),
             hang_timeout: None,
             api_failures: None,
-            tip_timeout: Duration::from_secs(90),
-            tip_diff_threshold: 7,
+            tip_timeout: None,
+            tip_diff_threshold: None,
             bootstrap_timeout: Duration::from_secs(650),
             boot_grace: Duration::from_secs(60),
             max_restarts: 3,
@@ -347,7 +364,8 @@ pub struct RawLeadership {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_file: Option<PathBuf>,
     /// cardano: the Shelley genesis JSON (`systemStart`, `slotLength`, `epochLength`,
-    /// `slotsPerKESPeriod`), for the slot of now.
+    /// `slotsPerKESPeriod`), for the slot of now; read with leadership on or off, it also dates
+    /// each node's tip (a tip older than `thresholds.tip_timeout` is stale).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub genesis_file: Option<PathBuf>,
     /// cardano: alert when a node reports fewer `remainingKESPeriods` than this (default 14,

@@ -124,14 +124,19 @@ fn hang_timeout_of(raw: &RawThresholds) -> Duration {
     }
 }
 
-/// `[thresholds]` as checked (the policy owns the type).
-pub(crate) fn thresholds_of(raw: &RawThresholds) -> Thresholds {
+/// `[thresholds]` as checked (the policy owns the type), for a pool of `chain`: the tip keys the
+/// file leaves out take the chain's defaults.
+pub(crate) fn thresholds_of(raw: &RawThresholds, chain: ChainName) -> Thresholds {
     Thresholds {
         tick_interval: raw.tick_interval,
         probe_timeout: raw.probe_timeout,
         hang_timeout: hang_timeout_of(raw),
-        tip_timeout: raw.tip_timeout,
-        tip_diff_threshold: raw.tip_diff_threshold,
+        tip_timeout: raw
+            .tip_timeout
+            .unwrap_or_else(|| chain.default_tip_timeout()),
+        tip_diff_threshold: raw
+            .tip_diff_threshold
+            .unwrap_or_else(|| chain.default_tip_diff_threshold()),
         bootstrap_timeout: raw.bootstrap_timeout,
         boot_grace: raw.boot_grace,
         max_restarts: raw.max_restarts,
@@ -226,6 +231,7 @@ pub(crate) fn validate(
     if raw.leadership.enabled && !raw.leadership.allow_insecure {
         v.secret_sent_over_tls_or_loopback(&raw, &nodes);
     }
+    let reference_url = v.reference_url(&raw, pool_chain);
     let email = v.email(&raw.email, &restart_log);
     let api = v.api(&raw);
     let skipped = std::mem::take(&mut v.skipped);
@@ -234,12 +240,13 @@ pub(crate) fn validate(
         path: path.to_path_buf(),
         supervisors,
         nodes,
-        thresholds: thresholds_of(&raw.thresholds),
+        thresholds: thresholds_of(&raw.thresholds, pool_chain),
         pooltool,
         leadership,
         email,
         restart_log,
         api,
+        reference_url,
     };
     (config, skipped, notices)
 }
@@ -404,7 +411,6 @@ impl Validator<'_, '_> {
         for (key, duration) in [
             ("tick_interval", t.tick_interval),
             ("probe_timeout", t.probe_timeout),
-            ("tip_timeout", t.tip_timeout),
             ("bootstrap_timeout", t.bootstrap_timeout),
             ("boot_grace", t.boot_grace),
             ("restart_window", t.restart_window),
@@ -414,6 +420,9 @@ impl Validator<'_, '_> {
         }
         if let Some(timeout) = t.hang_timeout {
             self.duration("thresholds.hang_timeout", timeout);
+        }
+        if let Some(timeout) = t.tip_timeout {
+            self.duration("thresholds.tip_timeout", timeout);
         }
         // `api_failures × probe_timeout` stands for hang_timeout when it is unset: its bounds.
         if let (None, Some(failures @ 1..)) = (t.hang_timeout, t.api_failures)
@@ -442,7 +451,7 @@ impl Validator<'_, '_> {
             _ => {}
         }
         for (key, count) in [
-            ("tip_diff_threshold", t.tip_diff_threshold),
+            ("tip_diff_threshold", t.tip_diff_threshold.unwrap_or(1)),
             ("max_restarts", u64::from(t.max_restarts)),
         ] {
             if count == 0 {
@@ -878,6 +887,8 @@ impl Validator<'_, '_> {
                     metrics_url: url,
                     credentials,
                     pool,
+                    // With leadership or without: the tip's time is judged whenever it is known.
+                    genesis_file: l.genesis_file.as_ref().map(|path| self.resolve(path)),
                 })
             }
         })
@@ -1075,6 +1086,12 @@ impl Validator<'_, '_> {
         }
         if settings.enabled && chain == ChainName::Cardano {
             self.cardano_pool_files(raw);
+        } else if chain == ChainName::Cardano
+            && let Some(path) = &raw.genesis_file
+        {
+            // Without leadership the genesis still dates each node's tip (stale by age): checked
+            // the same way.
+            self.pool_file("genesis_file", path, raw.kes_alert_periods);
         }
         if settings.enabled && chain == ChainName::Jormungandr {
             match &settings.secret_file {
@@ -1098,7 +1115,6 @@ impl Validator<'_, '_> {
     /// cardano leadership: the pool's credentials directory and its three files, the schedule
     /// and the genesis files, read and checked (errors name the file and key, never content).
     fn cardano_pool_files(&mut self, raw: &RawLeadership) {
-        use crate::chain::cardano::genesis::{Genesis, parse_schedule};
         match &raw.credentials_dir {
             None => self.error(
                 "leadership.credentials_dir",
@@ -1124,31 +1140,83 @@ impl Validator<'_, '_> {
             ("schedule_file", &raw.schedule_file),
             ("genesis_file", &raw.genesis_file),
         ] {
-            let key = format!("leadership.{field}");
             let Some(path) = path else {
-                self.error(&key, "required for cardano when leadership.enabled is true");
+                self.error(
+                    &format!("leadership.{field}"),
+                    "required for cardano when leadership.enabled is true",
+                );
                 continue;
             };
-            let path = self.resolve(path);
-            if !self.checks_host_file(&key, &path) {
-                continue;
-            }
-            let read = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                .and_then(|text| {
-                    let checked = if field == "genesis_file" {
-                        Genesis::parse(&text).and_then(|genesis| {
-                            kes_alert_fits(raw.kes_alert_periods, genesis.max_kes_evolutions)
-                        })
-                    } else {
-                        parse_schedule(&text).map(|_| ())
-                    };
-                    checked.map_err(|e| format!("{}: {e}", path.display()))
-                });
-            if let Err(why) = read {
-                self.error(&key, why);
-            }
+            self.pool_file(field, path, raw.kes_alert_periods);
         }
+    }
+
+    /// `[leadership] field` (`genesis_file` or `schedule_file`) read and parsed, unless it is a
+    /// host file skipped; a problem names the file and key, never content.
+    fn pool_file(&mut self, field: &str, path: &Path, kes_alert_periods: Option<u64>) {
+        use crate::chain::cardano::genesis::{Genesis, parse_schedule};
+        let key = format!("leadership.{field}");
+        let path = self.resolve(path);
+        if !self.checks_host_file(&key, &path) {
+            return;
+        }
+        let read = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| {
+                let checked = if field == "genesis_file" {
+                    Genesis::parse(&text).and_then(|genesis| {
+                        kes_alert_fits(kes_alert_periods, genesis.max_kes_evolutions)
+                    })
+                } else {
+                    parse_schedule(&text).map(|_| ())
+                };
+                checked.map_err(|e| format!("{}: {e}", path.display()))
+            });
+        if let Err(why) = read {
+            self.error(&key, why);
+        }
+    }
+
+    /// `reference_url`: nodeos only; a node's API base, `https://` unless its host is loopback
+    /// or `reference_allow_insecure`.
+    fn reference_url(&mut self, raw: &RawConfig, chain: ChainName) -> Option<reqwest::Url> {
+        let text = raw.reference_url.as_ref()?;
+        if chain != ChainName::Nodeos {
+            let instead = match chain {
+                ChainName::Jormungandr => "PoolTool's majority max ([pooltool] enabled = true)",
+                _ => "the slot of now from leadership.genesis_file",
+            };
+            self.error(
+                "reference_url",
+                format!(
+                    "a nodeos setting, and this pool runs {}: its reference is {instead}",
+                    chain.as_str()
+                ),
+            );
+            return None;
+        }
+        let url = match parse_rest_url(text) {
+            Ok(url) => url,
+            Err(why) => {
+                self.error("reference_url", why);
+                return None;
+            }
+        };
+        if url.scheme() == "http"
+            && !url.host_str().is_some_and(crate::http::is_loopback_host)
+            && !raw.reference_allow_insecure
+        {
+            self.error(
+                "reference_url",
+                format!(
+                    "{:?} is plain http to a host that is not loopback: a forged answer would make \
+                     nodes look behind; use https or a loopback address, or set \
+                     reference_allow_insecure = true",
+                    crate::http::redact_url(url.as_str())
+                ),
+            );
+        }
+        Some(url)
     }
 
     /// With leadership enabled, the node secret is POSTed to each node's REST API: a plain
@@ -2131,6 +2199,140 @@ mod tests {
         assert_eq!(
             settings.outbox,
             Some(PathBuf::from("/nowhere/spool/outbox.json"))
+        );
+    }
+
+    /// The problems of `text` as printed (`origin: key: message`).
+    fn printed_problems(text: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let (raw, mut errors) = load_raw_text(text, config::FileFormat::Toml, &path, &env);
+        let origins = Origins::new(&path, &env);
+        let _ = validate(raw, &path, &origins, &mut errors, HostFiles::Check);
+        let shown = path.display().to_string();
+        errors
+            .0
+            .iter()
+            .map(|e| e.to_string().replace(&shown, "FILE"))
+            .collect()
+    }
+
+    const CARDANO_RELAYS: &str = "[node_defaults]\nchain = \"cardano\"\nnode_dir = \"nodes\"\n\
+        [[nodes]]\nname = \"relay1\"\n";
+
+    #[test]
+    fn tip_thresholds_default_per_chain_unless_set() {
+        let jormungandr = Thresholds::default();
+        assert_eq!(
+            (jormungandr.tip_timeout, jormungandr.tip_diff_threshold),
+            (Duration::from_secs(90), 7)
+        );
+        let (config, problems) = chain_config(NODEOS, &[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let t = config.unwrap().thresholds;
+        assert_eq!(
+            (t.tip_timeout, t.tip_diff_threshold),
+            (Duration::from_secs(30), 20)
+        );
+        let (config, problems) = chain_config(CARDANO_RELAYS, &[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let t = config.unwrap().thresholds;
+        assert_eq!(
+            (t.tip_timeout, t.tip_diff_threshold),
+            (Duration::from_secs(300), 5)
+        );
+        // What the operator sets wins, and is checked.
+        let set = format!("{NODEOS}[thresholds]\ntip_timeout = \"45s\"\ntip_diff_threshold = 9\n");
+        let (config, problems) = chain_config(&set, &[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let t = config.unwrap().thresholds;
+        assert_eq!(
+            (t.tip_timeout, t.tip_diff_threshold),
+            (Duration::from_secs(45), 9)
+        );
+        let zero = format!("{NODEOS}[thresholds]\ntip_timeout = 0\ntip_diff_threshold = 0\n");
+        let (_, problems) = chain_config(&zero, &[]);
+        assert!(
+            problems
+                .contains(&"thresholds.tip_timeout: expected a positive duration, got 0".into())
+                && problems.contains(
+                    &"thresholds.tip_diff_threshold: expected a positive number, got 0".into()
+                ),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_cardano_genesis_dates_the_tips_without_leadership_too() {
+        let genesis = r#"{"systemStart": "2023-11-14T22:13:20Z", "slotLength": 1,
+            "epochLength": 600, "slotsPerKESPeriod": 129600, "maxKESEvolutions": 62}"#;
+        let text = format!("[leadership]\ngenesis_file = \"genesis.json\"\n{CARDANO_RELAYS}");
+        let (config, problems) = chain_config(&text, &[("genesis.json", genesis)]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let config = config.unwrap();
+        let ChainSettings::Cardano(settings) = &config.nodes[0].chain else {
+            panic!("a cardano node");
+        };
+        assert!(settings.pool.is_none());
+        assert!(
+            settings
+                .genesis_file
+                .as_ref()
+                .is_some_and(|path| path.ends_with("genesis.json")),
+            "{settings:?}"
+        );
+        // Checked as with leadership: a bad one names the key and the file.
+        let (_, problems) = chain_config(&text, &[("genesis.json", "{\"systemStart\": 5}")]);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("leadership.genesis_file: ") && p.contains("systemStart")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn reference_url_is_a_nodeos_key_over_https_or_loopback() {
+        let with = |url: &str, text: &str| format!("reference_url = \"{url}\"\n{text}");
+        let (config, problems) = chain_config(&with("https://api.example.com", NODEOS), &[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            config.unwrap().reference_url.unwrap().as_str(),
+            "https://api.example.com/"
+        );
+        let (config, problems) = chain_config(&with("http://127.0.0.1:8890", NODEOS), &[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(config.unwrap().reference_url.is_some());
+        // Plain http to another host: refused unless allowed.
+        let far = with("http://10.0.0.9:8888", NODEOS);
+        let problems = printed_problems(&far);
+        assert!(
+            problems.len() == 1
+                && problems[0]
+                    .starts_with("FILE: reference_url: \"http://10.0.0.9:8888/\" is plain http")
+                && problems[0].contains("reference_allow_insecure = true"),
+            "{problems:?}"
+        );
+        let allowed = format!("reference_allow_insecure = true\n{far}");
+        let (_, problems) = chain_config(&allowed, &[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        // Other chains: refused, naming the file, the line and the key.
+        let problems = printed_problems(&with("https://api.example.com", CARDANO_RELAYS));
+        assert_eq!(
+            problems,
+            [
+                "FILE: reference_url: a nodeos setting, and this pool runs cardano: its reference \
+              is the slot of now from leadership.genesis_file"
+            ]
+        );
+        let jormungandr = "[[nodes]]\nname = \"j1\"\nrest_url = \"http://127.0.0.1:3101/api\"\n";
+        let problems = printed_problems(&with("https://api.example.com", jormungandr));
+        assert!(
+            problems.iter().any(|p| p.starts_with(
+                "FILE: reference_url: a nodeos setting, and this pool runs jormungandr"
+            )),
+            "{problems:?}"
         );
     }
 }

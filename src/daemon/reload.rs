@@ -125,6 +125,10 @@ impl Daemon {
         // slots are sent once) and the reference's last value.
         if self.rt.config.pooltool == config.pooltool {
             next.reporter = self.rt.reporter.take();
+        }
+        if self.rt.config.pooltool == config.pooltool
+            && self.rt.config.reference_url == config.reference_url
+        {
             next.reference = self.rt.reference.take();
         }
         if let Some(token) = &next.token

@@ -1,6 +1,7 @@
 //! Everything the daemon builds from a configuration, built whole or not at all: the supervisord
 //! clients, one chain adapter per node (with the pool's leader secret when leadership is on), the
-//! policy's settings, the PoolTool reporter and reference feed, the alert worker's setup (mailer,
+//! policy's settings, the PoolTool reporter, the reference feed (PoolTool's majority max, or a
+//! nodeos `reference_url`'s head), the alert worker's setup (mailer,
 //! templates, dedupe window) and the API token. A reload builds
 //! a new `Runtime` and swaps it in only when every part was built (`reload`), so a rejected change
 //! leaves every part as it was.
@@ -17,7 +18,7 @@ use tokio::sync::oneshot;
 use super::RunOptions;
 use crate::alert;
 use crate::chain::jormungandr::{self, LeaderSecret};
-use crate::chain::{ChainNode, ChainSettings, cardano};
+use crate::chain::{ChainNode, ChainSettings, cardano, nodeos};
 use crate::config::{Config, NodeSettings, PoolToolSettings, SupervisorSettings, Thresholds};
 use crate::policy::{LeaderConfig, PolicyConfig};
 use crate::pooltool::reference::{PoolToolSource, Reference, ReferenceError, ReferenceTracker};
@@ -40,6 +41,11 @@ pub trait Parts: Send + Sync {
 
     /// How PoolTool's reporter reads a tip block's first bytes.
     fn tip_headers(&self) -> Arc<dyn TipHeaders>;
+
+    /// The nodeos API client a reference node (`reference_url`) is asked with.
+    fn nodeos_api(&self) -> nodeos::NodeosApi {
+        nodeos::NodeosApi::new()
+    }
 }
 
 /// The real parts: XML-RPC clients, the Jormungandr REST adapter (its HTTP clients made once
@@ -47,7 +53,7 @@ pub trait Parts: Send + Sync {
 #[derive(Clone, Debug, Default)]
 pub struct RealParts {
     jormungandr: jormungandr::Clients,
-    nodeos: crate::chain::nodeos::NodeosApi,
+    nodeos: nodeos::NodeosApi,
     cardano: cardano::MetricsProbe,
 }
 
@@ -71,10 +77,9 @@ impl Parts for RealParts {
                 secret,
                 &self.jormungandr,
             ))),
-            ChainSettings::Nodeos(settings) => Ok(Arc::new(crate::chain::nodeos::Node::new(
-                settings.clone(),
-                &self.nodeos,
-            ))),
+            ChainSettings::Nodeos(settings) => {
+                Ok(Arc::new(nodeos::Node::new(settings.clone(), &self.nodeos)))
+            }
             ChainSettings::Cardano(settings) => {
                 let supervisor = supervisor.ok_or_else(|| {
                     format!(
@@ -100,11 +105,16 @@ impl Parts for RealParts {
     fn tip_headers(&self) -> Arc<dyn TipHeaders> {
         Arc::new(self.jormungandr.blocks().clone())
     }
+
+    fn nodeos_api(&self) -> nodeos::NodeosApi {
+        self.nodeos.clone()
+    }
 }
 
 /// The policy's view of `config`: its thresholds and leadership settings.
 pub fn policy_config(config: &Config) -> PolicyConfig {
     let mut policy = thresholds(&config.thresholds, &config.pooltool);
+    reference_bounds(config, &mut policy);
     let l = &config.leadership;
     let t = &config.thresholds;
     policy.leader = LeaderConfig {
@@ -144,6 +154,14 @@ fn thresholds(t: &Thresholds, pooltool: &PoolToolSettings) -> PolicyConfig {
     }
 }
 
+/// The bounds the policy trusts the reference within: a nodeos reference node's, or PoolTool's.
+fn reference_bounds(config: &Config, policy: &mut PolicyConfig) {
+    if config.reference_url.is_some() {
+        policy.reference_max_age = nodeos::REFERENCE_MAX_AGE;
+        policy.reference_max_lead = nodeos::REFERENCE_MAX_LEAD;
+    }
+}
+
 impl Default for PolicyConfig {
     /// The documented defaults of `[thresholds]` and of `[pooltool]`'s reference keys.
     fn default() -> PolicyConfig {
@@ -151,10 +169,52 @@ impl Default for PolicyConfig {
     }
 }
 
-/// The reference tip (PoolTool's majority max): its source, its tracker, a fetch in flight.
+/// Where the reference tip is fetched.
+#[derive(Clone, Debug)]
+pub enum ReferenceSource {
+    /// PoolTool's majority max (Jormungandr, `pooltool.enabled`).
+    PoolTool(PoolToolSource),
+    /// Another nodeos's `get_info` head (`reference_url`).
+    Nodeos {
+        /// The API client.
+        api: nodeos::NodeosApi,
+        /// The reference node's API base.
+        url: reqwest::Url,
+        /// The timeout of one fetch.
+        timeout: Duration,
+    },
+}
+
+impl ReferenceSource {
+    /// The configured address.
+    pub fn url(&self) -> &reqwest::Url {
+        match self {
+            ReferenceSource::PoolTool(source) => source.url(),
+            ReferenceSource::Nodeos { url, .. } => url,
+        }
+    }
+
+    /// Fetches the reference height; `fetched_at` is `now`. A failure is the feed's own: it is
+    /// logged and backed off, and never counts against a node.
+    pub async fn fetch(&self, now: std::time::SystemTime) -> Result<Reference, ReferenceError> {
+        match self {
+            ReferenceSource::PoolTool(source) => source.fetch(now).await,
+            ReferenceSource::Nodeos { api, url, timeout } => match api.info(url, *timeout).await {
+                Ok(info) => Ok(Reference {
+                    height: info.head_block_num,
+                    fetched_at: now,
+                }),
+                Err(e) => Err(ReferenceError::Node(e.to_string())),
+            },
+        }
+    }
+}
+
+/// The reference tip (PoolTool's majority max, or a nodeos reference node's head): its source,
+/// its tracker, a fetch in flight.
 pub struct ReferenceFeed {
     /// Where it is fetched.
-    pub source: PoolToolSource,
+    pub source: ReferenceSource,
     /// Refresh, backoff and freshness.
     pub tracker: ReferenceTracker,
     /// A fetch in flight.
@@ -173,7 +233,7 @@ pub struct Runtime {
     pub nodes: BTreeMap<String, Arc<dyn ChainNode>>,
     /// PoolTool tip and slot reports (when `pooltool.enabled`, not in a dry run).
     pub reporter: Option<Reporter>,
-    /// The reference tip (when `pooltool.enabled`).
+    /// The reference tip (with `reference_url`, or when `pooltool.enabled`).
     pub reference: Option<ReferenceFeed>,
     /// The API token (none in a dry run or with `--once`, which serve no API).
     pub token: Option<String>,
@@ -223,13 +283,26 @@ impl Runtime {
             }
         }
         let pooltool = &config.pooltool;
-        let reference = if pooltool.enabled {
+        let reference = if let Some(url) = &config.reference_url {
+            Some(ReferenceFeed {
+                source: ReferenceSource::Nodeos {
+                    api: parts.nodeos_api(),
+                    url: url.clone(),
+                    timeout: config.thresholds.probe_timeout.max(Duration::from_secs(2)),
+                },
+                tracker: ReferenceTracker::new(
+                    nodeos::REFERENCE_REFRESH,
+                    nodeos::REFERENCE_MAX_AGE,
+                ),
+                fetch: None,
+            })
+        } else if pooltool.enabled {
             match reqwest::Url::parse(&pooltool.status_url) {
                 Ok(url) => Some(ReferenceFeed {
-                    source: PoolToolSource::new(
+                    source: ReferenceSource::PoolTool(PoolToolSource::new(
                         url,
                         config.thresholds.probe_timeout.max(Duration::from_secs(5)),
-                    ),
+                    )),
                     tracker: ReferenceTracker::new(
                         pooltool.status_refresh,
                         pooltool.status_max_age,

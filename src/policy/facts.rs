@@ -39,10 +39,23 @@ pub struct NodeFacts {
     pub in_sync: bool,
     /// Why it is not in sync (`None` when it is).
     pub why_not: Option<NotInSync>,
+    /// Its tip is stale: longer than `tip_timeout` ([`stale`]), the one computation the facts
+    /// and the stale-tip restart rule both read.
+    pub stale: Option<Stale>,
     /// Its process is up (starting, running or stopping), or nodekeeper is acting on it.
     pub up: bool,
     /// Its supervisord answered about its program.
     pub known: bool,
+}
+
+/// A stale tip: for how long, and whether its height alone says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stale {
+    /// Whichever says more: its height unchanged for this long, or its tip this old.
+    pub for_: Duration,
+    /// Its height has not grown for longer than `tip_timeout` (stale on any chain); `false`:
+    /// only its tip's age says so (a node catching blocks, but late).
+    pub by_height: bool,
 }
 
 /// Why a node is not in sync.
@@ -63,7 +76,7 @@ pub enum NotInSync {
         /// Blocks behind.
         lag: u64,
     },
-    /// No new block for longer than `tip_timeout`.
+    /// No new block for longer than `tip_timeout`, or a tip older than that.
     StaleTip(Duration),
 }
 
@@ -156,13 +169,7 @@ fn node_facts(
         (Some(best), Some(h)) => Some(best.saturating_sub(h)),
         _ => None,
     };
-    let stale_for = match (height, memory) {
-        (Some(h), Some(memory)) if memory.last_height == Some(h) => memory
-            .height_since
-            .map(|since| now.duration_since(since).unwrap_or_default())
-            .filter(|for_| *for_ > config.thresholds.tip_timeout),
-        _ => None,
-    };
+    let stale = stale(config, memory, node, now);
     let why_not = match &node.program {
         ProgramSeen::Unreachable => Some(NotInSync::Unreachable),
         ProgramSeen::Missing => Some(NotInSync::Missing),
@@ -172,12 +179,12 @@ fn node_facts(
         ProgramSeen::Known(_) => match &node.probe {
             Some(Ok(status)) => match &status.state {
                 NodeState::Booting(phase) => Some(NotInSync::Booting(phase.clone())),
-                NodeState::Running => match (lag, stale_for) {
+                NodeState::Running => match (lag, stale) {
                     (None, _) => Some(NotInSync::NoAnswer),
                     (Some(lag), _) if lag > config.thresholds.tip_diff_threshold => {
                         Some(NotInSync::Behind { lag })
                     }
-                    (_, Some(for_)) => Some(NotInSync::StaleTip(for_)),
+                    (_, Some(stale)) => Some(NotInSync::StaleTip(stale.for_)),
                     _ => None,
                 },
             },
@@ -195,9 +202,40 @@ fn node_facts(
         lag,
         in_sync: why_not.is_none(),
         why_not,
+        stale,
         up,
         known: matches!(node.program, ProgramSeen::Known(_)),
     }
+}
+
+/// Whether a Running node's tip is stale, longer than `tip_timeout`: whichever says more of its
+/// height unchanged (since the memory first saw it, before this tick) and its tip's age
+/// (`NodeStatus::tip_time`, on chains whose healthy tips are always recent). `None` for a node
+/// that is not Running (a booting node is never stale: its own rule is `bootstrap_timeout`) and
+/// for a fresh tip.
+pub fn stale(
+    config: &PolicyConfig,
+    memory: Option<&NodeMemory>,
+    node: &NodeObservation,
+    now: SystemTime,
+) -> Option<Stale> {
+    let height = running_height(node)?;
+    let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
+    let unchanged = match memory {
+        Some(memory) if memory.last_height == Some(height) => {
+            memory.height_since.map(elapsed).unwrap_or_default()
+        }
+        _ => Duration::ZERO,
+    };
+    let age = match &node.probe {
+        Some(Ok(status)) => status.tip_time.map(elapsed).unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    let timeout = config.thresholds.tip_timeout;
+    (unchanged.max(age) > timeout).then_some(Stale {
+        for_: unchanged.max(age),
+        by_height: unchanged > timeout,
+    })
 }
 
 /// The height of a node whose program is RUNNING and whose probe says Running.

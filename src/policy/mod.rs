@@ -5,7 +5,9 @@
 //! Rules (thresholds in `PolicyConfig`):
 //! - crashed (EXITED, FATAL, BACKOFF) → start;
 //! - RUNNING but the API has not answered for `hang_timeout` → restart (hung);
-//! - Running with no height increase for `tip_timeout` → restart (stale tip);
+//! - Running with no height increase for `tip_timeout`, or with a tip older than `tip_timeout`
+//!   on chains that give the tip's time (nodeos, cardano with its genesis) → restart (stale tip;
+//!   `facts::stale`, whichever says more; a node whose height moves is judged by its lag first);
 //! - `reference - height > tip_diff_threshold` → restart (lag), reference = max(best height among the
 //!   local nodes observed now, the external reference when fresh);
 //! - Bootstrapping longer than `bootstrap_timeout` → restart, with the fallback config when no other
@@ -38,7 +40,7 @@ pub use crate::chain::Variant;
 use crate::chain::{BootVerdict, Holding, KeyExpiry, NodeState, NodeStatus, ProbeError};
 use crate::slots::{SlotClock, SlotDate};
 use crate::supervisor::ProcessState;
-pub use facts::{NodeFacts, NotInSync, PoolFacts};
+pub use facts::{NodeFacts, NotInSync, PoolFacts, Stale};
 pub use leader::{LeaderConfig, LeaderMemory, LeaderView};
 pub use operator::{Answer, Refusal};
 
@@ -1038,16 +1040,26 @@ fn judge_running(
             if in_grace {
                 return None;
             }
-            let unchanged_for = memory.height_since.map(elapsed).unwrap_or_default();
-            if unchanged_for > config.thresholds.tip_timeout {
-                return Some((Reason::StaleTip(unchanged_for), true));
+            // The facts' computation (height unchanged or tip too old), made on the memory as it
+            // was before this tick: the same as the one just updated, since a height that changed
+            // this tick is not stale by height. A height standing still is stale first (as it
+            // always was); a node whose height moves but is behind is told by how far behind (its
+            // tip is old too: blocks behind are time behind); its tip's age alone, when nothing
+            // is ahead to lag behind (a node alone, or every node late together).
+            match facts.stale {
+                Some(stale) if stale.by_height => {
+                    return Some((Reason::StaleTip(stale.for_), true));
+                }
+                _ => {}
             }
             if let Some(reference) = best
                 && reference.saturating_sub(height) > config.thresholds.tip_diff_threshold
             {
                 return Some((Reason::Lag { height, reference }, true));
             }
-            None
+            facts
+                .stale
+                .map(|stale| (Reason::StaleTip(stale.for_), true))
         }
     }
 }

@@ -26,6 +26,7 @@ pub(super) fn status(state: NodeState, height: Option<u64>) -> NodeStatus {
         tip_hash: None,
         tip_date: None,
         last_block_time: None,
+        tip_time: None,
         uptime_secs: None,
     }
 }
@@ -959,5 +960,160 @@ fn a_reference_far_ahead_of_every_local_node_is_ignored_and_said_once() {
             "reference 125 best 104 trusted true",
             "restart a lag fallback"
         ]
+    );
+}
+
+/// A Running node whose chain dates its tip (nodeos, cardano with its genesis): its tip was made
+/// at `tip_secs`.
+fn dated(name: &str, height: u64, tip_secs: u64) -> NodeObservation {
+    let mut node = running(name, height);
+    if let Some(Ok(status)) = &mut node.probe {
+        status.tip_time = Some(at(tip_secs));
+    }
+    node
+}
+
+/// A policy with nodeos's tip thresholds (30 s, 20 blocks).
+fn nodeos_world() -> World {
+    let mut w = World::new();
+    w.config.thresholds.tip_timeout = Duration::from_secs(30);
+    w.config.thresholds.tip_diff_threshold = 20;
+    w
+}
+
+#[test]
+fn a_tip_older_than_tip_timeout_is_stale_even_while_its_height_grows() {
+    // One node alone, catching blocks slowly: its height grows every tick and it has no sibling
+    // or reference to lag behind, but its tip is 40 s old.
+    let mut w = nodeos_world();
+    for secs in 100..=110 {
+        // 30 s old at most: fresh enough.
+        check(w.tick(secs, &[dated("b", 1000 + secs, secs - 30)]), &[]);
+    }
+    let (actions, facts) = w.tick_all(111, &[dated("b", 1111, 71)]);
+    assert_eq!(actions, ["restart b stale_tip fallback"]);
+    let b = facts.node("b").unwrap();
+    assert_eq!(
+        b.why_not,
+        Some(NotInSync::StaleTip(Duration::from_secs(40)))
+    );
+    assert_eq!(
+        b.stale,
+        Some(Stale {
+            for_: Duration::from_secs(40),
+            by_height: false
+        })
+    );
+    assert_eq!(
+        Reason::StaleTip(Duration::from_secs(40)).to_string(),
+        "stale tip (no new block for 40 s)"
+    );
+    // Without a tip time (Jormungandr), the same growing height is never stale.
+    let mut w = nodeos_world();
+    for secs in 100..=200 {
+        check(w.tick(secs, &[running("b", 1000 + secs)]), &[]);
+    }
+}
+
+#[test]
+fn a_stale_tip_is_whichever_says_more_of_height_and_age() {
+    let config = PolicyConfig {
+        thresholds: Thresholds {
+            tip_timeout: Duration::from_secs(30),
+            ..Thresholds::default()
+        },
+        ..PolicyConfig::default()
+    };
+    let memory = |height: u64, since: u64| NodeMemory {
+        last_height: Some(height),
+        height_since: Some(at(since)),
+        ..NodeMemory::default()
+    };
+    let now = at(100);
+    let stale = |for_: u64, by_height: bool| {
+        Some(Stale {
+            for_: Duration::from_secs(for_),
+            by_height,
+        })
+    };
+    // Height unchanged for 35 s, tip 10 s old: stale by height.
+    let fresh_tip = dated("b", 7, 90);
+    assert_eq!(
+        facts::stale(&config, Some(&memory(7, 65)), &fresh_tip, now),
+        stale(35, true)
+    );
+    // Height unchanged for 35 s, tip 50 s old: the age says more, the height says so too.
+    assert_eq!(
+        facts::stale(&config, Some(&memory(7, 65)), &dated("b", 7, 50), now),
+        stale(50, true)
+    );
+    // Height just changed, tip 40 s old: stale by age only.
+    let old_tip = dated("b", 8, 60);
+    assert_eq!(
+        facts::stale(&config, Some(&memory(7, 65)), &old_tip, now),
+        stale(40, false)
+    );
+    // Both under tip_timeout, or exactly at it: not stale.
+    assert_eq!(
+        facts::stale(&config, Some(&memory(7, 75)), &dated("b", 7, 70), now),
+        None
+    );
+    // A tip time in the future (a node's clock ahead) is no age.
+    assert_eq!(facts::stale(&config, None, &dated("b", 7, 200), now), None);
+}
+
+#[test]
+fn a_moving_node_behind_is_restarted_for_lag_before_its_tips_age() {
+    // b catches blocks but is 30 behind a: its tip is 40 s old and it lags; the restart says how
+    // far behind.
+    let mut w = nodeos_world();
+    let (actions, facts) = w.tick_all(100, &[dated("a", 1000, 100), dated("b", 970, 60)]);
+    assert_eq!(actions, ["restart b lag normal"]);
+    let b = facts.node("b").unwrap();
+    assert_eq!(b.why_not, Some(NotInSync::Behind { lag: 30 }));
+    assert_eq!(b.stale.map(|stale| stale.by_height), Some(false));
+    // A height frozen past tip_timeout is a stale tip first, however far behind.
+    let mut w = nodeos_world();
+    check(
+        w.tick(100, &[dated("a", 1000, 100), dated("b", 990, 95)]),
+        &[],
+    );
+    check(
+        w.tick(131, &[dated("a", 1062, 131), dated("b", 990, 95)]),
+        &["restart b stale_tip normal"],
+    );
+}
+
+#[test]
+fn a_booting_node_is_never_stale_however_old_its_tip() {
+    let mut w = nodeos_world();
+    // Started at 0: judged by bootstrap_timeout (650 s) alone.
+    let replaying = |tip_secs: u64| {
+        let mut node = started(booting("b"), 0);
+        if let Some(Ok(status)) = &mut node.probe {
+            status.tip_time = Some(at(tip_secs));
+        }
+        node
+    };
+    for secs in [0, 100, 600] {
+        let (actions, facts) = w.tick_all(secs, &[dated("a", 5000 + secs, secs), replaying(0)]);
+        assert_eq!(actions, Vec::<String>::new(), "at {secs}");
+        let b = facts.node("b").unwrap();
+        assert_eq!(b.stale, None);
+        assert_eq!(b.why_not, Some(NotInSync::Booting("Bootstrapping".into())));
+    }
+}
+
+#[test]
+fn an_old_tip_waits_for_boot_grace_after_a_start() {
+    // nodeos catching up after a start answers with an old head: judged after boot grace (60 s).
+    let mut w = nodeos_world();
+    let catching_up = |secs: u64| started(dated("b", 1000 + secs * 50, secs / 2), 0);
+    for secs in 1..=59 {
+        check(w.tick(secs, &[catching_up(secs)]), &[]);
+    }
+    check(
+        w.tick(61, &[catching_up(61)]),
+        &["restart b stale_tip fallback"],
     );
 }

@@ -54,6 +54,9 @@ pub enum ReferenceError {
     /// `majoritymax` is present but not a plausible non-negative integer.
     #[error("majoritymax is not a non-negative integer: {0}")]
     BadMajorityMax(String),
+    /// A reference node (nodeos `reference_url`) gave no usable head: why, in its adapter's words.
+    #[error("the reference node: {0}")]
+    Node(String),
 }
 
 impl ReferenceError {
@@ -65,6 +68,7 @@ impl ReferenceError {
             ReferenceError::NotJson(_) => "not_json",
             ReferenceError::MissingMajorityMax => "missing",
             ReferenceError::BadMajorityMax(_) => "bad_value",
+            ReferenceError::Node(_) => "node",
         }
     }
 }

@@ -123,6 +123,7 @@ async fn fixture(names: &[&str]) -> Fixture {
                 metrics_url: Url::parse(&format!("http://{}/metrics", sim.listen)).unwrap(),
                 credentials: Some(paths.clone()),
                 pool: None,
+                genesis_file: None,
             };
             let node = Node::new(
                 settings,

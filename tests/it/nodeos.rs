@@ -5,7 +5,9 @@
 //! crashed, stuck, lagging and hung node (each with its restart-log row and reason), exactly one
 //! node producing from an all-paused boot (also behind a wrapper command, whose boot the adapter
 //! cannot read), a hung producer restarted and a stuck one paused and replaced, production
-//! resuming at the start of a turn with no block made twice (the events file over the whole run).
+//! resuming at the start of a turn with no block made twice (the events file over the whole run),
+//! a node alone whose head is old restarted as a stale tip, and a second sim used as the
+//! reference (`reference_url`) showing a node alone lagging.
 //! A producer hung for good (hanging again after every restart) is replaced: its restarted
 //! process boots paused, so its silence is vouched for and another node is resumed. A standby
 //! resumed by hand is paused again; a dirty database (exit 2) holds its node.
@@ -259,6 +261,37 @@ fn write_config(sup: &Supervisord, bps: &[Bp], leadership: bool) -> DaemonConfig
         path,
         api_listen,
     }
+}
+
+/// Merges `patch` into the daemon's configuration file (objects key by key).
+fn patch_config(config: &DaemonConfig, patch: Value) {
+    fn merge(base: &mut Value, patch: &Value) {
+        match (base, patch) {
+            (Value::Object(base), Value::Object(patch)) => {
+                for (key, value) in patch {
+                    merge(base.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+            (base, patch) => *base = patch.clone(),
+        }
+    }
+    let text = std::fs::read_to_string(&config.path).expect("read the config");
+    let mut value: Value = serde_json::from_str(&text).expect("the config is JSON");
+    merge(&mut value, &patch);
+    std::fs::write(&config.path, serde_json::to_string_pretty(&value).unwrap())
+        .expect("write the config");
+}
+
+/// Waits until every sim of `pool` says it is in sync.
+async fn all_in_sync(pool: &Pool) {
+    wait_until("every node in sync", Duration::from_secs(15), || async {
+        let states = pool.states().await;
+        states
+            .values()
+            .all(|s| s.as_ref().is_some_and(|s| s["state"] == "in-sync"))
+            .then_some(())
+    })
+    .await;
 }
 
 /// Whether a restart-log reason is the expected one.
@@ -771,4 +804,89 @@ async fn nodeos_a_stuck_producer_is_paused_and_replaced() {
         daemon.log_text()
     );
     assert_eq!(pool.unpaused().await, Some(vec![second.clone()]));
+}
+
+/// One node alone kept 20 blocks behind the chain (`lag 20`): its height grows and it has no
+/// sibling or reference to lag behind, so only its head's age (10 s, over the 3 s tip_timeout)
+/// tells: it is restarted as a stale tip, and runs a new process in sync again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodeos_a_node_alone_with_an_old_head_is_restarted_as_stale() {
+    let pool = Pool::start(1, false).await;
+    all_in_sync(&pool).await;
+    let daemon = pool.config.start(&[]).await;
+    let pids = pool.sup.pids().await;
+    pool.bp("bp1")
+        .fault(json!({"fault": "lag", "blocks": 20}))
+        .await;
+    let rows = wait_logged(
+        &daemon,
+        "a stale-tip restart of bp1",
+        Duration::from_secs(20),
+        || {
+            let rows = pool.config.rows();
+            async move {
+                rows.iter()
+                    .any(|r| r.node == "bp1" && r.action == RestartAction::Start)
+                    .then_some(rows)
+            }
+        },
+    )
+    .await;
+    let stop = rows
+        .iter()
+        .find(|r| r.node == "bp1" && r.action == RestartAction::Stop)
+        .unwrap_or_else(|| panic!("no stop row:\n{}", show(&rows)));
+    assert!(
+        stop.reason.starts_with("stale tip (no new block for "),
+        "{}",
+        show(&rows)
+    );
+    wait_until("bp1 back in sync", Duration::from_secs(15), || async {
+        let now = pool.sup.pids().await;
+        let state = pool.bp("bp1").state().await?;
+        (now["bp1"] != pids["bp1"] && state["state"] == "in-sync").then_some(())
+    })
+    .await;
+}
+
+/// A second sim, outside the pool, is the reference (`reference_url`): the pool's only node kept
+/// 40 blocks behind lags behind it by more than 20 blocks and is restarted for lag, which it could
+/// not be without the reference (its head's age, 20 s, is under a 60 s tip_timeout here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodeos_a_reference_node_shows_a_lone_node_lagging() {
+    let pool = Pool::start(2, false).await;
+    all_in_sync(&pool).await;
+    // The daemon manages bp1 only; bp2 runs beside it as the reference node.
+    let config = write_config(&pool.sup, &pool.bps[..1], false);
+    patch_config(
+        &config,
+        json!({
+            "reference_url": pool.bp("bp2").url,
+            "thresholds": {"tip_timeout": "60s", "tip_diff_threshold": 20},
+        }),
+    );
+    let daemon = config.start(&[]).await;
+    pool.bp("bp1")
+        .fault(json!({"fault": "lag", "blocks": 40}))
+        .await;
+    let rows = wait_logged(
+        &daemon,
+        "a lag restart of bp1",
+        Duration::from_secs(25),
+        || {
+            let rows = config.rows();
+            async move {
+                rows.iter()
+                    .any(|r| r.node == "bp1" && r.action == RestartAction::Stop)
+                    .then_some(rows)
+            }
+        },
+    )
+    .await;
+    let stop = rows
+        .iter()
+        .find(|r| r.node == "bp1" && r.action == RestartAction::Stop)
+        .unwrap();
+    assert!(stop.reason.starts_with("lag (height "), "{}", show(&rows));
+    assert!(rows.iter().all(|r| r.node == "bp1"), "{}", show(&rows));
 }

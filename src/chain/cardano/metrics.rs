@@ -69,8 +69,30 @@ impl Metrics {
                 _ => None,
             },
             last_block_time: None,
+            tip_time: None,
             uptime_secs: None,
         }
+    }
+}
+
+impl Metrics {
+    /// When the tip's slot began, through `genesis` (`systemStart + slotNum × slotLength`), as
+    /// seen at `now`; `None` while `slotNum` is 0 or absent (starting, replaying), and when that
+    /// date is more than an epoch back: the Shelley-only arithmetic (`genesis`) does not know an
+    /// earlier era's slots (mainnet's and preprod's Byron, 20 s slots), which put every tip months
+    /// or years back; such a tip is judged by its height alone rather than restarted for an era.
+    pub fn tip_time(
+        &self,
+        genesis: &super::genesis::Genesis,
+        now: std::time::SystemTime,
+    ) -> Option<std::time::SystemTime> {
+        let slot = self.slot_num.filter(|slot| *slot > 0)?;
+        let time = genesis.slot_time(slot);
+        let epoch = genesis
+            .slot_length
+            .saturating_mul(u32::try_from(genesis.epoch_length).unwrap_or(u32::MAX));
+        let age = now.duration_since(time).unwrap_or_default();
+        (age <= epoch).then_some(time)
     }
 }
 
@@ -254,5 +276,29 @@ rts_gc_gc_cpu_ms 1234
         assert!(parse(&[0xff, 0xfe]).is_err());
         let odd = "cardano_node_metrics_slotNum_int 5\n{broken\nname_only\n";
         assert_eq!(parse(odd.as_bytes()).unwrap().slot_num, Some(5));
+    }
+
+    #[test]
+    fn the_tips_time_comes_from_the_genesis_within_an_epoch() {
+        use std::time::{Duration, SystemTime};
+        let genesis = crate::chain::cardano::genesis::Genesis {
+            system_start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+            slot_length: Duration::from_secs(1),
+            epoch_length: 600,
+            slots_per_kes_period: 129_600,
+            max_kes_evolutions: 62,
+        };
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs);
+        let tip = |slot: u64| Metrics {
+            slot_num: Some(slot),
+            ..Metrics::default()
+        };
+        // slotNum 5000 began at systemStart + 5000 s.
+        assert_eq!(tip(5000).tip_time(&genesis, at(5030)), Some(at(5000)));
+        assert_eq!(tip(5000).tip_time(&genesis, at(5600)), Some(at(5000)));
+        // Further back than an epoch: an era the genesis does not know, not an age.
+        assert_eq!(tip(5000).tip_time(&genesis, at(5601)), None);
+        // Replaying: no tip.
+        assert_eq!(tip(0).tip_time(&genesis, at(10)), None);
     }
 }

@@ -1,5 +1,6 @@
 //! The cardano-node adapter: one [`Node`] per configured block producer implements the
-//! chain-neutral traits. `probe` reads the node's Prometheus text (`probe`, `metrics`); leader
+//! chain-neutral traits. `probe` reads the node's Prometheus text (`probe`, `metrics`), and with
+//! the Shelley genesis (`genesis_file`) gives the tip's time (its `slotNum`'s); leader
 //! control is dynamic block forging: the pool's credential files put at the node's paths or
 //! removed from there (`credentials`), then SIGHUP through supervisord, demotions verified by the
 //! forge counters; the schedule comes from the pool's Shelley genesis and leadership-schedule
@@ -87,6 +88,8 @@ pub struct Node {
     last: Mutex<Option<Metrics>>,
     /// A KES period's length from the genesis, read by a probe that found KES metrics.
     kes_period: Mutex<Option<Duration>>,
+    /// `settings.genesis_file`, read again when it changes: the tip's time.
+    genesis: Option<schedule::Cached<genesis::Genesis>>,
 }
 
 impl Node {
@@ -101,13 +104,17 @@ impl Node {
         probe: &MetricsProbe,
     ) -> Node {
         Node {
-            settings,
             pool,
             supervisor,
             program: program.into(),
             probe: probe.clone(),
             last: Mutex::new(None),
             kes_period: Mutex::new(None),
+            genesis: settings
+                .genesis_file
+                .clone()
+                .map(|path| schedule::Cached::new(path, genesis::Genesis::parse)),
+            settings,
         }
     }
 
@@ -128,11 +135,18 @@ impl Node {
     /// The KES period's length, `slotsPerKESPeriod` × `slotLength` of the pool's genesis (`None`
     /// without a pool, or when the genesis cannot be read within `timeout`).
     async fn read_kes_period(&self, timeout: Duration) -> Option<Duration> {
-        let pool = self.pool.as_ref()?;
-        let genesis = tokio::time::timeout(timeout, pool.schedule.genesis())
-            .await
-            .ok()?
-            .ok()?;
+        // The node's own genesis (`genesis_file`, with or without leadership), else the pool's.
+        let genesis = match (&self.genesis, &self.pool) {
+            (Some(genesis), _) => tokio::time::timeout(timeout, genesis.get())
+                .await
+                .ok()?
+                .ok()?,
+            (None, Some(pool)) => tokio::time::timeout(timeout, pool.schedule.genesis())
+                .await
+                .ok()?
+                .ok()?,
+            (None, None) => return None,
+        };
         let slots = u32::try_from(genesis.slots_per_kes_period).ok()?;
         Some(genesis.slot_length.saturating_mul(slots))
     }
@@ -336,7 +350,18 @@ impl ChainNode for Node {
                 let period = self.read_kes_period(timeout).await;
                 *self.kes_period.lock().unwrap_or_else(|p| p.into_inner()) = period;
             }
-            Ok(metrics.status(probe::VERSION))
+            let mut status = metrics.status(probe::VERSION);
+            if let Some(genesis) = &self.genesis
+                && status.state == NodeState::Running
+            {
+                // An unreadable genesis leaves the tip judged by its height alone: it says
+                // nothing about the node (`config check` reads the file).
+                status.tip_time = match genesis.get().await {
+                    Ok(genesis) => metrics.tip_time(&genesis, SystemClock.now()),
+                    Err(_) => None,
+                };
+            }
+            Ok(status)
         })
     }
 

@@ -35,6 +35,10 @@ pub struct Settings {
     pub credentials: Option<Credentials>,
     /// The pool's files, when leadership is on.
     pub pool: Option<Pool>,
+    /// The Shelley genesis (`[leadership] genesis_file`), with leadership on or off: the tip's
+    /// slot through it is the tip's time, which the policy judges against `tip_timeout`. `None`:
+    /// the tip is judged by its height alone.
+    pub genesis_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -44,6 +48,7 @@ impl Settings {
             metrics_url: Url::parse(DEFAULT_METRICS_URL).expect("the default URL parses"),
             credentials: None,
             pool: None,
+            genesis_file: None,
         }
     }
 

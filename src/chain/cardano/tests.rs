@@ -173,6 +173,7 @@ async fn demotion_removes_only_the_nodes_files_and_signals() {
             metrics_url: refused_url(),
             credentials: Some(paths.clone()),
             pool: None,
+            genesis_file: None,
         },
         Some(pool),
         supervisor.clone(),
@@ -239,6 +240,7 @@ async fn a_node_without_credentials_or_pool_has_no_leader_control() {
             metrics_url: refused_url(),
             credentials: Some(unreachable),
             pool: None,
+            genesis_file: None,
         },
         Some(pool),
         Arc::new(FakeSupervisor {
@@ -293,6 +295,7 @@ async fn demote_against(text: &'static str) -> Result<(), Vec<LeaderFailure>> {
             metrics_url: metrics_server(text).await,
             credentials: Some(Credentials::pool(dir.path())),
             pool: None,
+            genesis_file: None,
         },
         Some(pool),
         Arc::new(FakeSupervisor {
@@ -441,6 +444,7 @@ async fn stale_files_behind(command: &str) -> (Holding, bool) {
             metrics_url: metrics_server(PLAIN_NODE).await,
             credentials: Some(paths.clone()),
             pool: None,
+            genesis_file: None,
         },
         Some(pool),
         Arc::new(RunningSupervisor {

@@ -161,6 +161,7 @@ pub fn parse_stats(body: &[u8]) -> Result<NodeStatus, ProbeError> {
         tip_hash: optional(&fields, "lastBlockHash", string)?,
         tip_date: optional(&fields, "lastBlockDate", string)?,
         last_block_time: optional(&fields, "lastBlockTime", time)?,
+        tip_time: None,
         uptime_secs: optional(&fields, "uptime", integer)?,
     })
 }

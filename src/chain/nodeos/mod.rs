@@ -3,8 +3,11 @@
 //! mean (`wire`), when the pool's producer may change hands (`rounds`), blocks and rounds as the
 //! daemon's slots and epochs (`turns`) and whether a node boots producing (`boot`).
 //!
-//! - `probe`: `/v1/chain/get_info` -> Running, height = `head_block_num`, last block time =
-//!   `head_block_time` (UTC). Whether the head is stale is the policy's judgement.
+//! - `probe`: `/v1/chain/get_info` -> Running, height = `head_block_num`, tip time =
+//!   `head_block_time` (UTC). Whether the head is stale is the policy's judgement (its height
+//!   unchanged, or its time older than `tip_timeout`). nodeos has no booting phase it reports:
+//!   while it replays, its HTTP API does not answer yet (a silent API, judged after boot grace);
+//!   once it answers, it is Running, catching up or not.
 //! - leader control (served when a producer is configured): `holding` = `/v1/producer/paused`
 //!   (`false`: producing, handle 1; `true`: passive; a 404 without `producer_api_plugin` is an
 //!   error, never "passive"); `demote` = `POST /v1/producer/pause`, then `paused` again, which
@@ -31,7 +34,9 @@ use super::{
 };
 use crate::slots::{LeaderLog, SlotClock};
 pub use api::NodeosApi;
-pub use settings::{DEFAULT_BLOCK_INTERVAL, Settings};
+pub use settings::{
+    DEFAULT_BLOCK_INTERVAL, REFERENCE_MAX_AGE, REFERENCE_MAX_LEAD, REFERENCE_REFRESH, Settings,
+};
 
 /// One nodeos node. Its API client is the process's shared one.
 pub struct Node {

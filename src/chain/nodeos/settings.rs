@@ -10,6 +10,20 @@ use crate::chain::BootVerdict;
 /// nodeos's block interval.
 pub const DEFAULT_BLOCK_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How often the reference node's `get_info` (`reference_url`) is asked (backed off up to 8×
+/// while it fails): a head read 5 s ago is 10 blocks low, half of the default
+/// `tip_diff_threshold`.
+pub const REFERENCE_REFRESH: Duration = Duration::from_secs(5);
+
+/// A reference head older than this is no reference: 30 blocks low by then, more than the default
+/// `tip_diff_threshold` of 20.
+pub const REFERENCE_MAX_AGE: Duration = Duration::from_secs(15);
+
+/// A reference leading every local node by more than this is ignored: one round of 21 producers
+/// (252 blocks, 126 s). Nodes that far behind are stale by their tips' age already; a reference
+/// that far ahead is more likely another chain or a broken node.
+pub const REFERENCE_MAX_LEAD: u64 = 252;
+
 /// What the adapter knows of one nodeos node, as the configuration resolves it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {

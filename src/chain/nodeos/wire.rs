@@ -37,8 +37,9 @@ pub struct Info {
 }
 
 impl Info {
-    /// The chain-neutral status: Running with the head as its tip. Whether the head is stale is
-    /// the policy's judgement (`tip_timeout` on `last_block_time`), not the adapter's.
+    /// The chain-neutral status: Running with the head as its tip, and `head_block_time` as the
+    /// tip's time. Whether the head is stale is the policy's judgement (`tip_timeout` on
+    /// `tip_time`), not the adapter's.
     pub fn status(&self) -> NodeStatus {
         NodeStatus {
             state: NodeState::Running,
@@ -48,6 +49,7 @@ impl Info {
             tip_hash: self.head_block_id.clone(),
             tip_date: None,
             last_block_time: Some(self.head_block_time),
+            tip_time: Some(self.head_block_time),
             uptime_secs: None,
         }
     }
@@ -224,6 +226,7 @@ mod tests {
             status.last_block_time,
             Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_680_674_828_500))
         );
+        assert_eq!(status.tip_time, status.last_block_time);
     }
 
     #[test]

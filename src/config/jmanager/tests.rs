@@ -89,8 +89,8 @@ fn converts_the_example() {
         raw.restart_log.path,
         Path::new("/home/pool/jormungandr/restarts.csv")
     );
-    assert_eq!(raw.thresholds.tip_timeout, secs(90));
-    assert_eq!(raw.thresholds.tip_diff_threshold, 7);
+    assert_eq!(raw.thresholds.tip_timeout, Some(secs(90)));
+    assert_eq!(raw.thresholds.tip_diff_threshold, Some(7));
     assert_eq!(raw.thresholds.bootstrap_timeout, secs(650));
     assert_eq!(
         raw.thresholds.tick_interval,
@@ -261,7 +261,10 @@ fn unknown_and_unused_keys_become_notices_with_suggestions() {
     }
     assert_eq!(notices.len(), expected.len() + 4, "{notices:#?}");
     // Notices do not stop the conversion of what is known.
-    assert_eq!(import.raw.thresholds.tip_timeout, Duration::from_secs(90));
+    assert_eq!(
+        import.raw.thresholds.tip_timeout,
+        Some(Duration::from_secs(90))
+    );
     assert_eq!(
         import.raw.email.templates["stuck"].subject,
         "stuck ({time})"
@@ -638,7 +641,7 @@ fn toml_round_trips_through_nodekeepers_loader() {
         "MixedCase".into(),
         serde_json::json!({"Inner": [1, "two", [3]]}),
     );
-    raw.thresholds.tip_timeout = Duration::from_millis(1500);
+    raw.thresholds.tip_timeout = Some(Duration::from_millis(1500));
     let text = to_toml_from(&raw, Path::new(EXAMPLE)).unwrap();
     assert!(
             text.starts_with(&format!("# nodekeeper configuration converted from jmanager's files\n#   {EXAMPLE}\n#   {TEMPLATE}\n# by ")),

@@ -470,6 +470,7 @@ impl ChainNode for FakeNode {
                     tip_hash: None,
                     tip_date: None,
                     last_block_time: None,
+                    tip_time: None,
                     uptime_secs: None,
                 }
             });

@@ -194,6 +194,7 @@ fn tip(base: &str, height: u64) -> Option<TipInput> {
             tip_hash: Some(TIP_HASH.into()),
             tip_date: None,
             last_block_time: None,
+            tip_time: None,
             uptime_secs: None,
         },
     })

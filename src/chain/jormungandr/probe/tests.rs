@@ -34,6 +34,7 @@ fn status(state: NodeState, version: &str) -> NodeStatus {
         tip_hash: None,
         tip_date: None,
         last_block_time: None,
+        tip_time: None,
         uptime_secs: None,
     }
 }
@@ -52,6 +53,7 @@ fn decodes_the_real_shapes() {
                 ),
                 tip_date: Some("146.29711".into()),
                 last_block_time: Some(at(1_588_938_239, 0)),
+                tip_time: None,
                 uptime_secs: Some(20_032),
                 ..status(NodeState::Running, "jormungandr 0.8.19-1f7f4f4d")
             },
@@ -65,6 +67,7 @@ fn decodes_the_real_shapes() {
                 tip_hash: Some("00ff".into()),
                 tip_date: Some("0.12".into()),
                 last_block_time: Some(at(1_589_224_417, 417_263_555)),
+                tip_time: None,
                 ..status(NodeState::Running, "jormungandr 0.9.0")
             },
         ),
@@ -99,6 +102,7 @@ fn decodes_the_real_shapes() {
             r#"{"state":"Dreaming","version":"v","lastBlockTime":"2020-05-08T13:43:59+02:00"}"#,
             NodeStatus {
                 last_block_time: Some(at(1_588_938_239, 0)),
+                tip_time: None,
                 ..status(NodeState::Booting("Dreaming".into()), "v")
             },
         ),
