@@ -240,7 +240,7 @@ async fn hand_over(plan: Plan, timeout: Duration) -> Finished {
                 false,
                 demoted,
                 format!(
-                    "promotion not done by {to}: {e}; it is taken as maybe holding the key until read"
+                    "promotion refused by {to}: {e}; it counts as maybe holding the key until it is read"
                 ),
             );
         }
