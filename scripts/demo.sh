@@ -151,6 +151,19 @@ tomlstr() {
 sim_command() {
     local node="$1" genesis="$2" sim
     sim="$(shquote "$SIM_BIN")"
+    # nodeos and cardano-node run the simulator under the real program's name (a symlink), so that
+    # nodekeeper reads each command line as that program's own: --pause-on-startup and
+    # --start-as-non-producing-node then tell it the nodes boot without the key, as with the real
+    # nodes (a command it does not recognise counts as a wrapper that may pass anything).
+    case "$CHAIN" in
+        nodeos | cardano)
+            local program="nodeos"
+            [[ "$CHAIN" == cardano ]] && program="cardano-node"
+            mkdir -p "$DEMO_DIR/bin"
+            ln -sfn "$SIM_BIN" "$DEMO_DIR/bin/$program"
+            sim="$(shquote "$DEMO_DIR/bin/$program")"
+            ;;
+    esac
     case "$CHAIN" in
         nodeos)
             printf '%s --chain nodeos --name %s --listen 127.0.0.1:%s --genesis-time %s --producers %s --producer %s --pause-on-startup --bootstrap-secs %s --events %s' \
