@@ -772,15 +772,7 @@ fn decide_on(
                     };
                     Some((reason, false))
                 } else if previous.is_some_and(|p| p != ProcessState::Stopped) {
-                    let reason = HoldReason::OperatorStopped;
-                    memory.hold = Some(Hold {
-                        reason: reason.clone(),
-                        since: now,
-                    });
-                    actions.push(Action::Held {
-                        node: node.name.clone(),
-                        reason,
-                    });
+                    actions.push(hold(memory, &node.name, HoldReason::OperatorStopped, now));
                     None
                 } else {
                     None
@@ -790,14 +782,7 @@ fn decide_on(
                 if let Some(what) = &node.hopeless_exit {
                     // Starting it again would fail the same way: held, for a repair.
                     let reason = HoldReason::Hopeless { what: what.clone() };
-                    memory.hold = Some(Hold {
-                        reason: reason.clone(),
-                        since: now,
-                    });
-                    actions.push(Action::Held {
-                        node: node.name.clone(),
-                        reason,
-                    });
+                    actions.push(hold(memory, &node.name, reason, now));
                     None
                 } else {
                     Some((Reason::Crashed(program.state), false))
@@ -970,22 +955,27 @@ fn storm(
         .retain(|at| now.duration_since(*at).unwrap_or_default() < window);
     let n_restarts = u32::try_from(memory.restarts.len()).unwrap_or(u32::MAX);
     if n_restarts >= config.thresholds.max_restarts {
-        let hold = HoldReason::Storm {
+        let reason = HoldReason::Storm {
             restarts: n_restarts,
             window_secs: window.as_secs(),
         };
-        memory.hold = Some(Hold {
-            reason: hold.clone(),
-            since: now,
-        });
         memory.start_deferred = false;
-        return Some(Action::Held {
-            node: node.to_string(),
-            reason: hold,
-        });
+        return Some(hold(memory, node, reason, now));
     }
     memory.restarts.push(now);
     None
+}
+
+/// Holds `node` from `now` for `reason`; the `Held` action that reports it.
+fn hold(memory: &mut NodeMemory, node: &str, reason: HoldReason, now: SystemTime) -> Action {
+    memory.hold = Some(Hold {
+        reason: reason.clone(),
+        since: now,
+    });
+    Action::Held {
+        node: node.to_string(),
+        reason,
+    }
 }
 
 /// The rules for a RUNNING program: hung, bootstrap timeout, stale tip, lag. Returns the restart
