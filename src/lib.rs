@@ -20,6 +20,7 @@
 //!   token) and its typed client.
 //! - `listener`: supervisord's event listener (`nodekeeper listen`: events and exit hints to the
 //!   daemon over a unix socket) and the daemon's inbox for them.
+//! - `cluster`: several instances, one etcd: the lease, the election, fenced promotions.
 //! - `metrics`: the daemon's Prometheus metrics (`prometheus-client`), updated by the loop each tick.
 //! - `restart_log`: the append-only CSV restart log and its one record format.
 //! - `analyze`: restart-log analysis (`log analyze`): fast parsing, the pure report, table/JSON/CSV/SVG.
@@ -40,6 +41,7 @@ pub mod api;
 pub mod backoff;
 pub mod chain;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod describe;
