@@ -142,6 +142,9 @@ pub struct Config {
     /// nodeos: the reference node's API base (`reference_url`), whose `get_info` head is the
     /// pool's reference tip.
     pub reference_url: Option<reqwest::Url>,
+    /// `[cluster]`: this instance among several sharing etcd. Then `nodes` holds this instance's
+    /// nodes only (every node of the file was validated; `cluster.instances` names them all).
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 impl NodeSettings {

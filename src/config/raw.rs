@@ -49,6 +49,62 @@ pub struct RawConfig {
     /// could then make nodes look behind, within `REFERENCE_MAX_LEAD`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reference_allow_insecure: bool,
+    /// Several nodekeepers (one per host) coordinating through etcd; absent: one instance, no
+    /// store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<RawCluster>,
+}
+
+/// `[cluster]`: this instance among several, and the etcd they share.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawCluster {
+    /// This instance's name (usually set per host: `NODEKEEPER__CLUSTER__NAME=host-a`); one of
+    /// the names `nodes[].instance` gives.
+    pub name: String,
+    /// etcd client URLs, `https://` unless loopback or `allow_insecure`.
+    pub etcd: Vec<String>,
+    /// The CA of etcd's server certificates (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM), with `key_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's key (PEM), with `cert_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// etcd user, with `password_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A file holding the etcd user's password (first line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// The lease's time to live, whole seconds (2 s to 5 min): an instance stops producing half
+    /// of it after its last renewal, another may take over after all of it.
+    #[serde(with = "duration")]
+    pub lease_ttl: Duration,
+    /// Key prefix of this pool in etcd (several pools may share one etcd).
+    pub prefix: String,
+    /// Allow `http://` etcd endpoints that are not loopback (traffic and password in clear).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure: bool,
+}
+
+impl Default for RawCluster {
+    fn default() -> RawCluster {
+        RawCluster {
+            name: String::new(),
+            etcd: Vec::new(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            user: None,
+            password_file: None,
+            lease_ttl: crate::cluster::settings::DEFAULT_LEASE_TTL,
+            prefix: crate::cluster::settings::DEFAULT_PREFIX.into(),
+            allow_insecure: false,
+        }
+    }
 }
 
 /// How to reach one supervisord.
@@ -173,6 +229,10 @@ pub struct RawNode {
     pub program: Option<String>,
     /// Which supervisord (a key of `[supervisors]`); default: `[supervisor]`.
     pub supervisor: Option<String>,
+    /// With `[cluster]` (then required): the instance (`cluster.name` of the host's nodekeeper)
+    /// that manages this node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// REST API base URL: Jormungandr's (`http://127.0.0.1:3101/api`; default: derived from
     /// `rest.listen` of the merged node config), nodeos's HTTP API (`http://127.0.0.1:8888`,
     /// required).

@@ -21,6 +21,7 @@ use super::raw::{
 use crate::alert::{EmailSettings, InlineTemplate, TemplateSettings};
 use crate::chain::ChainSettings;
 use crate::chain::jormungandr;
+use crate::cluster::ClusterSettings;
 use crate::secret::Secret;
 use crate::supervisor::{Endpoint, SupervisorSettings};
 
@@ -234,6 +235,14 @@ pub(crate) fn validate(
     let reference_url = v.reference_url(&raw, pool_chain);
     let email = v.email(&raw.email, &restart_log);
     let api = v.api(&raw);
+    let cluster = v.cluster(&raw, &nodes);
+    let mut nodes = nodes;
+    if let Some(cluster) = &cluster {
+        // This instance manages its own nodes; the others' are validated alike (one pool file
+        // for every host) and known by name in `cluster.instances`.
+        let local = &cluster.instances[&cluster.name];
+        nodes.retain(|node| local.contains(&node.name));
+    }
     let skipped = std::mem::take(&mut v.skipped);
     let notices = std::mem::take(&mut v.notices);
     let config = Config {
@@ -247,6 +256,7 @@ pub(crate) fn validate(
         restart_log,
         api,
         reference_url,
+        cluster,
     };
     (config, skipped, notices)
 }
@@ -1361,6 +1371,203 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// `[cluster]` and `nodes[].instance`: every node names its instance once `[cluster]` is set,
+    /// and none does without it.
+    fn cluster(&mut self, raw: &RawConfig, nodes: &[NodeSettings]) -> Option<ClusterSettings> {
+        let Some(cluster) = &raw.cluster else {
+            if let Some(index) = raw.nodes.iter().position(|node| node.instance.is_some()) {
+                self.error(
+                    &format!("nodes[{index}].instance"),
+                    "an instance needs [cluster] (the etcd the instances share)",
+                );
+            }
+            return None;
+        };
+        let valid_name = |name: &str| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        let mut instances: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut ok = true;
+        for (index, node) in raw.nodes.iter().enumerate() {
+            let key = format!("nodes[{index}].instance");
+            match &node.instance {
+                None => {
+                    self.error(
+                        &key,
+                        format!(
+                            "missing: with [cluster], every node names the instance that manages it \
+                             (node {:?})",
+                            node.name
+                        ),
+                    );
+                    ok = false;
+                }
+                Some(instance) if !valid_name(instance) => {
+                    self.error(
+                        &key,
+                        format!("{instance:?}: expected letters, digits, '-', '_' or '.' only"),
+                    );
+                    ok = false;
+                }
+                Some(instance) => {
+                    if nodes.iter().any(|n| n.name == node.name) {
+                        instances
+                            .entry(instance.clone())
+                            .or_default()
+                            .push(node.name.clone());
+                    }
+                }
+            }
+        }
+        if cluster.name.is_empty() {
+            self.error(
+                "cluster.name",
+                "missing: this instance's name (one of nodes[].instance; usually set per host with \
+                 NODEKEEPER__CLUSTER__NAME)",
+            );
+            ok = false;
+        } else if ok && !instances.contains_key(&cluster.name) {
+            self.error(
+                "cluster.name",
+                format!(
+                    "{:?} manages no node: nodes[].instance names {}",
+                    cluster.name,
+                    instances
+                        .keys()
+                        .map(|name| format!("{name:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            ok = false;
+        }
+        if cluster.etcd.is_empty() {
+            self.error(
+                "cluster.etcd",
+                "expected at least one etcd endpoint, e.g. [\"https://10.0.0.1:2379\"]",
+            );
+            ok = false;
+        }
+        for (index, endpoint) in cluster.etcd.iter().enumerate() {
+            let key = format!("cluster.etcd[{index}]");
+            match reqwest::Url::parse(endpoint) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                    let loopback = url.host_str().is_some_and(crate::http::is_loopback_host);
+                    if url.scheme() == "http" && !loopback && !cluster.allow_insecure {
+                        self.error(
+                            &key,
+                            format!(
+                                "{}: plain http to a host that is not loopback (the election and \
+                                 any password in clear); use https:// with cluster.ca_file, or set \
+                                 cluster.allow_insecure = true",
+                                crate::http::redact_url(endpoint)
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+                _ => {
+                    self.error(
+                        &key,
+                        format!(
+                            "{}: expected http(s)://HOST:PORT",
+                            crate::http::redact_url(endpoint)
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let ttl = cluster.lease_ttl;
+        if ttl.subsec_nanos() != 0 || ttl < Duration::from_secs(2) || ttl > Duration::from_secs(300)
+        {
+            self.error(
+                "cluster.lease_ttl",
+                format!(
+                    "{}: expected whole seconds from 2 s to 5 min (etcd leases count seconds)",
+                    humantime::format_duration(ttl)
+                ),
+            );
+            ok = false;
+        }
+        if !cluster.prefix.starts_with('/') || cluster.prefix.ends_with('/') {
+            self.error(
+                "cluster.prefix",
+                format!(
+                    "{:?}: expected a key prefix that starts with '/' and does not end with one",
+                    cluster.prefix
+                ),
+            );
+            ok = false;
+        }
+        let mut file = |v: &mut Self, key: &str, path: &Option<PathBuf>| -> Option<PathBuf> {
+            let path = v.resolve(path.as_ref()?);
+            if v.checks_host_file(key, &path) && !path.is_file() {
+                v.error(key, format!("{}: no such file", path.display()));
+                ok = false;
+            }
+            Some(path)
+        };
+        let ca_file = file(self, "cluster.ca_file", &cluster.ca_file);
+        let cert = file(self, "cluster.cert_file", &cluster.cert_file);
+        let key = file(self, "cluster.key_file", &cluster.key_file);
+        let client_cert = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                self.error(
+                    "cluster.key_file",
+                    "missing: cluster.cert_file needs its key",
+                );
+                ok = false;
+                None
+            }
+            (None, Some(_)) => {
+                self.error(
+                    "cluster.cert_file",
+                    "missing: cluster.key_file needs its certificate",
+                );
+                ok = false;
+                None
+            }
+        };
+        let credentials = match (&cluster.user, &cluster.password_file) {
+            (Some(user), Some(file)) => self
+                .read_secret_file("cluster.password_file", file)
+                .map(|password| (user.clone(), password)),
+            (None, None) => None,
+            (Some(_), None) => {
+                self.error(
+                    "cluster.password_file",
+                    "missing: cluster.user needs a password",
+                );
+                ok = false;
+                None
+            }
+            (None, Some(_)) => {
+                self.error(
+                    "cluster.user",
+                    "missing: cluster.password_file needs a user",
+                );
+                ok = false;
+                None
+            }
+        };
+        ok.then(|| ClusterSettings {
+            name: cluster.name.clone(),
+            endpoints: cluster.etcd.clone(),
+            ca_file,
+            client_cert,
+            credentials,
+            lease_ttl: ttl,
+            prefix: cluster.prefix.clone(),
+            instances,
+        })
+    }
+
     fn api(&mut self, raw: &RawConfig) -> ApiSettings {
         let api = &raw.api;
         let token = self.secret(
@@ -2333,6 +2540,82 @@ mod tests {
                 "FILE: reference_url: a nodeos setting, and this pool runs jormungandr"
             )),
             "{problems:?}"
+        );
+    }
+
+    fn cluster_of(text: &str) -> (Option<ClusterSettings>, Vec<String>, Vec<String>) {
+        let path = Path::new("/nowhere/nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let (raw, mut errors) = load_raw_text(text, config::FileFormat::Toml, path, &env);
+        let origins = Origins::new(path, &env);
+        let (config, _, _) = validate(raw, path, &origins, &mut errors, HostFiles::Skip);
+        let errors = errors
+            .0
+            .iter()
+            .filter(|e| e.key.starts_with("cluster") || e.key.ends_with(".instance"))
+            .map(ToString::to_string)
+            .collect();
+        let nodes = config.nodes.iter().map(|n| n.name.clone()).collect();
+        (config.cluster, errors, nodes)
+    }
+
+    const POOL: &str = "[node_defaults]\nchain = \"nodeos\"\n\
+        [[nodes]]\nname = \"a1\"\nrest_url = \"http://127.0.0.1:8881\"\ninstance = \"a\"\n\
+        [[nodes]]\nname = \"b1\"\nrest_url = \"http://127.0.0.1:8882\"\ninstance = \"b\"\n";
+
+    #[test]
+    fn a_cluster_instance_manages_its_own_nodes_and_knows_every_instance() {
+        let text = format!("{POOL}[cluster]\nname = \"b\"\netcd = [\"http://127.0.0.1:2379\"]\n");
+        let (cluster, errors, nodes) = cluster_of(&text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let cluster = cluster.expect("cluster settings");
+        assert_eq!(nodes, ["b1"]);
+        assert_eq!(cluster.lease_ttl, Duration::from_secs(10));
+        assert_eq!(cluster.instance_of("a1"), Some("a"));
+        assert_eq!(cluster.election_key(), "/nodekeeper/election");
+    }
+
+    #[test]
+    fn cluster_mistakes_name_their_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[cluster]\nname = \"c\"\netcd = [\"http://127.0.0.1:2379\"]\n",
+                "cluster.name",
+            ),
+            ("[cluster]\nname = \"a\"\n", "cluster.etcd"),
+            (
+                "[cluster]\nname = \"a\"\netcd = [\"http://10.0.0.1:2379\"]\n",
+                "cluster.etcd[0]",
+            ),
+            (
+                "[cluster]\nname = \"a\"\netcd = [\"http://127.0.0.1:2379\"]\nlease_ttl = \"1500ms\"\n",
+                "cluster.lease_ttl",
+            ),
+            (
+                "[cluster]\nname = \"a\"\netcd = [\"http://127.0.0.1:2379\"]\nuser = \"root\"\n",
+                "cluster.password_file",
+            ),
+        ];
+        for (section, key) in cases {
+            let (cluster, errors, _) = cluster_of(&format!("{POOL}{section}"));
+            assert!(cluster.is_none(), "{section}");
+            assert!(
+                errors.iter().any(|e| e.contains(&format!("{key}:"))),
+                "{section}: {errors:?}"
+            );
+        }
+        // An instance without [cluster], and a node without an instance with it.
+        let (_, errors, _) = cluster_of(POOL);
+        assert!(
+            errors.iter().any(|e| e.contains("nodes[0].instance")),
+            "{errors:?}"
+        );
+        let missing = POOL.replacen("instance = \"b\"\n", "", 1)
+            + "[cluster]\nname = \"a\"\netcd = [\"http://127.0.0.1:2379\"]\n";
+        let (_, errors, _) = cluster_of(&missing);
+        assert!(
+            errors.iter().any(|e| e.contains("nodes[1].instance")),
+            "{errors:?}"
         );
     }
 }
