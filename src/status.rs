@@ -50,6 +50,9 @@ pub struct NodeLine {
     /// `epoch 12: none`, or `unknown` when its logs could not be read.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// With `[cluster]`: the instance that manages it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// The pool's leadership (leadership enabled).
@@ -141,6 +144,28 @@ pub struct Snapshot {
     /// The pool's chain (absent from an older daemon's snapshot: Jormungandr).
     #[serde(default)]
     pub chain: Option<ChainLine>,
+    /// With `[cluster]`: this instance and the election, as this instance sees them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterLine>,
+}
+
+/// The cluster as one instance sees it (`[cluster]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterLine {
+    /// This instance.
+    pub instance: String,
+    /// The election: `elected` (this instance may let a node produce), `follower` (another
+    /// instance is elected), `campaigning` (none known), `no lease` (etcd unreachable or the
+    /// lease lost).
+    pub election: String,
+    /// The elected instance, when known.
+    pub leader: Option<String>,
+    /// etcd answered the session's last call.
+    pub etcd_reachable: bool,
+    /// The producer recorded in etcd by the last fenced promotion (`node@instance`).
+    pub producer: Option<String>,
+    /// The instances whose snapshot is live, this one included.
+    pub instances: Vec<String>,
 }
 
 impl Snapshot {
@@ -171,6 +196,9 @@ impl Snapshot {
                     program.push_str(" [fallback config]");
                 }
                 let mut name = node.name.clone();
+                if let Some(instance) = &node.instance {
+                    let _ = write!(name, "@{instance}");
+                }
                 if node.leader {
                     name.push_str(" *");
                 }
@@ -206,6 +234,26 @@ impl Snapshot {
             }
         }
         let mut out = String::new();
+        if let Some(cluster) = &self.cluster {
+            let _ = write!(
+                out,
+                "cluster: instance {} ({}), etcd {}",
+                cluster.instance,
+                cluster.election,
+                if cluster.etcd_reachable {
+                    "reachable"
+                } else {
+                    "unreachable"
+                }
+            );
+            if let Some(leader) = cluster.leader.as_ref().filter(|l| **l != cluster.instance) {
+                let _ = write!(out, ", elected: {leader}");
+            }
+            if let Some(producer) = &cluster.producer {
+                let _ = write!(out, ", producer: {producer}");
+            }
+            out.push('\n');
+        }
         if self.chain.is_some() {
             let _ = write!(out, "chain: {}", words.name);
             if let Some(producer) = &words.producer {

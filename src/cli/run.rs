@@ -154,6 +154,19 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
     } else {
         None
     };
+    // [cluster]: the etcd session (lease, election, fenced promotions). A one-off or dry run
+    // would campaign beside the real daemon: refused while leadership is managed.
+    let session = match &config.cluster {
+        Some(_) if config.leadership.enabled && (args.once || args.dry_run) => {
+            return Err(Failure::usage(
+                "--once and --dry-run are not available with [cluster] and leadership: they would \
+                 campaign in the pool's election beside the running instance"
+                    .to_string(),
+            ));
+        }
+        Some(settings) => Some(Arc::new(crate::cluster::session::start(settings.clone()))),
+        None => None,
+    };
     // Metrics: updated by the loop each tick, served by the API.
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let token = Arc::new(RwLock::new(String::new()));
@@ -172,6 +185,9 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
             alerts: alerts.as_ref().map(|worker| worker.reconfigure()),
             hangups,
             notices,
+            cluster: session
+                .as_ref()
+                .map(|session| Arc::clone(session) as Arc<dyn crate::cluster::session::Cluster>),
         },
     )
     .map_err(|e| Failure::usage(e.to_string()))?;
@@ -211,7 +227,14 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
         drop(requests_tx);
         None
     };
-    daemon.run(requests_rx, signalled()).await;
+    let stepped_down = daemon.run(requests_rx, signalled()).await;
+    if let Some(session) = &session {
+        // A clean stop: once nothing here holds the key, resign and revoke the lease, so that
+        // another instance takes over at once; else the lease runs out (and the fence demotes).
+        if stepped_down {
+            session.shutdown().await;
+        }
+    }
     let _ = stop_tx.send(true);
     if let Some(task) = api_task {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;

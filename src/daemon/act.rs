@@ -554,6 +554,7 @@ impl Daemon {
             vouched,
             to,
             why,
+            fence: self.cluster.as_ref().map(|link| Arc::clone(&link.cluster)),
         })
     }
 

@@ -48,6 +48,9 @@ pub struct Plan {
     pub to: Handle,
     /// Why (for the event).
     pub why: String,
+    /// With `[cluster]`: the promotion is recorded in etcd first, fenced by this instance's
+    /// election token, and does not happen when that fails.
+    pub fence: Option<Arc<dyn crate::cluster::session::Cluster>>,
 }
 
 /// The leadership tasks in flight.
@@ -147,6 +150,7 @@ async fn hand_over(plan: Plan, timeout: Duration) -> Finished {
         vouched,
         to: (to, to_node),
         why,
+        fence,
     } = plan;
     let from_name = from.as_ref().map(|((name, _), _)| name.clone());
     let finished = |ok: bool, demoted: Vec<String>, message: String| Finished {
@@ -227,6 +231,17 @@ async fn hand_over(plan: Plan, timeout: Duration) -> Finished {
                 ),
             );
         }
+    }
+    // 2b. With [cluster]: recorded as the producer in etcd, fenced by the election token (fails
+    // once another instance leads).
+    if let Some(cluster) = &fence
+        && let Err(e) = cluster.fence(&to).await
+    {
+        return finished(
+            false,
+            demoted,
+            format!("hand-over to {to} stopped before promotion: {e}; no second leader"),
+        );
     }
     // 3. Promote, 4. confirm. From here on the node may hold the key, confirmed or not.
     let finished = |ok: bool, demoted: Vec<String>, message: String| Finished {

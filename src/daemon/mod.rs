@@ -21,6 +21,7 @@
 //! means no action on its nodes, with backoff.
 
 pub mod act;
+pub mod cluster;
 pub mod disk;
 pub mod leadership;
 pub mod observe;
@@ -91,6 +92,8 @@ enum Event {
     LookAgain,
     /// Between rounds: ask the Running nodes again (their answers are taken in the next round).
     Ask,
+    /// The etcd session's view changed, or the lease deadline passed.
+    Cluster,
     /// SIGTERM, SIGINT or SIGUSR1: no new decisions; the actions in flight finish.
     Shutdown,
 }
@@ -157,6 +160,8 @@ pub struct Daemon {
     reaction: react::Reaction,
     /// File writes off the loop.
     disk: Arc<disk::Disk>,
+    /// With `[cluster]`: the etcd session, as the loop sees it.
+    cluster: Option<cluster::Link>,
 }
 
 /// What `Daemon::new` needs besides the configuration.
@@ -185,6 +190,8 @@ pub struct Setup {
     pub hangups: Option<mpsc::Receiver<()>>,
     /// Events relayed by supervisord's listeners, when an inbox is bound (else polling only).
     pub notices: Option<mpsc::Receiver<Notice>>,
+    /// With `[cluster]`: the etcd session (`cluster::session::start`).
+    pub cluster: Option<Arc<dyn crate::cluster::session::Cluster>>,
 }
 
 impl Daemon {
@@ -205,6 +212,7 @@ impl Daemon {
             alerts,
             hangups,
             notices,
+            cluster,
         } = setup;
         let log = if options.dry_run {
             None
@@ -284,6 +292,15 @@ impl Daemon {
             notices,
             reaction: react::Reaction::default(),
             disk,
+            cluster: match (cluster, &config.cluster) {
+                (Some(session), Some(settings)) => Some(cluster::Link::new(
+                    session,
+                    settings.clone(),
+                    (!options.dry_run)
+                        .then(|| crate::cluster::deadline::path(&config.restart_log)),
+                )),
+                _ => None,
+            },
         };
         if !options.dry_run {
             daemon.write_node_configs();
@@ -293,11 +310,15 @@ impl Daemon {
 
     /// Runs until `shutdown` resolves (or after one tick with `once`), then lets the actions in
     /// flight finish. Requests from the API arrive on `requests`.
+    ///
+    /// With `[cluster]`, a clean stop steps down: this instance's nodes are demoted first, and
+    /// the answer says whether every one was (only then may the session resign and revoke its
+    /// lease at once; otherwise the lease runs out and the host's fence demotes at the deadline).
     pub async fn run(
         mut self,
         mut requests: mpsc::Receiver<Request>,
         shutdown: impl Future<Output = ()>,
-    ) {
+    ) -> bool {
         let config = Arc::clone(&self.rt.config);
         let mut ticks = tokio::time::interval(config.thresholds.tick_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -330,6 +351,7 @@ impl Daemon {
                 _ = reloads.tick() => Event::Reload,
                 _ = ticks.tick() => Event::Tick,
                 () = asks.next() => Event::Ask,
+                () = cluster_changed(&mut self.cluster) => Event::Cluster,
             };
             if !self.handle_event(event, &mut ticks) {
                 break;
@@ -338,9 +360,48 @@ impl Daemon {
         }
         self.observer.abandon();
         self.drain().await;
+        let stepped_down = self.step_down().await;
         self.store.save_holds(self.policy.holds());
         self.disk.flush().await;
         info!("nodekeeper stopped; nodes left running");
+        stepped_down
+    }
+
+    /// With `[cluster]` and leadership: demotes every node of this instance that holds the key
+    /// or may, so that another instance can take over as soon as this one resigns. True when
+    /// nothing of this instance holds the key any more.
+    async fn step_down(&mut self) -> bool {
+        if self.cluster.is_none() || !self.rt.policy.leader.enabled || self.options.dry_run {
+            return true;
+        }
+        while self.leader_tasks.busy() {
+            let finished = self.leader_tasks.next().await;
+            self.on_leader_finished(finished);
+        }
+        let timeout = self.rt.config.thresholds.probe_timeout;
+        let mut all = true;
+        for (name, adapter) in &self.rt.nodes {
+            let Some(leader) = adapter.leader() else {
+                continue;
+            };
+            match leader.holding(timeout).await {
+                Ok(holding) if !holding.holds() => {}
+                Ok(holding) => match leader.demote(&holding, timeout).await {
+                    Ok(()) => info!(node = %name, "stepping down: {name} demoted"),
+                    Err(failures) => {
+                        all = false;
+                        warn!(node = %name, "stepping down: demoting {name} failed ({}); the lease runs out instead", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+                    }
+                },
+                // Not up: it holds nothing. Anything else: unknown.
+                Err(crate::chain::ProbeError::Refused) => {}
+                Err(e) => {
+                    all = false;
+                    warn!(node = %name, "stepping down: {name} could not be read ({e}); the lease runs out instead");
+                }
+            }
+        }
+        all
     }
 
     /// Handles one event; false when the loop ends.
@@ -374,6 +435,11 @@ impl Daemon {
                 }
             }
             Event::Ask => self.on_ask(),
+            Event::Cluster => {
+                if self.cluster.as_mut().is_some_and(cluster::Link::take_in) {
+                    self.observe_now(react::Want::Full);
+                }
+            }
             Event::LookAgain => {
                 // The round's end sets both again.
                 self.reaction.look_again = None;
@@ -410,6 +476,15 @@ impl Daemon {
         {
             warn!("actions still in flight after {drain:?}; exiting anyway");
         }
+    }
+}
+
+/// The next change of the etcd session's view (or its lease deadline); pending forever without
+/// `[cluster]`.
+async fn cluster_changed(link: &mut Option<cluster::Link>) {
+    match link {
+        Some(link) => link.changed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -530,6 +605,7 @@ pub async fn observe_once(
             .map(|(_, clock)| clock)
             .or(policy.leadership.clock),
         leader_job: false,
+        cluster: None,
     };
     let decision = crate::policy::decide(&rt.policy, &mut policy, &observation);
     let seen = snapshot::Seen {

@@ -189,6 +189,17 @@ impl Daemon {
                 "a dry run executes nothing".to_string(),
             ));
         }
+        // A node of another instance: that instance takes over (this one resigns if elected).
+        if action == NodeAction::Leader
+            && self.rt.policy.leader.enabled
+            && let Some(link) = &mut self.cluster
+            && let Some(message) = link.request_elsewhere(node)
+        {
+            info!(node = %node, "operator asks for {node} as the leader{words}: {message}");
+            return Ok(self
+                .book
+                .open(node, action, note, rfc3339(now), ActionState::Done { message }));
+        }
         let answer = policy::operator::operator(
             &self.rt.policy,
             &mut self.policy,

@@ -122,6 +122,7 @@ pub fn build(
                     .leader
                     .enabled
                     .then(|| schedule_state(&state.leadership, seen, chain)),
+                instance: config.cluster.as_ref().map(|cluster| cluster.name.clone()),
             })
         })
         .collect();
@@ -147,6 +148,8 @@ pub fn build(
             .enabled
             .then(|| status_line(&state.leadership, &policy.leader, chain, observation.now)),
         chain: Some(chain_line(config, chain)),
+        // Filled by the daemon's cluster link, which knows the election and the other instances.
+        cluster: None,
     }
 }
 

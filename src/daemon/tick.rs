@@ -51,6 +51,11 @@ impl Daemon {
     }
 
     /// An event asks to observe now: a round starts, or follows the one in flight.
+    /// The cluster's gate for the policy (`None` without `[cluster]`).
+    pub(super) fn cluster_gate(&self) -> Option<crate::cluster::rules::Gate> {
+        self.cluster.as_ref().map(super::cluster::Link::gate)
+    }
+
     pub(super) fn observe_now(&mut self, want: Want) {
         if self.observer.in_flight() {
             self.reaction.defer(want);
@@ -144,6 +149,7 @@ impl Daemon {
             nodes,
             chain: self.observer.chain_time,
             leader_job: self.leader_tasks.busy(),
+            cluster: self.cluster_gate(),
             reference: self
                 .rt
                 .reference
@@ -182,6 +188,10 @@ impl Daemon {
             started.elapsed(),
             tick,
         ));
+        let mut snapshot = snapshot;
+        if let Some(link) = &mut self.cluster {
+            link.after_tick(&mut snapshot, &mut self.policy, &decision.facts);
+        }
         if let Ok(mut shared) = self.out.snapshot.write() {
             *shared = snapshot;
         }

@@ -190,6 +190,7 @@ mod tests {
             reference: None,
             chain: None,
             leader_job: false,
+            cluster: None,
         };
         let kes = |actions: Vec<Action>| -> Vec<Action> {
             actions

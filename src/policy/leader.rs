@@ -437,6 +437,15 @@ pub struct Context {
     /// Nodes that may hold the key but whose logs were not read this tick: they may lead slots
     /// nodekeeper does not know.
     unreadable_holders: Vec<usize>,
+    /// With `[cluster]`: why this instance may not lead (then none of its nodes holds the key).
+    pub(super) not_ours: Option<String>,
+    /// With `[cluster]`: a node of another instance may hold the key (or may lead: this
+    /// instance is not elected).
+    pub(super) elsewhere: bool,
+    /// With `[cluster]`: no node of the pool can be producing (elected, every other instance
+    /// passive, none of ours may hold the key nor boots with it): a host loss, which may act
+    /// inside a guard window.
+    took_over: bool,
 }
 
 impl Context {
@@ -461,6 +470,9 @@ impl Context {
                 boots: Vec::new(),
                 secret_booting: Vec::new(),
                 unreadable_holders: Vec::new(),
+                not_ours: None,
+                elsewhere: false,
+                took_over: false,
             };
         }
         if let Some(clock) = observation.chain {
@@ -527,6 +539,16 @@ impl Context {
                 )
             })
             .or(remembered.filter(|&i| may_hold[i]));
+        // An instance that may not lead has no leader among its nodes: every holder is extra.
+        let not_ours = observation
+            .cluster
+            .as_ref()
+            .and_then(|gate| gate.why.clone());
+        let leader = leader.filter(|_| not_ours.is_none());
+        let elsewhere = observation
+            .cluster
+            .as_ref()
+            .is_some_and(|gate| gate.why.is_some() || !gate.pool_passive);
         memory.leader = leader.map(|i| observation.nodes[i].name.clone());
         if let (Some(clock), Some(_)) = (memory.clock, leader) {
             memory.last_slot = memory
@@ -539,7 +561,7 @@ impl Context {
         }
         let near = guard(memory, config, now, saturating_add(now, config.lookahead));
         let epoch_known = epoch.is_some_and(|e| memory.schedule.iter().any(|d| d.epoch == e));
-        let secret_booting = (0..observation.nodes.len())
+        let secret_booting: Vec<usize> = (0..observation.nodes.len())
             .filter(|&i| {
                 let node = &observation.nodes[i];
                 boots[i] && (node.busy || booting(node))
@@ -561,6 +583,10 @@ impl Context {
                         .is_some_and(|r| r.read && !r.may && r.started == started)
             })
             .collect();
+        let took_over = observation.cluster.as_ref().is_some_and(|gate| {
+            gate.why.is_none() && gate.pool_passive
+        }) && !may_hold.iter().any(|may| *may)
+            && secret_booting.is_empty();
         Context {
             enabled: true,
             now,
@@ -573,6 +599,9 @@ impl Context {
             boots,
             secret_booting,
             unreadable_holders,
+            not_ours,
+            elsewhere,
+            took_over,
         }
     }
 
@@ -604,11 +633,12 @@ impl Context {
         }
         // Another node holds or may hold the key, or is booting with the secret and may come up
         // holding it.
-        let leader_exists = self
-            .may_hold
-            .iter()
-            .enumerate()
-            .any(|(i, may)| i != index && *may)
+        let leader_exists = self.elsewhere
+            || self
+                .may_hold
+                .iter()
+                .enumerate()
+                .any(|(i, may)| i != index && *may)
             || self.secret_booting.iter().any(|&i| i != index);
         if self.boots[index]
             && leader_exists
@@ -729,11 +759,12 @@ pub(super) fn decide(
             actions.push(Action::Demote {
                 node: node.name.clone(),
                 holding: Holding(ids.to_vec()),
-                why: match context.leader {
-                    Some(l) => {
+                why: match (&context.not_ours, context.leader) {
+                    (Some(why), _) => format!("this instance may not lead: {why}"),
+                    (None, Some(l)) => {
                         format!("{} leads; a node holds the key at most once", nodes[l].name)
                     }
-                    None => "another node holds the key".into(),
+                    (None, None) => "another node holds the key".into(),
                 },
             });
         }
@@ -742,7 +773,8 @@ pub(super) fn decide(
     // Parking: near a window, while a leader exists, nothing that could come up as a second
     // leader keeps booting.
     // With no leader, the first booting node may come up as the only one.
-    let leader_exists = context.leader.is_some() || context.may_hold.iter().any(|m| *m);
+    let leader_exists =
+        context.elsewhere || context.leader.is_some() || context.may_hold.iter().any(|m| *m);
     let keep = if leader_exists {
         None
     } else {
@@ -827,6 +859,8 @@ pub(super) fn decide(
         .and_then(|name| nodes.iter().position(|n| &n.name == name))
         .filter(|&r| Some(r) != context.leader && candidate(r));
     let target = match (context.leader, best) {
+        // Another instance leads (or none may): nothing of ours is promoted.
+        _ if context.not_ours.is_some() => None,
         _ if requested.is_some() => requested,
         (_, None) => None,
         (None, Some(b)) => Some(b),
@@ -867,7 +901,11 @@ pub(super) fn decide(
     if let Some(t) = target {
         let blocker = if leader_job {
             Some("a hand-over is in flight".to_string())
+        } else if context.elsewhere {
+            Some("a node of another instance may hold the key".to_string())
         } else if let Some(why) = guard(memory, config, now, saturating_add(now, config.lookahead))
+            // A host loss: no node of the pool can be producing, so a slot near is one to save.
+            .filter(|_| !context.took_over)
         {
             Some(why.to_string())
         } else {

@@ -689,6 +689,7 @@ fn run(seed: u64) -> Result<Stats, (String, Vec<String>)> {
                 reference: None,
                 chain: Some(model.clock),
                 leader_job: false,
+                cluster: None,
             };
             let actions = decide(&config, &mut state, &observation);
             if leader::guard(

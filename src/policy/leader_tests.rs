@@ -126,6 +126,7 @@ struct World {
     /// The chain's time as read this tick (`None`: no node's settings read).
     chain: Option<SlotClock>,
     leader_job: bool,
+    cluster: Option<crate::cluster::rules::Gate>,
     /// The last tick's actions, unrendered (but the boot verdicts).
     last: Vec<Action>,
     /// The last tick's boot verdicts.
@@ -140,6 +141,7 @@ impl World {
             state: PolicyState::default(),
             chain: Some(clock()),
             leader_job: false,
+            cluster: None,
             last: Vec::new(),
             verdicts: Vec::new(),
         }
@@ -163,6 +165,7 @@ impl World {
             reference: None,
             chain: self.chain,
             leader_job: self.leader_job,
+            cluster: self.cluster.clone(),
         };
         self.last = decide(&self.config, &mut self.state, &observation).actions;
         // What is concluded about boots is a report, kept apart.

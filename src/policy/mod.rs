@@ -158,6 +158,9 @@ pub struct Observation {
     pub chain: Option<SlotClock>,
     /// A leader hand-over or demotion is in flight.
     pub leader_job: bool,
+    /// With `[cluster]`: whether this instance may let one of its nodes hold the key, and whether
+    /// no node of another instance may (`None`: one instance, no store).
+    pub cluster: Option<crate::cluster::rules::Gate>,
 }
 
 /// Why a node is started or restarted.

@@ -162,6 +162,7 @@ mod tests {
                 reference: None,
                 chain: None,
                 leader_job: false,
+                cluster: None,
             },
         )
         .facts

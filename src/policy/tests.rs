@@ -121,6 +121,7 @@ impl World {
             reference: self.reference,
             chain: None,
             leader_job: false,
+            cluster: None,
         };
         // The reports of a recovery and of an all-down episode have their own tests; the rules'
         // tables list what is executed.
@@ -764,6 +765,7 @@ impl World {
             reference: self.reference,
             chain: None,
             leader_job: false,
+            cluster: None,
         };
         let decision = decide(&self.config, &mut self.state, &observation);
         (decision.actions.iter().map(show).collect(), decision.facts)

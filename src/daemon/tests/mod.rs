@@ -629,6 +629,8 @@ pub struct Pool {
     pub parts: Arc<FakeParts>,
     /// supervisord calls and leader calls, in order.
     pub calls: Calls,
+    /// With `[cluster]`: the session the daemon is given.
+    pub cluster: Option<Arc<dyn crate::cluster::session::Cluster>>,
 }
 
 /// The pool's leader secret (jcli's YAML).
@@ -706,6 +708,7 @@ impl Pool {
             nodes,
             parts,
             calls,
+            cluster: None,
         }
     }
 
@@ -755,6 +758,7 @@ impl Pool {
                 alerts: Some(alerts),
                 hangups: None,
                 notices: None,
+                cluster: self.cluster.clone(),
             },
         )
         .expect("the daemon starts");
@@ -868,7 +872,7 @@ impl Shared {
 pub struct Running {
     requests: mpsc::Sender<Request>,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<bool>,
     /// What it shares.
     pub shared: Shared,
 }
