@@ -1397,3 +1397,65 @@ fn a_promotion_asked_for_but_not_confirmed_leaves_the_node_maybe_holding() {
         .record_handover("a", (false, false), &[], at(11));
     check(w.tick(20, &[hung("a"), passive("b", 1000)]), &["promote b"]);
 }
+
+// ----- [cluster]: the instance's gate -----
+
+fn gate(may_lead: bool, pool_passive: bool) -> Option<crate::cluster::rules::Gate> {
+    Some(crate::cluster::rules::Gate {
+        may_lead,
+        pool_passive,
+        why: (!may_lead).then(|| "another instance is elected".to_string()),
+    })
+}
+
+#[test]
+fn an_instance_that_may_not_lead_demotes_its_holders_and_promotes_nothing() {
+    let mut w = World::new(&[]);
+    w.cluster = gate(false, true);
+    let actions = w.tick(10, &[holder("a", 1000), passive("b", 1000)]);
+    check(actions, &["demote a [1]"]);
+    assert!(
+        w.last.iter().any(|a| matches!(a, Action::Demote { why, .. }
+            if why.contains("this instance may not lead: another instance is elected"))),
+        "{:?}",
+        w.last
+    );
+    // Nothing held: still nothing promoted, and no wait reported (nothing of ours is a target).
+    check(w.tick(11, &[passive("a", 1000), passive("b", 1000)]), &[]);
+    // Elected: it leads as a single instance would.
+    w.cluster = gate(true, true);
+    check(w.tick(12, &[passive("a", 1000), passive("b", 1000)]), &["promote a"]);
+}
+
+#[test]
+fn an_elected_instance_waits_while_a_node_of_another_instance_may_hold_the_key() {
+    let mut w = World::new(&[]);
+    w.cluster = gate(true, false);
+    check(w.tick(10, &[passive("a", 1000)]), &["wait a"]);
+    check_wait(&w, "a", "a node of another instance may hold the key");
+    // A leader of its own keeps the key meanwhile.
+    let mut w = World::new(&[]);
+    w.cluster = gate(true, false);
+    check(w.tick(10, &[holder("a", 1000), passive("b", 1000)]), &[]);
+}
+
+#[test]
+fn after_a_host_loss_the_elected_instance_promotes_inside_a_window_when_nothing_can_produce() {
+    // A pool slot at 100: near from 91 to 106. A single instance waits (a hand-over near a slot
+    // could make two leaders); an instance elected after a host loss, with every other instance
+    // passive and none of its own nodes holding, promotes: the slot would be lost otherwise.
+    let sched = |node| scheduled(node, &[slot_at(100)]);
+    let mut w = World::new(&[]);
+    check(w.tick(95, &[sched(passive("a", 1000))]), &["wait a"]);
+    let mut w = World::new(&[]);
+    w.cluster = gate(true, true);
+    check(w.tick(95, &[sched(passive("a", 1000))]), &["promote a"]);
+    // Not when a node of its own may hold the key (its API does not answer).
+    let mut w = World::new(&[]);
+    w.cluster = gate(true, true);
+    w.tick(90, &[sched(holder("b", 1000)), sched(passive("a", 1000))]);
+    check(
+        w.tick(95, &[sched(api_failing("b", 1000)), sched(passive("a", 1003))]),
+        &["wait a"],
+    );
+}
