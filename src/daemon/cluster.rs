@@ -168,7 +168,9 @@ impl Link {
                 Some(leader) if *leader == self.settings.name => {
                     info!(instance = %self.settings.name, token = ?view.elected, "elected: this instance may let one of its nodes produce");
                 }
-                Some(leader) => info!(instance = %self.settings.name, "instance {leader} is elected"),
+                Some(leader) => {
+                    info!(instance = %self.settings.name, "instance {leader} is elected")
+                }
                 None => info!(instance = %self.settings.name, "no instance is known to be elected"),
             }
             self.said_leader = Some(view.leader.clone());
@@ -221,7 +223,12 @@ impl Link {
     /// After a tick: publishes this instance's snapshot, takes an operator's request for one of
     /// its nodes into the policy, resigns when only another instance has a node fit to produce,
     /// and merges the other instances into `snapshot` (the status of the whole pool).
-    pub fn after_tick(&mut self, snapshot: &mut Snapshot, policy: &mut PolicyState, facts: &PoolFacts) {
+    pub fn after_tick(
+        &mut self,
+        snapshot: &mut Snapshot,
+        policy: &mut PolicyState,
+        facts: &PoolFacts,
+    ) {
         let view = self.view.borrow().clone();
         let local: BTreeSet<&str> = snapshot.nodes.iter().map(|n| n.name.as_str()).collect();
         let may_hold = snapshot.nodes.iter().any(|line| {
@@ -286,10 +293,12 @@ impl Link {
                 continue;
             }
             instances.push(peer.instance.clone());
-            snapshot.nodes.extend(peer.nodes.iter().cloned().map(|mut line| {
-                line.instance = Some(peer.instance.clone());
-                line
-            }));
+            snapshot
+                .nodes
+                .extend(peer.nodes.iter().cloned().map(|mut line| {
+                    line.instance = Some(peer.instance.clone());
+                    line
+                }));
         }
         let election = if view.renewed.is_none() {
             "no lease"

@@ -296,8 +296,7 @@ impl Daemon {
                 (Some(session), Some(settings)) => Some(cluster::Link::new(
                     session,
                     settings.clone(),
-                    (!options.dry_run)
-                        .then(|| crate::cluster::deadline::path(&config.restart_log)),
+                    (!options.dry_run).then(|| crate::cluster::deadline::path(&config.restart_log)),
                 )),
                 _ => None,
             },

@@ -196,9 +196,13 @@ impl Daemon {
             && let Some(message) = link.request_elsewhere(node)
         {
             info!(node = %node, "operator asks for {node} as the leader{words}: {message}");
-            return Ok(self
-                .book
-                .open(node, action, note, rfc3339(now), ActionState::Done { message }));
+            return Ok(self.book.open(
+                node,
+                action,
+                note,
+                rfc3339(now),
+                ActionState::Done { message },
+            ));
         }
         let answer = policy::operator::operator(
             &self.rt.policy,

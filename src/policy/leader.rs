@@ -583,9 +583,11 @@ impl Context {
                         .is_some_and(|r| r.read && !r.may && r.started == started)
             })
             .collect();
-        let took_over = observation.cluster.as_ref().is_some_and(|gate| {
-            gate.why.is_none() && gate.pool_passive
-        }) && !may_hold.iter().any(|may| *may)
+        let took_over = observation
+            .cluster
+            .as_ref()
+            .is_some_and(|gate| gate.why.is_none() && gate.pool_passive)
+            && !may_hold.iter().any(|may| *may)
             && secret_booting.is_empty();
         Context {
             enabled: true,

@@ -1424,7 +1424,10 @@ fn an_instance_that_may_not_lead_demotes_its_holders_and_promotes_nothing() {
     check(w.tick(11, &[passive("a", 1000), passive("b", 1000)]), &[]);
     // Elected: it leads as a single instance would.
     w.cluster = gate(true, true);
-    check(w.tick(12, &[passive("a", 1000), passive("b", 1000)]), &["promote a"]);
+    check(
+        w.tick(12, &[passive("a", 1000), passive("b", 1000)]),
+        &["promote a"],
+    );
 }
 
 #[test]
@@ -1455,7 +1458,10 @@ fn after_a_host_loss_the_elected_instance_promotes_inside_a_window_when_nothing_
     w.cluster = gate(true, true);
     w.tick(90, &[sched(holder("b", 1000)), sched(passive("a", 1000))]);
     check(
-        w.tick(95, &[sched(api_failing("b", 1000)), sched(passive("a", 1003))]),
+        w.tick(
+            95,
+            &[sched(api_failing("b", 1000)), sched(passive("a", 1003))],
+        ),
         &["wait a"],
     );
 }

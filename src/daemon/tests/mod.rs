@@ -7,6 +7,7 @@
 //! The real-supervisord integration tests (`tests/it`) stay; these cover the shell's paths: a
 //! tick, each operator path, reloads accepted and rejected, a hand-over, a job that fails half way.
 
+mod cluster;
 mod handover;
 mod job;
 mod operator;
@@ -58,7 +59,7 @@ fn chain_clock() -> SlotClock {
 pub struct Calls(Arc<Mutex<Vec<String>>>);
 
 impl Calls {
-    fn push(&self, call: String) {
+    pub(super) fn push(&self, call: String) {
         self.0.lock().unwrap().push(call);
     }
 
