@@ -7,6 +7,8 @@
 
 pub mod deadline;
 pub mod rules;
+#[cfg(test)]
+mod rules_prop;
 pub mod session;
 pub mod settings;
 

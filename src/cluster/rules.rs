@@ -12,8 +12,10 @@ use std::time::Duration;
 pub struct Known {
     /// The lease's time to live.
     pub ttl: Duration,
-    /// When the grant or the last keep-alive of the current lease succeeded (the local reading
-    /// taken when its answer came); `None`: no lease.
+    /// When the grant or the latest keep-alive of the current lease that succeeded was SENT (the
+    /// local reading taken before sending it, kept with the request); `None`: no lease. Not when
+    /// its answer came: an answer read late (the process stopped, a slow loop) would stretch the
+    /// lease past the server's (`rules_prop` has the overlap it causes).
     pub renewed: Option<Duration>,
     /// This instance's campaign won and its leader key was not seen deleted since.
     pub elected: bool,
@@ -43,8 +45,9 @@ pub struct Gate {
 }
 
 /// The moment after `renewed` from which the instance must hold nothing: half the lease. The
-/// server expires the lease `ttl` after it last saw a keep-alive, which is before its answer came
-/// (`renewed`): the other half covers the answer's delay and the two clocks' drift.
+/// server expires the lease `ttl` after it last saw a keep-alive, which is after it was sent
+/// (`renewed`): the other half covers the clocks' drift, the demotion, and the host's fence
+/// noticing the deadline when the instance itself cannot.
 pub fn deadline(renewed: Duration, ttl: Duration) -> Duration {
     renewed + ttl / 2
 }

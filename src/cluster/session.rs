@@ -20,7 +20,8 @@ use crate::chain::BoxFuture;
 pub struct ClusterView {
     /// The lease's time to live.
     pub ttl: Duration,
-    /// When the grant or the last keep-alive of the current lease succeeded.
+    /// When the grant or the latest keep-alive of the current lease that succeeded was sent (as
+    /// `rules::Known::renewed`, never when its answer came).
     pub renewed: Option<Instant>,
     /// This instance's campaign won: the leader key's creation revision (the fencing token).
     pub elected: Option<i64>,
