@@ -47,6 +47,8 @@ pub struct Link {
     resigned_at: Option<Instant>,
     /// The operator request (a node of this instance) already taken from etcd.
     taken_request: Option<String>,
+    /// Some node of this instance may hold the key, as of the last tick (`None`: no tick yet).
+    may_hold: Option<bool>,
 }
 
 impl Link {
@@ -71,6 +73,7 @@ impl Link {
             deadline_file,
             resigned_at: None,
             taken_request: None,
+            may_hold: None,
         }
     }
 
@@ -203,7 +206,14 @@ impl Link {
         let Some(path) = &self.deadline_file else {
             return;
         };
-        // Elected or not: the fence acts on a stale lease only, never on a fresh election.
+        // Refreshed only once a tick decided, and only while this instance is elected or holds
+        // nothing: a (re)started instance that may still hold the key of an earlier life, or a
+        // follower whose demotion has not succeeded, leaves the fence demoting. (Elected or not,
+        // the fence acts on a stale deadline only, never against a fresh election.)
+        let holds = self.may_hold.is_none_or(|may| may);
+        if view.elected.is_none() && holds {
+            return;
+        }
         let renewed = view.renewed;
         if self.written == Some(renewed) {
             return;
@@ -239,6 +249,8 @@ impl Link {
                     .get(&line.name)
                     .is_none_or(|remembered| remembered.may)
         });
+        self.may_hold = Some(may_hold);
+        self.write_deadline(&view);
         let mut candidates: Vec<(&str, u64)> = facts
             .nodes
             .iter()

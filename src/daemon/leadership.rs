@@ -234,14 +234,29 @@ async fn hand_over(plan: Plan, timeout: Duration) -> Finished {
     }
     // 2b. With [cluster]: recorded as the producer in etcd, fenced by the election token (fails
     // once another instance leads).
-    if let Some(cluster) = &fence
-        && let Err(e) = cluster.fence(&to).await
-    {
-        return finished(
-            false,
-            demoted,
-            format!("hand-over to {to} stopped before promotion: {e}; no second leader"),
-        );
+    if let Some(cluster) = &fence {
+        if let Err(e) = cluster.fence(&to).await {
+            return finished(
+                false,
+                demoted,
+                format!("hand-over to {to} stopped before promotion: {e}; no second leader"),
+            );
+        }
+        // The answer may come late (a pause, a slow etcd): the lease must still be surely alive.
+        let view = cluster.view().borrow().clone();
+        let fresh = view
+            .renewed
+            .is_some_and(|renewed| tokio::time::Instant::now() < renewed + view.ttl / 2);
+        if !fresh || view.elected.is_none() {
+            return finished(
+                false,
+                demoted,
+                format!(
+                    "hand-over to {to} stopped before promotion: the lease deadline passed while \
+                     the promotion was being recorded; no second leader"
+                ),
+            );
+        }
     }
     // 3. Promote, 4. confirm. From here on the node may hold the key, confirmed or not.
     let finished = |ok: bool, demoted: Vec<String>, message: String| Finished {
