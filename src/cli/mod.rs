@@ -7,6 +7,7 @@ mod config;
 mod connection;
 mod ctl;
 mod edit;
+mod fence;
 mod listen;
 mod log;
 mod run;
@@ -54,6 +55,9 @@ pub enum Command {
     /// supervisord's event listener: passes process state events to the daemon (run by
     /// supervisord as an `[eventlistener:...]`, see `supervisor-conf`).
     Listen(listen::ListenArgs),
+    /// The host's fence with `[cluster]`: demotes this instance's nodes once the local daemon's
+    /// lease deadline passed (run by supervisord beside the nodes, see `supervisor-conf`).
+    Fence(fence::FenceArgs),
     /// Keep the nodes running and in sync: the daemon.
     Run(run::RunArgs),
     /// One table of the pool: program state, node state, height, lag, last restart and why.
@@ -132,6 +136,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Config(command) => config::run(&cli.source, command).await,
         Command::SupervisorConf(args) => supervisor_conf::run(&cli.source, args),
         Command::Listen(args) => listen::run(&cli.source, args).await,
+        Command::Fence(args) => fence::run(&cli.source, args).await,
         Command::Run(args) => run::run(&cli.source, args).await,
         Command::Status(args) => run::status(&cli.source, args).await,
         Command::Alert(command) => alert::run(&cli.source, command).await,

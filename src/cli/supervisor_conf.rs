@@ -1,6 +1,7 @@
 //! `nodekeeper supervisor-conf`: the `[program:NAME]` sections supervisord needs for the configured
-//! nodes (and for nodekeeper itself) and one `[eventlistener:...]` (`nodekeeper listen`) per
-//! supervisord running nodes, printed or written one file per program.
+//! nodes (and for nodekeeper itself), the host's fence (`nodekeeper fence`) with `[cluster]`, and
+//! one `[eventlistener:...]` (`nodekeeper listen`) per supervisord running nodes, printed or
+//! written one file per program.
 
 use std::path::{Path, PathBuf};
 
@@ -50,8 +51,9 @@ pub fn node_program(node: &NodeSettings) -> ProgramSpec {
 }
 
 /// Every program and listener section for `config`, as (file name, text): the nodes' programs,
-/// `[program:nodekeeper]` when `include_nodekeeper`, then one event listener per supervisord that
-/// runs nodes, each running `binary` as `user` when given.
+/// `[program:nodekeeper]` when `include_nodekeeper`, `[program:nodekeeper-fence]` with
+/// `[cluster]`, then one event listener per supervisord that runs nodes, each running `binary` as
+/// `user` when given.
 pub fn program_files(
     config: &Config,
     binary: &Path,
@@ -76,6 +78,18 @@ pub fn program_files(
     }
     let socket = std::path::absolute(socket_path(&config.restart_log))
         .map_err(|e| Failure::runtime(format!("{}: {e}", config.restart_log.display())))?;
+    if config.cluster.is_some() {
+        // The host's fence runs beside the nodes, under the default supervisord, and logs beside
+        // the event listener.
+        let config_path = std::path::absolute(&config.path)
+            .map_err(|e| Failure::runtime(format!("{}: {e}", config.path.display())))?;
+        let directory = config_path
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let log = socket.with_file_name(format!("{}.log", supervisor_conf::FENCE_PROGRAM));
+        specs.push(ProgramSpec::fence(binary, &config_path, directory, log));
+    }
     let mut listeners = Vec::new();
     for supervisor in config.supervisors.keys() {
         let n_nodes = config

@@ -121,11 +121,47 @@ impl ProgramSpec {
         }
     }
 
+    /// The host's fence `nodekeeper-fence` (with `[cluster]`): `BINARY fence -c CONFIG`,
+    /// autostart and **autorestart** (it must always run beside the nodes), up after 1 s (a fence
+    /// that exits at once, on a configuration error, ends FATAL after 3 retries instead of
+    /// looping), TERM then 5 s (it has nothing to flush). Its log is its stderr.
+    pub fn fence(
+        binary: &Path,
+        config: &Path,
+        directory: PathBuf,
+        stdout_logfile: PathBuf,
+    ) -> ProgramSpec {
+        ProgramSpec {
+            name: FENCE_PROGRAM.to_string(),
+            command: vec![
+                binary.to_string_lossy().into_owned(),
+                "fence".to_string(),
+                "-c".to_string(),
+                config.to_string_lossy().into_owned(),
+            ],
+            directory,
+            autostart: true,
+            autorestart: true,
+            startsecs: 1,
+            startretries: 3,
+            stopsignal: "TERM".to_string(),
+            stopwaitsecs: 5,
+            stdout_logfile,
+            stdout_logfile_maxbytes: "10MB".to_string(),
+            stdout_logfile_backups: 3,
+            environment: Vec::new(),
+            user: None,
+        }
+    }
+
     /// The file holding this program in the include directory: `NAME.conf`.
     pub fn file_name(&self) -> String {
         format!("{}.conf", self.name)
     }
 }
+
+/// The host's fence program (`nodekeeper fence`), generated with `[cluster]`.
+pub const FENCE_PROGRAM: &str = "nodekeeper-fence";
 
 /// The configuration's name of its default supervisord (`[supervisor]`), which `config` owns;
 /// repeated here, below it (a test of `supervisor-conf` checks they agree).

@@ -12,6 +12,7 @@ mod config;
 mod ctl;
 mod daemon;
 mod events;
+mod fence;
 mod leader_api;
 mod leadership;
 mod listener;

@@ -84,6 +84,39 @@ fn nodekeeper_itself_differs_only_by_its_spec() {
 }
 
 #[test]
+fn the_fence_runs_always_and_ends_fatal_when_it_cannot_start() {
+    let spec = ProgramSpec::fence(
+        Path::new("/usr/local/bin/nodekeeper"),
+        Path::new("/etc/nodekeeper/nodekeeper.toml"),
+        PathBuf::from("/etc/nodekeeper"),
+        PathBuf::from("/var/lib/nodekeeper/nodekeeper-fence.log"),
+    );
+    let text = render_program(&spec).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|line| !line.starts_with(';')).collect();
+    assert_eq!(
+        lines,
+        [
+            "[program:nodekeeper-fence]",
+            "command=/usr/local/bin/nodekeeper fence -c /etc/nodekeeper/nodekeeper.toml",
+            "directory=/etc/nodekeeper",
+            "autostart=true",
+            "autorestart=true",
+            "startsecs=1",
+            "startretries=3",
+            "stopsignal=TERM",
+            "stopwaitsecs=5",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            "stdout_logfile=/var/lib/nodekeeper/nodekeeper-fence.log",
+            "stdout_logfile_maxbytes=10MB",
+            "stdout_logfile_backups=3",
+        ]
+    );
+    assert_eq!(spec.file_name(), "nodekeeper-fence.conf");
+}
+
+#[test]
 fn argv_quoting() {
     let cases = [
         ("plain", "plain"),
