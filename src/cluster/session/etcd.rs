@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
-use super::store::{Store, same_facts};
+use super::store::{Store, deletes_leader_key, same_facts};
 use super::{ClusterView, FenceError};
 use crate::backoff::ExponentialBackoff;
 use crate::cluster::{ClusterSettings, InstanceSnapshot, rules};
@@ -528,10 +528,8 @@ impl Task {
                         } => self.store.put(key, value, create_revision),
                         Change::Delete { key, revision } => {
                             self.store.delete(&key);
-                            // The same key name comes back with each campaign under one lease:
-                            // only a deletion after this campaign's creation counts.
                             if self.leader_key.as_ref().is_some_and(|leader| {
-                                key_text(leader) == key && revision > leader.rev()
+                                deletes_leader_key(&key_text(leader), leader.rev(), &key, revision)
                             }) {
                                 self.lost_leader_key();
                             }

@@ -130,6 +130,19 @@ pub(super) fn same_facts(a: &InstanceSnapshot, b: &InstanceSnapshot) -> bool {
     }
 }
 
+/// Whether the deletion of `deleted` at `revision` ends the leadership of `leader_key` created at
+/// `created`: the same key name comes back with each campaign under one lease (a resignation
+/// deletes it, the next campaign creates it again), so only a deletion after this campaign's
+/// creation counts.
+pub(super) fn deletes_leader_key(
+    leader_key: &str,
+    created: i64,
+    deleted: &str,
+    revision: i64,
+) -> bool {
+    leader_key == deleted && revision > created
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +233,29 @@ mod tests {
         assert!(!store.holds("/nk/election/1", 8));
         store.delete("/nk/election/1");
         assert!(!store.holds("/nk/election/1", 9));
+    }
+
+    #[test]
+    fn only_a_deletion_after_the_campaign_ends_its_leadership() {
+        assert!(deletes_leader_key(
+            "/nk/election/7",
+            10,
+            "/nk/election/7",
+            12
+        ));
+        // The resignation of the previous campaign under the same lease, reported late.
+        assert!(!deletes_leader_key(
+            "/nk/election/7",
+            10,
+            "/nk/election/7",
+            9
+        ));
+        assert!(!deletes_leader_key(
+            "/nk/election/7",
+            10,
+            "/nk/election/8",
+            12
+        ));
     }
 
     #[test]

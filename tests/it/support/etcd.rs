@@ -175,6 +175,28 @@ impl EtcdCluster {
         }
     }
 
+    /// Freezes member `index` with SIGSTOP: its connections stay open and nothing answers (a
+    /// partition as its clients see it). [`EtcdCluster::resume_member`] thaws it.
+    pub fn pause_member(&mut self, index: usize) {
+        self.signal(index, "-STOP");
+    }
+
+    /// Thaws member `index` (SIGCONT) and waits until it reports healthy.
+    pub async fn resume_member(&mut self, index: usize) {
+        self.signal(index, "-CONT");
+        if let Err(e) = self.wait_healthy(Duration::from_secs(30)).await {
+            panic!("etcd member {index} did not come back: {e}");
+        }
+    }
+
+    fn signal(&self, index: usize, signal: &str) {
+        if let Some(child) = &self.members[index].child {
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// Kills member `index` with SIGKILL and waits until it is gone.
     pub fn kill_member(&mut self, index: usize) {
         if let Some(mut child) = self.members[index].child.take() {
@@ -240,6 +262,8 @@ impl EtcdCluster {
 impl Drop for EtcdCluster {
     fn drop(&mut self) {
         for index in 0..self.members.len() {
+            // A frozen member would not die of SIGKILL before it is thawed.
+            self.signal(index, "-CONT");
             self.kill_member(index);
         }
     }
