@@ -125,6 +125,22 @@ async fn two_instances_elect_one_see_each_other_fence_resign_and_take_over_a_cra
     .await;
     assert_eq!(follower.fence("n2").await, Err(FenceError::NotLeader(None)));
 
+    // A request for a node of a reaches a (only), which clears it.
+    b.request("node1");
+    wait_for(
+        &a,
+        Duration::from_secs(5),
+        "the request seen by its owner",
+        |v| v.requested.as_deref() == Some("node1"),
+    )
+    .await;
+    assert_eq!(b.view().borrow().requested, None);
+    a.clear_request();
+    wait_for(&a, Duration::from_secs(5), "the request cleared", |v| {
+        v.requested.is_none()
+    })
+    .await;
+
     // A resignation hands the election to the other instance.
     let old_token = leader.view().borrow().elected;
     leader.resign();
@@ -212,6 +228,7 @@ async fn cut_from_etcd(cut: Cut) {
         !v.lease_fresh(Instant::now()) && !v.reachable
     })
     .await;
+    assert!(view.failures > 0, "the failed calls are counted");
     let renewed = view.renewed.expect("the last renewal stays known");
     assert!(
         renewed <= stopped_at + TTL / 5,
