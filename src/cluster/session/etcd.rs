@@ -632,7 +632,12 @@ impl Task {
             self.outage_since = Some(Instant::now());
             tracing::warn!(
                 "etcd unreachable: {call} at {}: {error}; promotions stop, local restarts go on",
-                self.settings.endpoints.join(", ")
+                self.settings
+                    .endpoints
+                    .iter()
+                    .map(|url| crate::http::redact_url(url))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         } else {
             tracing::debug!("etcd: {call} failed: {error}");
