@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
