@@ -228,11 +228,13 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
         None
     };
     let stepped_down = daemon.run(requests_rx, signalled()).await;
-    if let Some(session) = &session {
+    if let Some(session) = session.and_then(|session| Arc::try_unwrap(session).ok()) {
         // A clean stop: once nothing here holds the key, resign and revoke the lease, so that
         // another instance takes over at once; else the lease runs out (and the fence demotes).
         if stepped_down {
             session.shutdown().await;
+        } else {
+            session.abort();
         }
     }
     let _ = stop_tx.send(true);

@@ -35,8 +35,6 @@ pub struct Link {
     origin: Instant,
     /// The gate last told to the operator.
     said: Option<Gate>,
-    /// etcd's reachability last told.
-    said_reachable: Option<bool>,
     /// The elected instance last told.
     said_leader: Option<Option<String>>,
     /// The renewal last written to the deadline file.
@@ -67,7 +65,6 @@ impl Link {
             closed: false,
             origin: Instant::now(),
             said: None,
-            said_reachable: None,
             said_leader: None,
             written: None,
             deadline_file,
@@ -150,22 +147,7 @@ impl Link {
     /// fence. True when the gate changed (the pool should be observed and decided again now).
     pub fn take_in(&mut self) -> bool {
         let view = self.view.borrow_and_update().clone();
-        if self.said_reachable != Some(view.reachable) {
-            if view.reachable {
-                if self.said_reachable.is_some() {
-                    info!(instance = %self.settings.name, "etcd reachable again");
-                }
-            } else {
-                warn!(
-                    instance = %self.settings.name,
-                    "etcd unreachable: no promotion until it answers; local restarts go on, and a \
-                     node of this instance that produces stops at the lease deadline (half of \
-                     lease_ttl {:?} after the last renewal)",
-                    self.settings.lease_ttl
-                );
-            }
-            self.said_reachable = Some(view.reachable);
-        }
+        // etcd's outages are logged by the session, once each (start and end).
         if self.said_leader.as_ref() != Some(&view.leader) {
             match &view.leader {
                 Some(leader) if *leader == self.settings.name => {
@@ -278,6 +260,9 @@ impl Link {
         }
         if view.requested.is_none() {
             self.taken_request = None;
+        } else if view.elected.is_some() && self.taken_request.is_some() {
+            // Elected with the request taken: it is this instance's to carry out now.
+            self.cluster.clear_request();
         }
         // Elected with no node fit to produce while another instance has one: let it lead.
         if view.elected.is_some()

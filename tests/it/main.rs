@@ -14,6 +14,7 @@ mod ctl;
 mod daemon;
 mod events;
 mod fence;
+mod hosts;
 mod leader_api;
 mod leadership;
 mod listener;

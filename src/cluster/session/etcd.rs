@@ -269,10 +269,13 @@ impl Task {
                 let call_timeout = self.call_timeout;
                 let events = self.events_tx.clone();
                 self.granting = Some(spawn(async move {
+                    // Renewals count from when they were sent, never later than etcd saw them
+                    // (a late answer, or a pause before reading it, must not extend the lease).
+                    let sent = Instant::now();
                     let result = within(call_timeout, client.lease_grant(ttl, None))
                         .await
                         .map(|answer| answer.id());
-                    let _ = events.send(Event::Granted(result, Instant::now()));
+                    let _ = events.send(Event::Granted(result, sent));
                 }));
             }
             return;
@@ -798,6 +801,8 @@ async fn keep_alive(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        // Counted from before the keep-alive was sent (`rules::Known::renewed`).
+        let sent = Instant::now();
         let renewal = match timeout(call_timeout, renew(&mut client, id, &mut stream)).await {
             Ok(renewal) => renewal,
             Err(_) => Renewal::Failed(format!(
@@ -809,7 +814,7 @@ async fn keep_alive(
             stream = None;
         }
         let gone = matches!(renewal, Renewal::Gone);
-        let at = Instant::now();
+        let at = sent;
         if events
             .send(Event::Renewed {
                 generation,

@@ -215,6 +215,19 @@ impl EtcdCluster {
         }
     }
 
+    /// Starts every stopped member again (with its data) and waits until all report healthy: a
+    /// member alone has no quorum, so after a full outage they come back together.
+    pub async fn start_all(&mut self) {
+        for index in 0..self.members.len() {
+            if self.members[index].child.is_none() {
+                self.spawn(index).expect("spawn the etcd member again");
+            }
+        }
+        if let Err(e) = self.wait_healthy(Duration::from_secs(30)).await {
+            panic!("etcd did not come back: {e}");
+        }
+    }
+
     /// Stops every member.
     pub fn stop(&mut self) {
         for index in 0..self.members.len() {
