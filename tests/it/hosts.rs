@@ -434,3 +434,32 @@ async fn etcd_down_for_a_minute_stops_promotions_only_and_one_producer_comes_bac
     );
     pool.assert_never_two();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_moves_the_key_to_a_node_of_the_other_host() {
+    let pool = pool().await;
+    let from = pool.producer();
+    let to = 1 - from;
+    let target = pool.hosts[to].sim().name.clone();
+    // Asked on the elected instance, for the other host's node: it resigns, the other takes over.
+    let view = pool.hosts[from]
+        .config
+        .api()
+        .leader(&target, false)
+        .await
+        .expect("the request is accepted");
+    assert!(
+        matches!(&view.state, nodekeeper::status::ActionState::Done { message }
+            if message.contains("asked it to take over")),
+        "{view:?}"
+    );
+    let took = pool
+        .wait_producing(to, Instant::now(), Duration::from_secs(60))
+        .await;
+    eprintln!("operator move to the other host: {took:?}");
+    assert!(
+        !pool.sampler.producing()[from],
+        "the old producer still produces"
+    );
+    pool.assert_never_two();
+}
