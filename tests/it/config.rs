@@ -103,6 +103,10 @@ const CASES: &[Case] = &[
         )],
     ),
     case("nodes-empty.toml", &[("nodes", "at least one node")]),
+    case(
+        "cluster-node-without-instance.toml",
+        &[("nodes[1].instance", "every node names the instance")],
+    ),
     // KNOWN BUG: a bad `supervisor.url` also reports `nodes[0].supervisor: "default" is not a
     // [supervisors.NAME] section`, which is false: the node uses [supervisor], which exists but
     // failed validation (src/config/model.rs, `Validator::nodes`: the check
