@@ -64,6 +64,24 @@ pub struct SupervisorLabel {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// Labels of the cluster's series: this instance.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabel {
+    /// `cluster.name`.
+    pub instance: String,
+}
+
+/// Labels of `cluster_info`: this instance, its election state and the elected instance.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterInfoLabels {
+    /// `cluster.name`.
+    pub instance: String,
+    /// `elected`, `follower`, `campaigning` or `no lease`.
+    pub election: String,
+    /// The elected instance (empty when unknown).
+    pub leader: String,
+}
+
 /// One node as the loop saw it this tick.
 #[derive(Clone, Debug, Default)]
 pub struct NodeSample {
@@ -150,6 +168,10 @@ pub struct Metrics {
     restarts: Family<RestartLabels, Counter>,
     probe_errors: Family<ProbeErrorLabels, Counter>,
     supervisor_up: Family<SupervisorLabel, Gauge>,
+    cluster_elected: Family<InstanceLabel, Gauge>,
+    cluster_etcd_up: Family<InstanceLabel, Gauge>,
+    cluster_instances: Family<InstanceLabel, Gauge>,
+    cluster_info: Family<ClusterInfoLabels, Gauge>,
     tick_duration: Histogram,
     last_tick: FloatGauge,
     reference_height: Gauge,
@@ -193,6 +215,8 @@ impl Metrics {
     /// | `nodes_in_sync` | gauge | |
     /// | `reference_height` | gauge | |
     /// | `chain_info` | gauge, always 1 | chain |
+    /// | `cluster_elected`, `cluster_etcd_up`, `cluster_instances` | gauge (`[cluster]`) | instance |
+    /// | `cluster_info` | gauge, always 1 (`[cluster]`) | instance, election, leader |
     /// | `next_slot_number`, `next_slot_seconds` | gauge (absent when unknown) | chain |
     /// | `external_reference_height`, `external_reference_age_seconds` | gauge | |
     pub fn new() -> Metrics {
@@ -214,6 +238,10 @@ impl Metrics {
             restarts: Family::default(),
             probe_errors: Family::default(),
             supervisor_up: Family::default(),
+            cluster_elected: Family::default(),
+            cluster_etcd_up: Family::default(),
+            cluster_instances: Family::default(),
+            cluster_info: Family::default(),
             tick_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             last_tick: FloatGauge::default(),
             reference_height: Gauge::default(),
@@ -327,6 +355,26 @@ impl Metrics {
             metrics.external_reference_age.clone(),
         );
         registry.register(
+            "cluster_elected",
+            "With [cluster]: 1 while this instance is elected (it may let one of its nodes produce)",
+            metrics.cluster_elected.clone(),
+        );
+        registry.register(
+            "cluster_etcd_up",
+            "With [cluster]: 1 when etcd answered the session's last call",
+            metrics.cluster_etcd_up.clone(),
+        );
+        registry.register(
+            "cluster_instances",
+            "With [cluster]: instances whose snapshot is live in etcd, this one included",
+            metrics.cluster_instances.clone(),
+        );
+        registry.register(
+            "cluster_info",
+            "With [cluster]: this instance's election state and the elected instance (always 1)",
+            metrics.cluster_info.clone(),
+        );
+        registry.register(
             "chain_info",
             "The pool's chain (always 1)",
             metrics.chain_info.clone(),
@@ -357,6 +405,31 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Publishes the cluster's state as this instance sees it (`[cluster]`).
+    pub fn record_cluster(&self, line: &crate::status::ClusterLine) {
+        let instance = InstanceLabel {
+            instance: line.instance.clone(),
+        };
+        self.cluster_elected
+            .get_or_create(&instance)
+            .set(i64::from(line.election == "elected"));
+        self.cluster_etcd_up
+            .get_or_create(&instance)
+            .set(i64::from(line.etcd_reachable));
+        self.cluster_instances
+            .get_or_create(&instance)
+            .set(i64::try_from(line.instances.len()).unwrap_or(i64::MAX));
+        let info = ClusterInfoLabels {
+            instance: line.instance.clone(),
+            election: line.election.clone(),
+            leader: line.leader.clone().unwrap_or_default(),
+        };
+        if self.cluster_info.get(&info).is_none() {
+            self.cluster_info.clear();
+        }
+        self.cluster_info.get_or_create(&info).set(1);
     }
 
     /// Publishes one tick.

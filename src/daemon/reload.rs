@@ -63,6 +63,12 @@ fn keep_restart_keys(running: &Config, new: &mut Config) {
         new.email.enabled = running.email.enabled;
         kept.push("email.enabled");
     }
+    if new.cluster != running.cluster {
+        // The etcd session was started with the running settings (the nodes of the instance
+        // follow the file: `nodes[].instance` may move a node between instances).
+        new.cluster.clone_from(&running.cluster);
+        kept.push("cluster");
+    }
     for key in kept {
         warn!("{key} changes take effect when nodekeeper restarts");
     }

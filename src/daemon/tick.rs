@@ -191,6 +191,9 @@ impl Daemon {
         let mut snapshot = snapshot;
         if let Some(link) = &mut self.cluster {
             link.after_tick(&mut snapshot, &mut self.policy, &decision.facts);
+            if let Some(line) = &snapshot.cluster {
+                self.out.metrics.record_cluster(line);
+            }
         }
         if let Ok(mut shared) = self.out.snapshot.write() {
             *shared = snapshot;

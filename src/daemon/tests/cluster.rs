@@ -118,6 +118,11 @@ async fn only_an_elected_instance_promotes_and_it_fences_the_promotion_first() {
     .await;
     let line = running.shared.line("node1");
     assert_eq!(line.instance.as_deref(), Some("a"));
+    let cluster_line = running.shared.snapshot.read().unwrap().cluster.clone();
+    assert!(
+        cluster_line.is_some_and(|c| c.election == "elected" && c.instance == "a"),
+        "the status names the election"
+    );
     running.stop().await;
 }
 

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -203,9 +205,24 @@ pub struct Builder {
     sim_secret: bool,
     slots_per_epoch: Option<u64>,
     sections: Vec<String>,
+    block0: Option<i64>,
+    sim_prefix: Option<String>,
 }
 
 impl Builder {
+    /// The simulated chain's genesis (Unix seconds; default 10 minutes ago): supervisords that
+    /// stand for hosts of one pool share it.
+    pub fn block0(mut self, secs: i64) -> Builder {
+        self.block0 = Some(secs);
+        self
+    }
+
+    /// Simulated nodes are named `{prefix}1`, `{prefix}2`, ... (default `node`).
+    pub fn sim_prefix(mut self, prefix: &str) -> Builder {
+        self.sim_prefix = Some(prefix.to_string());
+        self
+    }
+
     /// Adds `text` to supervisord.conf as it is (e.g. a generated `[eventlistener:x]` section).
     pub fn section(mut self, text: &str) -> Builder {
         self.sections.push(text.to_string());
@@ -288,7 +305,9 @@ impl Builder {
         let socket = dir.path().join("s.sock");
         let mut programs = self.programs.clone();
         let now = nodekeeper::time::Clock::now(&nodekeeper::time::SystemClock);
-        let block0 = chrono::DateTime::<chrono::Utc>::from(now).timestamp() - 600;
+        let block0 = self
+            .block0
+            .unwrap_or_else(|| chrono::DateTime::<chrono::Utc>::from(now).timestamp() - 600);
         let events = dir.path().join("leader-events.jsonl");
         let secret_path = dir.path().join("node_secret.yaml");
         std::fs::write(&secret_path, POOL_SECRET_YAML).map_err(|e| e.to_string())?;
@@ -300,7 +319,7 @@ impl Builder {
         };
         let mut sims = Vec::new();
         for index in 1..=self.n_sims {
-            let name = format!("node{index}");
+            let name = format!("{}{index}", self.sim_prefix.as_deref().unwrap_or("node"));
             let listen = format!("127.0.0.1:{}", free_port());
             let sim = format!(
                 "{} --name {name} --listen {listen} --block0-time {block0} \
