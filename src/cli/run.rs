@@ -228,10 +228,11 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
         None
     };
     let stepped_down = daemon.run(requests_rx, signalled()).await;
-    if let Some(session) = &session {
+    if let Some(session) = session {
         // A clean stop: once nothing here holds the key, resign and revoke the lease, so that
         // another instance takes over at once; else the lease runs out (and the fence demotes).
-        if stepped_down {
+        // The daemon has returned, so this is normally the last handle on the session.
+        if stepped_down && let Ok(session) = Arc::try_unwrap(session) {
             session.shutdown().await;
         }
     }

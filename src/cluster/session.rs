@@ -185,32 +185,3 @@ impl Cluster for Session {
         let _ = self.commands.send(Command::ClearRequest);
     }
 }
-
-/// The session task's handle (STUB until the session lands).
-pub struct Session {
-    view: watch::Sender<ClusterView>,
-}
-
-/// Starts the session of `settings` (STUB).
-pub fn start(settings: super::ClusterSettings) -> Session {
-    Session {
-        view: watch::Sender::new(ClusterView::unknown(settings.lease_ttl)),
-    }
-}
-
-impl Session {
-    /// Resigns and revokes the lease (STUB).
-    pub async fn shutdown(&self) {}
-}
-
-impl Cluster for Session {
-    fn view(&self) -> watch::Receiver<ClusterView> {
-        self.view.subscribe()
-    }
-    fn publish(&self, _snapshot: InstanceSnapshot) {}
-    fn fence(&self, _node: &str) -> BoxFuture<'_, Result<(), FenceError>> {
-        Box::pin(async { Err(FenceError::NotLeader(None)) })
-    }
-    fn resign(&self) {}
-    fn request(&self, _node: &str) {}
-}
