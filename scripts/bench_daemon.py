@@ -687,7 +687,13 @@ class Host(bench_ctl.Supervisord):
         self.name = name
         self.pool = pool
         self.sims = [node for node, (host, _) in pool.items() if host == name]
-        self.sim_bin = args.sim
+        # The simulator under jormungandr's own name, so that nodekeeper reads the command line as
+        # jormungandr's: without --secret, the node boots without the key.
+        bin_dir = base.parent / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        if not (bin_dir / "jormungandr").exists():
+            (bin_dir / "jormungandr").symlink_to(args.sim)
+        self.sim_bin = str(bin_dir / "jormungandr")
         self.nodekeeper_bin = args.nodekeeper
         self.block0 = block0
         base.mkdir(parents=True, exist_ok=True)

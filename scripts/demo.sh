@@ -901,6 +901,7 @@ TOML
         local h
         for h in "${HOST_NAMES[@]}"; do
             for node in ${HOST_NODES[$h]}; do
+                mkdir -p "$dir/nodes/$node"
                 cat <<TOML
 
 [[nodes]]
@@ -953,7 +954,7 @@ CONF
             cat >>"$dir/supervisord.conf" <<CONF
 
 [program:$node]
-command=$(shquote "$SIM_BIN") --name $node --listen 127.0.0.1:${NODE_PORT[$node]} --block0-time $block0 --slot-duration $SLOT_DURATION --slots-per-epoch $SLOTS_PER_EPOCH --pool-slots-per-epoch $POOL_SLOTS_PER_EPOCH --bootstrap-secs $BOOTSTRAP_SECS --events $(shquote "$EVENTS_FILE")
+command=$(shquote "$DEMO_DIR/bin/jormungandr") --name $node --listen 127.0.0.1:${NODE_PORT[$node]} --block0-time $block0 --slot-duration $SLOT_DURATION --slots-per-epoch $SLOTS_PER_EPOCH --pool-slots-per-epoch $POOL_SLOTS_PER_EPOCH --bootstrap-secs $BOOTSTRAP_SECS --events $(shquote "$EVENTS_FILE")
 autostart=true
 autorestart=false
 startsecs=1
@@ -1071,6 +1072,10 @@ hosts_start() {
     ensure_password
     write_secret
     rm -f "$EVENTS_FILE"
+    # The simulator under jormungandr's own name, so that nodekeeper reads each command line as
+    # jormungandr's: without --secret, the nodes boot without the key.
+    mkdir -p "$DEMO_DIR/bin"
+    ln -sfn "$SIM_BIN" "$DEMO_DIR/bin/jormungandr"
     start_etcd
     local block0 host node
     block0="$(date +%s)"

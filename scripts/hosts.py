@@ -368,6 +368,7 @@ def watch(args) -> int:
                 print(f"{BOLD}{', '.join(new[1])} produces {new[0] - killed_at:.1f} s after the host loss"
                       f"{RESET} (lease_ttl 10 s); time with two producers: {two:.1f} s", flush=True)
             survivor = next(h for h in hosts if h != victim)
+            time.sleep(1.5)  # the daemon's snapshot is taken once per tick
             show_status(hosts[survivor])
             if stop:
                 break
