@@ -835,6 +835,18 @@ def phase_hostloss(args, base: Path, password: str, results: Results) -> None:
             now = hosts.producers(rests)
             return elections == ["elected", "follower"] and len(now) == 1 and now
 
+        def healthy(name: str, peer: str) -> bool:
+            """Host `name`'s daemon is a follower, its nodes RUNNING and Running, and host `peer`
+            sees its instance."""
+            status, seen = group[name].status(), group[peer].status()
+            if not status or not seen:
+                return False
+            own = [n for n in status["nodes"] if n.get("instance") == name]
+            return ((status.get("cluster") or {}).get("election") == "follower"
+                    and len(own) == len(group[name].sims)
+                    and all(n["program_state"] == "RUNNING" and n["node_state"] == "Running" for n in own)
+                    and name in ((seen.get("cluster") or {}).get("instances") or []))
+
         first = wait_for("one elected instance, one follower and exactly one producer", settled, 120, step=0.2)
         log(f"hostloss: producing: {', '.join(sorted(first))}")
 
@@ -867,8 +879,8 @@ def phase_hostloss(args, base: Path, password: str, results: Results) -> None:
             new = sorted(hosts.producers(others))
             latencies.append(promoted - killed_at)
             group[victim].start()
-            wait_for(f"host {victim}'s daemon back as a follower",
-                     lambda: group[victim].election() == "follower", 60, step=0.2)
+            wait_for(f"host {victim} healthy again (a follower, its nodes Running, seen by host {survivor})",
+                     lambda: healthy(victim, survivor), 90, step=0.2)
             wait_for("exactly one producer again", settled, 60, step=0.2)
             run_to = time.time()
             two, n_two = sampler.overlap(run_from, run_to)
@@ -909,7 +921,7 @@ def print_table(results: Results, args, elapsed: float) -> list[str]:
           f"{os.cpu_count()} CPUs, {platform.platform(terse=True)}")
     print(f"load average (1 min) at start {args.load_start:.2f}, at end {os.getloadavg()[0]:.2f}; "
           f"ran {elapsed:.0f} s; crashes {args.crashes}, hangs {args.hangs}, window {args.window:g} s, "
-          f"tick runs {args.tick_runs} at {args.tick_nodes} nodes")
+          f"tick runs {args.tick_runs} at {args.tick_nodes} nodes, host losses {args.hostlosses}")
     print()
     header = f"{'figure':<64}  {'value':>9}  {'goal':>9}  {'':<7}"
     print(header)
