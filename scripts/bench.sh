@@ -7,8 +7,10 @@
 #   scripts/bench.sh daemon [ARGS]  the control loop (`nodekeeper run`) against simulated nodes:
 #                                   crash and hang detection, a slow node left alone, a slow
 #                                   neighbour, daemon RSS/CPU, one tick at 200 nodes, supervisord's
-#                                   CPU; about 15 minutes (ARGS go to scripts/bench_daemon.py,
-#                                   e.g. --phases crash --crashes 40)
+#                                   CPU, and (hostloss) two hosts sharing a 3-member etcd: host loss
+#                                   -> new leader, time with two producers, etcd traffic at idle;
+#                                   about 25 minutes (ARGS go to scripts/bench_daemon.py, e.g.
+#                                   --phases crash --crashes 40, or --phases hostloss --hostlosses 10)
 #
 # Installs what it needs (the venv's supervisord, curl via apt-get when root), builds the release
 # binaries, and tears every supervisord and daemon down again, also on error or Ctrl-C.
@@ -26,7 +28,7 @@ esac
 BENCH_PY="$ROOT/scripts/bench_$MODE.py"
 
 if [[ " $* " == *" -h "* || " $* " == *" --help "* ]]; then
-    sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     echo
     exec "$PYTHON" "$BENCH_PY" --help
 fi
@@ -60,6 +62,12 @@ cleanup() {
     while IFS= read -r -d '' pidfile; do
         supervisord_stop "$(dirname "$pidfile")/supervisord.conf" "$pidfile" || true
     done < <(find "$WORKDIR" -name supervisord.pid -print0)
+    # The hostloss phase's etcd members (their data directories etcd-NAME.data).
+    while IFS= read -r -d '' pidfile; do
+        pid="$(pid_alive "$pidfile" "etcd")" || continue
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_pid_exit "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
+    done < <(find "$WORKDIR" -name 'etcd-*.pid' -print0)
     rm -rf "$WORKDIR"
 }
 trap cleanup EXIT

@@ -25,6 +25,13 @@ Phases (each with its own private supervisord, started and shut down by this scr
            200 nodes, one observation) next to `nodekeeper config check` (start + load only)
   supervisord  supervisord with 490 `sleep` programs + 10 sims: its utime+stime over --window s
            with the daemon managing the 10 sims, minus the same window with no daemon
+  hostloss two simulated hosts ([cluster], lease_ttl 10 s) sharing a 3-member etcd on loopback,
+           each a supervisord with --hostloss-sims sims (booting without the key), the listener, the
+           host's fence and `nodekeeper run`: the etcd traffic of both instances over --window s at
+           idle; then --hostlosses times the host of the producing node (the elected instance's) is
+           lost (SIGKILL of its supervisord's whole session): the time until a node of the other
+           host answers as leader (goal: median <= lease_ttl + 2 s), and the time with two
+           producers over the whole run, failover and the lost host's return (goal: 0 every run)
 
 Thresholds are nodekeeper's defaults (tick 1 s, probe_timeout 1 s, hang_timeout 2 s, boot_grace
 60 s, ended early by the first sync) except `max_restarts`, raised to 1000 so that storm protection
@@ -58,13 +65,14 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # no scripts/__pycache__ in the checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_ctl  # noqa: E402
+import hosts  # noqa: E402
 import supervisor_rpc  # noqa: E402
 from bench_ctl import free_port, log  # noqa: E402
 
 ROOT = bench_ctl.ROOT
 USER = bench_ctl.USER
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PHASES = ("rss", "hang", "crash", "crash-poll", "neighbour", "tick", "supervisord")
+PHASES = ("rss", "hang", "crash", "crash-poll", "neighbour", "tick", "supervisord", "hostloss")
 LISTENER = "nodekeeper-events"  # the [eventlistener:...] name `supervisor-conf` generates
 
 # Goals: (label, unit, limit); a figure is met when <= limit.
@@ -92,6 +100,12 @@ GOALS = {
     "check_p50": ("`nodekeeper config check`, {n} nodes, wall, p50 (fixed cost)", "ms", None),
     "sup_cpu": ("supervisord CPU for the daemon, 10 of 500 programs", "% core", 2.0),
     "sup_cpu_base": ("supervisord CPU baseline (no daemon)", "% core", None),
+    "hostloss_median": ("host loss -> other host's node leader (slot-ready), median", "s", 12.0),
+    "hostloss_max": ("host loss -> other host's node leader, max", "s", None),
+    "hostloss_two": ("time with two producers, worst run (sampled every 100 ms)", "s", 0.0),
+    "etcd_bytes": ("etcd client traffic per instance, idle (received + sent)", "B/s", None),
+    "etcd_requests": ("etcd finished RPCs per instance, idle (grpc_server_handled_total)", "req/s", None),
+    "etcd_messages": ("etcd stream messages received per instance, idle", "msg/s", None),
 }
 
 
@@ -659,6 +673,245 @@ def phase_supervisord(args, base: Path, password: str, results: Results) -> None
 
 
 # ---------------------------------------------------------------------------------------------
+# hostloss: two simulated hosts sharing a 3-member etcd ([cluster])
+
+
+class Host(bench_ctl.Supervisord):
+    """One simulated host: its own supervisord (its own session: the host) with this instance's
+    sims (booting without the key), and the event listener, the host's fence and `nodekeeper run`
+    as `nodekeeper supervisor-conf` generates them for the host's config ([cluster], default
+    lease_ttl). `kill()` is the host loss: SIGKILL of the whole session."""
+
+    def __init__(self, base: Path, name: str, pool: dict[str, tuple[str, int]], args, password: str,
+                 endpoints: list[str], block0: int, secret: Path):
+        self.name = name
+        self.pool = pool
+        self.sims = [node for node, (host, _) in pool.items() if host == name]
+        # The simulator under jormungandr's own name, so that nodekeeper reads the command line as
+        # jormungandr's: without --secret, the node boots without the key.
+        bin_dir = base.parent / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        if not (bin_dir / "jormungandr").exists():
+            (bin_dir / "jormungandr").symlink_to(args.sim)
+        self.sim_bin = str(bin_dir / "jormungandr")
+        self.nodekeeper_bin = args.nodekeeper
+        self.block0 = block0
+        base.mkdir(parents=True, exist_ok=True)
+        super().__init__(base, 0, args.supervisord, password)
+        self.api_port = free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}"
+        self.config = self.dir / "nodekeeper.toml"
+        fd = os.open(self.dir / "supervisor.password", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        (self.dir / "template.json").write_text(json.dumps({"rest": {"listen": "127.0.0.1:3100"},
+                                                            "storage": "./storage"}))
+        lines = [
+            "# Generated by scripts/bench_daemon.py (hostloss): default thresholds and lease_ttl.",
+            "[cluster]",
+            f'name = "{name}"',
+            "etcd = [" + ", ".join(f'"{e}"' for e in endpoints) + "]",
+            "",
+            "[supervisor]",
+            f'url = "{self.url}"',
+            f'user = "{USER}"',
+            'password_file = "supervisor.password"',
+            "",
+            "[node_defaults]",
+            'template = "template.json"',
+            'node_dir = "nodes"',
+            "",
+            "[thresholds]",
+            "max_restarts = 1000",
+            "",
+            "[restart_log]",
+            'path = "restarts.csv"',
+            "",
+            "[leadership]",
+            "enabled = true",
+            f'secret_file = "{secret}"',
+            "slot_window = 4               # slots of 2 s, as in the demo",
+            'schedule_refresh_min_gap = "20s"',
+            'state_file = "leader-state.json"',
+            "",
+            "[api]",
+            f'listen = "127.0.0.1:{self.api_port}"',
+        ]
+        for node, (host, port) in pool.items():
+            (self.dir / "nodes" / node).mkdir(parents=True, exist_ok=True)
+            lines += ["", "[[nodes]]", f'name = "{node}"', f'instance = "{host}"', "[nodes.overrides]",
+                      f'rest = {{ listen = "127.0.0.1:{port}" }}']
+        self.config.write_text("\n".join(lines) + "\n")
+        conf_d = self.dir / "conf.d"
+        conf_d.mkdir(exist_ok=True)
+        proc = subprocess.run([self.nodekeeper_bin, "-c", str(self.config), "supervisor-conf", "--dir", str(conf_d)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"supervisor-conf for host {name}: {proc.stderr.strip()[-300:]}")
+        for node in self.sims:  # the nodes' sections: the simulators below instead
+            (conf_d / f"{node}.conf").unlink(missing_ok=True)
+        self.programs = sorted(p.stem for p in conf_d.glob("*.conf"))
+
+    def _write_conf(self) -> None:
+        super()._write_conf()
+        lines = ["", "[include]", f"files={self.dir}/conf.d/*.conf"]
+        for name in self.sims:
+            port = self.pool[name][1]
+            lines += [
+                "",
+                f"[program:{name}]",
+                f"command={self.sim_bin} --name {name} --listen 127.0.0.1:{port} --block0-time {self.block0} "
+                "--slot-duration 2 --slots-per-epoch 60 --pool-slots-per-epoch 3 --bootstrap-secs 1",
+                "autostart=true",
+                "autorestart=false",
+                "startsecs=1",
+                "stopsignal=TERM",
+                "stopwaitsecs=10",
+                "redirect_stderr=true",
+                f"stdout_logfile={self.dir}/logs/{name}.log",
+                "stdout_logfile_maxbytes=1MB",
+            ]
+        with open(self.conf, "a", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 30) -> None:
+        out = open(self.dir / "supervisord.out", "ab")
+        self.proc = subprocess.Popen([self.supervisord, "-c", str(self.conf)], stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        server = supervisor_rpc.proxy(self.url, USER, self.password)
+        supervisor_rpc.wait_running(server, None, timeout, quiet=True)
+
+    def kill(self) -> list[int]:
+        """Host loss: SIGKILL every process of the supervisord's session, then reap it."""
+        assert self.proc is not None
+        killed = hosts.kill_session(self.proc.pid)
+        self.proc.wait()
+        return killed
+
+    def status(self) -> dict | None:
+        try:
+            return http_json("GET", f"{self.api}/v1/status", timeout=2)
+        except (OSError, ValueError):
+            return None
+
+    def election(self) -> str | None:
+        status = self.status()
+        return ((status or {}).get("cluster") or {}).get("election")
+
+
+def phase_hostloss(args, base: Path, password: str, results: Results) -> None:
+    """Host loss with two instances: kill -9 the elected host (its supervisord's whole session),
+    time until the other host's node answers as leader; every sim's leaders sampled every 100 ms
+    for any time with two producers; then the etcd traffic of the two idle instances."""
+    etcd = hosts.Etcd(args.etcd, base / "hostloss" / "etcd", 3)
+    group: dict[str, Host] = {}
+    sampler: hosts.Sampler | None = None
+    try:
+        etcd.start()
+        log(f"hostloss: etcd members on {', '.join(etcd.endpoints)}")
+        secret = base / "hostloss" / "pool-secret.yaml"
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"genesis:\n  sig_key: kes25519-12-sk1bench\n  vrf_key: vrf_sk1bench\n"
+                    f"  node_id: {secrets.token_hex(32)}\n")
+        taken: set[int] = set()
+        pool: dict[str, tuple[str, int]] = {}
+        for h, host in enumerate(("a", "b")):
+            for i in range(args.hostloss_sims):
+                pool[f"node{h * args.hostloss_sims + i + 1}"] = (host, hosts.free_port(taken))
+        block0 = int(time.time())
+        for host in ("a", "b"):
+            group[host] = Host(base / "hostloss" / host, host, pool, args, password, etcd.endpoints, block0, secret)
+        for host in group.values():
+            host.start()
+            log(f"hostloss: host {host.name}: supervisord on 127.0.0.1:{host.port} with "
+                f"{', '.join(host.sims)} and {', '.join(host.programs)}; API {host.api}")
+        rests = {node: f"http://127.0.0.1:{port}/api/v0" for node, (_, port) in pool.items()}
+        sampler = hosts.Sampler(rests).start()
+
+        def settled():
+            elections = sorted(str(h.election()) for h in group.values())
+            now = hosts.producers(rests)
+            return elections == ["elected", "follower"] and len(now) == 1 and now
+
+        def healthy(name: str, peer: str) -> bool:
+            """Host `name`'s daemon is a follower, its nodes RUNNING and Running, and host `peer`
+            sees its instance."""
+            status, seen = group[name].status(), group[peer].status()
+            if not status or not seen:
+                return False
+            own = [n for n in status["nodes"] if n.get("instance") == name]
+            return ((status.get("cluster") or {}).get("election") == "follower"
+                    and len(own) == len(group[name].sims)
+                    and all(n["program_state"] == "RUNNING" and n["node_state"] == "Running" for n in own)
+                    and name in ((seen.get("cluster") or {}).get("instances") or []))
+
+        first = wait_for("one elected instance, one follower and exactly one producer", settled, 120, step=0.2)
+        log(f"hostloss: producing: {', '.join(sorted(first))}")
+
+        # Idle etcd traffic: both instances up, nothing happening.
+        m0, t0 = etcd.metrics(), time.monotonic()
+        time.sleep(args.window)
+        m1, t1 = etcd.metrics(), time.monotonic()
+        per = {k: (m1[k] - m0[k]) / (t1 - t0) / len(group) for k in m0}
+        results.figures["etcd_bytes"] = per["rx_bytes"] + per["tx_bytes"]
+        results.figures["etcd_requests"] = per["handled"]
+        results.figures["etcd_messages"] = per["msg_received"]
+        results.notes.append(f"etcd at idle over {t1 - t0:.0f} s, per instance: {per['rx_bytes']:.0f} B/s "
+                             f"received, {per['tx_bytes']:.0f} B/s sent by etcd, {per['handled']:.2f} finished "
+                             f"RPCs/s, {per['msg_received']:.2f} stream messages/s (3 members summed)")
+
+        latencies: list[float] = []
+        overlaps: list[float] = []
+        run_from = time.time()
+        for i in range(args.hostlosses):
+            producing = wait_for("exactly one producer", settled, 120, step=0.2)
+            (node,) = producing
+            victim = pool[node][0]
+            survivor = next(h for h in group if h != victim)
+            others = {n: rests[n] for n, (h, _) in pool.items() if h == survivor}
+            time.sleep(random.random())
+            killed_at = time.time()
+            killed = group[victim].kill()
+            promoted = wait_for(f"a node of host {survivor} answering as leader",
+                                lambda: hosts.producers(others) and time.time(), 120, step=0.02)
+            new = sorted(hosts.producers(others))
+            latencies.append(promoted - killed_at)
+            group[victim].start()
+            wait_for(f"host {victim} healthy again (a follower, its nodes Running, seen by host {survivor})",
+                     lambda: healthy(victim, survivor), 90, step=0.2)
+            wait_for("exactly one producer again", settled, 60, step=0.2)
+            run_to = time.time()
+            two, n_two = sampler.overlap(run_from, run_to)
+            overlaps.append(two)
+            log(f"hostloss {i + 1}/{args.hostlosses}: host {victim} ({node}) killed ({len(killed)} processes); "
+                f"{', '.join(new)} on host {survivor} leader after {(promoted - killed_at):.2f} s; "
+                f"host {victim} back as a follower after {run_to - promoted:.1f} s; two producers: {two:.1f} s"
+                + (f" ({[(round(t - killed_at, 1), sorted(s)) for t, s in sampler.overlaps(run_from, run_to)][:5]})"
+                   if n_two else ""))
+            run_from = run_to
+        results.samples["hostloss_s"] = latencies
+        results.samples["hostloss_two_producers_s"] = overlaps
+        results.figures["hostloss_median"] = statistics.median(latencies)
+        results.figures["hostloss_max"] = max(latencies)
+        results.figures["hostloss_two"] = max(overlaps)
+        results.notes.append(f"host loss -> new leader, s: {', '.join(f'{x:.2f}' for x in latencies)}; "
+                             f"runs with two producers: {sum(1 for x in overlaps if x > 0)}/{len(overlaps)}")
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        for host in group.values():
+            if host.proc is not None and host.proc.poll() is None:
+                try:
+                    supervisor_rpc.proxy(host.url, USER, password).supervisor.stopProcess("nodekeeper")
+                except Exception:  # noqa: BLE001 - teardown goes on
+                    pass
+            host.close()
+        etcd.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -668,7 +921,7 @@ def print_table(results: Results, args, elapsed: float) -> list[str]:
           f"{os.cpu_count()} CPUs, {platform.platform(terse=True)}")
     print(f"load average (1 min) at start {args.load_start:.2f}, at end {os.getloadavg()[0]:.2f}; "
           f"ran {elapsed:.0f} s; crashes {args.crashes}, hangs {args.hangs}, window {args.window:g} s, "
-          f"tick runs {args.tick_runs} at {args.tick_nodes} nodes")
+          f"tick runs {args.tick_runs} at {args.tick_nodes} nodes, host losses {args.hostlosses}")
     print()
     header = f"{'figure':<64}  {'value':>9}  {'goal':>9}  {'':<7}"
     print(header)
@@ -679,7 +932,7 @@ def print_table(results: Results, args, elapsed: float) -> list[str]:
             continue
         label = label.format(n=args.tick_nodes)
         value = results.figures[key]
-        shown = f"{value:.0f}" if unit in ("ms", "rows") else f"{value:.2f}"
+        shown = f"{value:.0f}" if unit in ("ms", "rows", "B/s") else f"{value:.2f}"
         goal = "" if limit is None else f"<= {limit:g}"
         verdict = "" if limit is None else ("met" if value <= limit else "NOT MET")
         if verdict == "NOT MET":
@@ -710,6 +963,9 @@ def main() -> int:
                         help="seconds of each CPU/RSS window and of the slow node (default 60)")
     parser.add_argument("--tick-nodes", type=int, default=200, help="sims of the tick phase (default 200)")
     parser.add_argument("--tick-runs", type=int, default=10, help="timed runs of the tick phase (default 10)")
+    parser.add_argument("--hostlosses", type=int, default=10, help="host losses of the hostloss phase (default 10)")
+    parser.add_argument("--hostloss-sims", type=int, default=2, help="sims per host in the hostloss phase (default 2)")
+    parser.add_argument("--etcd", default=os.environ.get("NODEKEEPER_ETCD", str(venv_bin / "etcd")))
     parser.add_argument("--nodekeeper", default=str(ROOT / "target/release/nodekeeper"))
     parser.add_argument("--sim", default=str(ROOT / "target/release/nodekeeper-sim"))
     parser.add_argument("--supervisord", default=str(venv_bin / "supervisord"))
@@ -717,7 +973,7 @@ def main() -> int:
     parser.add_argument("--workdir", help="directory for the temporary supervisords (default: a new temp dir)")
     args = parser.parse_args()
     if args.crashes < 1 or args.hangs < 1 or args.neighbour_crashes < 1 or args.window < 1 or args.tick_runs < 1 or \
-            not 1 <= args.tick_nodes <= 999:
+            not 1 <= args.tick_nodes <= 999 or args.hostlosses < 1 or args.hostloss_sims < 1:
         parser.error("need --crashes, --hangs, --tick-runs >= 1, --window >= 1, --tick-nodes in 1..999")
     for exe in (args.nodekeeper, args.sim, args.supervisord):
         if not os.access(exe, os.X_OK):
@@ -746,6 +1002,7 @@ def main() -> int:
         ("crash-poll", phases & {"crash-poll"}, lambda: phase_crash_poll(args, base, password, results)),
         ("tick", phases & {"tick"}, lambda: phase_tick(args, base, password, results)),
         ("supervisord", phases & {"supervisord"}, lambda: phase_supervisord(args, base, password, results)),
+        ("hostloss", phases & {"hostloss"}, lambda: phase_hostloss(args, base, password, results)),
     ]
     try:
         for name, wanted, run in groups:

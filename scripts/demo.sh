@@ -16,6 +16,14 @@
 #   scripts/demo.sh status            supervisorctl, nodekeeper ctl and nodekeeper status (the leader
 #                                     marked *, its next slot), restart log
 #   scripts/demo.sh stop              stop the daemon, then supervisord and its nodes; no-op if not running
+#   scripts/demo.sh --hosts 2 [start] [--for S]
+#                                     two simulated hosts sharing one etcd (.demo/etcd): hosts a and b
+#                                     (.demo/hosts/a|b), each its own supervisord with two nodes, the
+#                                     event listener, the host's fence and `nodekeeper run` ([cluster]);
+#                                     `watch` then kills the elected instance's whole host (SIGKILL of
+#                                     its supervisord's session) every ~60 s, prints how long until the
+#                                     other host's node produces, and brings the host back; `status`
+#                                     shows both instances. Jormungandr only
 #
 # Idempotent: `start` first stops a demo that is still running, and begins a new restart log and
 # leader-event log. The supervisord password is generated once, kept in .demo/supervisor.password
@@ -653,6 +661,7 @@ cmd_start() {
     # The daemon first, so that it does not restart nodes that are being shut down.
     stop_daemon || true
     stop_demo || true
+    stop_hosts || true
     ensure_password
     write_secret
     write_conf
@@ -741,6 +750,9 @@ cmd_stop() {
     if stop_daemon; then
         stopped=1
     fi
+    if [[ -x "$VENV/bin/supervisorctl" ]] && stop_hosts; then
+        stopped=1
+    fi
     if [[ -x "$VENV/bin/supervisorctl" ]] && stop_demo; then
         stopped=1
     elif pid="$(pid_alive "$PIDFILE")"; then
@@ -754,6 +766,408 @@ cmd_stop() {
     else
         info "the demo is not running"
     fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# --hosts 2: two simulated hosts sharing one etcd (Jormungandr only)
+
+HOSTS=""
+HOSTS_DIR="$DEMO_DIR/hosts"
+ETCD_DIR="$DEMO_DIR/etcd"
+ETCD_PIDFILE="$ETCD_DIR/etcd.pid"
+HOST_NAMES=(a b)
+declare -A HOST_NODES=([a]="node1 node2" [b]="node3 node4")
+declare -A HOST_SUP_PORT=() HOST_API_PORT=()
+ETCD_PORT=""
+# How often `watch` injects a host loss (seconds).
+HOST_LOSS_EVERY=60
+
+# taken_ports: every port handed out so far (to keep them distinct).
+taken_ports() {
+    echo " ${NODE_PORT[*]} ${HOST_SUP_PORT[*]} ${HOST_API_PORT[*]} $ETCD_PORT ${ETCD_PEER_PORT:-} "
+}
+
+# new_port: a free port not handed out yet.
+new_port() {
+    local port
+    while :; do
+        port="$(free_port)"
+        [[ "$(taken_ports)" != *" $port "* ]] && break
+    done
+    printf '%s\n' "$port"
+}
+
+# start_etcd: one etcd member on loopback, in .demo/etcd, in its own session.
+start_etcd() {
+    mkdir -p "$ETCD_DIR"
+    rm -rf "$ETCD_DIR/data"
+    ETCD_PORT="$(new_port)"
+    ETCD_PEER_PORT="$(new_port)"
+    step "starting etcd (http://127.0.0.1:$ETCD_PORT, one member, log .demo/etcd/etcd.log)"
+    local client="http://127.0.0.1:$ETCD_PORT" peer="http://127.0.0.1:$ETCD_PEER_PORT"
+    local -a launcher=()
+    command -v setsid >/dev/null 2>&1 && launcher=(setsid)
+    "${launcher[@]}" "$NODEKEEPER_ETCD" --name demo --data-dir "$ETCD_DIR/data" \
+        --listen-client-urls "$client" --advertise-client-urls "$client" \
+        --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+        --initial-cluster "demo=$peer" --initial-cluster-state new --log-level warn \
+        </dev/null >"$ETCD_DIR/etcd.log" 2>&1 &
+    echo "$!" >"$ETCD_PIDFILE"
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until curl_health "$client/health"; do
+        pid_alive "$ETCD_PIDFILE" etcd >/dev/null || die "etcd exited; see $ETCD_DIR/etcd.log"
+        ((SECONDS < deadline)) || die "etcd not healthy after $START_TIMEOUT s; see $ETCD_DIR/etcd.log"
+        sleep 0.2
+    done
+    info "etcd is up (pid $(tr -dc '0-9' <"$ETCD_PIDFILE"))"
+}
+
+# curl_health URL: succeed when etcd's /health says healthy.
+curl_health() {
+    "$VENV/bin/python" - "$1" <<'PY' 2>/dev/null
+import json, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+    sys.exit(0 if json.load(r).get("health") == "true" else 1)
+PY
+}
+
+stop_etcd() {
+    local pid
+    pid="$(pid_alive "$ETCD_PIDFILE" etcd)" || return 1
+    info "stopping etcd (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_pid_exit "$pid" 15 || kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$ETCD_PIDFILE"
+}
+
+# write_host HOST BLOCK0: .demo/hosts/HOST: supervisord.conf (its nodes, simulated, booting
+# without the key; the listener, the fence and `nodekeeper run` from `nodekeeper supervisor-conf`
+# in conf.d) and nodekeeper.toml, which differs between hosts only in cluster.name, the
+# supervisord, the API port (restart_log and the other paths are relative to the file).
+write_host() {
+    local host="$1" block0="$2" dir="$HOSTS_DIR/$1" node pw
+    pw="$(password)"
+    mkdir -p "$dir/conf.d" "$dir/nodes"
+    rm -f "$dir"/conf.d/*.conf "$dir/restarts.csv" "$dir/leader-state.json" "$dir/nodekeeper-state.json" \
+        "$dir/cluster-lease" "$dir/alert-outbox.json"
+    HOST_SUP_PORT[$host]="$(new_port)"
+    HOST_API_PORT[$host]="$(new_port)"
+    {
+        cat <<TOML
+# Generated by scripts/demo.sh --hosts 2 on every start: host $host's \`nodekeeper run\`. Every host
+# reads the same pool; this file differs from the other host's only in cluster.name, [supervisor]
+# and api.listen. Every key: configs/nodekeeper.toml. Paths are relative to this file.
+
+[cluster]
+name = "$host"
+etcd = ["http://127.0.0.1:$ETCD_PORT"]
+# lease_ttl = "10s" (the default): another host takes over about 10 s after this one is lost
+
+[supervisor]
+url = "http://127.0.0.1:${HOST_SUP_PORT[$host]}/RPC2"
+user = "$USER_NAME"
+password_file = "../../supervisor.password"
+wait_timeout = "30s"
+
+[node_defaults]
+template = "../../../configs/jormungandr-template.json"
+node_dir = "nodes"
+startsecs = 1
+stopwaitsecs = 10
+
+[thresholds]
+tick_interval = "1s"
+probe_timeout = "2s"
+tip_timeout = "20s"
+tip_diff_threshold = 12
+bootstrap_timeout = "30s"
+boot_grace = "10s"
+max_restarts = 8
+restart_window = "3m"
+
+[restart_log]
+path = "restarts.csv"
+
+[leadership]
+enabled = true
+secret_file = "../../pool-secret.yaml"
+slot_window = 4
+schedule_refresh_min_gap = "20s"
+state_file = "leader-state.json"
+
+[api]
+listen = "127.0.0.1:${HOST_API_PORT[$host]}"
+TOML
+        local h
+        for h in "${HOST_NAMES[@]}"; do
+            for node in ${HOST_NODES[$h]}; do
+                mkdir -p "$dir/nodes/$node"
+                cat <<TOML
+
+[[nodes]]
+name = "$node"
+instance = "$h"
+[nodes.overrides]
+rest = { listen = "127.0.0.1:${NODE_PORT[$node]}" }
+TOML
+            done
+        done
+    } >"$dir/nodekeeper.toml"
+    (
+        umask 077
+        cat >"$dir/supervisord.conf" <<CONF
+; Generated by scripts/demo.sh --hosts 2; rewritten on every start. Holds the password: keep it private.
+; Simulated host $host: its nodes, its event listener, its fence and its nodekeeper run.
+[supervisord]
+nodaemon=false
+logfile=$dir/supervisord.log
+logfile_maxbytes=5MB
+logfile_backups=2
+pidfile=$dir/supervisord.pid
+childlogdir=$dir
+directory=$dir
+identifier=nodekeeper-demo-$host
+
+[inet_http_server]
+port=127.0.0.1:${HOST_SUP_PORT[$host]}
+username=$USER_NAME
+password=$pw
+
+[unix_http_server]
+file=$dir/supervisor.sock
+chmod=0700
+username=$USER_NAME
+password=$pw
+
+[supervisorctl]
+serverurl=unix://$dir/supervisor.sock
+username=$USER_NAME
+password=$pw
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[include]
+files=$dir/conf.d/*.conf
+CONF
+        for node in ${HOST_NODES[$host]}; do
+            cat >>"$dir/supervisord.conf" <<CONF
+
+[program:$node]
+command=$(shquote "$DEMO_DIR/bin/jormungandr") --name $node --listen 127.0.0.1:${NODE_PORT[$node]} --block0-time $block0 --slot-duration $SLOT_DURATION --slots-per-epoch $SLOTS_PER_EPOCH --pool-slots-per-epoch $POOL_SLOTS_PER_EPOCH --bootstrap-secs $BOOTSTRAP_SECS --events $(shquote "$EVENTS_FILE")
+autostart=true
+autorestart=false
+startsecs=1
+stopsignal=TERM
+stopwaitsecs=10
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=$dir/$node.log
+stdout_logfile_maxbytes=10MB
+stdout_logfile_backups=3
+CONF
+        done
+    )
+    chmod 0600 "$dir/supervisord.conf"
+    "$CTL_BIN" -c "$dir/nodekeeper.toml" config check >&2 || die "the generated $dir/nodekeeper.toml does not pass config check"
+    # The listener, the fence and nodekeeper run itself, as an operator installs them; the nodes'
+    # own sections are left out (the demo runs simulators, above).
+    "$CTL_BIN" -c "$dir/nodekeeper.toml" supervisor-conf --dir "$dir/conf.d" >/dev/null \
+        || die "nodekeeper supervisor-conf failed for host $host"
+    for node in ${HOST_NODES[$host]}; do
+        rm -f "$dir/conf.d/$node.conf"
+    done
+}
+
+# host_supervisord HOST: start host HOST's supervisord (daemonizes into its own session).
+host_supervisord() {
+    local host="$1" dir="$HOSTS_DIR/$1"
+    rm -f "$dir/supervisor.sock"
+    "$NODEKEEPER_SUPERVISORD" -c "$dir/supervisord.conf" || die "host $host: supervisord failed to start; see $dir/supervisord.log"
+    local deadline=$((SECONDS + 10))
+    until pid_alive "$dir/supervisord.pid" >/dev/null; do
+        ((SECONDS < deadline)) || die "host $host: supervisord wrote no pidfile; see $dir/supervisord.log"
+        sleep 0.1
+    done
+}
+
+# host_api_ready HOST: the host's daemon answers with a snapshot of the whole pool.
+host_api_ready() {
+    "$VENV/bin/python" - "http://127.0.0.1:${HOST_API_PORT[$1]}/v1/status" <<'PY' 2>/dev/null
+import json, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+    sys.exit(0 if json.load(r)["nodes"] else 1)
+PY
+}
+
+write_hosts_env() {
+    local host node
+    {
+        echo "# Generated by scripts/demo.sh --hosts 2. The password is in SUPERVISOR_PASSWORD_FILE, not here."
+        echo "DEMO_HOSTS=2"
+        echo "DEMO_CHAIN=$CHAIN"
+        echo "ETCD_ENDPOINT=http://127.0.0.1:$ETCD_PORT"
+        echo "SUPERVISOR_USER=$USER_NAME"
+        echo "SUPERVISOR_PASSWORD_FILE=$PASSWORD_FILE"
+        for host in "${HOST_NAMES[@]}"; do
+            echo "HOST_${host^^}_DIR=$HOSTS_DIR/$host"
+            echo "HOST_${host^^}_SUPERVISOR_URL=http://127.0.0.1:${HOST_SUP_PORT[$host]}/RPC2"
+            echo "HOST_${host^^}_NODEKEEPER_CONFIG=$HOSTS_DIR/$host/nodekeeper.toml"
+            echo "HOST_${host^^}_NODEKEEPER_API=http://127.0.0.1:${HOST_API_PORT[$host]}"
+            echo "HOST_${host^^}_NODES=\"${HOST_NODES[$host]}\""
+            for node in ${HOST_NODES[$host]}; do
+                echo "${node^^}_REST=http://127.0.0.1:${NODE_PORT[$node]}/api/v0"
+            done
+        done
+    } >"$ENV_FILE"
+}
+
+# hosts_running: succeed when demo.env describes a --hosts demo.
+hosts_demo() {
+    [[ -r "$ENV_FILE" ]] && grep -q '^DEMO_HOSTS=' "$ENV_FILE"
+}
+
+load_hosts_env() {
+    local host node url
+    ETCD_PORT="$(sed -n 's|^ETCD_ENDPOINT=http://127.0.0.1:||p' "$ENV_FILE")"
+    for host in "${HOST_NAMES[@]}"; do
+        url="$(sed -n "s|^HOST_${host^^}_NODEKEEPER_API=http://127.0.0.1:||p" "$ENV_FILE")"
+        HOST_API_PORT[$host]="$url"
+        url="$(sed -n "s|^HOST_${host^^}_SUPERVISOR_URL=http://127.0.0.1:||p" "$ENV_FILE")"
+        HOST_SUP_PORT[$host]="${url%%/*}"
+        for node in ${HOST_NODES[$host]}; do
+            url="$(sed -n "s|^${node^^}_REST=http://127.0.0.1:||p" "$ENV_FILE")"
+            NODE_PORT[$node]="${url%%/*}"
+        done
+    done
+}
+
+# stop_hosts: stop a --hosts demo (each host's nodekeeper first, then its supervisord; then
+# etcd). Fails when nothing was running.
+stop_hosts() {
+    local host dir pid stopped=1
+    for host in "${HOST_NAMES[@]}"; do
+        dir="$HOSTS_DIR/$host"
+        if pid="$(pid_alive "$dir/supervisord.pid")"; then
+            info "stopping host $host (supervisord pid $pid)"
+            "$VENV/bin/supervisorctl" -c "$dir/supervisord.conf" stop nodekeeper >/dev/null 2>&1 || true
+            supervisord_stop "$dir/supervisord.conf" "$dir/supervisord.pid"
+            stopped=0
+        fi
+    done
+    stop_etcd && stopped=0
+    return "$stopped"
+}
+
+hosts_start() {
+    # shellcheck disable=SC2119 # no extra pip packages needed here
+    ensure_venv
+    build
+    mkdir -p "$DEMO_DIR" "$HOSTS_DIR"
+    chmod 0700 "$DEMO_DIR"
+    stop_daemon || true
+    stop_demo || true
+    stop_hosts || true
+    ensure_password
+    write_secret
+    rm -f "$EVENTS_FILE"
+    # The simulator under jormungandr's own name, so that nodekeeper reads each command line as
+    # jormungandr's: without --secret, the nodes boot without the key.
+    mkdir -p "$DEMO_DIR/bin"
+    ln -sfn "$SIM_BIN" "$DEMO_DIR/bin/jormungandr"
+    start_etcd
+    local block0 host node
+    block0="$(date +%s)"
+    for host in "${HOST_NAMES[@]}"; do
+        for node in ${HOST_NODES[$host]}; do
+            NODE_PORT[$node]="$(new_port)"
+        done
+    done
+    for host in "${HOST_NAMES[@]}"; do
+        write_host "$host" "$block0"
+    done
+    write_hosts_env
+    for host in "${HOST_NAMES[@]}"; do
+        step "starting host $host: supervisord on 127.0.0.1:${HOST_SUP_PORT[$host]} with ${HOST_NODES[$host]}, the listener, the fence and nodekeeper run"
+        host_supervisord "$host"
+    done
+    for host in "${HOST_NAMES[@]}"; do
+        # shellcheck disable=SC2086 # the host's node names, split on purpose
+        "$VENV/bin/python" "$ROOT/scripts/supervisor_rpc.py" wait-running --url "unix://$HOSTS_DIR/$host/supervisor.sock" \
+            --user "$USER_NAME" --password-file "$PASSWORD_FILE" --timeout "$START_TIMEOUT" ${HOST_NODES[$host]} nodekeeper nodekeeper-fence \
+            || die "host $host: not everything started; see $HOSTS_DIR/$host/*.log"
+        local deadline=$((SECONDS + START_TIMEOUT))
+        until host_api_ready "$host"; do
+            ((SECONDS < deadline)) || die "host $host: nodekeeper run did not answer on 127.0.0.1:${HOST_API_PORT[$host]}; see $HOSTS_DIR/$host/nodekeeper.log"
+            sleep 0.2
+        done
+        info "host $host: nodekeeper run answers on http://127.0.0.1:${HOST_API_PORT[$host]}"
+    done
+    hosts_status_body
+    step "the demo is running (two hosts)"
+    cat <<TXT
+Watch a host loss every ~$HOST_LOSS_EVERY s:  scripts/demo.sh watch
+
+Two simulated hosts, a (node1, node2) and b (node3, node4), each its own supervisord with its
+nodes, the event listener, the host's fence and nodekeeper run; one etcd (.demo/etcd). The
+nodes boot without the key; only the instance elected in etcd promotes one of its own nodes.
+
+Look further (from $ROOT):
+  target/release/nodekeeper -c .demo/hosts/a/nodekeeper.toml status   # the whole pool, NODE@HOST, cluster: line
+  tail -f .demo/hosts/a/nodekeeper.log .demo/hosts/b/nodekeeper.log
+  .venv/bin/supervisorctl -c .demo/hosts/a/supervisord.conf status
+  .venv/bin/etcdctl --endpoints http://127.0.0.1:$ETCD_PORT get --prefix /nodekeeper --keys-only
+Stop:  scripts/demo.sh stop
+TXT
+}
+
+hosts_status_body() {
+    local host
+    for host in "${HOST_NAMES[@]}"; do
+        step "host $host: supervisorctl status"
+        "$VENV/bin/supervisorctl" -c "$HOSTS_DIR/$host/supervisord.conf" status || info "host $host: supervisord is not running"
+    done
+    for host in "${HOST_NAMES[@]}"; do
+        step "host $host: nodekeeper status"
+        printf '$ %s\n' "target/release/nodekeeper -c .demo/hosts/$host/nodekeeper.toml status" >&2
+        "$CTL_BIN" -c "$HOSTS_DIR/$host/nodekeeper.toml" status || true
+    done
+}
+
+hosts_status() {
+    [[ -x "$CTL_BIN" ]] || die "$CTL_BIN missing: run scripts/demo.sh --hosts 2 start"
+    load_hosts_env
+    pid_alive "$ETCD_PIDFILE" etcd >/dev/null || info "etcd is NOT running (see .demo/etcd/etcd.log)"
+    hosts_status_body
+}
+
+# hosts_watch [--for SECONDS]: the host-loss loop (scripts/hosts.py watch).
+hosts_watch() {
+    local duration=""
+    while (($#)); do
+        case "$1" in
+            --for) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || die "--for wants a number of seconds"; duration="$2"; shift 2 ;;
+            --for=*) duration="${1#--for=}"; [[ "$duration" =~ ^[0-9]+$ ]] || die "--for wants a number of seconds"; shift ;;
+            *) die "watch: unknown option '$1' (expected --for SECONDS)" ;;
+        esac
+    done
+    if [[ -z "$duration" ]]; then
+        if [[ -t 0 && -t 1 ]]; then duration=0; else duration="$WATCH_DEFAULT_NONINTERACTIVE"; fi
+    fi
+    load_hosts_env
+    pid_alive "$ETCD_PIDFILE" etcd >/dev/null || die "etcd is not running; restart the demo: scripts/demo.sh --hosts 2 start"
+    local -a args=()
+    local host node
+    for host in "${HOST_NAMES[@]}"; do
+        args+=(--host "$host=$HOSTS_DIR/$host")
+        for node in ${HOST_NODES[$host]}; do
+            args+=(--node "$node@$host=http://127.0.0.1:${NODE_PORT[$node]}/api/v0")
+        done
+    done
+    step "watching nodekeeper survive host losses"
+    (cd "$ROOT" && "$VENV/bin/python" "$ROOT/scripts/hosts.py" watch --nodekeeper "$CTL_BIN" \
+        --supervisord "$VENV/bin/supervisord" --every "$HOST_LOSS_EVERY" --for "$duration" "${args[@]}")
 }
 
 main() {
@@ -770,6 +1184,15 @@ main() {
                 CHAIN="${1#--chain=}"
                 shift
                 ;;
+            --hosts)
+                [[ $# -ge 2 ]] || die "--hosts wants a number of hosts (2)"
+                HOSTS="$2"
+                shift 2
+                ;;
+            --hosts=*)
+                HOSTS="${1#--hosts=}"
+                shift
+                ;;
             *)
                 args+=("$1")
                 shift
@@ -780,18 +1203,28 @@ main() {
         jormungandr | nodeos | cardano) ;;
         *) die "--chain $CHAIN: expected jormungandr, nodeos or cardano" ;;
     esac
+    if [[ -n "$HOSTS" ]]; then
+        [[ "$HOSTS" == 2 ]] || die "--hosts $HOSTS: only --hosts 2 is simulated"
+        [[ "$CHAIN" == jormungandr ]] \
+            || die "--hosts: only the Jormungandr chain simulates several hosts (drop --chain $CHAIN)"
+    fi
     set -- "${args[@]+"${args[@]}"}"
     case "${1:-}" in
         "" | --for | --for=*)
-            cmd_start
-            cmd_watch "$@"
+            if [[ -n "$HOSTS" ]]; then
+                hosts_start
+                hosts_watch "$@"
+            else
+                cmd_start
+                cmd_watch "$@"
+            fi
             ;;
-        start) cmd_start ;;
+        start) if [[ -n "$HOSTS" ]]; then hosts_start; else cmd_start; fi ;;
         watch)
             shift
-            cmd_watch "$@"
+            if hosts_demo; then hosts_watch "$@"; else cmd_watch "$@"; fi
             ;;
-        status) cmd_status ;;
+        status) if hosts_demo; then hosts_status; else cmd_status; fi ;;
         stop) cmd_stop ;;
         -h | --help | help) usage ;;
         *)
