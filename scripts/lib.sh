@@ -177,6 +177,23 @@ ensure_venv() {
     fi
 }
 
+# ensure_apt COMMAND PACKAGE...: make sure COMMAND is in PATH, installing the Debian PACKAGEs with
+# apt-get when it is not (root only, as in CI); fails with one clear line otherwise.
+ensure_apt() {
+    local cmd="$1"
+    shift
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        info "installing $* with apt-get (for $cmd)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
+            || { apt-get update -qq >/dev/null 2>&1 \
+                && apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1; } \
+            || die "apt-get install $* failed"
+    fi
+    command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' not found (install the Debian package(s): $*)"
+}
+
 # ---------------------------------------------------------------------------------------------
 # supervisord lifecycle helpers (used by demo.sh and bench.sh)
 
