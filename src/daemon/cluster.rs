@@ -316,6 +316,28 @@ impl Link {
         });
     }
 
+    /// The best height a Running node of another instance published, as a reference tip taken
+    /// `now` (a live snapshot is that instance's latest word; the policy still doubts one that
+    /// leads every local node by more than `reference_max_lead`).
+    pub fn peer_reference(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Option<crate::policy::ReferenceTip> {
+        let running = crate::chain::NodeState::Running.name();
+        let view = self.view.borrow();
+        view.peers
+            .values()
+            .filter(|peer| peer.instance != self.settings.name)
+            .flat_map(|peer| &peer.nodes)
+            .filter(|line| line.node_state == running)
+            .filter_map(|line| line.height)
+            .max()
+            .map(|height| crate::policy::ReferenceTip {
+                height,
+                fetched_at: now,
+            })
+    }
+
     /// An operator asks for `node` to produce, and another instance runs it: the request is
     /// recorded in etcd, and this instance resigns if it is elected. Returns what to answer.
     pub fn request_elsewhere(&mut self, node: &str) -> Option<String> {

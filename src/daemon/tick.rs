@@ -158,7 +158,16 @@ impl Daemon {
                 .map(|reference| ReferenceTip {
                     height: reference.height,
                     fetched_at: reference.fetched_at,
-                }),
+                })
+                // With [cluster]: the other instances' Running nodes count as a reference too,
+                // so that a node behind the pool is caught on any host.
+                .into_iter()
+                .chain(
+                    self.cluster
+                        .as_ref()
+                        .and_then(|link| link.peer_reference(now)),
+                )
+                .max_by_key(|tip| tip.height),
         };
         let decision = policy::decide(&self.rt.policy, &mut self.policy, &observation);
         for action in decision.actions {

@@ -185,3 +185,58 @@ async fn another_instance_elected_means_this_one_demotes_what_it_holds() {
     );
     running.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_behind_another_instances_nodes_is_restarted_for_lag() {
+    let (pool, cluster) = cluster_pool();
+    cluster.elect();
+    let running = pool.run();
+    until("the pool is observed", MINUTE, || async {
+        running.shared.line("node1").height.map(|_| ())
+    })
+    .await;
+    wait(Duration::from_secs(5)).await;
+    assert!(pool.rows().is_empty(), "{:?}", pool.rows());
+    // Another instance publishes a Running node 50 blocks ahead of every node here.
+    let ahead = pool.node("node1").pool_height() + 50;
+    cluster.set(|view| {
+        view.peers.insert(
+            "b".into(),
+            InstanceSnapshot {
+                instance: "b".into(),
+                nodes: vec![crate::status::NodeLine {
+                    name: "b1".into(),
+                    node_state: "Running".into(),
+                    height: Some(ahead),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+    });
+    until(
+        "a node of this instance is restarted for lag",
+        MINUTE,
+        || async {
+            pool.rows()
+                .iter()
+                .any(|row| row.contains("lag"))
+                .then_some(())
+        },
+    )
+    .await;
+    // The whole pool in the status: the other instance's node, with its instance.
+    until("the status shows b1@b", MINUTE, || async {
+        running
+            .shared
+            .snapshot
+            .read()
+            .unwrap()
+            .nodes
+            .iter()
+            .any(|line| line.name == "b1" && line.instance.as_deref() == Some("b"))
+            .then_some(())
+    })
+    .await;
+    running.stop().await;
+}
