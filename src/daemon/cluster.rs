@@ -115,8 +115,7 @@ impl Link {
     /// When the gate may change without a word from the session: the lease deadline.
     fn deadline(&self) -> Option<Instant> {
         let view = self.view.borrow();
-        let renewed = view.renewed?;
-        let at = renewed + view.ttl / 2;
+        let at = view.renewed? + rules::deadline(Duration::ZERO, view.ttl);
         (at > Instant::now()).then_some(at)
     }
 
@@ -204,7 +203,8 @@ impl Link {
         // The fence reads the host's monotonic clock: the deadline is as far from its now as
         // it is from the loop's.
         let deadline = renewed.map(|at| {
-            let remaining = (at + view.ttl / 2).saturating_duration_since(Instant::now());
+            let remaining = (at + rules::deadline(Duration::ZERO, view.ttl))
+                .saturating_duration_since(Instant::now());
             crate::cluster::deadline::monotonic_now() + remaining
         });
         if let Err(e) = crate::cluster::deadline::write(path, deadline) {

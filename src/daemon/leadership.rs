@@ -244,10 +244,7 @@ async fn hand_over(plan: Plan, timeout: Duration) -> Finished {
         }
         // The answer may come late (a pause, a slow etcd): the lease must still be surely alive.
         let view = cluster.view().borrow().clone();
-        let fresh = view
-            .renewed
-            .is_some_and(|renewed| tokio::time::Instant::now() < renewed + view.ttl / 2);
-        if !fresh || view.elected.is_none() {
+        if !view.lease_fresh(tokio::time::Instant::now()) || view.elected.is_none() {
             return finished(
                 false,
                 demoted,
