@@ -324,9 +324,10 @@ impl Builder {
             let sim = format!(
                 "{} --name {name} --listen {listen} --block0-time {block0} \
                  --slot-duration 1 --slots-per-epoch {slots_per_epoch} --bootstrap-secs 0.3 \
-                 --events {} {} {}",
+                 --events {} --control {} {} {}",
                 sim_binary(),
                 events.display(),
+                dir.path().join(format!("{name}.control")).display(),
                 secret_arg,
                 self.sim_args
             );
@@ -426,6 +427,15 @@ impl Supervisord {
     /// The temporary directory holding its config, socket and logs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Writes the control file of the simulator `name` (`lag 20`, `none`, …): the running
+    /// process applies it within 200 ms, and every process started later starts with it, so a
+    /// fault can outlive a restart.
+    pub fn set_control(&self, name: &str, line: &str) {
+        let path = self.dir.path().join(format!("{name}.control"));
+        std::fs::write(&path, format!("{line}\n"))
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 
     /// The pool's secret file (written for every supervisord; used with `sim_secret`).
