@@ -241,3 +241,46 @@ async fn the_chart_is_the_plot_of_the_restart_log() {
     assert!(!svg.contains("no restarts"), "{svg}");
     assert!(svg.contains("2026-11-22"), "{svg}");
 }
+
+#[tokio::test]
+async fn a_stream_outlives_the_header_timeout_of_idle_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (requests, _) = mpsc::channel(1);
+    let state = ApiState {
+        snapshot: Arc::new(RwLock::new(snapshot("2026-11-22T01:02:03Z", 10))),
+        requests,
+        token: Arc::new(RwLock::new("t".into())),
+        metrics: Arc::new(Metrics::new()),
+        restart_log: dir.path().join("restarts.csv"),
+        wait_limit: Duration::from_secs(1),
+        live: Live::default(),
+    };
+    let header = Duration::from_millis(200);
+    let limits = crate::api::server::Limits {
+        header_timeout: header,
+        body_timeout: header,
+        request_timeout: header,
+        max_connections: 4,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = crate::api::router(state);
+    tokio::spawn(crate::api::server::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    let mut events = http()
+        .get(format!("{base}/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    // Open for many header (and request) timeouts: nothing closes it.
+    let open = tokio::time::timeout(header * 8, async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(open.is_err(), "the stream was closed");
+}
