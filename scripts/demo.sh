@@ -10,6 +10,8 @@
 #                                     with simulated nodeos producers (booted paused, one resumed)
 #                                     or cardano-nodes (booted non-producing, one forging by SIGHUP)
 #   scripts/demo.sh start [--chain C] build; (re)start supervisord, the nodes and the daemon; return
+#                                     (it prints the dashboard's URL and, with chromium, writes a
+#                                     screenshot of it: .demo/dashboard.png)
 #   scripts/demo.sh watch [--for S]   every ~20 s inject a fault (crash, stuck, hang, lag 20, bootstrap)
 #                                     into the next node; show each detection, `nodekeeper status` and
 #                                     the restart log. Ctrl-C stops watching; the demo keeps running
@@ -557,6 +559,31 @@ start_daemon() {
         sleep 0.2
     done
     info "nodekeeper run is up (pid $pid), one tick per second"
+    dashboard_screenshot
+}
+
+# dashboard_screenshot: print the dashboard's URL and, with chromium (installed when missing and
+# root), write .demo/dashboard.png of the page once the live feed has filled it.
+dashboard_screenshot() {
+    local url="http://127.0.0.1:$API_PORT/" shot="$DEMO_DIR/dashboard.png"
+    info "dashboard: $url"
+    if ! (ensure_apt chromium chromium) >/dev/null 2>&1; then
+        info "no chromium: no screenshot of the dashboard"
+        return 0
+    fi
+    rm -f "$shot"
+    # A fresh profile each time; the virtual time budget lets the page receive its first events.
+    local profile
+    profile="$(mktemp -d)"
+    timeout 60 chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
+        --no-first-run --user-data-dir="$profile" --window-size=1200,1400 \
+        --virtual-time-budget=5000 --screenshot="$shot" "$url" >/dev/null 2>&1 || true
+    rm -rf "$profile"
+    if [[ -s "$shot" ]]; then
+        info "dashboard screenshot: .demo/dashboard.png"
+    else
+        info "chromium wrote no screenshot of the dashboard"
+    fi
 }
 
 # ctl ARGS...: run nodekeeper ctl with the demo's password, showing the command line.

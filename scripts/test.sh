@@ -31,6 +31,10 @@ step "venv: supervisor $SUPERVISOR_VERSION, aiosmtpd"
 # send to.
 ensure_venv aiosmtpd==1.4.6
 info "NODEKEEPER_SUPERVISORD=$NODEKEEPER_SUPERVISORD"
+# Headless Chromium and its WebDriver for the dashboard's browser test (tests/it/dashboard.rs).
+ensure_apt chromedriver chromium chromium-driver
+info "NODEKEEPER_CHROMEDRIVER=${NODEKEEPER_CHROMEDRIVER:=$(command -v chromedriver)}"
+export NODEKEEPER_CHROMEDRIVER
 ensure_component fmt rustfmt
 ensure_component clippy clippy
 

@@ -8,11 +8,15 @@
 //! 401. Bodies over [`BODY_LIMIT`] are refused with 413. The token never appears in an answer or
 //! a log line.
 //!
+//! `dashboard` is the web page on the same address (`GET /`), its live feed (`GET /v1/events`),
+//! the heights' history and the restarts chart; it acts only through the endpoints above.
+//!
 //! `server` is the bounded accept loop (header, body and request timeouts, a connection cap);
 //! `client` is the typed client of this API (for `ctl`, `status` and the tests); `wire` holds the
 //! JSON shapes both sides use, besides the plain status data of `crate::status`.
 
 pub mod client;
+pub mod dashboard;
 pub mod server;
 pub mod wire;
 
@@ -64,6 +68,8 @@ pub struct ApiState {
     pub restart_log: PathBuf,
     /// The longest `?wait=true` waits for an action before answering 202 anyway.
     pub wait_limit: Duration,
+    /// The dashboard's live feed and heights' history (its sampler runs in [`serve`]).
+    pub live: dashboard::Live,
 }
 
 /// An API error: a status and a one-line message, as JSON `{"error": "..."}`.
@@ -175,6 +181,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/restarts", get(restarts))
         .route("/v1/actions/{id}", get(action))
         .merge(mutating)
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -187,13 +194,28 @@ pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener
 
 /// Serves the API on `listener` until `shutdown` resolves, within the default
 /// [`server::Limits`] (10 s for a header or a body, a request its `?wait=true` limit and more,
-/// 256 connections at once).
+/// 256 connections at once), with the dashboard's sampler beside it (stopped first, so that open
+/// event streams end and do not hold the shutdown).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = server::Limits::for_wait_limit(state.wait_limit);
+    let (stopping, mut stop_seen) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(
+        state
+            .live
+            .clone()
+            .run(Arc::clone(&state.snapshot), async move {
+                let _ = stop_seen.wait_for(|stopped| *stopped).await;
+            }),
+    );
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+        let _ = sampler.await;
+    };
     server::serve(listener, router(state), limits, shutdown).await
 }
 
@@ -251,9 +273,14 @@ fn snapshot(state: &ApiState) -> Result<Snapshot, ApiError> {
 
 /// The snapshot (what `nodekeeper status --json` prints), each node with `is_held` added.
 async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let snapshot = snapshot(&state)?;
+    status_json(&snapshot(&state)?).map(Json)
+}
+
+/// The JSON of `GET /v1/status` (and of the dashboard's live feed): the snapshot, each node with
+/// `is_held` added.
+fn status_json(snapshot: &Snapshot) -> Result<Value, ApiError> {
     let mut value =
-        serde_json::to_value(&snapshot).map_err(|e| ApiError::Internal(e.to_string()))?;
+        serde_json::to_value(snapshot).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(nodes) = value.get_mut("nodes").and_then(Value::as_array_mut) {
         for node in nodes {
             if let Some(node) = node.as_object_mut() {
@@ -262,7 +289,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
             }
         }
     }
-    Ok(Json(value))
+    Ok(value)
 }
 
 /// Restart-log rows, oldest first: `node=` one node, `since=` RFC 3339, `limit=` the newest N

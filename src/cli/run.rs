@@ -210,6 +210,7 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
                 .unwrap_or_default()
                 * 2
                 + Duration::from_secs(5),
+            live: api::dashboard::Live::default(),
         };
         let listen = config.api.listen;
         let mut stop = stop_rx.clone();

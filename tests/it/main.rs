@@ -12,6 +12,7 @@ mod cluster;
 mod config;
 mod ctl;
 mod daemon;
+mod dashboard;
 mod events;
 mod fence;
 mod hosts;

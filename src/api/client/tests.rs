@@ -130,6 +130,7 @@ async fn serve(dir: &Path) -> String {
         metrics: Arc::new(Metrics::new()),
         restart_log,
         wait_limit: Duration::from_secs(5),
+        live: crate::api::dashboard::Live::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let listen = listener.local_addr().unwrap().to_string();

@@ -1,0 +1,400 @@
+//! The dashboard in a real browser: headless Chromium driven over WebDriver (chromedriver, found
+//! in `NODEKEEPER_CHROMEDRIVER` or PATH; `scripts/test.sh` installs Debian's `chromium` and
+//! `chromium-driver`), against a real supervisord, simulated nodes and `nodekeeper run`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{DaemonConfig, Supervisord, free_port, http, wait_until};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// The WebDriver key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// `chromedriver`: `NODEKEEPER_CHROMEDRIVER`, else the first in PATH.
+fn chromedriver() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("NODEKEEPER_CHROMEDRIVER") {
+        return path.into();
+    }
+    find_in_path("chromedriver").unwrap_or_else(|| {
+        panic!(
+            "chromedriver not found: set NODEKEEPER_CHROMEDRIVER or install Debian's chromium and \
+             chromium-driver (scripts/test.sh does)"
+        )
+    })
+}
+
+fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// A headless Chromium session over raw WebDriver JSON; dropping it ends chromedriver and the
+/// browser.
+struct Browser {
+    session: String,
+    driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let driver = tokio::process::Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        wait_until("chromedriver to answer", WAIT, || {
+            let url = format!("{base}/status");
+            async move {
+                let answer = http().get(url).send().await.ok()?;
+                answer.status().is_success().then_some(())
+            }
+        })
+        .await;
+        let profile = tempfile::tempdir().expect("a browser profile directory");
+        let mut options = json!({
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--window-size=1200,900",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        });
+        if let Some(chromium) = find_in_path("chromium") {
+            options["binary"] = json!(chromium);
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": options,
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "unhandledPromptBehavior": "ignore",
+        }}});
+        let answer = send(
+            reqwest::Method::POST,
+            &format!("{base}/session"),
+            &capabilities,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("new WebDriver session: {e}"));
+        let id = answer["sessionId"].as_str().expect("a session id");
+        Browser {
+            session: format!("{base}/session/{id}"),
+            driver,
+            _profile: profile,
+        }
+    }
+
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, Value> {
+        send(method, &format!("{}{path}", self.session), &body).await
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body.clone())
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {path} {body}: {e}"))
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    /// Runs `script` (a function body) in the page: its return value.
+    async fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Waits until `script` returns something truthy (not false, null, "" or 0): that value.
+    async fn wait_for(&self, what: &str, script: &str) -> Value {
+        wait_until(what, WAIT, || async {
+            let value = self.script(script).await;
+            let truthy = !matches!(&value, Value::Null | Value::Bool(false))
+                && value != json!("")
+                && value != json!(0);
+            truthy.then_some(value)
+        })
+        .await
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_string()
+    }
+
+    /// A real click (the element must be displayed).
+    async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({"text": text}),
+        )
+        .await;
+    }
+
+    /// Accepts the confirmation the page asks for: its text.
+    async fn confirm(&self) -> String {
+        let text = wait_until("a confirmation", WAIT, || async {
+            self.try_call(reqwest::Method::GET, "/alert/text", Value::Null)
+                .await
+                .ok()
+        })
+        .await;
+        self.call(reqwest::Method::POST, "/alert/accept", json!({}))
+            .await;
+        text.as_str().unwrap_or_default().to_string()
+    }
+
+    /// The browser's console since the last call.
+    async fn console(&self) -> Vec<Value> {
+        let entries = self
+            .call(reqwest::Method::POST, "/se/log", json!({"type": "browser"}))
+            .await;
+        entries.as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.start_kill();
+    }
+}
+
+/// One WebDriver exchange: the answer's `value`, or the error's.
+async fn send(method: reqwest::Method, url: &str, body: &Value) -> Result<Value, Value> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client");
+    let request = client.request(method.clone(), url);
+    let request = if method == reqwest::Method::GET {
+        request
+    } else {
+        request
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    let answer = request
+        .send()
+        .await
+        .map_err(|e| json!(format!("{url}: {e}")))?;
+    let ok = answer.status().is_success();
+    let bytes = answer
+        .bytes()
+        .await
+        .map_err(|e| json!(format!("{url}: {e}")))?;
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let value = value.get("value").cloned().unwrap_or(Value::Null);
+    if ok { Ok(value) } else { Err(value) }
+}
+
+/// The text of `field` in `node`'s card.
+fn field(node: &str, field: &str) -> String {
+    format!(
+        "const card = document.querySelector('[data-node=\"{node}\"]'); \
+         return card ? card.querySelector('.{field}').textContent : null;"
+    )
+}
+
+async fn held(config: &DaemonConfig, node: &str) -> Option<String> {
+    let status = config.api().status().await.expect("the daemon's status");
+    status
+        .nodes
+        .into_iter()
+        .find(|line| line.name == node)
+        .and_then(|line| line.held)
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() {
+    let supervisord = Supervisord::builder().sims(3).start().await;
+    let config = DaemonConfig::write(&supervisord, json!({}));
+    let _daemon = config.start(&[]).await;
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("http://{}/", config.api_listen))
+        .await;
+
+    // The pool: every node, RUNNING, with a height, pushed by the live feed.
+    let names = browser
+        .wait_for(
+            "the three nodes running with a height",
+            "const cards = [...document.querySelectorAll('article[data-node]')]; \
+             const ok = cards.length === 3 && cards.every(c => \
+               c.querySelector('.program').textContent === 'RUNNING' && \
+               /^[0-9]+$/.test(c.querySelector('.height').textContent)); \
+             return ok ? cards.map(c => c.dataset.node) : null;",
+        )
+        .await;
+    assert_eq!(names, json!(["node1", "node2", "node3"]));
+    browser
+        .wait_for(
+            "the live badge",
+            "return document.getElementById('live').textContent === 'live';",
+        )
+        .await;
+    browser
+        .wait_for("the chart", "const chart = document.getElementById('chart'); return chart.complete && chart.naturalWidth > 0;")
+        .await;
+    // A reload would lose this.
+    browser
+        .script("window.nkNotReloaded = true; return null;")
+        .await;
+
+    // Without the token the page is read-only, and the API refuses a mutation.
+    let mode = browser
+        .script("return document.getElementById('mode').textContent;")
+        .await;
+    assert!(mode.as_str().unwrap().starts_with("read-only"), "{mode}");
+    let hidden = browser
+        .script("return getComputedStyle(document.querySelector('[data-node=\"node2\"] .act-hold')).display;")
+        .await;
+    assert_eq!(hidden, "none", "the actions are hidden while read-only");
+    let refused = browser
+        .call(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": "const done = arguments[arguments.length - 1]; \
+                fetch('/v1/nodes/node2/hold', {method: 'POST'}).then(r => done(r.status), e => done(String(e)));",
+                "args": []}),
+        )
+        .await;
+    assert_eq!(refused, 401);
+
+    // A wrong token: the API refuses, the page says so and is read-only again.
+    browser.type_into("#token", "not-the-token").await;
+    browser.click("#token-save").await;
+    browser.click("[data-node=\"node2\"] .act-hold").await;
+    assert_eq!(browser.confirm().await, "hold node2?");
+    let message = browser
+        .wait_for(
+            "the refusal",
+            "const m = document.getElementById('message').textContent; return m.includes('refused') ? m : null;",
+        )
+        .await;
+    assert!(message.as_str().unwrap().contains("read-only"), "{message}");
+    let mode = browser
+        .script("return document.getElementById('mode').textContent;")
+        .await;
+    assert!(mode.as_str().unwrap().starts_with("read-only"), "{mode}");
+    assert_eq!(held(&config, "node2").await, None);
+
+    // The right token: a hold set from the page reaches the daemon and comes back in the page.
+    let token = std::fs::read_to_string(config.dir.join("api.token")).expect("the API token");
+    browser.type_into("#token", token.trim()).await;
+    browser.click("#token-save").await;
+    let mode = browser
+        .script("return document.getElementById('mode').textContent;")
+        .await;
+    assert!(mode.as_str().unwrap().starts_with("operator"), "{mode}");
+    browser.click("[data-node=\"node2\"] .act-hold").await;
+    assert_eq!(browser.confirm().await, "hold node2?");
+    let reason = wait_until("the daemon to hold node2", WAIT, || held(&config, "node2")).await;
+    assert!(reason.contains("operator"), "{reason}");
+    browser
+        .wait_for(
+            "the held badge",
+            &format!(
+                "const t = (() => {{ {} }})(); return t && t.startsWith('held:');",
+                field("node2", "held")
+            ),
+        )
+        .await;
+
+    // A crash (its process killed) appears without a reload; the hold leaves it down.
+    let pid = supervisord.pids().await["node2"];
+    assert!(pid > 0);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).expect("a pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill node2");
+    browser
+        .wait_for(
+            "node2 down in the page",
+            "const card = document.querySelector('[data-node=\"node2\"]'); \
+             return card.classList.contains('bad') && card.querySelector('.program').textContent !== 'RUNNING';",
+        )
+        .await;
+
+    // Released from the page: the daemon starts it and the page shows it running again, with
+    // the restart in its card and in the restart log (filtered to node2).
+    browser.click("[data-node=\"node2\"] .act-release").await;
+    assert_eq!(browser.confirm().await, "release node2?");
+    browser
+        .wait_for(
+            "node2 running again with its restart",
+            "const card = document.querySelector('[data-node=\"node2\"]'); \
+             return !card.classList.contains('bad') && \
+               card.querySelector('.program').textContent === 'RUNNING' && \
+               card.querySelector('.restart').textContent.includes('start');",
+        )
+        .await;
+    assert_eq!(held(&config, "node2").await, None);
+    browser.click("#restart-node option[value=\"node2\"]").await;
+    browser
+        .wait_for(
+            "the restart log filtered to node2",
+            "const rows = [...document.querySelectorAll('#restart-rows tr')]; \
+             return rows.length > 0 && rows.every(r => r.dataset.node === 'node2');",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .script("return window.nkNotReloaded === true;")
+            .await,
+        true,
+        "the page was reloaded"
+    );
+
+    // No console errors, but the two refusals this test asked for.
+    let errors: Vec<Value> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .filter(|entry| {
+            let message = entry["message"].as_str().unwrap_or_default();
+            !(message.contains("/v1/nodes/node2/hold") && message.contains("401"))
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
