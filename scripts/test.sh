@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Full local/CI check of the whole workspace (nodekeeper and crates/nodekeeper-sim): rustfmt,
 # clippy (warnings are errors) and every test target, against a real supervisord from
-# $ROOT/.venv (installed on first use).
+# $ROOT/.venv (installed on first use) and Debian's prometheus package (promtool, prometheus:
+# installed with apt-get when missing).
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh ctl             # extra args go to `cargo test`
@@ -31,6 +32,10 @@ step "venv: supervisor $SUPERVISOR_VERSION, aiosmtpd"
 # send to.
 ensure_venv aiosmtpd==1.4.6
 info "NODEKEEPER_SUPERVISORD=$NODEKEEPER_SUPERVISORD"
+# promtool and prometheus check the observability pack (tests/it/observability.rs).
+ensure_apt promtool prometheus
+export NODEKEEPER_PROMTOOL="${NODEKEEPER_PROMTOOL:-$(command -v promtool)}"
+export NODEKEEPER_PROMETHEUS="${NODEKEEPER_PROMETHEUS:-$(command -v prometheus)}"
 ensure_component fmt rustfmt
 ensure_component clippy clippy
 
