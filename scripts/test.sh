@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Full local/CI check of the whole workspace (nodekeeper and crates/nodekeeper-sim): rustfmt,
 # clippy (warnings are errors) and every test target, against a real supervisord from
-# $ROOT/.venv (installed on first use).
+# $ROOT/.venv (installed on first use) and Debian's prometheus package (promtool, prometheus:
+# installed with apt-get when missing).
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh ctl             # extra args go to `cargo test`
@@ -35,6 +36,10 @@ info "NODEKEEPER_SUPERVISORD=$NODEKEEPER_SUPERVISORD"
 ensure_apt chromedriver chromium chromium-driver
 info "NODEKEEPER_CHROMEDRIVER=${NODEKEEPER_CHROMEDRIVER:=$(command -v chromedriver)}"
 export NODEKEEPER_CHROMEDRIVER
+# promtool and prometheus check the observability pack (tests/it/observability.rs).
+ensure_apt promtool prometheus
+export NODEKEEPER_PROMTOOL="${NODEKEEPER_PROMTOOL:-$(command -v promtool)}"
+export NODEKEEPER_PROMETHEUS="${NODEKEEPER_PROMETHEUS:-$(command -v prometheus)}"
 ensure_component fmt rustfmt
 ensure_component clippy clippy
 

@@ -1,5 +1,6 @@
 //! The daemon's Prometheus metrics, kept with `prometheus-client` and served by the API on
-//! `GET /metrics` (OpenMetrics text). The control loop updates them once per tick from what it
+//! `GET /metrics` in the Prometheus text format (0.0.4, which every Prometheus scrapes and
+//! `promtool check metrics` lints). The control loop updates them once per tick from what it
 //! has already observed (no extra calls), plus a counter per start/restart it makes; the API only
 //! encodes them. This module also keeps what `GET /healthz` needs: when the loop last ticked, its
 //! interval and how many nodes were in sync.
@@ -21,7 +22,22 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 /// The `Content-Type` of [`Metrics::encode`]'s text.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `state` label values of `node_program_state`: supervisord's state names, then the
+/// status's `MISSING` (no such program) and `UNREACHABLE` (its supervisord did not answer).
+pub const PROGRAM_STATES: [&str; 10] = [
+    "STOPPED",
+    "STARTING",
+    "RUNNING",
+    "BACKOFF",
+    "STOPPING",
+    "EXITED",
+    "FATAL",
+    "UNKNOWN",
+    "MISSING",
+    "UNREACHABLE",
+];
 
 /// `{node="..."}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,6 +71,26 @@ pub struct ProbeErrorLabels {
     pub kind: String,
 }
 
+/// `{node="...", state="..."}`: `state` is one of [`PROGRAM_STATES`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProgramStateLabels {
+    /// The node's name.
+    pub node: String,
+    /// One of [`PROGRAM_STATES`].
+    pub state: String,
+}
+
+/// `{version="...", os="...", arch="..."}` of `build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version (`nodekeeper --version`).
+    pub version: String,
+    /// The target's operating system (`linux`).
+    pub os: String,
+    /// The target's architecture (`x86_64`).
+    pub arch: String,
+}
+
 /// `{supervisor="..."}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SupervisorLabel {
@@ -64,18 +100,19 @@ pub struct SupervisorLabel {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// Labels of the cluster's series: this instance.
+/// Labels of the cluster's series: this instance. Not `instance`, which Prometheus gives every
+/// scraped series (the target's address).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabel {
     /// `cluster.name`.
-    pub instance: String,
+    pub cluster_instance: String,
 }
 
 /// Labels of `cluster_info`: this instance, its election state and the elected instance.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClusterInfoLabels {
     /// `cluster.name`.
-    pub instance: String,
+    pub cluster_instance: String,
     /// `elected`, `follower`, `campaigning` or `no lease`.
     pub election: String,
     /// The elected instance (empty when unknown).
@@ -87,10 +124,9 @@ pub struct ClusterInfoLabels {
 pub struct NodeSample {
     /// The node's name.
     pub node: String,
-    /// supervisord's state code (0 STOPPED, 10 STARTING, 20 RUNNING, 30 BACKOFF, 40 STOPPING,
-    /// 100 EXITED, 200 FATAL, 1000 UNKNOWN); `None`: the program is missing or its supervisord
-    /// did not answer (exported as -1).
-    pub program_state: Option<i32>,
+    /// The program's state as the status names it, one of [`PROGRAM_STATES`] (supervisord's
+    /// name, `MISSING` or `UNREACHABLE`).
+    pub program_state: &'static str,
     /// Tip height (only while Running).
     pub height: Option<u64>,
     /// The last irreversible block, where the chain reports one (nodeos: LIB).
@@ -133,6 +169,8 @@ pub struct TickSample {
     /// The pool's next slot (nodeos: the first block of our producer's next turn) as one number
     /// (the absolute slot; nodeos: the block number) and when it starts; `None` when unknown.
     pub next_slot: Option<(u64, SystemTime)>,
+    /// `[leadership]` is enabled: one node should hold the pool's key.
+    pub leadership: bool,
 }
 
 /// What `GET /healthz` needs, as of the last tick.
@@ -160,7 +198,9 @@ pub struct Metrics {
     next_slot_in: Family<ChainLabel, FloatGauge>,
     node_lag: Family<NodeLabel, Gauge>,
     node_block_age: Family<NodeLabel, FloatGauge>,
-    node_program_state: Family<NodeLabel, Gauge>,
+    node_program_state: Family<ProgramStateLabels, Gauge>,
+    build_info: Family<BuildLabels, Gauge>,
+    leadership_enabled: Gauge,
     node_leader: Family<NodeLabel, Gauge>,
     node_held: Family<NodeLabel, Gauge>,
     node_in_sync: Family<NodeLabel, Gauge>,
@@ -203,7 +243,7 @@ impl Metrics {
     /// | `node_irreversible_height` | gauge (nodeos: LIB) | node |
     /// | `node_lag_blocks` | gauge | node |
     /// | `node_last_block_age_seconds` | gauge | node |
-    /// | `node_program_state` | gauge (supervisord state code, -1 unknown) | node |
+    /// | `node_program_state` | gauge, 1 for the program's state, 0 for the others | node, state |
     /// | `node_leader` | gauge 0/1 (leader, unpaused producer, forging) | node |
     /// | `node_held` | gauge 0/1 | node |
     /// | `node_in_sync` | gauge 0/1 | node |
@@ -215,10 +255,12 @@ impl Metrics {
     /// | `nodes_in_sync` | gauge | |
     /// | `reference_height` | gauge | |
     /// | `chain_info` | gauge, always 1 | chain |
-    /// | `cluster_elected`, `cluster_etcd_up`, `cluster_instances` | gauge (`[cluster]`) | instance |
-    /// | `cluster_info` | gauge, always 1 (`[cluster]`) | instance, election, leader |
+    /// | `cluster_elected`, `cluster_etcd_up`, `cluster_instances` | gauge (`[cluster]`) | cluster_instance |
+    /// | `cluster_info` | gauge, always 1 (`[cluster]`) | cluster_instance, election, leader |
     /// | `next_slot_number`, `next_slot_seconds` | gauge (absent when unknown) | chain |
     /// | `external_reference_height`, `external_reference_age_seconds` | gauge | |
+    /// | `leadership_enabled` | gauge 0/1 (`[leadership]` enabled) | |
+    /// | `build_info` | gauge, always 1 | version, os, arch |
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("nodekeeper");
         let metrics = Metrics {
@@ -231,6 +273,8 @@ impl Metrics {
             node_lag: Family::default(),
             node_block_age: Family::default(),
             node_program_state: Family::default(),
+            build_info: Family::default(),
+            leadership_enabled: Gauge::default(),
             node_leader: Family::default(),
             node_held: Family::default(),
             node_in_sync: Family::default(),
@@ -280,9 +324,27 @@ impl Metrics {
         );
         registry.register(
             "node_program_state",
-            "supervisord state code of the node's program (0 STOPPED, 10 STARTING, 20 RUNNING, \
-             30 BACKOFF, 40 STOPPING, 100 EXITED, 200 FATAL, 1000 UNKNOWN; -1 missing or unreachable)",
+            "1 for the state of the node's program (supervisord's state name, MISSING: no such \
+             program, UNREACHABLE: its supervisord did not answer), 0 for the other states",
             metrics.node_program_state.clone(),
+        );
+        registry.register(
+            "build_info",
+            "The running nodekeeper's version and target (always 1)",
+            metrics.build_info.clone(),
+        );
+        metrics
+            .build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                os: std::env::consts::OS.into(),
+                arch: std::env::consts::ARCH.into(),
+            })
+            .set(1);
+        registry.register(
+            "leadership_enabled",
+            "1 when [leadership] is enabled (one node should hold the pool's key)",
+            metrics.leadership_enabled.clone(),
         );
         registry.register(
             "node_leader",
@@ -410,7 +472,7 @@ impl Metrics {
     /// Publishes the cluster's state as this instance sees it (`[cluster]`).
     pub fn record_cluster(&self, line: &crate::status::ClusterLine) {
         let instance = InstanceLabel {
-            instance: line.instance.clone(),
+            cluster_instance: line.instance.clone(),
         };
         self.cluster_elected
             .get_or_create(&instance)
@@ -422,7 +484,7 @@ impl Metrics {
             .get_or_create(&instance)
             .set(i64::try_from(line.instances.len()).unwrap_or(i64::MAX));
         let info = ClusterInfoLabels {
-            instance: line.instance.clone(),
+            cluster_instance: line.instance.clone(),
             election: line.election.clone(),
             leader: line.leader.clone().unwrap_or_default(),
         };
@@ -471,9 +533,14 @@ impl Metrics {
                     self.node_block_age.remove(&label);
                 }
             }
-            self.node_program_state
-                .get_or_create(&label)
-                .set(i64::from(sample.program_state.unwrap_or(-1)));
+            for state in PROGRAM_STATES {
+                self.node_program_state
+                    .get_or_create(&ProgramStateLabels {
+                        node: sample.node.clone(),
+                        state: state.to_string(),
+                    })
+                    .set(i64::from(sample.program_state == state));
+            }
             self.node_leader
                 .get_or_create(&label)
                 .set(i64::from(sample.leader));
@@ -501,6 +568,7 @@ impl Metrics {
         }
         self.reference_height
             .set(tick.reference.map(as_i64).unwrap_or(0));
+        self.leadership_enabled.set(i64::from(tick.leadership));
         if let Some((height, fetched_at)) = tick.external_reference {
             self.external_reference_height.set(as_i64(height));
             self.external_reference_age.set(
@@ -551,7 +619,6 @@ impl Metrics {
             &self.node_height,
             &self.node_irreversible_height,
             &self.node_lag,
-            &self.node_program_state,
             &self.node_leader,
             &self.node_held,
             &self.node_in_sync,
@@ -560,6 +627,12 @@ impl Metrics {
             family.remove(&label);
         }
         self.node_block_age.remove(&label);
+        for state in PROGRAM_STATES {
+            self.node_program_state.remove(&ProgramStateLabels {
+                node: node.to_string(),
+                state: state.to_string(),
+            });
+        }
     }
 
     /// What `GET /healthz` judges.
@@ -567,12 +640,12 @@ impl Metrics {
         *self.liveness.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The OpenMetrics text of every metric.
+    /// The Prometheus text (format 0.0.4) of every metric.
     pub fn encode(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
+        to_prometheus_text(&text)
     }
 
     /// The current value of `restarts_total{node, reason}` (tests, diagnostics).
@@ -584,6 +657,46 @@ impl Metrics {
             })
             .map_or(0, |counter| counter.get())
     }
+}
+
+/// prometheus-client's OpenMetrics text as the classic Prometheus text format: a counter's
+/// `HELP`/`TYPE` name its `_total` samples, and the `UNIT` and `EOF` lines (OpenMetrics only) go.
+/// Everything else (gauges, histograms, label and value syntax) is the same in both.
+fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut counters = BTreeSet::new();
+    for line in openmetrics.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.strip_suffix(" counter"))
+        {
+            counters.insert(name.to_string());
+        }
+    }
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let header = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| Some((prefix, line.strip_prefix(prefix)?)));
+        match header {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let total = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                text.push_str(&format!("{prefix}{name}{total} {tail}\n"));
+            }
+            None => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    text
 }
 
 fn set_or_remove(family: &Family<NodeLabel, Gauge>, label: &NodeLabel, value: Option<i64>) {
@@ -612,7 +725,7 @@ mod tests {
             nodes: vec![
                 NodeSample {
                     node: "node1".into(),
-                    program_state: Some(20),
+                    program_state: "RUNNING",
                     height: Some(42),
                     lag: Some(0),
                     last_block_time: Some(now - Duration::from_secs(2)),
@@ -622,6 +735,7 @@ mod tests {
                 },
                 NodeSample {
                     node: "node2".into(),
+                    program_state: "UNREACHABLE",
                     probe_error: Some("refused"),
                     held: true,
                     ..NodeSample::default()
@@ -632,6 +746,7 @@ mod tests {
             external_reference: None,
             chain: "jormungandr".into(),
             next_slot: None,
+            leadership: false,
         };
         metrics.record_tick(&tick);
         metrics.count_restart("node2", "operator");
@@ -639,8 +754,11 @@ mod tests {
         for line in [
             "nodekeeper_node_height{node=\"node1\"} 42",
             "nodekeeper_node_last_block_age_seconds{node=\"node1\"} 2.0",
-            "nodekeeper_node_program_state{node=\"node1\"} 20",
-            "nodekeeper_node_program_state{node=\"node2\"} -1",
+            "nodekeeper_node_program_state{node=\"node1\",state=\"RUNNING\"} 1",
+            "nodekeeper_node_program_state{node=\"node1\",state=\"STOPPED\"} 0",
+            "nodekeeper_node_program_state{node=\"node2\",state=\"UNREACHABLE\"} 1",
+            "nodekeeper_node_program_state{node=\"node2\",state=\"RUNNING\"} 0",
+            "nodekeeper_leadership_enabled 0",
             "nodekeeper_node_held{node=\"node2\"} 1",
             "nodekeeper_restarts_total{node=\"node2\",reason=\"operator\"} 1",
             "nodekeeper_probe_errors_total{node=\"node2\",kind=\"refused\"} 1",
@@ -675,7 +793,7 @@ mod tests {
             interval: Duration::from_secs(1),
             nodes: vec![NodeSample {
                 node: "bp1".into(),
-                program_state: Some(20),
+                program_state: "RUNNING",
                 height: Some(5_000),
                 irreversible_height: Some(4_800),
                 lag: Some(0),
@@ -688,6 +806,7 @@ mod tests {
             external_reference: None,
             chain: "nodeos".into(),
             next_slot: Some((5_052, now + Duration::from_secs(26))),
+            leadership: true,
         };
         metrics.record_tick(&tick);
         let text = metrics.encode();
@@ -699,6 +818,7 @@ mod tests {
             "nodekeeper_chain_info{chain=\"nodeos\"} 1",
             "nodekeeper_next_slot_number{chain=\"nodeos\"} 5052",
             "nodekeeper_next_slot_seconds{chain=\"nodeos\"} 26.0",
+            "nodekeeper_leadership_enabled 1",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
@@ -715,5 +835,41 @@ mod tests {
         );
         assert!(!text.contains("chain=\"nodeos\""), "{text}");
         assert!(!text.contains("nodekeeper_next_slot_seconds{"), "{text}");
+    }
+
+    #[test]
+    fn the_text_is_the_classic_format_with_total_counters_and_build_info() {
+        let metrics = Metrics::new();
+        metrics.count_restart("node1", "lag");
+        let text = metrics.encode();
+        for line in [
+            "# HELP nodekeeper_restarts_total Starts and restarts",
+            "# TYPE nodekeeper_restarts_total counter",
+            "nodekeeper_restarts_total{node=\"node1\",reason=\"lag\"} 1",
+            "# TYPE nodekeeper_build_info gauge",
+            "# TYPE nodekeeper_tick_duration_seconds histogram",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        let build = format!(
+            "nodekeeper_build_info{{version=\"{}\",os=\"{}\",arch=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        );
+        assert!(text.contains(&build), "{build} missing from:\n{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(!text.contains("# UNIT"), "{text}");
+        assert!(
+            !text.contains("# TYPE nodekeeper_restarts counter"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_supervisord_state_is_a_program_state_label() {
+        for state in crate::supervisor::ProcessState::ALL {
+            assert!(PROGRAM_STATES.contains(&state.name()), "{state}");
+        }
     }
 }

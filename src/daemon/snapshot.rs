@@ -262,8 +262,9 @@ pub fn tick_sample(
             Some(NodeSample {
                 node: seen.name.clone(),
                 program_state: match &seen.program {
-                    ProgramSeen::Known(view) => Some(view.state.code()),
-                    _ => None,
+                    ProgramSeen::Known(view) => view.state.name(),
+                    ProgramSeen::Missing => "MISSING",
+                    ProgramSeen::Unreachable => "UNREACHABLE",
                 },
                 height: line.height,
                 irreversible_height: line.irreversible_height,
@@ -314,6 +315,7 @@ pub fn tick_sample(
             );
             Some((l.next_slot_number?, at))
         }),
+        leadership: snapshot.leadership.is_some(),
     }
 }
 

@@ -207,14 +207,26 @@ async fn every_endpoint_over_http_with_auth_errors_conflicts_and_metrics() {
     );
     assert!(sample(&scrape, "nodekeeper_node_last_block_age_seconds", &one).unwrap() < 60.0);
     assert_eq!(
-        sample(&scrape, "nodekeeper_node_program_state", &one),
-        Some(20.0)
+        sample(
+            &scrape,
+            "nodekeeper_node_program_state",
+            &[("node", "node1"), ("state", "RUNNING")]
+        ),
+        Some(1.0)
     );
     assert_eq!(
         sample(
             &scrape,
             "nodekeeper_node_program_state",
-            &[("node", "broken")]
+            &[("node", "broken"), ("state", "STOPPED")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "nodekeeper_node_program_state",
+            &[("node", "broken"), ("state", "RUNNING")]
         ),
         Some(0.0)
     );

@@ -21,6 +21,7 @@ mod leadership;
 mod listener;
 mod nodeos;
 mod nodeos_adapter;
+mod observability;
 mod reload;
 mod supervisor_conf;
 mod support;
