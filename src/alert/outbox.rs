@@ -212,6 +212,14 @@ mod tests {
                 at(1_795_311_548, 0),
             ),
         ];
+        let mut mails = mails;
+        // A channel's alert keeps what it reports (the webhook's JSON, ntfy's headers).
+        mails[1].mail.meta = Some(Meta {
+            event: "node_restarted".into(),
+            node: Some("node2".into()),
+            reason: Some("crashed".into()),
+            severity: crate::alert::Severity::Warning,
+        });
         outbox.save(&encode(mails.iter())).expect("saved");
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
