@@ -13,6 +13,22 @@ pub struct Mail {
     pub body: String,
     /// The Date header: when the alert was raised, not when delivery finally succeeded.
     pub date: SystemTime,
+    /// What the alert reports, for channels that send it as data (the webhook's JSON, ntfy's
+    /// headers); email ignores it. `None` in mails from before channels existed.
+    pub meta: Option<Meta>,
+}
+
+/// What an alert reports, besides its text.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Meta {
+    /// The event name (`routing::EVENT_NAMES`).
+    pub event: String,
+    /// The node (or supervisord) it is about, if any.
+    pub node: Option<String>,
+    /// The rule's label or the cause in words, when the event has one.
+    pub reason: Option<String>,
+    /// Its severity.
+    pub severity: super::routing::Severity,
 }
 
 /// Whether a failed delivery is worth trying again.

@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::mailer::Mail;
+use super::mailer::{Mail, Meta};
 use super::queue::{Class, Queued};
 use crate::files::{self, WriteFailure};
 
@@ -48,6 +48,9 @@ struct StoredMail {
     date: u64,
     /// And its nanoseconds.
     date_nanos: u32,
+    /// What the alert reports (channels); absent in older files and in email's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    meta: Option<Meta>,
 }
 
 /// The default outbox beside `restart_log`.
@@ -76,6 +79,7 @@ pub fn encode<'a>(mails: impl Iterator<Item = &'a Queued>) -> Vec<u8> {
                     body: queued.mail.body.clone(),
                     date: since.as_secs(),
                     date_nanos: since.subsec_nanos(),
+                    meta: queued.mail.meta.clone(),
                 }
             })
             .collect(),
@@ -106,6 +110,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Queued>, String> {
                     subject: stored.subject,
                     body: stored.body,
                     date,
+                    meta: stored.meta,
                 },
             })
         })
@@ -183,6 +188,7 @@ mod tests {
                 subject: format!("[nodekeeper] {label}"),
                 body: "line one\nline \"two\" é\n".into(),
                 date,
+                meta: None,
             },
         }
     }
@@ -206,6 +212,14 @@ mod tests {
                 at(1_795_311_548, 0),
             ),
         ];
+        let mut mails = mails;
+        // A channel's alert keeps what it reports (the webhook's JSON, ntfy's headers).
+        mails[1].mail.meta = Some(Meta {
+            event: "node_restarted".into(),
+            node: Some("node2".into()),
+            reason: Some("crashed".into()),
+            severity: crate::alert::Severity::Warning,
+        });
         outbox.save(&encode(mails.iter())).expect("saved");
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

@@ -261,6 +261,7 @@ mod tests {
                 subject: label.into(),
                 body: String::new(),
                 date: SystemTime::UNIX_EPOCH,
+                meta: None,
             },
         }
     }

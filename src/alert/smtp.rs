@@ -613,6 +613,7 @@ mod tests {
             subject: "s".into(),
             body: "b".into(),
             date: std::time::SystemTime::UNIX_EPOCH,
+            meta: None,
         }
     }
 

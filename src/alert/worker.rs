@@ -36,9 +36,10 @@ use tracing::{debug, error, info, warn};
 
 use super::catalog::TemplateName;
 use super::context::{Alert, Facts};
-use super::mailer::{Mail, MailError, MailErrorKind, Mailer};
+use super::mailer::{Mail, MailError, MailErrorKind, Mailer, Meta};
 use super::outbox::{self, Outbox};
 use super::queue::{Class, Id, Queue, Queued, Retry};
+use super::routing::{self, Filter};
 use super::template::Templates;
 use crate::backoff::ExponentialBackoff;
 use crate::events::Event;
@@ -65,6 +66,10 @@ pub struct WorkerOptions {
     pub queue_limit: usize,
     /// The durable outbox, opened at start (`None`: in memory only).
     pub outbox: Option<PathBuf>,
+    /// The alerts this worker delivers (email: all; a channel: its `events`, `min_severity`).
+    pub filter: Filter,
+    /// The channel's name in log lines (`None`: email).
+    pub channel: Option<String>,
 }
 
 impl WorkerOptions {
@@ -75,6 +80,8 @@ impl WorkerOptions {
             retry: RETRY,
             queue_limit: 100,
             outbox: None,
+            filter: Filter::all(),
+            channel: None,
         }
     }
 
@@ -82,6 +89,15 @@ impl WorkerOptions {
     pub fn with_outbox(self, path: Option<PathBuf>) -> WorkerOptions {
         WorkerOptions {
             outbox: path,
+            ..self
+        }
+    }
+
+    /// These options for the channel `name`, delivering what `filter` lets through.
+    pub fn for_channel(self, name: &str, filter: Filter) -> WorkerOptions {
+        WorkerOptions {
+            filter,
+            channel: Some(name.to_string()),
             ..self
         }
     }
@@ -411,6 +427,21 @@ impl Dedupe {
     }
 }
 
+/// What `alert` reports besides its text: the event, the node, a reason, the severity.
+pub fn meta_of(alert: &Alert) -> Meta {
+    let event = routing::event_of(alert.template);
+    let reason = ["reason", "error"]
+        .iter()
+        .find_map(|name| alert.values.get(name).and_then(Value::as_str))
+        .map(str::to_string);
+    Meta {
+        event: event.to_string(),
+        node: alert.about.clone(),
+        reason,
+        severity: routing::severity_of(event),
+    }
+}
+
 fn with_suppressed(mut alert: Alert, suppressed: u64) -> Alert {
     alert.values.insert("suppressed", Value::from(suppressed));
     alert
@@ -610,6 +641,10 @@ impl State {
             debug!("alerts: {} is not mailed", event.kind());
             return;
         };
+        if !self.options.filter.admits(alert.template) {
+            debug!("alerts: {} is not for this channel", event.kind());
+            return;
+        }
         match self.dedupe.admit(alert, Instant::now()) {
             Verdict::Send(alert) => self.enqueue(alert),
             Verdict::Suppress => debug!(
@@ -625,15 +660,23 @@ impl State {
             Some(about) => format!("{} ({about})", alert.template),
             None => alert.template.to_string(),
         };
+        let label = match &self.options.channel {
+            Some(channel) => format!("{label} to channel {channel}"),
+            None => label,
+        };
         let rendered = self.templates.render(alert.template, &alert.values);
         if rendered.is_disabled() {
             debug!("alerts: {label}: the template's subject is empty, not mailed");
             return;
         }
+        let mail = Mail {
+            meta: Some(meta_of(&alert)),
+            ..super::mail(rendered, self.clock.now())
+        };
         let queued = Queued {
             label,
             class: Class::of(alert.template),
-            mail: super::mail(rendered, self.clock.now()),
+            mail,
         };
         if let Some(dropped) = self.queue.push(queued, Instant::now()) {
             self.log_dropped(&dropped);

@@ -144,15 +144,19 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
             }
         }
     };
-    // Email alerts (src/alert): a worker fed by the daemon's events, never blocking it; none in
-    // a dry run. Started before the daemon, so that a bad [email] exits 2 before files are written.
-    let alerts = if config.email.enabled && !args.dry_run {
-        let worker =
-            crate::alert::start(&config.email, config.alert_facts(), Arc::new(SystemClock))
-                .map_err(|e| Failure::usage(e.to_string()))?;
-        Some(worker)
-    } else {
+    // Alerts (src/alert): email's worker and one per channel, fed by the daemon's events, never
+    // blocking it; none in a dry run. Started before the daemon, so that a bad [email] or channel
+    // exits 2 before files are written.
+    let alerts = if args.dry_run {
         None
+    } else {
+        crate::alert::Alerts::start(
+            &config.email,
+            &config.channels,
+            config.alert_facts(),
+            Arc::new(SystemClock),
+        )
+        .map_err(|e| Failure::usage(e.to_string()))?
     };
     // [cluster]: the etcd session (lease, election, fenced promotions). A one-off or dry run
     // would campaign beside the real daemon: refused while leadership is managed.
@@ -182,7 +186,7 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
             metrics: Arc::clone(&metrics),
             events: alerts.as_ref().map(|worker| worker.sender()),
             token: Arc::clone(&token),
-            alerts: alerts.as_ref().map(|worker| worker.reconfigure()),
+            alerts: alerts.as_ref().and_then(|alerts| alerts.reconfigure()),
             hangups,
             notices,
             cluster: session
@@ -242,9 +246,9 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
     if let Some(task) = api_task {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
-    if let Some(worker) = alerts {
+    if let Some(alerts) = alerts {
         // The daemon (the other sender) is gone: deliver what is queued, briefly.
-        worker.finish(Duration::from_secs(10)).await;
+        alerts.finish(Duration::from_secs(10)).await;
     }
     Ok(0)
 }

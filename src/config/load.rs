@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::{ConfigError, ConfigErrors, did_you_mean};
 use super::fields::fields_of;
-use super::raw::{RawConfig, RawNode, RawSupervisor};
+use super::raw::{RawAlerts, RawChannel, RawConfig, RawNode, RawSupervisor};
 
 /// A snapshot of the environment variables (passed in, so tests never touch the process's).
 pub type Env = BTreeMap<String, String>;
@@ -209,6 +209,29 @@ pub fn load_raw_text(
             "pooltool" => raw.pooltool = reader.read(value, "pooltool"),
             "leadership" => raw.leadership = reader.read(value, "leadership"),
             "email" => raw.email = reader.read(value, "email"),
+            "alerts" => {
+                for (key, value) in reader.table(value, "alerts") {
+                    if key != "channels" {
+                        reader.unknown("alerts", &key, fields_of::<RawAlerts>());
+                        continue;
+                    }
+                    let channels = match value.into_array() {
+                        Ok(channels) => channels,
+                        Err(_) => {
+                            reader.errors.push(origins.error(
+                                "alerts.channels",
+                                "expected a list of channels ([[alerts.channels]] tables in TOML)",
+                            ));
+                            Vec::new()
+                        }
+                    };
+                    for (index, value) in channels.into_iter().enumerate() {
+                        let channel: RawChannel =
+                            reader.read(value, &format!("alerts.channels[{index}]"));
+                        raw.alerts.channels.push(channel);
+                    }
+                }
+            }
             "restart_log" => raw.restart_log = reader.read(value, "restart_log"),
             "api" => raw.api = reader.read(value, "api"),
             "cluster" => raw.cluster = Some(reader.read(value, "cluster")),

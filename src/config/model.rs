@@ -17,6 +17,7 @@ use super::error::{ConfigError, ConfigErrors};
 use super::load::{Env, Origins, load_raw};
 use super::raw::{ChainName, RawConfig, RawPoolTool, RawThresholds};
 use super::validate::{thresholds_of, validate};
+pub use crate::alert::ChannelSettings;
 use crate::alert::{EmailSettings, Facts};
 use crate::chain::ChainSettings;
 use crate::chain::jormungandr;
@@ -135,6 +136,8 @@ pub struct Config {
     pub leadership: LeadershipSettings,
     /// Email alerts.
     pub email: EmailSettings,
+    /// Alert channels beyond email (`[[alerts.channels]]`).
+    pub channels: Vec<ChannelSettings>,
     /// The restart log path.
     pub restart_log: PathBuf,
     /// The HTTP API.
@@ -417,6 +420,15 @@ pub fn redacted(raw: &RawConfig) -> RawConfig {
     url(&mut raw.pooltool.status_url);
     url(&mut raw.pooltool.tip_url);
     url(&mut raw.pooltool.slots_url);
+    // A Slack or Discord URL's path is its secret: the scheme and host only.
+    for channel in &mut raw.alerts.channels {
+        if let Some(text) = &mut channel.url {
+            *text = match reqwest::Url::parse(text) {
+                Ok(parsed) => crate::alert::channel::shown_url(&parsed),
+                Err(_) => "<redacted>".into(),
+            };
+        }
+    }
     raw
 }
 

@@ -36,6 +36,9 @@ pub struct RawConfig {
     pub leadership: RawLeadership,
     /// Email alerts.
     pub email: RawEmail,
+    /// Alert channels beyond email.
+    #[serde(skip_serializing_if = "RawAlerts::is_empty")]
+    pub alerts: RawAlerts,
     /// The append-only restart log.
     pub restart_log: RawRestartLog,
     /// The operator HTTP API.
@@ -519,6 +522,134 @@ impl Default for RawEmail {
             templates: BTreeMap::new(),
             dedupe_window: Duration::from_secs(15 * 60),
         }
+    }
+}
+
+/// `[alerts]`: the channels beyond email (`[[alerts.channels]]`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawAlerts {
+    /// One table per channel.
+    pub channels: Vec<RawChannel>,
+}
+
+impl RawAlerts {
+    /// No channel.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+}
+
+/// A Telegram chat: its number, or `@channelname`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RawChatId {
+    /// A numeric chat id (negative for groups).
+    Number(i64),
+    /// `@channelname`, or a number written as a string.
+    Text(String),
+}
+
+/// `[[alerts.channels]]`: one channel. Secrets come from files only.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawChannel {
+    /// Its name (letters, digits, `-`, `_`; not `email`): logs, `alert test --channel`, the
+    /// outbox file.
+    pub name: String,
+    /// `webhook`, `slack` (also Mattermost), `discord`, `telegram` or `ntfy`.
+    pub kind: Option<crate::alert::channel::KindName>,
+    /// Where to POST; `https://` unless the host is loopback. Telegram: the Bot API's base
+    /// (default `https://api.telegram.org`); ntfy: the server, with the topic unless `topic`.
+    pub url: Option<String>,
+    /// webhook: a file holding the HMAC-SHA256 key; the body is then signed in
+    /// `X-Nodekeeper-Signature: sha256=HEX`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hmac_secret_file: Option<PathBuf>,
+    /// telegram: a file holding the bot's token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_token_file: Option<PathBuf>,
+    /// telegram: the chat to send to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<RawChatId>,
+    /// ntfy: the topic (else the URL's path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// ntfy: a file holding an access token (sent as `Authorization: Bearer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// The events it receives (`Event` names, and `test`); default: all.
+    pub events: Vec<String>,
+    /// The least severity it receives: `info` (default), `warning` or `critical`.
+    pub min_severity: crate::alert::Severity,
+    /// The same alert is sent at most once per window.
+    #[serde(with = "duration")]
+    pub dedupe_window: Duration,
+    /// The file keeping undelivered alerts across restarts; default:
+    /// `alert-outbox-NAME.json` beside the restart log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<PathBuf>,
+    /// Templates overriding the shipped ones (the same catalog as email's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub templates_dir: Option<PathBuf>,
+    /// A PEM file of CA certificates trusted besides the system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint (not with
+    /// `tls_ca_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_pin_sha256: Option<String>,
+}
+
+impl Default for RawChannel {
+    fn default() -> RawChannel {
+        RawChannel {
+            name: String::new(),
+            kind: None,
+            url: None,
+            hmac_secret_file: None,
+            bot_token_file: None,
+            chat_id: None,
+            topic: None,
+            token_file: None,
+            events: Vec::new(),
+            min_severity: crate::alert::Severity::Info,
+            dedupe_window: Duration::from_secs(15 * 60),
+            outbox: None,
+            templates_dir: None,
+            tls_ca_file: None,
+            tls_pin_sha256: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RawChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A Slack or Discord URL's path is its secret.
+        let url = self
+            .url
+            .as_deref()
+            .map(|text| match reqwest::Url::parse(text) {
+                Ok(url) => crate::alert::channel::shown_url(&url),
+                Err(_) => "<unparsable>".to_string(),
+            });
+        f.debug_struct("RawChannel")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &url)
+            .field("hmac_secret_file", &self.hmac_secret_file)
+            .field("bot_token_file", &self.bot_token_file)
+            .field("chat_id", &self.chat_id)
+            .field("topic", &self.topic)
+            .field("token_file", &self.token_file)
+            .field("events", &self.events)
+            .field("min_severity", &self.min_severity)
+            .field("dedupe_window", &self.dedupe_window)
+            .field("outbox", &self.outbox)
+            .field("templates_dir", &self.templates_dir)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_pin_sha256", &self.tls_pin_sha256)
+            .finish()
     }
 }
 

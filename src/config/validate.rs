@@ -15,8 +15,8 @@ use super::load::Origins;
 use super::merge;
 use super::model::*;
 use super::raw::{
-    ChainName, RawConfig, RawEmail, RawLeadership, RawNode, RawPeer, RawPoolTool, RawSupervisor,
-    RawThresholds,
+    ChainName, RawChannel, RawChatId, RawConfig, RawEmail, RawLeadership, RawNode, RawPeer,
+    RawPoolTool, RawSupervisor, RawThresholds,
 };
 use crate::alert::{EmailSettings, InlineTemplate, TemplateSettings};
 use crate::chain::ChainSettings;
@@ -236,6 +236,11 @@ pub(crate) fn validate(
     let email = v.email(&raw.email, &restart_log);
     let api = v.api(&raw);
     let cluster = v.cluster(&raw, &nodes);
+    let channels = v.channels(
+        &raw.alerts.channels,
+        &restart_log,
+        cluster.as_ref().map(|cluster| cluster.name.as_str()),
+    );
     let mut nodes = nodes;
     if let Some(cluster) = &cluster {
         // This instance manages its own nodes; the others' are validated alike (one pool file
@@ -253,6 +258,7 @@ pub(crate) fn validate(
         pooltool,
         leadership,
         email,
+        channels,
         restart_log,
         api,
         reference_url,
@@ -1371,6 +1377,310 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// `[[alerts.channels]]`: each channel's name, kind, URL (https unless loopback), the kind's
+    /// own keys (secrets from files), filters, trust and templates; errors name
+    /// `alerts.channels[N].KEY` and never show a secret nor a URL's path.
+    fn channels(
+        &mut self,
+        raw: &[RawChannel],
+        restart_log: &Path,
+        instance: Option<&str>,
+    ) -> Vec<ChannelSettings> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut channels = Vec::new();
+        for (index, channel) in raw.iter().enumerate() {
+            let prefix = format!("alerts.channels[{index}]");
+            if let Some(settings) = self.channel(&prefix, channel, restart_log, instance) {
+                if !names.insert(settings.name.clone()) {
+                    self.error(
+                        &format!("{prefix}.name"),
+                        format!("{:?}: another channel has this name", settings.name),
+                    );
+                    continue;
+                }
+                channels.push(settings);
+            }
+        }
+        channels
+    }
+
+    fn channel(
+        &mut self,
+        prefix: &str,
+        raw: &RawChannel,
+        restart_log: &Path,
+        instance: Option<&str>,
+    ) -> Option<ChannelSettings> {
+        use crate::alert::channel::{Kind, KindName, TELEGRAM_API, shown_url};
+        let key = |name: &str| format!("{prefix}.{name}");
+        let mut ok = true;
+        let name = raw.name.trim().to_string();
+        if name.is_empty() {
+            self.error(&key("name"), "required: the channel's name");
+            ok = false;
+        } else if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.error(
+                &key("name"),
+                format!("{name:?}: expected letters, digits, `-` and `_` only"),
+            );
+            ok = false;
+        } else if name == "email" {
+            self.error(
+                &key("name"),
+                "\"email\" is the [email] channel's name: choose another",
+            );
+            ok = false;
+        }
+        let Some(kind_name) = raw.kind else {
+            self.error(
+                &key("kind"),
+                "required: \"webhook\", \"slack\", \"discord\", \"telegram\" or \"ntfy\"",
+            );
+            return None;
+        };
+        // Keys of another kind: a mistake worth naming.
+        let owned: [(&str, bool, KindName); 5] = [
+            (
+                "hmac_secret_file",
+                raw.hmac_secret_file.is_some(),
+                KindName::Webhook,
+            ),
+            (
+                "bot_token_file",
+                raw.bot_token_file.is_some(),
+                KindName::Telegram,
+            ),
+            ("chat_id", raw.chat_id.is_some(), KindName::Telegram),
+            ("topic", raw.topic.is_some(), KindName::Ntfy),
+            ("token_file", raw.token_file.is_some(), KindName::Ntfy),
+        ];
+        for (field, set, owner) in owned {
+            if set && owner != kind_name {
+                self.error(
+                    &key(field),
+                    format!(
+                        "a key of kind \"{}\", and this channel is \"{}\"",
+                        owner.as_str(),
+                        kind_name.as_str()
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let url_text = match (&raw.url, kind_name) {
+            (Some(url), _) => Some(url.clone()),
+            (None, KindName::Telegram) => Some(TELEGRAM_API.to_string()),
+            (None, _) => {
+                self.error(&key("url"), "required: where to POST the alerts");
+                None
+            }
+        };
+        let mut url = url_text.and_then(|text| self.channel_url(&key("url"), &text));
+        let kind = match kind_name {
+            KindName::Webhook => Kind::Webhook {
+                hmac_secret: raw
+                    .hmac_secret_file
+                    .as_ref()
+                    .and_then(|path| self.read_secret_file(&key("hmac_secret_file"), path)),
+            },
+            KindName::Slack => Kind::Slack,
+            KindName::Discord => Kind::Discord,
+            KindName::Telegram => {
+                let bot_token = match &raw.bot_token_file {
+                    Some(path) => self.read_secret_file(&key("bot_token_file"), path),
+                    None => {
+                        self.error(&key("bot_token_file"), "required for kind \"telegram\"");
+                        None
+                    }
+                };
+                let chat_id = match &raw.chat_id {
+                    Some(RawChatId::Number(number)) => Some(Value::from(*number)),
+                    Some(RawChatId::Text(text)) if !text.trim().is_empty() => {
+                        Some(Value::from(text.trim()))
+                    }
+                    _ => {
+                        self.error(
+                            &key("chat_id"),
+                            "required for kind \"telegram\": the chat's number or @name",
+                        );
+                        None
+                    }
+                };
+                match (bot_token, chat_id) {
+                    (Some(bot_token), Some(chat_id)) => Kind::Telegram { bot_token, chat_id },
+                    // With the host files skipped, the token is not read: a placeholder.
+                    (None, Some(chat_id)) if raw.bot_token_file.is_some() => Kind::Telegram {
+                        bot_token: Secret::new(""),
+                        chat_id,
+                    },
+                    _ => {
+                        ok = false;
+                        Kind::Slack
+                    }
+                }
+            }
+            KindName::Ntfy => {
+                let topic = raw.topic.as_deref().map(str::trim);
+                if let Some(base) = url.as_mut() {
+                    let path_topic = base.path().trim_matches('/').to_string();
+                    match (topic, path_topic.is_empty()) {
+                        (Some(topic), true) => {
+                            if topic.is_empty()
+                                || !topic
+                                    .chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                            {
+                                self.error(
+                                    &key("topic"),
+                                    "expected letters, digits, `-` and `_` only",
+                                );
+                                ok = false;
+                            } else {
+                                base.set_path(&format!("/{topic}"));
+                            }
+                        }
+                        (Some(_), false) => {
+                            self.error(
+                                &key("topic"),
+                                "the URL names a topic already: give it in one place",
+                            );
+                            ok = false;
+                        }
+                        (None, true) => {
+                            self.error(
+                                &key("topic"),
+                                "required for kind \"ntfy\" unless the URL ends with the topic",
+                            );
+                            ok = false;
+                        }
+                        (None, false) => {}
+                    }
+                }
+                Kind::Ntfy {
+                    token: raw
+                        .token_file
+                        .as_ref()
+                        .and_then(|path| self.read_secret_file(&key("token_file"), path)),
+                }
+            }
+        };
+        let mut events = std::collections::BTreeSet::new();
+        for (position, event) in raw.events.iter().enumerate() {
+            if crate::alert::routing::EVENT_NAMES.contains(&event.as_str()) {
+                events.insert(event.clone());
+            } else {
+                self.error(
+                    &format!("{prefix}.events[{position}]"),
+                    format!(
+                        "{event:?}: unknown event; expected one of: {}",
+                        crate::alert::routing::EVENT_NAMES.join(", ")
+                    ),
+                );
+            }
+        }
+        let (least, most) = duration_bounds("email.dedupe_window").unwrap_or_default();
+        if let Some(why) = out_of_bounds(raw.dedupe_window, least, most) {
+            self.error(&key("dedupe_window"), why);
+        }
+        let tls_ca_file = raw.tls_ca_file.as_ref().map(|path| self.resolve(path));
+        if let Some(path) = &tls_ca_file
+            && self.checks_host_file(&key("tls_ca_file"), path)
+            && let Err(e) = std::fs::read(path)
+        {
+            self.error(
+                &key("tls_ca_file"),
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
+        let tls_pin_sha256 = raw.tls_pin_sha256.as_deref().and_then(|text| {
+            crate::alert::Fingerprint::parse(text)
+                .map_err(|e| self.error(&key("tls_pin_sha256"), e))
+                .ok()
+        });
+        if raw.tls_pin_sha256.is_some() && raw.tls_ca_file.is_some() {
+            self.error(
+                &key("tls_pin_sha256"),
+                "either a pinned certificate or tls_ca_file, not both",
+            );
+        }
+        let templates = TemplateSettings {
+            dir: raw.templates_dir.as_ref().map(|path| self.resolve(path)),
+            inline: BTreeMap::new(),
+        };
+        if let Some(dir) = &templates.dir
+            && self.checks_host_file(&key("templates_dir"), dir)
+        {
+            for problem in crate::alert::template_problems(&templates) {
+                self.error(
+                    &key("templates_dir"),
+                    format!("{}: {}", problem.key, problem.message),
+                );
+            }
+        }
+        let outbox = Some(match &raw.outbox {
+            Some(path) => self.resolve(path),
+            None => restart_log
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(crate::alert::channel::outbox_file_name(&name)),
+        });
+        let url = url?;
+        if !ok {
+            return None;
+        }
+        tracing::debug!("alerts: channel {name} posts to {}", shown_url(&url));
+        Some(ChannelSettings {
+            name,
+            kind,
+            url,
+            filter: crate::alert::Filter {
+                events,
+                min_severity: raw.min_severity,
+            },
+            dedupe_window: raw.dedupe_window,
+            outbox,
+            templates,
+            tls_ca_file,
+            tls_pin_sha256,
+            instance: instance.map(str::to_string),
+        })
+    }
+
+    /// A channel's URL: http(s) with a host, no credentials, `https://` unless the host is
+    /// loopback. Messages show the scheme and host only.
+    fn channel_url(&mut self, key: &str, text: &str) -> Option<reqwest::Url> {
+        let url = match reqwest::Url::parse(text.trim()) {
+            Ok(url) => url,
+            Err(e) => {
+                self.error(key, format!("expected an http:// or https:// URL ({e})"));
+                return None;
+            }
+        };
+        let shown = crate::alert::channel::shown_url(&url);
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            self.error(key, format!("{shown}: expected an http:// or https:// URL"));
+            return None;
+        }
+        if has_credentials(&url) {
+            self.error(key, format!("{shown}: no user or password in the URL"));
+            return None;
+        }
+        if url.scheme() == "http" && !url.host_str().is_some_and(crate::http::is_loopback_host) {
+            self.error(
+                key,
+                format!(
+                    "{shown} is plain http to a host that is not loopback: use https or a \
+                     loopback address"
+                ),
+            );
+            return None;
+        }
+        Some(url)
+    }
+
     /// `[cluster]` and `nodes[].instance`: every node names its instance once `[cluster]` is set,
     /// and none does without it.
     fn cluster(&mut self, raw: &RawConfig, nodes: &[NodeSettings]) -> Option<ClusterSettings> {
@@ -2410,6 +2720,90 @@ mod tests {
     }
 
     /// The problems of `text` as printed (`origin: key: message`).
+    /// `[[alerts.channels]]` of `tables` (with secret files in a temporary directory, the
+    /// config beside them), validated: the channels and every `alerts` problem as printed.
+    fn channels(tables: &str) -> (Vec<ChannelSettings>, Vec<String>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("hmac.key"), "hmac-hunter2\n").expect("write");
+        std::fs::write(dir.path().join("bot.token"), "123:bot-hunter2\n").expect("write");
+        let path = dir.path().join("nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let text = format!("[restart_log]\npath = \"/var/lib/nk/restarts.csv\"\n{tables}");
+        let (raw, mut errors) = load_raw_text(&text, config::FileFormat::Toml, &path, &env);
+        let origins = Origins::new(&path, &env);
+        let (config, _, _) = validate(raw, &path, &origins, &mut errors, HostFiles::Check);
+        let shown = path.display().to_string();
+        let errors = errors
+            .0
+            .iter()
+            .filter(|e| e.key.starts_with("alerts"))
+            .map(|e| e.to_string().replace(&shown, "FILE"))
+            .collect();
+        (config.channels, errors)
+    }
+
+    #[test]
+    fn channels_resolve_their_kind_secrets_filters_and_outbox() {
+        let (channels, errors) = channels(
+            "[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\n\
+             url = \"https://hooks.example/in\"\nhmac_secret_file = \"hmac.key\"\n\
+             events = [\"node_held\", \"node_restarted\"]\nmin_severity = \"warning\"\n\
+             [[alerts.channels]]\nname = \"tg\"\nkind = \"telegram\"\n\
+             bot_token_file = \"bot.token\"\nchat_id = -1001\n\
+             [[alerts.channels]]\nname = \"push\"\nkind = \"ntfy\"\n\
+             url = \"http://127.0.0.1:8080\"\ntopic = \"pool\"\n",
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let names: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["hook", "tg", "push"]);
+        let hook = &channels[0];
+        assert!(
+            matches!(&hook.kind, crate::alert::channel::Kind::Webhook { hmac_secret: Some(s) } if s.expose() == "hmac-hunter2")
+        );
+        assert_eq!(hook.filter.min_severity, crate::alert::Severity::Warning);
+        assert_eq!(hook.filter.events.len(), 2);
+        assert_eq!(
+            hook.outbox.as_deref(),
+            Some(Path::new("/var/lib/nk/alert-outbox-hook.json"))
+        );
+        assert_eq!(channels[1].url.as_str(), "https://api.telegram.org/");
+        assert_eq!(channels[2].url.as_str(), "http://127.0.0.1:8080/pool");
+        let shown = format!("{channels:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn channel_mistakes_name_file_and_key_never_a_secret_or_a_url_path() {
+        let (channels, errors) = channels(
+            "[[alerts.channels]]\nname = \"slack\"\nkind = \"slack\"\n\
+             url = \"http://hooks.slack.com/services/T0/B0/SECRETPATH\"\n\
+             [[alerts.channels]]\nname = \"tg\"\nkind = \"telegram\"\n\
+             [[alerts.channels]]\nname = \"x\"\nkind = \"discord\"\n\
+             url = \"https://discord.com/api/webhooks/1/t\"\nevents = [\"node_crashed\"]\n\
+             topic = \"t\"\n\
+             [[alerts.channels]]\nname = \"x\"\nkind = \"ntfy\"\nurl = \"https://ntfy.sh\"\n",
+        );
+        assert!(channels.is_empty(), "{channels:?}");
+        let expected = [
+            "FILE: alerts.channels[0].url: http://hooks.slack.com/… is plain http",
+            "alerts.channels[1].bot_token_file: required for kind \"telegram\"",
+            "alerts.channels[1].chat_id: required",
+            "alerts.channels[2].topic: a key of kind \"ntfy\"",
+            "alerts.channels[2].events[0]: \"node_crashed\": unknown event",
+            "alerts.channels[3].topic: required for kind \"ntfy\"",
+        ];
+        for part in expected {
+            assert!(
+                errors.iter().any(|e| e.contains(part)),
+                "{part:?} not in {errors:#?}"
+            );
+        }
+        assert!(
+            errors.iter().all(|e| !e.contains("SECRETPATH")),
+            "{errors:#?}"
+        );
+    }
+
     fn printed_problems(text: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nodekeeper.toml");

@@ -149,6 +149,10 @@ impl Daemon {
                 "the alert worker did not take the new [email] settings; they apply at the next change"
             );
         }
+        if self.rt.config.channels != config.channels {
+            // Each channel's worker holds its sender, outbox and dedupe state from the start.
+            warn!("[[alerts.channels]] changed: the channels apply it at the next start");
+        }
         self.rt = next;
         let configured = |name: &str| self.rt.supervisors.contains_key(name);
         self.observer.outages.retain(configured);

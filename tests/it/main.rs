@@ -8,6 +8,7 @@ mod analyze;
 mod api;
 mod cardano;
 mod cardano_adapter;
+mod channels;
 mod cluster;
 mod config;
 mod ctl;
