@@ -161,7 +161,7 @@ pub fn channel_setup(settings: &ChannelSettings, facts: Facts) -> Result<Setup, 
 pub struct Alerts {
     sender: mpsc::Sender<crate::events::Event>,
     email: Option<AlertWorker>,
-    channels: Vec<AlertWorker>,
+    channels: Vec<(String, AlertWorker)>,
     stop: oneshot::Sender<()>,
     fan_out: JoinHandle<()>,
 }
@@ -188,13 +188,19 @@ impl Alerts {
             return Ok(None);
         }
         let email = email_setup.map(|setup| AlertWorker::start(setup, Arc::clone(&clock)));
-        let channels: Vec<AlertWorker> = channel_setups
-            .into_iter()
-            .map(|setup| AlertWorker::start(setup, Arc::clone(&clock)))
+        let channels: Vec<(String, AlertWorker)> = channels
+            .iter()
+            .zip(channel_setups)
+            .map(|(settings, setup)| {
+                (
+                    settings.name.clone(),
+                    AlertWorker::start(setup, Arc::clone(&clock)),
+                )
+            })
             .collect();
         let targets: Vec<mpsc::Sender<crate::events::Event>> = email
             .iter()
-            .chain(&channels)
+            .chain(channels.iter().map(|(_, worker)| worker))
             .map(AlertWorker::sender)
             .collect();
         let (sender, receiver) = mpsc::channel(worker::CHANNEL_CAPACITY);
@@ -214,10 +220,16 @@ impl Alerts {
         self.sender.clone()
     }
 
-    /// A handle to reconfigure email's worker (a reload); channels keep their settings until the
-    /// next start.
-    pub fn reconfigure(&self) -> Option<Reconfigure> {
-        self.email.as_ref().map(AlertWorker::reconfigure)
+    /// The handles to reconfigure email's worker and each channel's (a reload).
+    pub fn reconfigure(&self) -> Reconfigures {
+        Reconfigures {
+            email: self.email.as_ref().map(AlertWorker::reconfigure),
+            channels: self
+                .channels
+                .iter()
+                .map(|(name, worker)| (name.clone(), worker.reconfigure()))
+                .collect(),
+        }
     }
 
     /// Hands on the events already sent, then finishes every worker (`AlertWorker::finish`),
@@ -235,13 +247,22 @@ impl Alerts {
         let _ = fan_out.await;
         let finishing: Vec<_> = email
             .into_iter()
-            .chain(channels)
+            .chain(channels.into_iter().map(|(_, worker)| worker))
             .map(|worker| tokio::spawn(worker.finish(grace)))
             .collect();
         for task in finishing {
             let _ = task.await;
         }
     }
+}
+
+/// What a reload reconfigures: email's worker and each channel's, by name, as started.
+#[derive(Debug, Default)]
+pub struct Reconfigures {
+    /// Email's worker, when `email.enabled` at start.
+    pub email: Option<Reconfigure>,
+    /// Each channel's worker, by `name`.
+    pub channels: std::collections::BTreeMap<String, Reconfigure>,
 }
 
 /// Hands every event to every target until stopped (then the events waiting too) or every

@@ -619,8 +619,12 @@ impl State {
         if let Some(outbox) = &self.outbox
             && setup.options.outbox.as_deref() != Some(outbox.path())
         {
+            let key = match &self.options.channel {
+                Some(name) => format!("the outbox of channel {name}"),
+                None => "email.outbox".to_string(),
+            };
             warn!(
-                "alerts: email.outbox changed; {} stays in use until the next start",
+                "alerts: {key} changed; {} stays in use until the next start",
                 outbox.path().display()
             );
         }

@@ -186,7 +186,10 @@ pub async fn run(source: &ConfigSourceArgs, args: RunArgs) -> Result<u8, Failure
             metrics: Arc::clone(&metrics),
             events: alerts.as_ref().map(|worker| worker.sender()),
             token: Arc::clone(&token),
-            alerts: alerts.as_ref().and_then(|alerts| alerts.reconfigure()),
+            alerts: alerts
+                .as_ref()
+                .map(crate::alert::Alerts::reconfigure)
+                .unwrap_or_default(),
             hangups,
             notices,
             cluster: session

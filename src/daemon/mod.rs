@@ -112,8 +112,8 @@ pub struct Outputs {
     pub events: Option<mpsc::Sender<Report>>,
     /// The API token, shared with the API (a reload may change it).
     pub token: Arc<RwLock<String>>,
-    /// The alert worker, to reconfigure on a reload.
-    pub alerts: Option<crate::alert::Reconfigure>,
+    /// The alert workers (email's, each channel's), to reconfigure on a reload.
+    pub alerts: crate::alert::Reconfigures,
 }
 
 impl Outputs {
@@ -184,8 +184,8 @@ pub struct Setup {
     pub events: Option<mpsc::Sender<Report>>,
     /// The API token cell shared with the API.
     pub token: Arc<RwLock<String>>,
-    /// The alert worker's reconfiguration handle.
-    pub alerts: Option<crate::alert::Reconfigure>,
+    /// The alert workers' reconfiguration handles (email's, each channel's).
+    pub alerts: crate::alert::Reconfigures,
     /// SIGHUPs (read the configuration again), when the process handles them.
     pub hangups: Option<mpsc::Receiver<()>>,
     /// Events relayed by supervisord's listeners, when an inbox is bound (else polling only).

@@ -109,6 +109,30 @@ impl Daemon {
         self.apply(*config);
     }
 
+    /// Hands each channel's new setup to its running worker (by name). A channel added or
+    /// removed needs a restart: its worker, outbox and dedupe state exist from the start.
+    fn reconfigure_channels(&self, setups: Vec<(String, crate::alert::Setup)>) {
+        let running = &self.out.alerts.channels;
+        for name in running.keys() {
+            if !setups.iter().any(|(new, _)| new == name) {
+                warn!(
+                    "alerts: channel {name} was removed; it keeps sending until nodekeeper's next start"
+                );
+            }
+        }
+        for (name, setup) in setups {
+            match running.get(&name) {
+                Some(worker) if !worker.apply(setup) => warn!(
+                    "alerts: channel {name} did not take its new settings; they apply at the next change"
+                ),
+                Some(_) => {}
+                None => warn!(
+                    "alerts: channel {name} was added; it starts with nodekeeper's next start"
+                ),
+            }
+        }
+    }
+
     /// Builds the runtime of `config` and swaps it in whole, or rejects it whole.
     pub(super) fn apply(&mut self, mut config: Config) {
         keep_restart_keys(&self.rt.config, &mut config);
@@ -142,17 +166,14 @@ impl Daemon {
         {
             cell.clone_from(token);
         }
-        if let (Some(setup), Some(alerts)) = (next.alerts.take(), &self.out.alerts)
+        if let (Some(setup), Some(alerts)) = (next.alerts.take(), &self.out.alerts.email)
             && !alerts.apply(setup)
         {
             warn!(
                 "the alert worker did not take the new [email] settings; they apply at the next change"
             );
         }
-        if self.rt.config.channels != config.channels {
-            // Each channel's worker holds its sender, outbox and dedupe state from the start.
-            warn!("[[alerts.channels]] changed: the channels apply it at the next start");
-        }
+        self.reconfigure_channels(std::mem::take(&mut next.channels));
         self.rt = next;
         let configured = |name: &str| self.rt.supervisors.contains_key(name);
         self.observer.outages.retain(configured);

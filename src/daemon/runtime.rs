@@ -240,6 +240,9 @@ pub struct Runtime {
     /// The alert worker's setup (`email.enabled`, not in a dry run), handed to the worker when a
     /// reload swaps this runtime in.
     pub alerts: Option<alert::Setup>,
+    /// Each `[[alerts.channels]]` worker's setup, by name (not in a dry run), handed to the
+    /// channel's worker when a reload swaps this runtime in.
+    pub channels: Vec<(String, alert::Setup)>,
 }
 
 impl Runtime {
@@ -347,6 +350,15 @@ impl Runtime {
         } else {
             None
         };
+        let mut channels = Vec::new();
+        if !options.dry_run {
+            for settings in &config.channels {
+                match alert::channel_setup(settings, config.alert_facts()) {
+                    Ok(setup) => channels.push((settings.name.clone(), setup)),
+                    Err(e) => problems.push(format!("alerts.channels {}: {e}", settings.name)),
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -359,6 +371,7 @@ impl Runtime {
             reference,
             token,
             alerts,
+            channels,
         })
     }
 }

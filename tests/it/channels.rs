@@ -430,3 +430,59 @@ async fn an_undelivered_alert_survives_a_restart_in_the_channels_outbox() {
         .count();
     assert_eq!(node2_alerts, 1, "{}", daemon.log_text());
 }
+
+#[tokio::test]
+async fn a_reload_points_a_channel_elsewhere_and_names_a_channel_it_cannot_add() {
+    let before = Sink::start().await;
+    let after = Sink::start().await;
+    let supervisord = Supervisord::builder().sims(2).start().await;
+    let config = DaemonConfig::write(
+        &supervisord,
+        json!({"alerts": {"channels": [webhook("ops", &before, json!({"events": ["node_restarted"]}))]}}),
+    );
+    write_secrets(&config.dir);
+    let daemon = config.start(&[]).await;
+
+    // The operator points `ops` at another URL and adds a channel, then reloads.
+    let mut file: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config.path).expect("the config"))
+            .expect("JSON");
+    file["alerts"]["channels"] = json!([
+        webhook("ops", &after, json!({"events": ["node_restarted"]})),
+        webhook("late", &after, json!({})),
+    ]);
+    std::fs::write(&config.path, file.to_string()).expect("rewrite the config");
+    daemon.signal("HUP");
+    daemon
+        .wait_for_log("configuration reloaded", Duration::from_secs(10))
+        .await;
+    daemon
+        .wait_for_log(
+            "channel late was added; it starts with nodekeeper's next start",
+            Duration::from_secs(5),
+        )
+        .await;
+
+    supervisord.sims[1].fault(json!({"fault": "crash"})).await;
+    let received = wait_until(
+        "the alert at the new URL",
+        Duration::from_secs(30),
+        || async {
+            let delivered = delivered(&after);
+            (!delivered.is_empty()).then_some(delivered)
+        },
+    )
+    .await;
+    assert_eq!(
+        received[0]["event"],
+        "node_restarted",
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(received[0]["node"], "node2");
+    assert!(
+        before.requests().is_empty(),
+        "the old URL still got {:?}",
+        before.requests()
+    );
+}

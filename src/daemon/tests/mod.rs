@@ -756,7 +756,10 @@ impl Pool {
                 metrics: Arc::new(Metrics::new()),
                 events: Some(events_tx),
                 token: Arc::clone(&token),
-                alerts: Some(alerts),
+                alerts: crate::alert::Reconfigures {
+                    email: Some(alerts),
+                    ..Default::default()
+                },
                 hangups: None,
                 notices: None,
                 cluster: self.cluster.clone(),
