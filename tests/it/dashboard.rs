@@ -1,12 +1,15 @@
 //! The dashboard in a real browser: headless Chromium driven over WebDriver (chromedriver, found
 //! in `NODEKEEPER_CHROMEDRIVER` or PATH; `scripts/test.sh` installs Debian's `chromium` and
-//! `chromium-driver`), against a real supervisord, simulated nodes and `nodekeeper run`.
+//! `chromium-driver`), against a real supervisord, simulated nodes and `nodekeeper run`: a plain
+//! pool (live states, the token, the actions, the sparklines' history rule) and a leadership pool
+//! (the leader line, its countdown and guard, the role badge, a hand-over from the page).
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::leadership::sole_leader;
 use crate::support::{DaemonConfig, Supervisord, free_port, http, wait_until};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -124,7 +127,12 @@ impl Browser {
 
     /// Waits until `script` returns something truthy (not false, null, "" or 0): that value.
     async fn wait_for(&self, what: &str, script: &str) -> Value {
-        wait_until(what, WAIT, || async {
+        self.wait_for_within(what, WAIT, script).await
+    }
+
+    /// [`Browser::wait_for`] with its own time limit.
+    async fn wait_for_within(&self, what: &str, within: Duration, script: &str) -> Value {
+        wait_until(what, within, || async {
             let value = self.script(script).await;
             let truthy = !matches!(&value, Value::Null | Value::Bool(false))
                 && value != json!("")
@@ -156,6 +164,21 @@ impl Browser {
             &format!("/element/{id}/click"),
             json!({}),
         )
+        .await;
+    }
+
+    /// Clicks `css` once it can be clicked (a button the live feed may hide for a moment).
+    async fn click_when_shown(&self, css: &str) {
+        wait_until(&format!("{css} to take a click"), WAIT, || async {
+            let id = self.element(css).await;
+            self.try_call(
+                reqwest::Method::POST,
+                &format!("/element/{id}/click"),
+                json!({}),
+            )
+            .await
+            .ok()
+        })
         .await;
     }
 
@@ -234,6 +257,46 @@ fn field(node: &str, field: &str) -> String {
     )
 }
 
+/// The page's `window.nkHistory.record` on crafted data follows the rule of
+/// `src/api/dashboard/history.rs` (its unit tests, replayed in the browser).
+async fn assert_the_history_rule(browser: &Browser) {
+    let answer = browser
+        .script(
+            "const record = window.nkHistory.record; \
+             const pool = (heights) => ({nodes: heights.map(([name, height]) => ({name, height}))}); \
+             let steps = {step_secs: 10, window_secs: 60, nodes: {}}; \
+             steps = record(steps, pool([['a', 1], ['b', null]]), 100); \
+             steps = record(steps, pool([['a', 2], ['b', 7]]), 105); \
+             steps = record(steps, pool([['a', 3], ['b', 8]]), 110); \
+             const before = JSON.stringify(steps); \
+             record(steps, pool([['a', 4]]), 200); \
+             const pure = JSON.stringify(steps) === before; \
+             let long = {step_secs: 10, window_secs: 60, nodes: {}}; \
+             for (let t = 0; t < 1000; t++) long = record(long, pool([['a', t], ['b', 1]]), t); \
+             const a = long.nodes.a; \
+             const gone = Object.keys(record(long, pool([['a', 1000]]), 1000).nodes); \
+             let back = {step_secs: 10, window_secs: 60, nodes: {}}; \
+             back = record(back, pool([['a', 1]]), 100); \
+             back = record(back, pool([['a', 2]]), 200); \
+             back = record(back, pool([['a', 3]]), 150); \
+             return {steps: steps.nodes, pure, first: a[0], last: a[a.length - 1], \
+                     count: a.length, gone, back: back.nodes.a};",
+        )
+        .await;
+    assert_eq!(
+        answer,
+        json!({
+            "steps": {"a": [[100, 1], [110, 3]], "b": [[105, 7]]},
+            "pure": true,
+            "first": [940, 940],
+            "last": [990, 990],
+            "count": 6,
+            "gone": ["a"],
+            "back": [[150, 3]],
+        })
+    );
+}
+
 async fn held(config: &DaemonConfig, node: &str) -> Option<String> {
     let status = config.api().status().await.expect("the daemon's status");
     status
@@ -278,6 +341,7 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() {
     browser
         .script("window.nkNotReloaded = true; return null;")
         .await;
+    assert_the_history_rule(&browser).await;
 
     // Without the token the page is read-only, and the API refuses a mutation.
     let mode = browser
@@ -394,6 +458,235 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() {
         .filter(|entry| {
             let message = entry["message"].as_str().unwrap_or_default();
             !(message.contains("/v1/nodes/node2/hold") && message.contains("401"))
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+}
+
+/// The script that returns the nodes whose role badge shows.
+const BADGES: &str = "return [...document.querySelectorAll('article[data-node]')] \
+     .filter(c => getComputedStyle(c.querySelector('.role')).display !== 'none') \
+     .map(c => c.dataset.node);";
+
+/// Whether the page names `leader` in the leader line and shows the role badge on its card only.
+async fn page_shows_leader(browser: &Browser, leader: &str) -> bool {
+    let script = format!(
+        "const line = document.getElementById('leader-line').textContent; \
+         const badges = (() => {{ {BADGES} }})(); \
+         return line.split(' · ')[0].endsWith(': {leader}') && \
+           badges.length === 1 && badges[0] === '{leader}';"
+    );
+    browser.script(&script).await == true
+}
+
+/// Waits until exactly one simulator holds the key and the page shows that node as the holder:
+/// its name. (On a loaded machine the daemon may move the key by itself, a node it starts boots
+/// with the secret: the page is compared with the simulators at one moment.)
+async fn page_agrees_with_the_sims(
+    browser: &Browser,
+    sup: &Supervisord,
+    within: Duration,
+) -> String {
+    wait_until(
+        "the page to show the simulators' sole holder",
+        within,
+        || async {
+            let holder = sole_leader(sup).await?;
+            page_shows_leader(browser, &holder).await.then_some(holder)
+        },
+    )
+    .await
+}
+
+/// Hands the key to `node` from the page once its card says it can lead (Running, in sync);
+/// asked again while the daemon refuses it as not yet in sync (a node it just started).
+async fn hand_over_from_the_page(browser: &Browser, node: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        browser
+            .wait_for_within(
+                &format!("{node} to be able to lead"),
+                Duration::from_secs(60),
+                &format!(
+                    "const card = document.querySelector('[data-node=\"{node}\"]'); \
+                     return card.querySelector('.program').textContent === 'RUNNING' && \
+                       card.querySelector('.state').textContent.startsWith('Running') && \
+                       card.querySelector('.lag').textContent === '0';"
+                ),
+            )
+            .await;
+        browser
+            .script("document.getElementById('message').textContent = ''; return null;")
+            .await;
+        browser
+            .click_when_shown(&format!("[data-node=\"{node}\"] .act-hand"))
+            .await;
+        assert_eq!(
+            browser.confirm().await,
+            format!("hand the key over to {node}?")
+        );
+        let message = browser
+            .wait_for(
+                "the hand-over's answer",
+                "const m = document.getElementById('message').textContent; \
+                 return m === '' || m.endsWith(': sent') ? null : m;",
+            )
+            .await;
+        let message = message.as_str().unwrap_or_default().to_string();
+        if !message.contains("refused (409)") {
+            assert!(!message.contains("refused"), "{message}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hand-over to {node} is still refused: {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_follows_the_key_and_hands_it_over() {
+    use crate::leadership::{leadership_patch, pool, wait_for_sole_leader};
+
+    let sup = pool(2).await;
+    let config = DaemonConfig::write(&sup, leadership_patch(&sup, json!({})));
+    let daemon = config.start(&[]).await;
+    wait_for_sole_leader(&sup, Duration::from_secs(30)).await;
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("http://{}/", config.api_listen))
+        .await;
+    browser
+        .script("window.nkNotReloaded = true; return null;")
+        .await;
+
+    // The leader line names the node the simulators say holds the key; the badge is on it only.
+    page_agrees_with_the_sims(&browser, &sup, Duration::from_secs(60)).await;
+
+    // The countdown to the next slot goes down (a later slot, or none known after the epoch's
+    // last pool slot, starts the reading again; a next slot is known within an epoch).
+    let countdown = browser
+        .wait_for_within(
+            "the countdown to the next slot to go down",
+            Duration::from_secs(60),
+            "const line = document.getElementById('leader-line').textContent; \
+             const m = line.match(/next slot (\\S+) in (?:(\\d+) min )?(\\d+) s$/); \
+             if (!m) { window.nkCountdown = null; return null; } \
+             const left = Number(m[2] || 0) * 60 + Number(m[3]); \
+             const seen = window.nkCountdown; \
+             if (!seen || seen.slot !== m[1] || left > seen.left) { \
+               window.nkCountdown = {slot: m[1], left, at: Date.now()}; return null; } \
+             return left < seen.left ? [seen.left, left, line] : null;",
+        )
+        .await;
+    assert!(countdown[1].as_u64() < countdown[0].as_u64(), "{countdown}");
+
+    // The guard line: a hand-over can go, or what it waits for.
+    let guard = browser
+        .script("return document.getElementById('guard-line').textContent;")
+        .await;
+    let guard = guard.as_str().unwrap_or_default();
+    assert!(
+        guard == "a hand-over can go now"
+            || guard
+                .strip_prefix("a hand-over waits: ")
+                .is_some_and(|why| !why.trim().is_empty()),
+        "{guard}"
+    );
+
+    // Every sparkline has a line (history and live), and the page's own history grows from the
+    // live feed: each node gets a newer sample after a step (10 s), without a reload.
+    browser
+        .wait_for(
+            "a sparkline of at least two points on every card",
+            "const lines = [...document.querySelectorAll('article[data-node] .spark polyline')]; \
+             return lines.length === 2 && lines.every(l => \
+               (l.getAttribute('points') || '').trim().split(/\\s+/).length >= 2);",
+        )
+        .await;
+    let newest = browser
+        .wait_for(
+            "the page's history of both nodes",
+            "const nodes = window.nkHistory.current().nodes; \
+             const newest = Object.values(nodes).map(s => s.length ? s[s.length - 1][0] : null); \
+             return newest.length === 2 && newest.every(t => t !== null) ? nodes : null;",
+        )
+        .await;
+
+    // Hand the key over from the page: the other node holds it, alone, and the badge follows.
+    let leader = page_agrees_with_the_sims(&browser, &sup, Duration::from_secs(60)).await;
+    let other = sup
+        .sims
+        .iter()
+        .find(|s| s.name != leader)
+        .unwrap()
+        .name
+        .clone();
+    let token = std::fs::read_to_string(config.dir.join("api.token")).expect("the API token");
+    browser.type_into("#token", token.trim()).await;
+    browser.click("#token-save").await;
+    hand_over_from_the_page(&browser, &other).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sole_leader(&sup).await.as_deref() != Some(other.as_str()) {
+        if std::time::Instant::now() > deadline {
+            let message = browser
+                .script("return document.getElementById('message').textContent;")
+                .await;
+            panic!(
+                "{other} does not hold the key alone after 60 s; the page says {message}\n{}",
+                daemon.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        page_agrees_with_the_sims(&browser, &sup, WAIT).await,
+        other,
+        "{}",
+        daemon.log_text()
+    );
+
+    let grown = browser
+        .wait_for(
+            "a newer sample of each node in the page's history",
+            &format!(
+                "const before = {newest}; \
+                 const nodes = window.nkHistory.current().nodes; \
+                 const last = (s) => s && s.length ? s[s.length - 1][0] : 0; \
+                 return Object.keys(before).every(n => last(nodes[n]) > last(before[n])) \
+                   ? nodes : null;"
+            ),
+        )
+        .await;
+    for (node, samples) in grown.as_object().unwrap() {
+        let times: Vec<i64> = samples
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s[0].as_i64().unwrap())
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[1] - w[0] >= 10),
+            "{node}: one sample per step: {times:?}"
+        );
+    }
+    assert_eq!(
+        browser
+            .script("return window.nkNotReloaded === true;")
+            .await,
+        true,
+        "the page was reloaded"
+    );
+    let errors: Vec<Value> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .filter(|entry| {
+            // A hand-over asked while the node was not yet in sync (asked again).
+            let message = entry["message"].as_str().unwrap_or_default();
+            !(message.contains(&format!("/v1/leader/{other}")) && message.contains("409"))
         })
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");

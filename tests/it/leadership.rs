@@ -92,7 +92,7 @@ async fn leaders(sup: &Supervisord) -> BTreeMap<String, Option<Vec<u32>>> {
 }
 
 /// The node holding the key when exactly one does.
-async fn sole_leader(sup: &Supervisord) -> Option<String> {
+pub(crate) async fn sole_leader(sup: &Supervisord) -> Option<String> {
     let holders: Vec<String> = leaders(sup)
         .await
         .into_iter()
@@ -119,7 +119,7 @@ fn events(sup: &Supervisord) -> BTreeMap<(u64, u64), Vec<String>> {
 }
 
 /// Leadership enabled with small windows, every node booting with the secret.
-fn leadership_patch(sup: &Supervisord, extra: Value) -> Value {
+pub(crate) fn leadership_patch(sup: &Supervisord, extra: Value) -> Value {
     let secret = sup.secret_path().display().to_string();
     let mut patch = json!({
         "node_defaults": {"args": ["--secret", secret]},
@@ -147,7 +147,7 @@ fn merge(base: &mut Value, patch: &Value) {
     }
 }
 
-async fn pool(n: usize) -> Supervisord {
+pub(crate) async fn pool(n: usize) -> Supervisord {
     Supervisord::builder()
         .sims(n)
         .sim_secret()
@@ -157,7 +157,7 @@ async fn pool(n: usize) -> Supervisord {
         .await
 }
 
-async fn wait_for_sole_leader(sup: &Supervisord, within: Duration) -> String {
+pub(crate) async fn wait_for_sole_leader(sup: &Supervisord, within: Duration) -> String {
     wait_until("exactly one node to hold the key", within, || {
         sole_leader(sup)
     })

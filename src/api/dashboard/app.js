@@ -2,6 +2,11 @@
 // /v1/events), the restart log and the heights' history, and sends the operator's actions to the
 // API's token-protected endpoints. The token lives in sessionStorage and travels only in the
 // Authorization header. Text is set with textContent, never parsed as HTML.
+//
+// The sparklines' history is loaded from /v1/history at each (re)connect and then kept growing
+// from the live `status` events by `recordHistory`, the rule of src/api/dashboard/history.rs, so a
+// page left open shows the whole window. `window.nkHistory` exposes it for the browser test:
+// `record(history, status, now)` (pure) and `current()` (the page's copy).
 "use strict";
 
 (() => {
@@ -174,6 +179,27 @@
     line.setAttribute("points", sparkPoints(node));
   }
 
+  // The history after `status` taken at `now` (unix seconds), as History::record does it: a
+  // node's sample when its last one is at least a step old, nodes gone from the status forgotten,
+  // samples older than the window (or beyond its capacity) dropped, samples from the future (a
+  // clock that went back) dropped. Pure: a new object, `history` untouched.
+  function recordHistory(history, status, now) {
+    const step = Math.max(1, history.step_secs);
+    const span = Math.max(1, history.window_secs);
+    const capacity = Math.floor(span / step) + 1;
+    const nodes = {};
+    for (const node of status.nodes) {
+      const samples = (history.nodes[node.name] || []).filter(([time]) => time <= now);
+      const last = samples[samples.length - 1];
+      if (node.height !== null && node.height !== undefined && (!last || now - last[0] >= step)) {
+        samples.push([now, node.height]);
+      }
+      const kept = samples.filter(([time]) => now - time <= span);
+      nodes[node.name] = kept.slice(Math.max(0, kept.length - capacity));
+    }
+    return { step_secs: step, window_secs: span, nodes };
+  }
+
   function sparkPoints(node) {
     const samples = (history.nodes[node.name] || []).slice();
     const now = Date.now() / 1000;
@@ -335,6 +361,8 @@
     source.addEventListener("status", (event) => {
       status = JSON.parse(event.data);
       receivedAt = Date.now();
+      const takenAt = Math.floor(Date.parse(status.taken_at) / 1000);
+      if (Number.isFinite(takenAt)) history = recordHistory(history, status, takenAt);
       live(true, "live");
       render();
     });
@@ -372,5 +400,6 @@
     connect();
   }
 
+  window.nkHistory = Object.freeze({ record: recordHistory, current: () => history });
   start();
 })();
