@@ -366,7 +366,9 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() {
     // A wrong token: the API refuses, the page says so and is read-only again.
     browser.type_into("#token", "not-the-token").await;
     browser.click("#token-save").await;
-    browser.click("[data-node=\"node2\"] .act-hold").await;
+    browser
+        .click_when_shown("[data-node=\"node2\"] .act-hold")
+        .await;
     assert_eq!(browser.confirm().await, "hold node2?");
     let message = browser
         .wait_for(
@@ -389,7 +391,9 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() {
         .script("return document.getElementById('mode').textContent;")
         .await;
     assert!(mode.as_str().unwrap().starts_with("operator"), "{mode}");
-    browser.click("[data-node=\"node2\"] .act-hold").await;
+    browser
+        .click_when_shown("[data-node=\"node2\"] .act-hold")
+        .await;
     assert_eq!(browser.confirm().await, "hold node2?");
     let reason = wait_until("the daemon to hold node2", WAIT, || held(&config, "node2")).await;
     assert!(reason.contains("operator"), "{reason}");
@@ -421,7 +425,9 @@ async fn the_dashboard_shows_the_pool_live_and_acts_only_with_the_token() {
 
     // Released from the page: the daemon starts it and the page shows it running again, with
     // the restart in its card and in the restart log (filtered to node2).
-    browser.click("[data-node=\"node2\"] .act-release").await;
+    browser
+        .click_when_shown("[data-node=\"node2\"] .act-release")
+        .await;
     assert_eq!(browser.confirm().await, "release node2?");
     browser
         .wait_for(

@@ -173,9 +173,17 @@
     fields.restart.textContent = last ? `${last.at} ${last.action}: ${last.reason}` : "none";
     root.classList.toggle("bad", node.program_state !== "RUNNING");
     root.classList.toggle("lagging", node.program_state === "RUNNING" && (node.lag || 0) > 0);
-    buttons.hold.hidden = Boolean(node.held);
-    buttons.release.hidden = !node.held;
+    // A node of another instance ([cluster]) is acted on from its own instance's page; only the
+    // hand-over goes through any instance (the elected one records it in etcd).
+    const remote = Boolean(status.cluster && node.instance && node.instance !== status.cluster.instance);
+    buttons.restart.hidden = remote;
+    buttons.start.hidden = remote;
+    buttons.stop.hidden = remote;
+    buttons.hold.hidden = remote || Boolean(node.held);
+    buttons.release.hidden = remote || !node.held;
     buttons.leader.hidden = !leadership || node.leader;
+    root.classList.toggle("remote", remote);
+    root.title = remote ? `managed by ${node.instance}: restart, stop and hold it from that instance's page` : "";
     line.setAttribute("points", sparkPoints(node));
   }
 
