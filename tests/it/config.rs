@@ -946,7 +946,13 @@ fn shipped_examples() -> Vec<Vec<String>> {
     others.sort();
     assert_eq!(
         others,
-        ["README.md", "jormungandr-template.json", "templates"],
+        [
+            "README.md",
+            "grafana",
+            "jormungandr-template.json",
+            "prometheus",
+            "templates"
+        ],
         "a new file in configs/: an example to check here, or a known non-configuration file"
     );
     examples.sort();

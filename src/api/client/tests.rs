@@ -170,7 +170,11 @@ async fn read_endpoints_are_typed() {
     let status = api.status().await.unwrap();
     assert_eq!(status.nodes[0].name, "node1");
     assert_eq!(status.reference, Some(12));
-    assert!(api.metrics().await.unwrap().contains("# EOF"));
+    let metrics = api.metrics().await.unwrap();
+    assert!(
+        metrics.contains("# TYPE nodekeeper_build_info gauge"),
+        "{metrics}"
+    );
 
     let all = api.restarts(&RestartsQuery::default()).await.unwrap();
     assert_eq!(all.skipped_rows, 0);
