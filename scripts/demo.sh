@@ -572,12 +572,13 @@ dashboard_screenshot() {
         return 0
     fi
     rm -f "$shot"
-    # A fresh profile each time; the virtual time budget lets the page receive its first events.
+    # A fresh profile each time. `?snapshot`: one status instead of the never-ending live feed, so
+    # the page finishes loading and the virtual time budget can run out.
     local profile
     profile="$(mktemp -d)"
     timeout 60 chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
         --no-first-run --user-data-dir="$profile" --window-size=1200,1400 \
-        --virtual-time-budget=5000 --screenshot="$shot" "$url" >/dev/null 2>&1 || true
+        --virtual-time-budget=5000 --screenshot="$shot" "${url}?snapshot" >/dev/null 2>&1 || true
     rm -rf "$profile"
     if [[ -s "$shot" ]]; then
         info "dashboard screenshot: .demo/dashboard.png"

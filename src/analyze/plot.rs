@@ -90,7 +90,8 @@ fn draw(report: &Report, svg: &mut String) -> Result<(), String> {
             })
             .collect();
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            // A dot on every day: one day of data is a point, which a line alone would not show.
+            .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(3))
             .map_err(text)?
             .label(node.node.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));

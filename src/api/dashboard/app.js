@@ -7,6 +7,9 @@
 // from the live `status` events by `recordHistory`, the rule of src/api/dashboard/history.rs, so a
 // page left open shows the whole window. `window.nkHistory` exposes it for the browser test:
 // `record(history, status, now)` (pure) and `current()` (the page's copy).
+//
+// `/?snapshot` shows one status (GET /v1/status) with its history and restart log, without the
+// live feed: a page whose loading ends, for screenshots (scripts/demo.sh) and printing.
 "use strict";
 
 (() => {
@@ -360,6 +363,19 @@
     badge.className = `live ${on ? "on" : "off"}`;
   }
 
+  async function snapshotOnce() {
+    live(false, "snapshot");
+    try {
+      const response = await fetch("/v1/status", { cache: "no-store" });
+      if (!response.ok) throw new Error(`status ${response.status}`);
+      status = await response.json();
+      receivedAt = Date.now();
+      await loadHistory(); // renders, which loads the restart log and the chart
+    } catch (error) {
+      say(`could not read the status: ${error.message}`, true);
+    }
+  }
+
   function connect() {
     const source = new EventSource("/v1/events");
     source.addEventListener("open", () => {
@@ -405,7 +421,11 @@
       if (status && status.leadership) renderLeadership(status.chain || { holder: "leader", epoch: "epoch", next: "slot" });
     }, 1000);
     showMode();
-    connect();
+    if (new URLSearchParams(window.location.search).has("snapshot")) {
+      snapshotOnce();
+    } else {
+      connect();
+    }
   }
 
   window.nkHistory = Object.freeze({ record: recordHistory, current: () => history });
