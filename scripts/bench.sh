@@ -11,6 +11,10 @@
 #                                   -> new leader, time with two producers, etcd traffic at idle;
 #                                   about 25 minutes (ARGS go to scripts/bench_daemon.py, e.g.
 #                                   --phases crash --crashes 40, or --phases hostloss --hostlosses 10)
+#   scripts/bench.sh backup [ARGS]  archive throughput: nodekeeper's backup engine vs
+#                                   `tar -cf - . | zstd -3` on a generated 1 GB data directory
+#                                   (target/bench-data/backup, made once), 3 runs each (ARGS go to
+#                                   benches/backup.rs, e.g. --runs 5 or --gb 0.2 --data DIR)
 #
 # Installs what it needs (the venv's supervisord, curl via apt-get when root), builds the release
 # binaries, and tears every supervisord and daemon down again, also on error or Ctrl-C.
@@ -20,7 +24,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MODE="ctl"
 case "${1:-}" in
-    ctl | daemon)
+    ctl | daemon | backup)
         MODE="$1"
         shift
         ;;
@@ -28,7 +32,8 @@ esac
 BENCH_PY="$ROOT/scripts/bench_$MODE.py"
 
 if [[ " $* " == *" -h "* || " $* " == *" --help "* ]]; then
-    sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    [[ "$MODE" == backup ]] && exit 0
     echo
     exec "$PYTHON" "$BENCH_PY" --help
 fi
@@ -73,6 +78,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+if [[ "$MODE" == backup ]]; then
+    ensure_apt zstd zstd
+    ensure_apt tar tar
+    step "cargo bench --bench backup (release build, then the benchmark)"
+    need_cmd cargo "install the Rust toolchain, e.g. from https://rustup.rs"
+    cd "$ROOT"
+    exec cargo bench --bench backup -- --data "$ROOT/target/bench-data/backup" "$@"
+fi
 
 # shellcheck disable=SC2119 # no extra pip packages needed here
 ensure_venv

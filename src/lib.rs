@@ -29,6 +29,8 @@
 //! - `slots`: chain time (epochs, slots) from a node's settings; typed leadership log entries.
 //! - `http`: what the HTTP clients share (bodies read under a size limit).
 //! - `secret`: `Secret`, a password or token that `Debug` and `Display` never show.
+//! - `backup`: backups of a node's data directory: archives (tar + zstd, SHA-256, a JSON manifest),
+//!   a target's listing and retention, the verified restore swapped in by rename.
 //! - `backoff`: the one exponential backoff, a validated value (pure arithmetic).
 //! - `files`: the one atomic file writer (write if changed, replace, create once).
 //! - `describe`: short, safe descriptions of errors and foreign data for messages.
@@ -39,6 +41,7 @@ pub mod alert;
 pub mod analyze;
 pub mod api;
 pub mod backoff;
+pub mod backup;
 pub mod chain;
 pub mod cli;
 pub mod cluster;
