@@ -665,8 +665,18 @@ mod tests {
             corrupt: Some("dirty database".into()),
             ..ExitWatch::default()
         };
+        // Restored, then two early exits again before it was ever in sync: no second restore.
         let mut restored = twice.clone();
         restored.note_restored();
+        for (started, seen) in [(200, 203), (210, 214)] {
+            restored.observe(
+                Duration::from_secs(10),
+                &exited(started),
+                &behind("n"),
+                at(seen),
+            );
+        }
+        assert_eq!(restored.early_exits, 2);
         let early = Some(RestoreReason::EarlyExits {
             count: 2,
             within: Duration::from_secs(10),
