@@ -235,6 +235,7 @@ pub fn load_raw_text(
             "restart_log" => raw.restart_log = reader.read(value, "restart_log"),
             "api" => raw.api = reader.read(value, "api"),
             "cluster" => raw.cluster = Some(reader.read(value, "cluster")),
+            "backup" => raw.backup = Some(reader.read(value, "backup")),
             "reference_url" => raw.reference_url = reader.read(value, "reference_url"),
             "reference_allow_insecure" => {
                 raw.reference_allow_insecure = reader.read(value, "reference_allow_insecure");

@@ -22,6 +22,7 @@ use crate::alert::{EmailSettings, Facts};
 use crate::chain::ChainSettings;
 use crate::chain::jormungandr;
 pub use crate::policy::Thresholds;
+pub use crate::policy::backup::BackupRules;
 pub use crate::pooltool::{PoolToolSettings, SlotsVerification};
 use crate::secret::Secret;
 use crate::supervisor::SupervisorSettings;
@@ -54,6 +55,20 @@ pub struct NodeSettings {
     pub stopwaitsecs: u32,
     /// Its stdout log file (supervisord's `stdout_logfile`).
     pub log_file: PathBuf,
+    /// Its database directory, what a backup archives (`nodes[].data_dir`); `None`: never
+    /// backed up.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `[backup]`, checked: the archives' target and retention, and the rules' settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// The target directory.
+    pub dir: PathBuf,
+    /// Archives kept per node (at least 1).
+    pub keep: u32,
+    /// What the backup rules apply (`policy::backup`).
+    pub rules: BackupRules,
 }
 
 /// The API settings.
@@ -148,6 +163,8 @@ pub struct Config {
     /// `[cluster]`: this instance among several sharing etcd. Then `nodes` holds this instance's
     /// nodes only (every node of the file was validated; `cluster.instances` names them all).
     pub cluster: Option<crate::cluster::ClusterSettings>,
+    /// `[backup]`: archives of node data directories; `None` when the table is absent.
+    pub backup: Option<BackupSettings>,
 }
 
 impl NodeSettings {

@@ -56,6 +56,53 @@ pub struct RawConfig {
     /// store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<RawCluster>,
+    /// Backups of node data directories (`nodes[].data_dir`) and restores; absent: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<RawBackup>,
+}
+
+/// `[backup]`: where node data is archived, how many archives are kept, the schedule and the
+/// automatic restore.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct RawBackup {
+    /// The target directory (local or mounted), relative to the config file; required.
+    pub dir: Option<PathBuf>,
+    /// Archives kept per node (at least 1; the only good one is never deleted).
+    pub keep: u32,
+    /// Scheduled backups this often after the last successful one; absent: only on request.
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub every: Option<Duration>,
+    /// The node scheduled backups take; absent: any passive node in sync (the highest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Other nodes that must be in sync while one is backed up.
+    pub min_in_sync: u32,
+    /// Restore a node by itself from the newest archive of its chain when it exits within
+    /// `early_exit` of a start twice in a row or with its chain's corrupt-database signal; once,
+    /// until it has been in sync again.
+    pub auto_restore: bool,
+    /// An exit this soon after a start is an early exit.
+    #[serde(with = "duration")]
+    pub early_exit: Duration,
+}
+
+impl Default for RawBackup {
+    fn default() -> RawBackup {
+        RawBackup {
+            dir: None,
+            keep: 3,
+            every: None,
+            node: None,
+            min_in_sync: 1,
+            auto_restore: false,
+            early_exit: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[cluster]`: this instance among several, and the etcd they share.
@@ -244,6 +291,10 @@ pub struct RawNode {
     pub node_dir: Option<PathBuf>,
     /// Where the generated node config goes; default `{node_dir}/{name}.json`.
     pub config_path: Option<PathBuf>,
+    /// The node's database directory (what a backup archives and a restore replaces), relative
+    /// to the config file; no default: a node without one is never backed up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
     /// A version from `[versions]`; default `node_defaults.version`.
     pub version: Option<String>,
     /// The binary, when not chosen by version; default `node_defaults.binary`.

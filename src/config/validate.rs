@@ -71,6 +71,13 @@ pub const DURATION_BOUNDS: &[(&str, Duration, Duration)] = &[
         POSITIVE,
         Duration::from_secs(7 * 24 * 3600),
     ),
+    // A backup stops a node: more often than every few minutes is a mistake.
+    (
+        "backup.every",
+        Duration::from_secs(5 * 60),
+        Duration::from_secs(90 * 24 * 3600),
+    ),
+    ("backup.early_exit", POSITIVE, HOUR),
 ];
 
 /// The bounds of `key` (`supervisors.NAME.x` has those of `supervisor.x`).
@@ -241,6 +248,7 @@ pub(crate) fn validate(
         &restart_log,
         cluster.as_ref().map(|cluster| cluster.name.as_str()),
     );
+    let backup = v.backup(&raw);
     let mut nodes = nodes;
     if let Some(cluster) = &cluster {
         // This instance manages its own nodes; the others' are validated alike (one pool file
@@ -263,6 +271,7 @@ pub(crate) fn validate(
         api,
         reference_url,
         cluster,
+        backup,
     };
     (config, skipped, notices)
 }
@@ -641,6 +650,7 @@ impl Validator<'_, '_> {
                     startsecs: defaults.startsecs,
                     stopwaitsecs: defaults.stopwaitsecs,
                     log_file: log_dir.join(format!("{}.log", node.name)),
+                    data_dir: node.data_dir.as_ref().map(|dir| self.resolve(dir)),
                     node_dir,
                 });
                 continue;
@@ -764,6 +774,7 @@ impl Validator<'_, '_> {
                 startsecs: defaults.startsecs,
                 stopwaitsecs: defaults.stopwaitsecs,
                 log_file: log_dir.join(format!("{}.log", node.name)),
+                data_dir: node.data_dir.as_ref().map(|dir| self.resolve(dir)),
                 node_dir,
             });
         }
@@ -1878,6 +1889,69 @@ impl Validator<'_, '_> {
         })
     }
 
+    /// `[backup]`: the target directory whenever the table is set (so with `every` or
+    /// `auto_restore`), `keep` at least 1, durations in bounds, `node` a configured node with a
+    /// `data_dir` (a node without one is otherwise simply no candidate).
+    fn backup(&mut self, raw: &RawConfig) -> Option<BackupSettings> {
+        let backup = raw.backup.as_ref()?;
+        let dir = match &backup.dir {
+            Some(dir) => Some(self.resolve(dir)),
+            None => {
+                let users: Vec<&str> = [
+                    (backup.every.is_some(), "every"),
+                    (backup.auto_restore, "auto_restore"),
+                ]
+                .into_iter()
+                .filter_map(|(set, key)| set.then_some(key))
+                .collect();
+                let why = if users.is_empty() {
+                    "[backup] is set".to_string()
+                } else {
+                    format!("backup.{} needs archives", users.join(" and backup."))
+                };
+                self.error(
+                    "backup.dir",
+                    format!("missing: the directory archives go to ({why})"),
+                );
+                None
+            }
+        };
+        if backup.keep == 0 {
+            self.error(
+                "backup.keep",
+                "expected at least 1 (the archives kept per node)",
+            );
+        }
+        if let Some(every) = backup.every {
+            self.duration("backup.every", every);
+        }
+        self.duration("backup.early_exit", backup.early_exit);
+        if let Some(name) = &backup.node {
+            match raw.nodes.iter().find(|node| &node.name == name) {
+                None => self.error(
+                    "backup.node",
+                    format!("{name:?} is not a configured node (nodes[].name)"),
+                ),
+                Some(node) if node.data_dir.is_none() => self.error(
+                    "backup.node",
+                    format!("{name:?} has no data_dir: set nodes[].data_dir to back it up"),
+                ),
+                Some(_) => {}
+            }
+        }
+        Some(BackupSettings {
+            dir: dir?,
+            keep: backup.keep,
+            rules: BackupRules {
+                every: backup.every,
+                node: backup.node.clone(),
+                min_in_sync: usize::try_from(backup.min_in_sync).unwrap_or(usize::MAX),
+                auto_restore: backup.auto_restore,
+                early_exit: backup.early_exit,
+            },
+        })
+    }
+
     fn api(&mut self, raw: &RawConfig) -> ApiSettings {
         let api = &raw.api;
         let token = self.secret(
@@ -2221,6 +2295,10 @@ mod tests {
         }
         let mut raw = RawConfig::default();
         raw.thresholds.hang_timeout = Some(DEFAULT_HANG_TIMEOUT);
+        raw.backup = Some(super::super::raw::RawBackup {
+            every: Some(Duration::from_secs(3600)),
+            ..Default::default()
+        });
         let mut keys = Vec::new();
         walk("", &serde_json::to_value(&raw).unwrap(), &mut keys);
         assert!(keys.len() >= 15, "{keys:?}");
@@ -3011,5 +3089,111 @@ mod tests {
             errors.iter().any(|e| e.contains("nodes[1].instance")),
             "{errors:?}"
         );
+    }
+
+    /// `[backup]` and the nodes' data directories of a nodeos pool (`a1` with `data_dir = "d1"`,
+    /// `b1` without) plus `extra`, and every `backup` problem.
+    fn backup_of(extra: &str) -> (Option<BackupSettings>, Vec<String>, Vec<Option<PathBuf>>) {
+        let text = format!(
+            "[node_defaults]\nchain = \"nodeos\"\nnode_dir = \"/nodes\"\n\
+             [[nodes]]\nname = \"a1\"\nrest_url = \"http://127.0.0.1:8881\"\ndata_dir = \"d1\"\n\
+             [[nodes]]\nname = \"b1\"\nrest_url = \"http://127.0.0.1:8882\"\n{extra}"
+        );
+        let path = Path::new("/nowhere/nodekeeper.toml");
+        let env = crate::config::Env::new();
+        let (raw, mut errors) = load_raw_text(&text, config::FileFormat::Toml, path, &env);
+        let origins = Origins::new(path, &env);
+        let (config, _, _) = validate(raw, path, &origins, &mut errors, HostFiles::Skip);
+        let errors = errors
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .map(|e| e.replace("/nowhere/nodekeeper.toml", "FILE"))
+            .collect();
+        let dirs = config.nodes.iter().map(|n| n.data_dir.clone()).collect();
+        (config.backup, errors, dirs)
+    }
+
+    #[test]
+    fn backup_resolves_its_defaults_and_paths_beside_the_file() {
+        let (backup, errors, dirs) = backup_of("");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(backup, None);
+        assert_eq!(dirs, [Some(PathBuf::from("/nowhere/d1")), None]);
+        let (backup, errors, _) = backup_of("[backup]\ndir = \"archives\"\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            backup,
+            Some(BackupSettings {
+                dir: PathBuf::from("/nowhere/archives"),
+                keep: 3,
+                rules: BackupRules::default(),
+            })
+        );
+        let (backup, errors, _) = backup_of(
+            "[backup]\ndir = \"/srv/b\"\nkeep = 5\nevery = \"6h\"\nnode = \"a1\"\n\
+             min_in_sync = 2\nauto_restore = true\nearly_exit = \"20s\"\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            backup,
+            Some(BackupSettings {
+                dir: PathBuf::from("/srv/b"),
+                keep: 5,
+                rules: BackupRules {
+                    every: Some(Duration::from_secs(6 * 3600)),
+                    node: Some("a1".into()),
+                    min_in_sync: 2,
+                    auto_restore: true,
+                    early_exit: Duration::from_secs(20),
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn backup_mistakes_name_their_key() {
+        let cases = [
+            (
+                "[backup]\nkeep = 2\n",
+                "FILE: backup.dir: missing: the directory archives go to ([backup] is set)",
+            ),
+            (
+                "[backup]\nevery = \"1d\"\nauto_restore = true\n",
+                "FILE: backup.dir: missing: the directory archives go to (backup.every and \
+                 backup.auto_restore needs archives)",
+            ),
+            (
+                "[backup]\ndir = \"b\"\nkeep = 0\n",
+                "FILE: backup.keep: expected at least 1",
+            ),
+            (
+                "[backup]\ndir = \"b\"\nnode = \"c1\"\n",
+                "FILE: backup.node: \"c1\" is not a configured node",
+            ),
+            (
+                "[backup]\ndir = \"b\"\nnode = \"b1\"\n",
+                "FILE: backup.node: \"b1\" has no data_dir",
+            ),
+            (
+                "[backup]\ndir = \"b\"\nearly_exit = 0\n",
+                "FILE: backup.early_exit: expected a positive duration",
+            ),
+            (
+                "[backup]\ndir = \"b\"\nevery = \"1m\"\n",
+                "FILE: backup.every: expected at least 5m, got 1m",
+            ),
+            (
+                "[backup]\ndir = \"b\"\nkeeps = 2\n",
+                "FILE: backup.keeps: unknown key",
+            ),
+        ];
+        for (table, expected) in cases {
+            let (_, errors, _) = backup_of(table);
+            assert!(
+                errors.len() == 1 && errors[0].starts_with(expected),
+                "{table}: {errors:?}"
+            );
+        }
     }
 }

@@ -108,6 +108,12 @@ pub struct LeaderMemory {
     /// Processes seen booting (node → its start), whose first Running answer is evidence.
     #[serde(skip)]
     pub boot_watch: BTreeMap<String, SystemTime>,
+    /// The nodes that may hold the key (produce, forge) as the last tick concluded: with
+    /// leadership on, the tick's verdict (a holder, a remembered leader, a node whose answer is
+    /// unknown); with leadership off, the nodes that may boot holding it ([`boots_with_key`]).
+    /// What the backup rules read (`policy::backup`).
+    #[serde(skip)]
+    pub may_hold_now: BTreeSet<String>,
 }
 
 /// What a node held when it first answered after a boot.
@@ -458,6 +464,13 @@ impl Context {
     ) -> Context {
         let now = observation.now;
         if !config.enabled {
+            // nodekeeper moves no key: a node producing is one that boots with it.
+            memory.may_hold_now = observation
+                .nodes
+                .iter()
+                .filter(|node| boots_with_key(node, memory.boot_evidence.get(&node.name)).0)
+                .map(|node| node.name.clone())
+                .collect();
             return Context {
                 enabled: false,
                 now,
@@ -518,6 +531,13 @@ impl Context {
             }
         }
         let may_hold: Vec<bool> = verdicts.iter().map(|(may, _, _)| *may).collect();
+        memory.may_hold_now = observation
+            .nodes
+            .iter()
+            .zip(&may_hold)
+            .filter(|(_, may)| **may)
+            .map(|(node, _)| node.name.clone())
+            .collect();
         // The leader: among the nodes known to hold the key, the remembered leader unless another
         // holder is in sync and it is not; else the remembered leader when it may still hold it.
         let holders: Vec<usize> = (0..observation.nodes.len())

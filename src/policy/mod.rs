@@ -21,6 +21,7 @@
 //! - a program stopped by someone else is held (the operator's word stands) until started again;
 //! - a node whose supervisord is unreachable, or that the shell is acting on, is left alone.
 
+pub mod backup;
 pub mod facts;
 pub mod kes;
 pub mod leader;

@@ -107,6 +107,23 @@ const CASES: &[Case] = &[
         "cluster-node-without-instance.toml",
         &[("nodes[1].instance", "every node names the instance")],
     ),
+    case(
+        "backup-auto-restore-without-dir.toml",
+        &[("backup.dir", "backup.auto_restore needs archives")],
+    ),
+    case("backup-keep-zero.toml", &[("backup.keep", "at least 1")]),
+    case(
+        "backup-node-unknown.toml",
+        &[("backup.node", "\"node9\" is not a configured node")],
+    ),
+    case(
+        "backup-node-without-data-dir.toml",
+        &[("backup.node", "\"node1\" has no data_dir")],
+    ),
+    case(
+        "backup-every-too-short.toml",
+        &[("backup.every", "expected at least 5m")],
+    ),
     // KNOWN BUG: a bad `supervisor.url` also reports `nodes[0].supervisor: "default" is not a
     // [supervisors.NAME] section`, which is false: the node uses [supervisor], which exists but
     // failed validation (src/config/model.rs, `Validator::nodes`: the check

@@ -45,6 +45,7 @@ pub struct Shared {
     node: Mutex<Node>,
     events: Option<EventLog>,
     stop: watch::Sender<bool>,
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Shared {
@@ -54,7 +55,19 @@ impl Shared {
             node: Mutex::new(node),
             events,
             stop: watch::channel(false).0,
+            data_dir: None,
         }
+    }
+
+    /// With the node's data directory (where the `corrupt-db` fault leaves its marker).
+    pub fn with_data_dir(mut self, data_dir: Option<std::path::PathBuf>) -> Shared {
+        self.data_dir = data_dir;
+        self
+    }
+
+    /// The node's data directory, if any.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_deref()
     }
 
     fn lock(&self) -> MutexGuard<'_, Node> {
@@ -494,6 +507,13 @@ async fn post_fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     shared.set_fault(fault);
     if fault == Fault::Crash {
         crash_soon();
+    }
+    if fault == Fault::CorruptDb {
+        let dir = shared.data_dir().map(std::path::Path::to_path_buf);
+        tokio::spawn(async move {
+            tokio::time::sleep(CRASH_DELAY).await;
+            crate::data::corrupt_and_exit(dir.as_deref());
+        });
     }
     axum::Json(shared.sim_state()).into_response()
 }

@@ -66,9 +66,14 @@ pub struct Args {
     #[arg(long, env = "NODEKEEPER_SIM_EVENTS")]
     pub events: Option<PathBuf>,
 
-    /// Control file polled every 200 ms; one line: none, stuck, lag N, bootstrap, hang, slow MS, slow-leaders MS, refuse-promotion, crash or fork.
+    /// Control file polled every 200 ms; one line: none, stuck, lag N, bootstrap, hang, slow MS, slow-leaders MS, refuse-promotion, crash, corrupt-db or fork.
     #[arg(long, env = "NODEKEEPER_SIM_CONTROL")]
     pub control: Option<PathBuf>,
+
+    /// Data directory: created if missing; `blocks.log` grows in it while the node follows the chain, and the
+    /// `corrupt-db` fault leaves a marker there that makes every later start exit 1.
+    #[arg(long, env = "NODEKEEPER_SIM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 
     /// The `version` the node reports.
     #[arg(
@@ -122,6 +127,8 @@ pub struct SimConfig {
     pub events: Option<PathBuf>,
     /// The control file, if any.
     pub control: Option<PathBuf>,
+    /// The data directory, if any.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -164,6 +171,7 @@ impl Args {
             listen: self.listen,
             events: self.events,
             control: self.control,
+            data_dir: self.data_dir,
         })
     }
 }

@@ -41,6 +41,9 @@ pub enum Fault {
     RefusePromotion,
     /// The process exits with status 1.
     Crash,
+    /// The database goes bad: the process leaves the corrupt-database marker in `--data-dir` and
+    /// exits with status 1, and every later start exits 1 the same way until the marker is gone.
+    CorruptDb,
     /// The node follows a private branch that grows slowly.
     Fork,
 }
@@ -85,6 +88,7 @@ impl Fault {
             },
             "refuse-promotion" => Fault::RefusePromotion,
             "crash" => Fault::Crash,
+            "corrupt-db" => Fault::CorruptDb,
             "fork" => Fault::Fork,
             other => return Err(FaultError::Unknown(other.to_string())),
         })
@@ -92,7 +96,7 @@ impl Fault {
 }
 
 /// Parses one control-file line: `none`, `stuck`, `lag N`, `bootstrap`, `hang`, `slow MS`, `slow-leaders MS`,
-/// `refuse-promotion`, `crash` or `fork`.
+/// `refuse-promotion`, `crash`, `corrupt-db` or `fork`.
 /// An empty line means `none`.
 impl FromStr for Fault {
     type Err = FaultError;
@@ -137,6 +141,7 @@ impl fmt::Display for Fault {
             Fault::SlowLeaders { delay_ms } => write!(f, "slow-leaders {delay_ms}"),
             Fault::RefusePromotion => f.write_str("refuse-promotion"),
             Fault::Crash => f.write_str("crash"),
+            Fault::CorruptDb => f.write_str("corrupt-db"),
             Fault::Fork => f.write_str("fork"),
         }
     }
@@ -179,6 +184,7 @@ mod tests {
             "slow-leaders 1500",
             "refuse-promotion",
             "crash",
+            "corrupt-db",
             "fork",
         ] {
             let fault: Fault = line.parse().unwrap();

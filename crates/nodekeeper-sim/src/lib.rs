@@ -17,10 +17,11 @@
 //! - node secrets (`--secret` YAML, `POST /leaders` JSON) are `nodekeeper::chain::jormungandr::secret`, shared with the daemon.
 //! - `events`: the append-only leader-event log.
 //! - `config`: the command line and its validation.
+//! - `data`: the data directory (`--data-dir`): `blocks.log` and the corrupt-database marker.
 //! - `api`: the HTTP routes.
 //! - this file: the shell: start-up, the slot ticker, the control-file poller and shutdown.
 //!
-//! Control interface: `POST /sim/fault` with `{"fault":"none|stuck|lag|bootstrap|hang|slow|slow-leaders|refuse-promotion|crash|fork",
+//! Control interface: `POST /sim/fault` with `{"fault":"none|stuck|lag|bootstrap|hang|slow|slow-leaders|refuse-promotion|crash|corrupt-db|fork",
 //! "blocks":N,"delay_ms":M}` (`blocks` is required for `lag`, `delay_ms` for `slow` and `slow-leaders`), `GET /sim/state`, or a
 //! `--control` file holding one line (`stuck`, `lag 5`, `slow 500`, …; missing or empty = `none`), polled every
 //! 200 ms and applied only when its content changes. `/sim/*` keeps answering under every fault except `crash`.
@@ -32,6 +33,7 @@ pub mod api;
 pub mod cardano;
 pub mod chain;
 pub mod config;
+pub mod data;
 pub mod events;
 pub mod fault;
 pub mod node;
@@ -54,6 +56,8 @@ use self::events::EventLog;
 use self::fault::Fault;
 use self::node::Node;
 
+/// How often the block log is brought up to the node's tip.
+const BLOCK_LOG_EVERY: Duration = Duration::from_millis(250);
 /// How often the control file is read.
 const CONTROL_POLL: Duration = Duration::from_millis(200);
 /// How long a graceful shutdown may take before the process exits anyway (hung requests never finish).
@@ -73,7 +77,8 @@ pub enum SimError {
 
 /// The `nodekeeper-sim` entry point: `--chain jormungandr|nodeos|cardano` (or `NODEKEEPER_SIM_CHAIN`; default
 /// `jormungandr`) picks the simulated chain, whose own flags follow.
-/// Exit status: 0 on shutdown, 1 on a `crash` fault or a server failure, 2 on a start-up error.
+/// Exit status: 0 on shutdown, 1 on a `crash` or `corrupt-db` fault (and at every start while the corrupt-database
+/// marker is in `--data-dir`) or a server failure, 2 on a start-up error.
 pub fn main() -> ExitCode {
     let (chain, args) = split_chain(std::env::args_os().collect());
     match chain.as_deref() {
@@ -147,6 +152,20 @@ async fn start(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(dir) = &config.data_dir {
+        if let Err(error) = std::fs::create_dir_all(dir) {
+            eprintln!(
+                "nodekeeper-sim: cannot create the data directory {}: {error}",
+                dir.display()
+            );
+            return ExitCode::from(2);
+        }
+        if data::is_corrupt(dir) {
+            // As a database that will not open: an error line and status 1, at every start.
+            eprintln!("nodekeeper-sim: {}", data::CORRUPT_DB_MESSAGE);
+            return ExitCode::from(1);
+        }
+    }
     let listener = match TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -185,7 +204,9 @@ pub async fn run(
 ) -> Result<(), SimError> {
     let name = config.node.name.clone();
     let node = Node::new(config.node, Utc::now());
-    let shared = Arc::new(Shared::new(node, config.events.map(EventLog::new)));
+    let shared = Arc::new(
+        Shared::new(node, config.events.map(EventLog::new)).with_data_dir(config.data_dir.clone()),
+    );
     tracing::info!(node = %name, "simulated node starting");
 
     let mut background = Vec::new();
@@ -200,6 +221,14 @@ pub async fn run(
         )));
     }
     background.push(tokio::spawn(tick_slots(shared.clone())));
+    if let Some(dir) = &config.data_dir {
+        match data::BlockLog::open(dir) {
+            Ok(log) => background.push(tokio::spawn(write_blocks(shared.clone(), log))),
+            Err(error) => {
+                tracing::error!(dir = %dir.display(), %error, "cannot open the block log")
+            }
+        }
+    }
 
     let server = axum::serve(listener, api::router(shared.clone()))
         .with_graceful_shutdown(shared.stopped())
@@ -243,6 +272,25 @@ async fn tick_slots(shared: Arc<Shared>) {
     }
 }
 
+/// Appends the blocks of the node's tip to its data directory's block log while it is Running
+/// (checked every `BLOCK_LOG_EVERY`).
+async fn write_blocks(shared: Arc<Shared>, mut log: data::BlockLog) {
+    loop {
+        let tip = shared.with_node(|node, now| {
+            (node.state(now) == node::NodeState::Running).then(|| {
+                let tip = node.tip(now);
+                (tip.height, chain::to_hex(&node.params().block_hash(&tip)))
+            })
+        });
+        if let Some((height, hash)) = tip
+            && let Err(error) = log.record(height, &hash)
+        {
+            tracing::error!(path = %log.path().display(), %error, "cannot append to the block log");
+        }
+        tokio::time::sleep(BLOCK_LOG_EVERY).await;
+    }
+}
+
 async fn poll_control_file(shared: Arc<Shared>, path: PathBuf, mut last_seen: Option<String>) {
     loop {
         tokio::time::sleep(CONTROL_POLL).await;
@@ -260,6 +308,7 @@ async fn apply_control_file(shared: &Shared, path: &Path, last_seen: &mut Option
             tracing::error!("control file says crash: exiting with status 1");
             std::process::exit(1);
         }
+        Ok(Fault::CorruptDb) => data::corrupt_and_exit(shared.data_dir()),
         Ok(fault) => shared.set_fault(fault),
         Err(error) => tracing::warn!(path = %path.display(), %error, "ignoring the control file"),
     }

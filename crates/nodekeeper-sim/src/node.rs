@@ -302,7 +302,8 @@ impl Node {
             | Fault::Slow { .. }
             | Fault::SlowLeaders { .. }
             | Fault::RefusePromotion
-            | Fault::Crash => View::Main,
+            | Fault::Crash
+            | Fault::CorruptDb => View::Main,
         };
         self.fault = fault;
     }

@@ -419,6 +419,56 @@ async fn hang_slow_bootstrap_and_crash_are_observable() {
     tokio::join!(hang_check, slow_check, bootstrap_check, crash_check);
 }
 
+/// `--data-dir`: created, its `blocks.log` grows with the chain; `corrupt-db` (by the control file or over
+/// HTTP) exits 1 leaving the marker, and every later start exits 1 with the database's error line until the
+/// marker is gone.
+#[tokio::test]
+async fn the_data_dir_grows_and_a_corrupt_database_will_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let control = dir.path().join("control");
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--control",
+        control.to_str().unwrap(),
+    ];
+    let mut sim = Sim::start("data", &args).await;
+    sim.running().await;
+    let log = data.join("blocks.log");
+    let size = || std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let first = poll("a block record", WAIT, || async { (size() > 0).then(size) }).await;
+    poll("the block log to grow", WAIT, || async {
+        (size() > first).then_some(())
+    })
+    .await;
+
+    std::fs::write(&control, "corrupt-db\n").unwrap();
+    assert_eq!(sim.exit_status(WAIT).await.code(), Some(1));
+    assert!(data.join("sim-corrupt-db").exists());
+
+    // Every later start refuses, with the error line.
+    let output = Command::new(SIM)
+        .args(["--name", "data", "--listen", "127.0.0.1:0"])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("database corrupted"), "{stderr}");
+
+    // A replaced data directory (a restore) opens; the fault over HTTP does the same.
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::remove_file(&control).unwrap();
+    let mut sim = Sim::start("data", &args[..2]).await;
+    sim.running().await;
+    sim.fault(json!({"fault": "corrupt-db"})).await;
+    assert_eq!(sim.exit_status(WAIT).await.code(), Some(1));
+    assert!(data.join("sim-corrupt-db").exists());
+}
+
 /// Runs `future` and returns its output with how long it took.
 async fn timed<T>(future: impl Future<Output = T>) -> (T, Duration) {
     let started = Instant::now();
