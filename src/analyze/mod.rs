@@ -12,7 +12,12 @@
 //!   node's stop is the same restart, and so is a start whose reason is `retry after a failed
 //!   start`. A restart's time and reason are its first row's.
 //! - A reason's *kind* is its text before ` (`: `stale tip (no new block for 6 s)` is `stale tip`.
+//!   A backup's or restore's reason is cut to its `MAINTENANCE_KINDS` prefix: `backup to
+//!   /b/node1-….tar.zst (1.2 GB in 40 s)` is `backup`, `restore failed: …` is `restore failed`.
 //!   Counts per reason, `--reason` and the planned list use kinds.
+//! - `backup` and `restore` rows are maintenance, no restart of their own: the stop before and the
+//!   start after one are a single restart whose kind (`backup`, `restore`, `automatic restore`) is
+//!   planned. They are counted per node (`backups`, `restores`, failed ones apart).
 //! - A restart is *planned* when its kind is in `DEFAULT_PLANNED` or `--planned`; every other
 //!   restart is a *failure*.
 //! - MTBF is the mean gap between a node's consecutive failures, `(last - first) / (n - 1)`; the
@@ -33,18 +38,38 @@ use rustc_hash::FxHashMap;
 pub use report::{Options, Report, analyze};
 
 /// Reason kinds that are planned restarts by default: an operator's request, a node found
-/// stopped (someone stopped it), jmanager's leader-schedule refresh (`leader logs`), and the
-/// planned kinds nodekeeper may write (`schedule refresh`, `slot guard`, `config change`). The empty reason is
-/// jmanager's plain start of a STOPPED node.
-pub const DEFAULT_PLANNED: [&str; 7] = [
+/// stopped (someone stopped it), jmanager's leader-schedule refresh (`leader logs`), the
+/// planned kinds nodekeeper may write (`schedule refresh`, `slot guard`, `config change`) and its
+/// maintenance (`MAINTENANCE_KINDS`: a backup or a restore, done or failed, automatic or not). The
+/// empty reason is jmanager's plain start of a STOPPED node.
+pub const DEFAULT_PLANNED: [&str; 12] = [
     "operator request",
     "stopped",
     "leader logs",
     "schedule refresh",
     "slot guard",
     "config change",
+    "backup",
+    "backup failed",
+    "restore",
+    "restore failed",
+    "automatic restore",
     "",
 ];
+
+/// The kinds of the reasons nodekeeper writes around and on a backup or a restore, longest
+/// prefix first: a reason that starts with one of them (then ends, or goes on with a space or a
+/// colon) is of that kind, whatever follows (an archive's name, sizes, an error).
+pub const MAINTENANCE_KINDS: [&str; 5] = [
+    "automatic restore",
+    "backup failed",
+    "restore failed",
+    "backup",
+    "restore",
+];
+
+/// The kinds of the `backup`/`restore` rows that say the attempt failed.
+pub const FAILED_MAINTENANCE_KINDS: [&str; 2] = ["backup failed", "restore failed"];
 
 /// The reason nodekeeper writes on a start that retries a failed one: part of the earlier restart.
 pub const RETRY_REASON: &str = "retry after a failed start";
@@ -186,11 +211,28 @@ fn intern(names: &mut Vec<String>, index: &mut FxHashMap<String, u32>, name: &st
 }
 
 /// A reason's kind: its text before ` (`, trimmed. `lag (height 11, reference 17, 6 behind)` is
-/// `lag`; jmanager's reasons have no details and are their own kind.
+/// `lag`; jmanager's reasons have no details and are their own kind. A backup's or a restore's
+/// reason is its `MAINTENANCE_KINDS` prefix (`backup to /b/x.tar.zst` is `backup`).
 pub fn reason_kind(reason: &str) -> &str {
+    if let Some(kind) = maintenance_kind(reason.as_bytes()) {
+        return kind;
+    }
     let kind = match reason.find(" (") {
         Some(index) => &reason[..index],
         None => reason,
     };
     kind.trim()
+}
+
+/// The `MAINTENANCE_KINDS` entry `reason` starts with (followed by its end, a space or a colon),
+/// if any. Cheap for other reasons: one byte is looked at.
+#[inline]
+pub fn maintenance_kind(reason: &[u8]) -> Option<&'static str> {
+    if !matches!(reason.first(), Some(b'a' | b'b' | b'r')) {
+        return None;
+    }
+    MAINTENANCE_KINDS.into_iter().find(|kind| {
+        reason.starts_with(kind.as_bytes())
+            && matches!(reason.get(kind.len()), None | Some(b' ' | b':'))
+    })
 }

@@ -181,6 +181,9 @@ fn intern(names: &mut Vec<Box<[u8]>>, index: &mut NameIndex, name: &[u8]) -> u32
 
 /// A reason's kind (see `super::reason_kind`), on bytes.
 fn reason_kind(reason: &[u8]) -> &[u8] {
+    if let Some(kind) = super::maintenance_kind(reason) {
+        return kind.as_bytes();
+    }
     // Reasons are short: a plain loop beats setting up a substring searcher per row.
     let end = (1..reason.len())
         .find(|&index| reason[index] == b'(' && reason[index - 1] == b' ')

@@ -126,13 +126,28 @@ pub fn table_text(document: &Document<'_>) -> String {
         }
         None => out.push_str("no restarts\n"),
     }
+    // Maintenance: its own line, and its own columns below, only in logs that have any.
+    let maintenance = totals.backups + totals.restores > 0;
+    if maintenance {
+        let _ = writeln!(
+            out,
+            "{} backups ({} failed), {} restores ({} failed): maintenance, their stop and start \
+             count as planned restarts",
+            totals.backups, totals.failed_backups, totals.restores, totals.failed_restores
+        );
+    }
 
     out.push('\n');
+    // A count with its failed part: `3`, `3 (1 failed)`.
+    let with_failed = |n: u64, failed: u64| match failed {
+        0 => n.to_string(),
+        failed => format!("{n} ({failed} failed)"),
+    };
     let rows: Vec<Vec<String>> = report
         .nodes
         .iter()
         .map(|node| {
-            vec![
+            let mut row = vec![
                 node.node.clone(),
                 node.restarts.to_string(),
                 node.failures.to_string(),
@@ -141,24 +156,30 @@ pub fn table_text(document: &Document<'_>) -> String {
                 optional(node.mean_uptime_at_failure_secs, duration),
                 optional(node.longest_stable_run_secs, duration),
                 node.flapping_windows.to_string(),
-            ]
+            ];
+            if maintenance {
+                row.push(with_failed(node.backups, node.failed_backups));
+                row.push(with_failed(node.restores, node.failed_restores));
+            }
+            row
         })
         .collect();
-    table(
-        &mut out,
-        &[
-            "NODE",
-            "RESTARTS",
-            "FAILURES",
-            "PLANNED",
-            "MTBF",
-            "UPTIME AT FAILURE",
-            "LONGEST STABLE",
-            "FLAPPING",
-        ],
-        &[false, true, true, true, true, true, true, true],
-        &rows,
-    );
+    let mut headers = vec![
+        "NODE",
+        "RESTARTS",
+        "FAILURES",
+        "PLANNED",
+        "MTBF",
+        "UPTIME AT FAILURE",
+        "LONGEST STABLE",
+        "FLAPPING",
+    ];
+    if maintenance {
+        headers.extend(["BACKUPS", "RESTORES"]);
+    }
+    let mut right = vec![true; headers.len()];
+    right[0] = false;
+    table(&mut out, &headers, &right, &rows);
 
     out.push('\n');
     let rows: Vec<Vec<String>> = report
@@ -342,6 +363,10 @@ pub fn csv_text(document: &Document<'_>) -> String {
         ("restarts", totals.restarts),
         ("failures", totals.failures),
         ("planned", totals.planned),
+        ("backups", totals.backups),
+        ("failed_backups", totals.failed_backups),
+        ("restores", totals.restores),
+        ("failed_restores", totals.failed_restores),
         ("skipped_lines", document.skipped as u64),
     ] {
         record("total", "", "", "", "", None, metric, value.to_string());
@@ -353,6 +378,10 @@ pub fn csv_text(document: &Document<'_>) -> String {
             ("rows", node.rows.to_string()),
             ("stops", node.stops.to_string()),
             ("starts", node.starts.to_string()),
+            ("backups", node.backups.to_string()),
+            ("failed_backups", node.failed_backups.to_string()),
+            ("restores", node.restores.to_string()),
+            ("failed_restores", node.failed_restores.to_string()),
             ("restarts", node.restarts.to_string()),
             ("failures", node.failures.to_string()),
             ("planned", node.planned.to_string()),

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Serialize;
 
-use super::{Action, DEFAULT_PLANNED, Dataset, LogRow, RETRY_REASON, reason_kind};
+use super::{
+    Action, DEFAULT_PLANNED, Dataset, FAILED_MAINTENANCE_KINDS, LogRow, RETRY_REASON, reason_kind,
+};
 
 const MS_PER_DAY: i64 = 86_400_000;
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -126,6 +128,14 @@ pub struct Totals {
     pub failures: u64,
     /// Of which planned.
     pub planned: u64,
+    /// `backup` rows (maintenance, not restarts).
+    pub backups: u64,
+    /// Of which failed (`backup failed`).
+    pub failed_backups: u64,
+    /// `restore` rows (maintenance, not restarts).
+    pub restores: u64,
+    /// Of which failed (`restore failed`).
+    pub failed_restores: u64,
 }
 
 /// One node's figures.
@@ -139,6 +149,14 @@ pub struct NodeReport {
     pub stops: u64,
     /// Of which starts.
     pub starts: u64,
+    /// Of which backups (maintenance between a stop and a start, not a restart of its own).
+    pub backups: u64,
+    /// Of the backups, those that failed.
+    pub failed_backups: u64,
+    /// Of which restores (maintenance, as backups).
+    pub restores: u64,
+    /// Of the restores, those that failed.
+    pub failed_restores: u64,
     /// Restarts counted.
     pub restarts: u64,
     /// Of which failures.
@@ -240,6 +258,10 @@ struct NodeWalk {
     rows: u64,
     stops: u64,
     starts: u64,
+    backups: u64,
+    failed_backups: u64,
+    restores: u64,
+    failed_restores: u64,
     restarts: u64,
     failures: u64,
     planned: u64,
@@ -268,6 +290,8 @@ struct Selection {
     node: Vec<bool>,
     reason: Vec<bool>,
     planned: Vec<bool>,
+    /// The reason kinds of failed backups and restores.
+    failed: Vec<bool>,
     retry: Option<u32>,
     since: i64,
     until: i64,
@@ -294,6 +318,11 @@ pub fn analyze(data: &Dataset, options: &Options) -> Report {
             .reasons
             .iter()
             .map(|kind| options.planned.iter().any(|p| same(reason_kind(p), kind)))
+            .collect(),
+        failed: data
+            .reasons
+            .iter()
+            .map(|kind| FAILED_MAINTENANCE_KINDS.contains(&kind.as_str()))
             .collect(),
         retry: data
             .reasons
@@ -490,13 +519,19 @@ impl NodeWalk {
     /// reason id while the walk lasts.
     #[inline]
     fn push(&mut self, row: &LogRow, selection: &Selection, counts: &mut [u64]) {
+        if row.action.is_maintenance() {
+            self.push_maintenance(row, selection);
+            return;
+        }
         let begins = match row.action {
             Action::Stop => true,
             Action::Start => match self.previous {
                 Some(Action::Stop) => false,
                 Some(Action::Start) => Some(row.reason) != selection.retry,
-                None => true,
+                // Never set to a maintenance row.
+                Some(Action::Backup | Action::Restore) | None => true,
             },
+            Action::Backup | Action::Restore => false,
         };
         self.previous = Some(row.action);
         let time = row.timestamp_ms;
@@ -510,6 +545,7 @@ impl NodeWalk {
         match row.action {
             Action::Stop => self.stops += 1,
             Action::Start => self.starts += 1,
+            Action::Backup | Action::Restore => {}
         }
         if !begins || !selection.reason[row.reason as usize] {
             return;
@@ -537,6 +573,27 @@ impl NodeWalk {
                 self.uptime_sum += u128::from(uptime);
                 self.uptime_samples += 1;
             }
+        }
+    }
+
+    /// Counts a `backup` or `restore` row: no restart, and the start after it still completes
+    /// the stop before it (`previous` is left alone).
+    fn push_maintenance(&mut self, row: &LogRow, selection: &Selection) {
+        let time = row.timestamp_ms;
+        self.disordered |= time < self.last_time;
+        self.last_time = time;
+        if time < selection.since || time >= selection.until {
+            return;
+        }
+        self.first_row.get_or_insert(time);
+        self.rows += 1;
+        let failed = u64::from(selection.failed[row.reason as usize]);
+        if row.action == Action::Backup {
+            self.backups += 1;
+            self.failed_backups += failed;
+        } else {
+            self.restores += 1;
+            self.failed_restores += failed;
         }
     }
 
@@ -571,6 +628,10 @@ fn assemble(
         totals.restarts += walk.restarts;
         totals.failures += walk.failures;
         totals.planned += walk.planned;
+        totals.backups += walk.backups;
+        totals.failed_backups += walk.failed_backups;
+        totals.restores += walk.restores;
+        totals.failed_restores += walk.failed_restores;
         for &(reason, n) in &walk.reason_counts {
             *reason_totals.entry(reason).or_default() += n;
         }
@@ -650,6 +711,10 @@ fn assemble(
             rows: walk.rows,
             stops: walk.stops,
             starts: walk.starts,
+            backups: walk.backups,
+            failed_backups: walk.failed_backups,
+            restores: walk.restores,
+            failed_restores: walk.failed_restores,
             restarts: walk.restarts,
             failures: walk.failures,
             planned: walk.planned,

@@ -1,4 +1,4 @@
-//! The append-only restart log (CSV): one row per stop and per start, each written with a single
+//! The append-only restart log (CSV): one row per stop, start, backup and restore, each written with a single
 //! `write_all` and `fsync`ed before the next action. This module owns opening (header check,
 //! torn-line repair) and appending; `record` owns the format (columns, headers, writing a row,
 //! reading records: also what `log analyze` reads with) and `read` reading rows back. It must not
@@ -13,7 +13,9 @@
 //!
 //! - `timestamp`: UTC, RFC 3339 with milliseconds and `Z` (`2026-11-22T01:02:03.123Z`), truncated to
 //!   the millisecond. Any RFC 3339 offset is accepted when reading.
-//! - `action`: `stop` or `start`, as jmanager writes them.
+//! - `action`: `stop` or `start`, as jmanager writes them; `backup` or `restore` for a backup or a
+//!   restore of the node's data, written between the `stop` and the `start` around it (files
+//!   without them still read; jmanager never wrote them).
 //! - `uptime`, `height`, `reference height`, `exit status`: integers; an empty cell when unknown
 //!   (jmanager wrote `-1` for an unknown uptime; we do not).
 //!

@@ -9,7 +9,8 @@
 //! goes through a quote-aware state machine with the `csv` crate's reading rules (`scan_record`),
 //! so a record may span lines. A bad record only costs its first line: a stray quote in one corrupt
 //! line cannot swallow the rows after it. Cells are checked as the writer writes them (UTF-8,
-//! RFC 3339 timestamp, `stop`/`start`, integers) and decoded lazily: a `Row` borrows its cells.
+//! RFC 3339 timestamp, `stop`/`start`/`backup`/`restore`, integers) and decoded lazily: a `Row`
+//! borrows its cells.
 //!
 //! jmanager's format is unquoted `node,timestamp,action,uptime,reason` (Python `str(datetime)` UTC
 //! timestamps, uptime `-1` when unknown); everything after the fourth comma is the reason.
@@ -47,7 +48,8 @@ pub const HEADER_LINE: &str = "node name,timestamp,action,uptime,reason,program,
 /// jmanager's header line as it writes it (`, ` between names).
 pub const JMANAGER_HEADER_LINE: &str = "node name, timestamp, action, uptime, reason\n";
 
-/// What a row records.
+/// What a row records. A backup or a restore is written between the `stop` and the `start` that
+/// bracket it (their reasons start with `backup` / `restore`); its own row says what came of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RestartAction {
@@ -55,18 +57,38 @@ pub enum RestartAction {
     Stop,
     /// The node's program was started.
     Start,
+    /// The stopped node's data was archived, or the attempt failed (the reason says which).
+    Backup,
+    /// The stopped node's data was restored from an archive, or the attempt failed.
+    Restore,
 }
 
 impl RestartAction {
-    /// The cell text: `stop` or `start`.
+    /// Every action: the cells the reader accepts.
+    pub const ALL: [RestartAction; 4] = [
+        RestartAction::Stop,
+        RestartAction::Start,
+        RestartAction::Backup,
+        RestartAction::Restore,
+    ];
+
+    /// The cell text: `stop`, `start`, `backup` or `restore`.
     pub fn as_str(self) -> &'static str {
         match self {
             RestartAction::Stop => "stop",
             RestartAction::Start => "start",
+            RestartAction::Backup => "backup",
+            RestartAction::Restore => "restore",
         }
     }
 
-    /// Parses the cell text (exactly `stop` or `start`).
+    /// Whether the row is maintenance (a backup or a restore) rather than a stop or a start: such
+    /// a row is no restart of its own and never a failure.
+    pub fn is_maintenance(self) -> bool {
+        matches!(self, RestartAction::Backup | RestartAction::Restore)
+    }
+
+    /// Parses the cell text (exactly `stop`, `start`, `backup` or `restore`).
     pub fn parse(text: &str) -> Option<RestartAction> {
         parse_action(text.as_bytes()).ok()
     }
@@ -784,8 +806,10 @@ fn parse_action(field: &[u8]) -> Result<RestartAction, Cow<'static, str>> {
     match field {
         b"stop" => Ok(RestartAction::Stop),
         b"start" => Ok(RestartAction::Start),
+        b"backup" => Ok(RestartAction::Backup),
+        b"restore" => Ok(RestartAction::Restore),
         other => Err(format!(
-            "action is neither stop nor start: {}",
+            "action is not stop, start, backup or restore: {}",
             crate::describe::excerpt(&String::from_utf8_lossy(other), 60)
         )
         .into()),

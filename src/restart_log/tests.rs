@@ -69,6 +69,15 @@ fn tricky_rows() -> Vec<RestartRow> {
             timestamp: SystemTime::UNIX_EPOCH - Duration::from_millis(1_500),
             ..row("five", RestartAction::Stop)
         },
+        RestartRow {
+            reason: "backup to /b/six-20261122T010203Z.tar.zst (123 MB in 4.2 s)".into(),
+            uptime_secs: None,
+            ..row("six", RestartAction::Backup)
+        },
+        RestartRow {
+            reason: "automatic restore (corrupt database: dirty flag) from /b/six.tar.zst".into(),
+            ..row("six", RestartAction::Restore)
+        },
     ]
 }
 
@@ -106,6 +115,24 @@ fn rows_are_encoded_as_documented() {
             expected
         );
     }
+    // A backup's and a restore's own rows: the action is the cell text, and reads back.
+    for action in [RestartAction::Backup, RestartAction::Restore] {
+        let text = String::from_utf8(encode_row(&row("n", action)).unwrap()).unwrap();
+        assert!(
+            text.starts_with(&format!("n,2026-11-22T01:02:03.123Z,{action},")),
+            "{text}"
+        );
+        let (rows, problems) =
+            read_rows_from(format!("{HEADER_LINE}{text}").as_bytes()).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(rows, [row("n", action)]);
+    }
+    for action in RestartAction::ALL {
+        assert_eq!(RestartAction::parse(action.as_str()), Some(action));
+        let json = serde_json::to_string(&action).unwrap();
+        assert_eq!(json, format!("\"{action}\""));
+    }
+    assert_eq!(RestartAction::parse("Backup"), None);
     let far = RestartRow {
         timestamp: SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000),
         ..row("x", RestartAction::Stop)
@@ -136,7 +163,7 @@ fn round_trips_tricky_rows() {
     assert_eq!(rows, tricky_rows());
     let file = std::fs::read(&path).unwrap();
     let (rows, problems) = read_rows_from(&file[..]).unwrap();
-    assert_eq!((rows.len(), problems.len()), (5, 0));
+    assert_eq!((rows.len(), problems.len()), (tricky_rows().len(), 0));
 }
 
 #[test]
@@ -372,7 +399,7 @@ fn corrupt_rows_are_reported_with_their_line_and_skipped() {
     assert_eq!(lines, [3, 6, 7, 10, 11, 13], "{problems:?}");
     let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
     assert_eq!(messages[0], "1 fields, expected 10");
-    assert!(messages[1].starts_with("action is neither stop nor start"));
+    assert!(messages[1].starts_with("action is not stop, start, backup or restore"));
     assert!(messages[3].starts_with("uptime is not a valid number"));
     assert!(messages[4].starts_with("exit status is not a valid number"));
     assert_eq!(messages[5], "incomplete row (no line end)");

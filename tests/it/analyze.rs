@@ -73,7 +73,10 @@ fn a_nodekeeper_log_as_json() {
     let report = json_of(&[&fixture("nodekeeper.csv")], b"");
     assert_eq!(
         report["totals"],
-        json!({"rows": 17, "restarts": 10, "failures": 8, "planned": 2})
+        json!({
+            "rows": 17, "restarts": 10, "failures": 8, "planned": 2,
+            "backups": 0, "failed_backups": 0, "restores": 0, "failed_restores": 0,
+        })
     );
     assert_eq!(
         node_figures(&report, "node1"),
@@ -233,7 +236,10 @@ fn a_jmanager_restarts_csv() {
     assert_eq!(report["inputs"][0]["format"], "jmanager");
     assert_eq!(
         report["totals"],
-        json!({"rows": 9, "restarts": 5, "failures": 3, "planned": 2})
+        json!({
+            "rows": 9, "restarts": 5, "failures": 3, "planned": 2,
+            "backups": 0, "failed_backups": 0, "restores": 0, "failed_restores": 0,
+        })
     );
     assert_eq!(
         node_figures(&report, "node_one"),
@@ -249,6 +255,85 @@ fn a_jmanager_restarts_csv() {
     );
 }
 
+/// A log as the daemon writes a backup, a failed backup and an automatic restore, then a crash.
+const MAINTENANCE_LOG: &str = "\
+node name,timestamp,action,uptime,reason,program,height,reference height,supervisor state,exit status
+bp1,2026-12-01T03:00:00.000Z,stop,86400,backup (scheduled),bp1,100,100,RUNNING,
+bp1,2026-12-01T03:00:40.000Z,backup,,backup to /b/bp1-20261201T030000Z.tar.zst (123 MB in 4.2 s),bp1,100,100,STOPPED,
+bp1,2026-12-01T03:00:41.000Z,start,,backup (scheduled),bp1,100,100,STOPPED,
+bp1,2026-12-02T03:00:00.000Z,stop,86400,backup (scheduled),bp1,200,200,RUNNING,
+bp1,2026-12-02T03:00:01.000Z,backup,,backup failed: No space left on device (os error 28),bp1,200,200,STOPPED,
+bp1,2026-12-02T03:00:02.000Z,start,,backup (scheduled),bp1,200,200,STOPPED,
+bp1,2026-12-03T05:00:00.000Z,stop,7200,\"automatic restore (corrupt database: database dirty flag set) from /b/bp1-20261201T030000Z.tar.zst\",bp1,,,EXITED,2
+bp1,2026-12-03T05:01:00.000Z,restore,,\"automatic restore (corrupt database: database dirty flag set) from /b/bp1-20261201T030000Z.tar.zst\",bp1,,,STOPPED,
+bp1,2026-12-03T05:01:01.000Z,start,,automatic restore,bp1,,,STOPPED,
+bp1,2026-12-04T00:00:00.000Z,start,,crashed (EXITED),bp1,,,EXITED,1
+";
+
+#[test]
+fn backups_and_restores_are_planned_maintenance_in_every_rendering() {
+    let report = json_of(&["-"], MAINTENANCE_LOG.as_bytes());
+    assert_eq!(report["skipped"], 0, "{report}");
+    assert_eq!(
+        report["totals"],
+        json!({
+            "rows": 10, "restarts": 4, "failures": 1, "planned": 3,
+            "backups": 2, "failed_backups": 1, "restores": 1, "failed_restores": 0,
+        })
+    );
+    let node = &report["nodes"][0];
+    assert_eq!(
+        json!([node["stops"], node["starts"], node["backups"], node["restores"]]),
+        json!([3, 4, 2, 1])
+    );
+    let reasons: Vec<(&str, u64, bool)> = report["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let reason = r["reason"].as_str().unwrap();
+            (reason, r["restarts"].as_u64().unwrap(), r["planned"] == true)
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("backup", 2, true),
+            ("automatic restore", 1, true),
+            ("crashed", 1, false)
+        ]
+    );
+
+    let run = analyze(&[], MAINTENANCE_LOG.as_bytes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = &run.stdout;
+    // Compared with single spaces: the column widths are not the point.
+    let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+    for line in [
+        "4 restarts from 2026-12-01 03:00:00 to 2026-12-04 00:00:00 UTC: 1 failures, 3 planned",
+        "2 backups (1 failed), 1 restores (0 failed): maintenance",
+        "NODE RESTARTS FAILURES PLANNED MTBF UPTIME AT FAILURE LONGEST STABLE FLAPPING BACKUPS RESTORES",
+        "bp1 4 1 3 - - 2d 21h 0 2 (1 failed) 1",
+        "backup 2 50.0% planned",
+        "automatic restore 1 25.0% planned",
+    ] {
+        assert!(
+            out.lines().any(|l| words(l).starts_with(line)),
+            "missing {line:?} in\n{out}"
+        );
+    }
+
+    let run = analyze(&["--csv", "-"], MAINTENANCE_LOG.as_bytes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for row in [
+        "total,,,,,,,backups,2",
+        "total,,,,,,,failed_backups,1",
+        "node,bp1,,,,,,restores,1",
+    ] {
+        assert!(run.stdout.lines().any(|l| l == row), "{row}:\n{}", run.stdout);
+    }
+}
+
 #[test]
 fn corrupt_lines_are_reported_with_file_and_line_and_the_report_still_comes_out() {
     let path = fixture("corrupt.csv");
@@ -259,7 +344,7 @@ fn corrupt_lines_are_reported_with_file_and_line_and_the_report_still_comes_out(
         "3: 1 fields, expected 10",
         "5: timestamp is not an RFC 3339 date: \"yesterday\"",
         "6: incomplete row (no line end)",
-        "7: action is neither stop nor start: \"reboot\"",
+        "7: action is not stop, start, backup or restore: \"reboot\"",
         "10: uptime is not a valid number: \"-1\"",
         "11: incomplete row (no line end)",
     ]
@@ -323,7 +408,10 @@ fn filters_narrow_the_report() {
     );
     assert_eq!(
         report["totals"],
-        json!({"rows": 8, "restarts": 2, "failures": 2, "planned": 0})
+        json!({
+            "rows": 8, "restarts": 2, "failures": 2, "planned": 0,
+            "backups": 0, "failed_backups": 0, "restores": 0, "failed_restores": 0,
+        })
     );
     let report = json_of(&[&path, "--until", "2026-11-20T12:00:00Z"], b"");
     assert_eq!(report["totals"]["restarts"], 3);

@@ -52,6 +52,8 @@ fn tricky_log(n_rows: usize, seed: u64) -> Vec<u8> {
         "operator request",
         "ünïcode (détail)",
         "retry after a failed start",
+        "backup to /b/n.tar.zst (1 MB in 2 s)",
+        "automatic restore (corrupt database: x) from /b/n.tar.zst",
     ];
     let mut out = HEADER_LINE.as_bytes().to_vec();
     for _ in 0..n_rows {
@@ -84,7 +86,8 @@ fn tricky_log(n_rows: usize, seed: u64) -> Vec<u8> {
         let record = [
             rng.pick(&nodes).to_string(),
             timestamp,
-            rng.pick(&["stop", "start"]).to_string(),
+            rng.pick(&["stop", "start", "stop", "start", "backup", "restore"])
+                .to_string(),
             uptime,
             rng.pick(&reasons).to_string(),
             "prog".to_string(),
@@ -117,10 +120,7 @@ fn ours(loaded: &Loaded) -> Vec<Plain> {
             (
                 data.nodes[row.node as usize].clone(),
                 row.timestamp_ms,
-                match row.action {
-                    crate::analyze::Action::Stop => "stop",
-                    crate::analyze::Action::Start => "start",
-                },
+                row.action.as_str(),
                 row.uptime_secs(),
                 data.reasons[row.reason as usize].clone(),
             )
@@ -230,7 +230,7 @@ fn corrupt_and_truncated_lines_are_reported_with_their_line_numbers() {
             (5, "timestamp is not an RFC 3339 date: \"yesterday\""),
             // The quote opened on line 6 closes on line 8: one bad record, its first line skipped.
             (6, "7 fields, expected 10"),
-            (7, "action is neither stop nor start: \"reboot\""),
+            (7, "action is not stop, start, backup or restore: \"reboot\""),
             (9, "uptime is not a valid number: \"-1\""),
             (10, "incomplete row (no line end)"),
         ]
@@ -348,6 +348,11 @@ fn reason_kinds_are_the_text_before_the_details() {
             "JcliError: JError.FAILED_REST_REQUEST",
         ),
         ("(only details)", "(only details)"),
+        ("backup to /b/x.tar.zst (1 GB in 3 s)", "backup"),
+        ("backup failed: disk full (ENOSPC)", "backup failed"),
+        ("restore from /b/x.tar.zst", "restore"),
+        ("automatic restore (corrupt database) from /b/x", "automatic restore"),
+        ("backups pruned", "backups pruned"),
         (" padded ", "padded"),
         ("", ""),
     ] {

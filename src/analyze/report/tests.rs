@@ -2,7 +2,7 @@
 //! per-day and per-hour counts.
 
 use super::*;
-use crate::analyze::Action::{Start, Stop};
+use crate::analyze::Action::{Backup, Restore, Start, Stop};
 
 /// A row as written in a test: node, time (`DD HH:MM:SS` in November 2026, UTC), action,
 /// uptime, reason.
@@ -152,6 +152,104 @@ fn planned_restarts_are_not_failures() {
         "{planned:?}"
     );
     assert!(planned.contains(&("stale tip", false)), "{planned:?}");
+}
+
+#[test]
+fn backups_and_restores_are_planned_maintenance_not_restarts() {
+    let rows = [
+        ("a", "20 01:00:00", Stop, Some(100), "backup (scheduled)"),
+        (
+            "a",
+            "20 01:00:30",
+            Backup,
+            None,
+            "backup to /b/a-20261120T010000Z.tar.zst (123 MB in 4.2 s)",
+        ),
+        ("a", "20 01:00:31", Start, None, "backup (scheduled)"),
+        ("a", "20 02:00:00", Stop, Some(200), "backup"),
+        ("a", "20 02:00:01", Backup, None, "backup failed: disk full"),
+        ("a", "20 02:00:02", Start, None, "backup failed: disk full"),
+        ("a", "20 03:00:00", Stop, Some(300), "restore"),
+        ("a", "20 03:00:10", Restore, None, "restore from /b/a-1.tar.zst"),
+        ("a", "20 03:00:11", Start, None, "restore"),
+        (
+            "a",
+            "20 04:00:00",
+            Stop,
+            Some(5),
+            "automatic restore (corrupt database: dirty flag set) from /b/a-1.tar.zst",
+        ),
+        (
+            "a",
+            "20 04:00:05",
+            Restore,
+            None,
+            "automatic restore (corrupt database: dirty flag set) from /b/a-1.tar.zst",
+        ),
+        ("a", "20 04:00:06", Start, None, "automatic restore"),
+        ("a", "20 05:00:00", Stop, None, "restore"),
+        ("a", "20 05:00:01", Restore, None, "restore failed: no archive"),
+        ("a", "20 05:00:02", Start, None, "restore failed: no archive"),
+        // A crash after all that is the only failure.
+        ("a", "20 06:00:00", Start, None, "crashed (EXITED)"),
+    ];
+    let report = analyze(&dataset(&rows), &Options::default());
+    // Five maintenance restarts (stop, backup or restore, start) and the crash.
+    assert_eq!(counts(&report), [("a", 6, 1, 5)]);
+    let a = node(&report, "a");
+    assert_eq!((a.stops, a.starts), (5, 6));
+    assert_eq!((a.backups, a.failed_backups), (2, 1));
+    assert_eq!((a.restores, a.failed_restores), (3, 1));
+    assert_eq!(a.rows, rows.len() as u64);
+    assert_eq!(a.mean_uptime_at_failure_secs, None);
+    let totals = report.totals;
+    assert_eq!(
+        (totals.backups, totals.failed_backups, totals.restores, totals.failed_restores),
+        (2, 1, 3, 1)
+    );
+    let reasons: Vec<(&str, u64, bool)> = report
+        .reasons
+        .iter()
+        .map(|r| (r.reason.as_str(), r.restarts, r.planned))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("backup", 2, true),
+            ("restore", 2, true),
+            ("automatic restore", 1, true),
+            ("crashed", 1, false),
+        ]
+    );
+    // The crash's stable run starts at the first row: maintenance broke none.
+    assert_eq!(a.longest_stable_run_secs, Some(5.0 * 3600.0));
+}
+
+#[test]
+fn maintenance_reasons_have_their_prefix_as_kind() {
+    use crate::analyze::reason_kind;
+    for (reason, kind) in [
+        ("backup", "backup"),
+        ("backup (scheduled)", "backup"),
+        ("backup to /b/x.tar.zst (1 GB in 3 s)", "backup"),
+        ("backup failed: disk full", "backup failed"),
+        ("backup: operator", "backup"),
+        ("restore from /b/x.tar.zst", "restore"),
+        ("restore failed: checksum", "restore failed"),
+        (
+            "automatic restore (corrupt database: x) from /b/x.tar.zst",
+            "automatic restore",
+        ),
+        // Other words that merely start alike keep the usual rule.
+        ("backups pruned (3)", "backups pruned"),
+        ("restored by hand", "restored by hand"),
+        ("stale tip (x)", "stale tip"),
+    ] {
+        assert_eq!(reason_kind(reason), kind, "{reason}");
+        let mut data = Dataset::default();
+        let id = data.reason_id(reason);
+        assert_eq!(data.reasons[id as usize], kind, "{reason}");
+    }
 }
 
 #[test]
@@ -455,6 +553,7 @@ fn rows_out_of_order_give_the_same_report() {
         node: vec![true; 2],
         reason: vec![true; data.reasons.len()],
         planned: vec![false; data.reasons.len()],
+        failed: vec![false; data.reasons.len()],
         retry: None,
         since: i64::MIN,
         until: i64::MAX,
@@ -480,6 +579,7 @@ fn the_grouped_and_the_single_pass_agree() {
         "operator request",
         "crashed (EXITED)",
         "retry after a failed start",
+        "backup failed: disk full",
     ];
     let mut state = 12_345u64;
     let mut time = at("01 00:00:00");
@@ -489,11 +589,7 @@ fn the_grouped_and_the_single_pass_agree() {
             .wrapping_add(1);
         time += (state >> 40) as i64 % 600_000;
         let node = format!("n{}", (state >> 20) % 4);
-        let action = if (state >> 10).is_multiple_of(2) {
-            Stop
-        } else {
-            Start
-        };
+        let action = [Stop, Start, Stop, Start, Backup, Restore][((state >> 10) % 6) as usize];
         let uptime = (!(state >> 5).is_multiple_of(3)).then_some((state >> 30) % 100_000);
         let reason = reasons[((state >> 50) % reasons.len() as u64) as usize];
         let timestamp = crate::analyze::report::Timestamp(time).rfc3339();
@@ -507,6 +603,7 @@ fn the_grouped_and_the_single_pass_agree() {
             .iter()
             .map(|r| r == "operator request")
             .collect(),
+        failed: data.reasons.iter().map(|r| r == "backup failed").collect(),
         retry: data
             .reasons
             .iter()
