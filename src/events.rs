@@ -1,5 +1,5 @@
-//! What happened, as the daemon reports it to whoever listens (email alerts today; other channels
-//! later). Events are plain data; sending them never blocks the control loop.
+//! What happened, as the daemon reports it to whoever listens (email and the alert channels).
+//! Events are plain data; sending them never blocks the control loop.
 
 use std::time::Duration;
 
@@ -105,6 +105,51 @@ pub enum Event {
         /// Roughly the seconds left, when the genesis is known.
         time_left_secs: Option<u64>,
     },
+    /// A node's data was archived (`[backup]`): the node was stopped for it and started again.
+    BackupDone {
+        /// The node.
+        node: String,
+        /// The archive written (its path).
+        archive: String,
+        /// The node's height when it was stopped, if known.
+        height: Option<u64>,
+        /// The archive's size in bytes.
+        bytes: u64,
+        /// How long archiving took (the node's downtime, less its stop and start).
+        #[serde(with = "crate::config::duration")]
+        took: Duration,
+        /// True for a scheduled backup, false for one an operator asked for.
+        scheduled: bool,
+    },
+    /// A backup of a node failed; the node was started again on its data as it was.
+    BackupFailed {
+        /// The node.
+        node: String,
+        /// Why, in words.
+        error: String,
+        /// True for a scheduled backup.
+        scheduled: bool,
+    },
+    /// A node's data was replaced by an archive's.
+    NodeRestored {
+        /// The node.
+        node: String,
+        /// The archive restored from (its path).
+        archive: String,
+        /// Why, in words: an operator's request, or the corruption found.
+        reason: String,
+        /// True when nodekeeper restored it on its own (a corrupt database).
+        automatic: bool,
+    },
+    /// A restore of a node failed.
+    RestoreFailed {
+        /// The node.
+        node: String,
+        /// Why, in words.
+        error: String,
+        /// True when nodekeeper attempted it on its own.
+        automatic: bool,
+    },
 }
 
 impl Event {
@@ -123,6 +168,10 @@ impl Event {
             Event::SlotsAssigned { .. } => "slots_assigned",
             Event::KesExpiring { .. } => "kes_expiring",
             Event::KesRenewed { .. } => "kes_renewed",
+            Event::BackupDone { .. } => "backup_done",
+            Event::BackupFailed { .. } => "backup_failed",
+            Event::NodeRestored { .. } => "node_restored",
+            Event::RestoreFailed { .. } => "restore_failed",
         }
     }
 
@@ -134,7 +183,11 @@ impl Event {
             | Event::NodeHeld { node, .. }
             | Event::NodeRecovered { node }
             | Event::KesExpiring { node, .. }
-            | Event::KesRenewed { node, .. } => Some(node),
+            | Event::KesRenewed { node, .. }
+            | Event::BackupDone { node, .. }
+            | Event::BackupFailed { node, .. }
+            | Event::NodeRestored { node, .. }
+            | Event::RestoreFailed { node, .. } => Some(node),
             Event::SupervisorUnreachable { supervisor, .. }
             | Event::SupervisorBack { supervisor, .. } => Some(supervisor),
             Event::AllNodesDown { .. }
@@ -142,5 +195,70 @@ impl Event {
             | Event::LeaderSwitched { .. }
             | Event::SlotsAssigned { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_and_restore_events_have_their_kind_node_and_json_tag() {
+        let events = [
+            (
+                Event::BackupDone {
+                    node: "bp1".into(),
+                    archive: "/b/bp1.tar.zst".into(),
+                    height: Some(42),
+                    bytes: 123_000_000,
+                    took: Duration::from_millis(4_200),
+                    scheduled: true,
+                },
+                "backup_done",
+            ),
+            (
+                Event::BackupFailed {
+                    node: "bp1".into(),
+                    error: "disk full".into(),
+                    scheduled: false,
+                },
+                "backup_failed",
+            ),
+            (
+                Event::NodeRestored {
+                    node: "bp1".into(),
+                    archive: "/b/bp1.tar.zst".into(),
+                    reason: "operator request".into(),
+                    automatic: false,
+                },
+                "node_restored",
+            ),
+            (
+                Event::RestoreFailed {
+                    node: "bp1".into(),
+                    error: "no archive".into(),
+                    automatic: true,
+                },
+                "restore_failed",
+            ),
+        ];
+        for (event, kind) in events {
+            assert_eq!(event.kind(), kind);
+            // The name a channel's `events = [...]` filter accepts.
+            assert!(crate::alert::routing::EVENT_NAMES.contains(&kind), "{kind}");
+            assert_eq!(event.node(), Some("bp1"));
+            let json = serde_json::to_value(&event).unwrap();
+            assert_eq!(json["event"], kind, "{json}");
+            assert_eq!(json["node"], "bp1", "{json}");
+        }
+        let done = Event::BackupDone {
+            node: "bp1".into(),
+            archive: "/b/x".into(),
+            height: None,
+            bytes: 1,
+            took: Duration::from_secs(65),
+            scheduled: true,
+        };
+        assert_eq!(serde_json::to_value(&done).unwrap()["took"], "1m 5s");
     }
 }

@@ -46,13 +46,21 @@ pub enum TemplateName {
     KesExpiring,
     /// A node's KES key was renewed (a new operational certificate).
     KesRenewed,
+    /// A node's data was archived.
+    BackupDone,
+    /// A backup of a node failed.
+    BackupFailed,
+    /// A node's data was restored from an archive.
+    NodeRestored,
+    /// A restore of a node failed.
+    RestoreFailed,
     /// `nodekeeper alert test`.
     Test,
 }
 
 impl TemplateName {
     /// Every template, in a stable order.
-    pub const ALL: [TemplateName; 19] = [
+    pub const ALL: [TemplateName; 23] = [
         TemplateName::RestartCrashed,
         TemplateName::RestartHung,
         TemplateName::RestartStaleTip,
@@ -71,6 +79,10 @@ impl TemplateName {
         TemplateName::ConfigReloadRejected,
         TemplateName::KesExpiring,
         TemplateName::KesRenewed,
+        TemplateName::BackupDone,
+        TemplateName::BackupFailed,
+        TemplateName::NodeRestored,
+        TemplateName::RestoreFailed,
         TemplateName::Test,
     ];
 
@@ -95,6 +107,10 @@ impl TemplateName {
             TemplateName::ConfigReloadRejected => "config_reload_rejected",
             TemplateName::KesExpiring => "kes_expiring",
             TemplateName::KesRenewed => "kes_renewed",
+            TemplateName::BackupDone => "backup_done",
+            TemplateName::BackupFailed => "backup_failed",
+            TemplateName::NodeRestored => "node_restored",
+            TemplateName::RestoreFailed => "restore_failed",
             TemplateName::Test => "test",
         }
     }
@@ -136,6 +152,13 @@ impl TemplateName {
             TemplateName::ConfigReloadRejected => &["errors"],
             TemplateName::KesExpiring => &["node_name", "periods", "threshold", "time_left"],
             TemplateName::KesRenewed => &["node_name", "periods", "time_left"],
+            TemplateName::BackupDone => {
+                &["node_name", "archive", "height", "size", "took", "trigger"]
+            }
+            TemplateName::BackupFailed | TemplateName::RestoreFailed => {
+                &["node_name", "error", "trigger"]
+            }
+            TemplateName::NodeRestored => &["node_name", "archive", "reason", "trigger"],
             TemplateName::Test => &["server"],
         }
     }
@@ -196,6 +219,16 @@ impl TemplateName {
             }
             TemplateName::KesExpiring => include_str!("../../configs/templates/kes_expiring.txt"),
             TemplateName::KesRenewed => include_str!("../../configs/templates/kes_renewed.txt"),
+            TemplateName::BackupDone => include_str!("../../configs/templates/backup_done.txt"),
+            TemplateName::BackupFailed => {
+                include_str!("../../configs/templates/backup_failed.txt")
+            }
+            TemplateName::NodeRestored => {
+                include_str!("../../configs/templates/node_restored.txt")
+            }
+            TemplateName::RestoreFailed => {
+                include_str!("../../configs/templates/restore_failed.txt")
+            }
             TemplateName::Test => include_str!("../../configs/templates/test.txt"),
         }
     }

@@ -490,6 +490,93 @@ mod tests {
     }
 
     #[test]
+    fn backup_and_restore_alerts_reach_channels_with_their_event_severity_and_cause() {
+        use crate::alert::context::{Alert, Facts};
+        use crate::alert::template::Templates;
+        use crate::events::Event;
+        let templates = Templates::shipped().expect("the shipped templates load");
+        let date = UNIX_EPOCH + Duration::from_secs(1_795_311_547);
+        let cases = [
+            (
+                Event::BackupDone {
+                    node: "bp1".into(),
+                    archive: "/b/bp1.tar.zst".into(),
+                    height: Some(7),
+                    bytes: 2_000_000_000,
+                    took: Duration::from_secs(61),
+                    scheduled: true,
+                },
+                "info",
+                Value::Null,
+                "[nodekeeper] bp1 backed up: 2.0 GB in 1m 1s",
+            ),
+            (
+                Event::BackupFailed {
+                    node: "bp1".into(),
+                    error: "disk full".into(),
+                    scheduled: true,
+                },
+                "critical",
+                json!("disk full"),
+                "[nodekeeper] bp1: backup failed",
+            ),
+            (
+                Event::NodeRestored {
+                    node: "bp1".into(),
+                    archive: "/b/bp1.tar.zst".into(),
+                    reason: "corrupt database".into(),
+                    automatic: true,
+                },
+                "warning",
+                json!("corrupt database"),
+                "[nodekeeper] bp1 restored from a backup (automatic)",
+            ),
+            (
+                Event::RestoreFailed {
+                    node: "bp1".into(),
+                    error: "checksum mismatch".into(),
+                    automatic: false,
+                },
+                "critical",
+                json!("checksum mismatch"),
+                "[nodekeeper] bp1: restore failed",
+            ),
+        ];
+        for (event, severity, reason, subject) in cases {
+            let alert = Alert::from_event(&event, &Facts::test(), date).expect("alerted");
+            let rendered = templates.render(alert.template, &alert.values);
+            let mail = Mail {
+                subject: rendered.subject,
+                body: rendered.body,
+                date,
+                meta: Some(crate::alert::worker::meta_of(&alert)),
+            };
+            let hook = json_body(&outgoing(
+                &Kind::Webhook { hmac_secret: None },
+                &url("https://hooks.example/x"),
+                &mail,
+                None,
+            ));
+            assert_eq!(hook["event"], event.kind(), "{hook}");
+            assert_eq!(hook["node"], "bp1", "{hook}");
+            assert_eq!(hook["severity"], severity, "{hook}");
+            assert_eq!(hook["reason"], reason, "{hook}");
+            let text = hook["text"].as_str().expect("text");
+            assert!(text.starts_with(subject), "{text}");
+            let slack = json_body(&outgoing(
+                &Kind::Slack,
+                &url("https://hooks.slack.com/x"),
+                &mail,
+                None,
+            ));
+            assert!(
+                slack["text"].as_str().expect("text").starts_with(subject),
+                "{slack}"
+            );
+        }
+    }
+
+    #[test]
     fn the_webhook_sends_the_event_as_json_signed_over_its_body() {
         let kind = Kind::Webhook {
             hmac_secret: Some(Secret::new("s3cret")),

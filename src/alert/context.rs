@@ -194,6 +194,49 @@ impl Alert {
                 .with("node_name", node.as_str())
                 .with("periods", *periods)
                 .with("time_left", time_left(*time_left_secs)),
+            Event::BackupDone {
+                node,
+                archive,
+                height,
+                bytes,
+                took,
+                scheduled,
+            } => Alert::new(TemplateName::BackupDone, Some(node), facts, now)
+                .with("node_name", node.as_str())
+                .with("archive", archive.as_str())
+                .with(
+                    "height",
+                    height.map_or_else(|| "unknown".to_string(), |h| h.to_string()),
+                )
+                .with("size", size(*bytes))
+                .with("took", duration(*took))
+                .with("trigger", trigger(*scheduled, "scheduled")),
+            Event::BackupFailed {
+                node,
+                error,
+                scheduled,
+            } => Alert::new(TemplateName::BackupFailed, Some(node), facts, now)
+                .with("node_name", node.as_str())
+                .with("error", error.as_str())
+                .with("trigger", trigger(*scheduled, "scheduled")),
+            Event::NodeRestored {
+                node,
+                archive,
+                reason,
+                automatic,
+            } => Alert::new(TemplateName::NodeRestored, Some(node), facts, now)
+                .with("node_name", node.as_str())
+                .with("archive", archive.as_str())
+                .with("reason", reason.as_str())
+                .with("trigger", trigger(*automatic, "automatic")),
+            Event::RestoreFailed {
+                node,
+                error,
+                automatic,
+            } => Alert::new(TemplateName::RestoreFailed, Some(node), facts, now)
+                .with("node_name", node.as_str())
+                .with("error", error.as_str())
+                .with("trigger", trigger(*automatic, "automatic")),
         };
         Some(alert)
     }
@@ -272,6 +315,31 @@ pub fn time_left(secs: Option<u64>) -> String {
         Some(secs) if secs >= 2 * DAY => format!("about {} days", (secs + DAY / 2) / DAY),
         Some(secs) if secs >= 2 * HOUR => format!("about {} hours", (secs + HOUR / 2) / HOUR),
         Some(secs) => format!("about {} minutes", secs.div_ceil(60)),
+    }
+}
+
+/// Who started a backup or a restore: `own` (`scheduled`, `automatic`) when nodekeeper did on its
+/// own, else `operator`.
+fn trigger(by_itself: bool, own: &'static str) -> &'static str {
+    if by_itself { own } else { "operator" }
+}
+
+/// A size in decimal units, as the restart log's backup rows give it: `512 B`, `4.2 MB`,
+/// `123 MB`, `1.5 GB` (one decimal under 10).
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 999.5 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else if value < 9.95 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
     }
 }
 
@@ -382,6 +450,30 @@ mod tests {
                 periods: 62,
                 time_left_secs: None,
             },
+            Event::BackupDone {
+                node: "bp1".into(),
+                archive: "/b/bp1.tar.zst".into(),
+                height: None,
+                bytes: 1,
+                took: Duration::from_secs(4),
+                scheduled: false,
+            },
+            Event::BackupFailed {
+                node: "bp1".into(),
+                error: "disk full".into(),
+                scheduled: true,
+            },
+            Event::NodeRestored {
+                node: "bp1".into(),
+                archive: "/b/bp1.tar.zst".into(),
+                reason: "operator request".into(),
+                automatic: false,
+            },
+            Event::RestoreFailed {
+                node: "bp1".into(),
+                error: "no archive".into(),
+                automatic: true,
+            },
         ];
         let others = [Alert::test("smtp.example.org:465", &facts, at())];
         let alerts = events
@@ -413,5 +505,19 @@ mod tests {
         assert_eq!(time_left(Some(129_600)), "about 36 hours");
         assert_eq!(time_left(Some(61)), "about 2 minutes");
         assert_eq!(time_left(None), "time left unknown");
+        for (bytes, text) in [
+            (0, "0 B"),
+            (999, "999 B"),
+            (1_000, "1.0 kB"),
+            (4_200_000, "4.2 MB"),
+            (9_960_000, "10 MB"),
+            (123_456_789, "123 MB"),
+            (999_600_000, "1.0 GB"),
+            (1_500_000_000_000, "1.5 TB"),
+        ] {
+            assert_eq!(size(bytes), text, "{bytes}");
+        }
+        assert_eq!(trigger(true, "scheduled"), "scheduled");
+        assert_eq!(trigger(false, "automatic"), "operator");
     }
 }

@@ -33,7 +33,7 @@ impl Severity {
 }
 
 /// Every event name a channel's `events` may list (`Event::kind`, and `test`).
-pub const EVENT_NAMES: [&str; 13] = [
+pub const EVENT_NAMES: [&str; 17] = [
     "node_restarted",
     "fallback_config_used",
     "all_nodes_down",
@@ -46,6 +46,10 @@ pub const EVENT_NAMES: [&str; 13] = [
     "slots_assigned",
     "kes_expiring",
     "kes_renewed",
+    "backup_done",
+    "backup_failed",
+    "node_restored",
+    "restore_failed",
     "test",
 ];
 
@@ -71,6 +75,10 @@ pub fn event_of(template: TemplateName) -> &'static str {
         ConfigReloadRejected => "config_reload_rejected",
         KesExpiring => "kes_expiring",
         KesRenewed => "kes_renewed",
+        BackupDone => "backup_done",
+        BackupFailed => "backup_failed",
+        NodeRestored => "node_restored",
+        RestoreFailed => "restore_failed",
         Test => "test",
     }
 }
@@ -78,12 +86,14 @@ pub fn event_of(template: TemplateName) -> &'static str {
 /// The severity of `event` (an `EVENT_NAMES` entry; anything else is a warning).
 pub fn severity_of(event: &str) -> Severity {
     match event {
-        "all_nodes_down" | "node_held" | "supervisor_unreachable" | "kes_expiring" => {
-            Severity::Critical
-        }
-        "node_recovered" | "supervisor_back" | "slots_assigned" | "kes_renewed" | "test" => {
-            Severity::Info
-        }
+        "all_nodes_down"
+        | "node_held"
+        | "supervisor_unreachable"
+        | "kes_expiring"
+        | "backup_failed"
+        | "restore_failed" => Severity::Critical,
+        "node_recovered" | "supervisor_back" | "slots_assigned" | "kes_renewed" | "backup_done"
+        | "test" => Severity::Info,
         _ => Severity::Warning,
     }
 }
@@ -127,6 +137,10 @@ mod tests {
         assert_eq!(severity_of("all_nodes_down"), Severity::Critical);
         assert_eq!(severity_of("node_restarted"), Severity::Warning);
         assert_eq!(severity_of("supervisor_back"), Severity::Info);
+        assert_eq!(severity_of("backup_done"), Severity::Info);
+        assert_eq!(severity_of("node_restored"), Severity::Warning);
+        assert_eq!(severity_of("backup_failed"), Severity::Critical);
+        assert_eq!(severity_of("restore_failed"), Severity::Critical);
         assert!(Severity::Info < Severity::Warning && Severity::Warning < Severity::Critical);
     }
 
@@ -146,5 +160,18 @@ mod tests {
         };
         assert!(restarts.admits(RestartCrashed) && restarts.admits(RestartOther));
         assert!(!restarts.admits(NodeHeld));
+        // Backups by name: a channel for the failures only, and one at critical for everything.
+        let backups = Filter {
+            events: ["backup_failed".to_string(), "restore_failed".to_string()].into(),
+            min_severity: Severity::Info,
+        };
+        assert!(backups.admits(BackupFailed) && backups.admits(RestoreFailed));
+        assert!(!backups.admits(BackupDone) && !backups.admits(NodeRestored));
+        let critical_only = Filter {
+            events: BTreeSet::new(),
+            min_severity: Severity::Critical,
+        };
+        assert!(critical_only.admits(BackupFailed) && critical_only.admits(RestoreFailed));
+        assert!(!critical_only.admits(NodeRestored) && !critical_only.admits(BackupDone));
     }
 }

@@ -122,8 +122,7 @@ fn rows_are_encoded_as_documented() {
             text.starts_with(&format!("n,2026-11-22T01:02:03.123Z,{action},")),
             "{text}"
         );
-        let (rows, problems) =
-            read_rows_from(format!("{HEADER_LINE}{text}").as_bytes()).unwrap();
+        let (rows, problems) = read_rows_from(format!("{HEADER_LINE}{text}").as_bytes()).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(rows, [row("n", action)]);
     }

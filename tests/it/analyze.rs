@@ -283,7 +283,12 @@ fn backups_and_restores_are_planned_maintenance_in_every_rendering() {
     );
     let node = &report["nodes"][0];
     assert_eq!(
-        json!([node["stops"], node["starts"], node["backups"], node["restores"]]),
+        json!([
+            node["stops"],
+            node["starts"],
+            node["backups"],
+            node["restores"]
+        ]),
         json!([3, 4, 2, 1])
     );
     let reasons: Vec<(&str, u64, bool)> = report["reasons"]
@@ -292,7 +297,11 @@ fn backups_and_restores_are_planned_maintenance_in_every_rendering() {
         .iter()
         .map(|r| {
             let reason = r["reason"].as_str().unwrap();
-            (reason, r["restarts"].as_u64().unwrap(), r["planned"] == true)
+            (
+                reason,
+                r["restarts"].as_u64().unwrap(),
+                r["planned"] == true,
+            )
         })
         .collect();
     assert_eq!(
@@ -330,7 +339,11 @@ fn backups_and_restores_are_planned_maintenance_in_every_rendering() {
         "total,,,,,,,failed_backups,1",
         "node,bp1,,,,,,restores,1",
     ] {
-        assert!(run.stdout.lines().any(|l| l == row), "{row}:\n{}", run.stdout);
+        assert!(
+            run.stdout.lines().any(|l| l == row),
+            "{row}:\n{}",
+            run.stdout
+        );
     }
 }
 

@@ -195,6 +195,46 @@ fn every_shipped_template_renders_its_event() {
             "62 KES periods left on its operational certificate (time left unknown): the key was renewed",
         ),
         (
+            alert(Event::BackupDone {
+                node: "bp1".into(),
+                archive: "/b/nodeos-bp1-4200-20261122T013907Z.tar.zst".into(),
+                height: Some(4_200),
+                bytes: 123_456_789,
+                took: Duration::from_millis(4_200),
+                scheduled: true,
+            }),
+            format!("[nodekeeper] bp1 backed up: 123 MB in 4s ({ts})"),
+            "Archive: /b/nodeos-bp1-4200-20261122T013907Z.tar.zst\nHeight:  4200\nSize:    123 MB",
+        ),
+        (
+            alert(Event::BackupFailed {
+                node: "bp1".into(),
+                error: "No space left on device (os error 28)".into(),
+                scheduled: false,
+            }),
+            format!("[nodekeeper] bp1: backup failed ({ts})"),
+            "could not archive the data of node bp1 (operator backup): No space left on device (os error 28)",
+        ),
+        (
+            alert(Event::NodeRestored {
+                node: "bp1".into(),
+                archive: "/b/a.tar.zst".into(),
+                reason: "corrupt database: database dirty flag set".into(),
+                automatic: true,
+            }),
+            format!("[nodekeeper] bp1 restored from a backup (automatic) ({ts})"),
+            "Archive: /b/a.tar.zst\nReason:  corrupt database: database dirty flag set",
+        ),
+        (
+            alert(Event::RestoreFailed {
+                node: "bp1".into(),
+                error: "checksum mismatch".into(),
+                automatic: false,
+            }),
+            format!("[nodekeeper] bp1: restore failed ({ts})"),
+            "could not restore node bp1 from a backup (operator restore): checksum mismatch",
+        ),
+        (
             Alert::test("smtp.example.org:465", &Facts::test(), at()),
             format!("[nodekeeper] test mail from testhost ({ts})"),
             "sent through smtp.example.org:465",
@@ -458,7 +498,8 @@ fn inline_problems_name_the_template_and_key() {
                           fallback_config_used, all_nodes_down, node_held, node_recovered, \
                           leader_switched, slots_assigned, supervisor_unreachable, \
                           supervisor_back, config_reload_rejected, kes_expiring, kes_renewed, \
-                          test, stuck, bootstrap_restart";
+                          backup_done, backup_failed, node_restored, restore_failed, test, stuck, \
+                          bootstrap_restart";
     let stuck_placeholders = "{timestamp}, {host}, {suppressed}, {window}, {node_name}, \
                               {reason}, {detail}, {action}, {timeout}";
     assert_eq!(

@@ -230,7 +230,10 @@ fn corrupt_and_truncated_lines_are_reported_with_their_line_numbers() {
             (5, "timestamp is not an RFC 3339 date: \"yesterday\""),
             // The quote opened on line 6 closes on line 8: one bad record, its first line skipped.
             (6, "7 fields, expected 10"),
-            (7, "action is not stop, start, backup or restore: \"reboot\""),
+            (
+                7,
+                "action is not stop, start, backup or restore: \"reboot\""
+            ),
             (9, "uptime is not a valid number: \"-1\""),
             (10, "incomplete row (no line end)"),
         ]
@@ -351,7 +354,10 @@ fn reason_kinds_are_the_text_before_the_details() {
         ("backup to /b/x.tar.zst (1 GB in 3 s)", "backup"),
         ("backup failed: disk full (ENOSPC)", "backup failed"),
         ("restore from /b/x.tar.zst", "restore"),
-        ("automatic restore (corrupt database) from /b/x", "automatic restore"),
+        (
+            "automatic restore (corrupt database) from /b/x",
+            "automatic restore",
+        ),
         ("backups pruned", "backups pruned"),
         (" padded ", "padded"),
         ("", ""),

@@ -170,7 +170,13 @@ fn backups_and_restores_are_planned_maintenance_not_restarts() {
         ("a", "20 02:00:01", Backup, None, "backup failed: disk full"),
         ("a", "20 02:00:02", Start, None, "backup failed: disk full"),
         ("a", "20 03:00:00", Stop, Some(300), "restore"),
-        ("a", "20 03:00:10", Restore, None, "restore from /b/a-1.tar.zst"),
+        (
+            "a",
+            "20 03:00:10",
+            Restore,
+            None,
+            "restore from /b/a-1.tar.zst",
+        ),
         ("a", "20 03:00:11", Start, None, "restore"),
         (
             "a",
@@ -188,8 +194,20 @@ fn backups_and_restores_are_planned_maintenance_not_restarts() {
         ),
         ("a", "20 04:00:06", Start, None, "automatic restore"),
         ("a", "20 05:00:00", Stop, None, "restore"),
-        ("a", "20 05:00:01", Restore, None, "restore failed: no archive"),
-        ("a", "20 05:00:02", Start, None, "restore failed: no archive"),
+        (
+            "a",
+            "20 05:00:01",
+            Restore,
+            None,
+            "restore failed: no archive",
+        ),
+        (
+            "a",
+            "20 05:00:02",
+            Start,
+            None,
+            "restore failed: no archive",
+        ),
         // A crash after all that is the only failure.
         ("a", "20 06:00:00", Start, None, "crashed (EXITED)"),
     ];
@@ -204,7 +222,12 @@ fn backups_and_restores_are_planned_maintenance_not_restarts() {
     assert_eq!(a.mean_uptime_at_failure_secs, None);
     let totals = report.totals;
     assert_eq!(
-        (totals.backups, totals.failed_backups, totals.restores, totals.failed_restores),
+        (
+            totals.backups,
+            totals.failed_backups,
+            totals.restores,
+            totals.failed_restores
+        ),
         (2, 1, 3, 1)
     );
     let reasons: Vec<(&str, u64, bool)> = report
