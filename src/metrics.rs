@@ -62,6 +62,26 @@ pub struct RestartLabels {
     pub reason: String,
 }
 
+/// `{node="...", result="..."}` of `backups_total`: `result` is `ok` or `failed`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackupLabels {
+    /// The node's name.
+    pub node: String,
+    /// `ok` or `failed`.
+    pub result: String,
+}
+
+/// `{node="...", result="...", automatic="..."}` of `restores_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestoreLabels {
+    /// The node's name.
+    pub node: String,
+    /// `ok` or `failed`.
+    pub result: String,
+    /// `true` when nodekeeper restored on its own (a corrupt database), `false` when asked.
+    pub automatic: String,
+}
+
 /// `{node="...", kind="..."}`: `kind` is `ProbeError::kind()`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeErrorLabels {
@@ -206,6 +226,10 @@ pub struct Metrics {
     node_in_sync: Family<NodeLabel, Gauge>,
     kes_periods: Family<NodeLabel, Gauge>,
     restarts: Family<RestartLabels, Counter>,
+    backups: Family<BackupLabels, Counter>,
+    backup_last_success: Family<NodeLabel, FloatGauge>,
+    backup_last_bytes: Family<NodeLabel, Gauge>,
+    restores: Family<RestoreLabels, Counter>,
     probe_errors: Family<ProbeErrorLabels, Counter>,
     supervisor_up: Family<SupervisorLabel, Gauge>,
     cluster_elected: Family<InstanceLabel, Gauge>,
@@ -248,6 +272,10 @@ impl Metrics {
     /// | `node_held` | gauge 0/1 | node |
     /// | `node_in_sync` | gauge 0/1 | node |
     /// | `restarts_total` | counter | node, reason |
+    /// | `backups_total` | counter | node, result (`ok`, `failed`) |
+    /// | `backup_last_success_timestamp_seconds` | gauge (Unix time) | node |
+    /// | `backup_last_bytes` | gauge (the last good archive's size) | node |
+    /// | `restores_total` | counter | node, result (`ok`, `failed`), automatic (`true`, `false`) |
     /// | `probe_errors_total` | counter | node, kind |
     /// | `supervisor_up` | gauge 0/1 | supervisor |
     /// | `tick_duration_seconds` | histogram | |
@@ -280,6 +308,10 @@ impl Metrics {
             node_in_sync: Family::default(),
             kes_periods: Family::default(),
             restarts: Family::default(),
+            backups: Family::default(),
+            backup_last_success: Family::default(),
+            backup_last_bytes: Family::default(),
+            restores: Family::default(),
             probe_errors: Family::default(),
             supervisor_up: Family::default(),
             cluster_elected: Family::default(),
@@ -374,6 +406,30 @@ impl Metrics {
             metrics.restarts.clone(),
         );
         registry.register(
+            "backups",
+            "Backups of node data (stop, archive, start), by node and result (ok or failed)",
+            metrics.backups.clone(),
+        );
+        registry.register_with_unit(
+            "backup_last_success_timestamp",
+            "Unix time of the node's last successful backup (absent before the first one since \
+             nodekeeper started)",
+            Unit::Seconds,
+            metrics.backup_last_success.clone(),
+        );
+        registry.register_with_unit(
+            "backup_last",
+            "Size of the node's last successful backup archive",
+            Unit::Bytes,
+            metrics.backup_last_bytes.clone(),
+        );
+        registry.register(
+            "restores",
+            "Restores of node data from a backup, by node, result (ok or failed) and whether \
+             nodekeeper restored on its own (automatic=\"true\": a corrupt database)",
+            metrics.restores.clone(),
+        );
+        registry.register(
             "probe_errors",
             "Failed probes of node REST APIs, by node and kind",
             metrics.probe_errors.clone(),
@@ -465,6 +521,41 @@ impl Metrics {
             .get_or_create(&RestartLabels {
                 node: node.to_string(),
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// One backup of `node`'s data, finished at `at`: `ok` with the archive's size in `bytes`
+    /// (its time and size become the node's last success), or failed (`bytes` unused).
+    pub fn record_backup(&self, node: &str, ok: bool, bytes: u64, at: SystemTime) {
+        self.backups
+            .get_or_create(&BackupLabels {
+                node: node.to_string(),
+                result: result(ok).to_string(),
+            })
+            .inc();
+        if ok {
+            let label = NodeLabel {
+                node: node.to_string(),
+            };
+            let unix = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            self.backup_last_success.get_or_create(&label).set(unix);
+            self.backup_last_bytes
+                .get_or_create(&label)
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// One restore of `node`'s data, `automatic` when nodekeeper did it on its own.
+    pub fn record_restore(&self, node: &str, ok: bool, automatic: bool) {
+        self.restores
+            .get_or_create(&RestoreLabels {
+                node: node.to_string(),
+                result: result(ok).to_string(),
+                automatic: automatic.to_string(),
             })
             .inc();
     }
@@ -623,10 +714,12 @@ impl Metrics {
             &self.node_held,
             &self.node_in_sync,
             &self.kes_periods,
+            &self.backup_last_bytes,
         ] {
             family.remove(&label);
         }
         self.node_block_age.remove(&label);
+        self.backup_last_success.remove(&label);
         for state in PROGRAM_STATES {
             self.node_program_state.remove(&ProgramStateLabels {
                 node: node.to_string(),
@@ -697,6 +790,11 @@ fn to_prometheus_text(openmetrics: &str) -> String {
         }
     }
     text
+}
+
+/// The `result` label: `ok` or `failed`.
+fn result(ok: bool) -> &'static str {
+    if ok { "ok" } else { "failed" }
 }
 
 fn set_or_remove(family: &Family<NodeLabel, Gauge>, label: &NodeLabel, value: Option<i64>) {
@@ -864,6 +962,50 @@ mod tests {
             !text.contains("# TYPE nodekeeper_restarts counter"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn backups_and_restores_are_counted_by_result_and_the_last_success_is_kept() {
+        let metrics = Metrics::new();
+        // Like every family, absent until its first sample.
+        assert!(!metrics.encode().contains("backup"));
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        metrics.record_backup("bp1", true, 123_000_000, at(1_000));
+        metrics.record_backup("bp1", false, 0, at(2_000));
+        metrics.record_backup("bp1", true, 124_000_000, at(3_000));
+        metrics.record_backup("bp2", false, 0, at(3_000));
+        metrics.record_restore("bp1", true, true);
+        metrics.record_restore("bp1", false, false);
+        let text = metrics.encode();
+        for line in [
+            "nodekeeper_backups_total{node=\"bp1\",result=\"ok\"} 2",
+            "nodekeeper_backups_total{node=\"bp1\",result=\"failed\"} 1",
+            "nodekeeper_backups_total{node=\"bp2\",result=\"failed\"} 1",
+            "nodekeeper_backup_last_success_timestamp_seconds{node=\"bp1\"} 3000.0",
+            "nodekeeper_backup_last_bytes{node=\"bp1\"} 124000000",
+            "nodekeeper_restores_total{node=\"bp1\",result=\"ok\",automatic=\"true\"} 1",
+            "nodekeeper_restores_total{node=\"bp1\",result=\"failed\",automatic=\"false\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // A failed backup is no success: bp2 has no last success, bp1 keeps its own.
+        assert!(
+            !text.contains("nodekeeper_backup_last_success_timestamp_seconds{node=\"bp2\"}"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("nodekeeper_backup_last_bytes{node=\"bp2\"}"),
+            "{text}"
+        );
+        for line in [
+            "# HELP nodekeeper_backups_total Backups of node data",
+            "# TYPE nodekeeper_backups_total counter",
+            "# TYPE nodekeeper_backup_last_success_timestamp_seconds gauge",
+            "# TYPE nodekeeper_backup_last_bytes gauge",
+            "# TYPE nodekeeper_restores_total counter",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 
     #[test]

@@ -206,8 +206,8 @@ fn dashboard_queries(dashboard: &Value) -> Vec<String> {
 }
 
 /// The text of a `Metrics` that has seen everything a live jormungandr pool without
-/// leadership never shows: a cardano node's KES periods, a next slot, restarts, probe errors and
-/// `[cluster]`.
+/// leadership never shows: a cardano node's KES periods, a next slot, restarts, probe errors,
+/// backups and restores, and `[cluster]`.
 fn every_metric() -> String {
     use nodekeeper::metrics::{Metrics, NodeSample, TickSample};
     let metrics = Metrics::new();
@@ -237,6 +237,9 @@ fn every_metric() -> String {
         leadership: true,
     });
     metrics.count_restart("bp1", "crashed");
+    metrics.record_backup("bp1", true, 123_000_000, now);
+    metrics.record_backup("bp1", false, 0, now);
+    metrics.record_restore("bp1", false, true);
     metrics.record_cluster(&nodekeeper::status::ClusterLine {
         instance: "host-a".into(),
         election: "elected".into(),
@@ -380,7 +383,7 @@ async fn a_live_scrape_passes_promtool_and_a_real_prometheus_evaluates_the_rules
         .flatten()
         .flat_map(|group| group["rules"].as_array().into_iter().flatten())
         .collect();
-    assert_eq!(rules.len(), 20, "{groups}");
+    assert_eq!(rules.len(), 22, "{groups}");
     for rule in &rules {
         assert_eq!(rule["health"], "ok", "{rule}\n{}", prometheus.log());
     }
