@@ -147,6 +147,30 @@ pub struct Snapshot {
     /// With `[cluster]`: this instance and the election, as this instance sees them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterLine>,
+    /// The backup or restore in flight (one at a time), with its progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveLine>,
+}
+
+/// A backup or restore in flight, as far as it has come.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveLine {
+    /// The node.
+    pub node: String,
+    /// `backup` or `restore`.
+    pub kind: String,
+    /// `verifying`, `stopping`, `archiving`, `restoring`, `starting`.
+    pub phase: String,
+    /// The target directory (backup) or the archive (restore).
+    pub path: String,
+    /// Bytes of file content read (backup) or written (restore) so far.
+    pub bytes: u64,
+    /// Files handled so far.
+    pub files: u64,
+    /// Seconds since the job started.
+    pub elapsed_secs: u64,
+    /// Why (`operator`, `scheduled`, the automatic restore's reason).
+    pub why: String,
 }
 
 /// The cluster as one instance sees it (`[cluster]`).
@@ -358,6 +382,11 @@ pub enum NodeAction {
     Release,
     /// Hand the leader key to the node at the next safe moment (leadership enabled).
     Leader,
+    /// Stop the node, archive its data directory, start it again (`[backup]`; never the node
+    /// that holds the key, never inside a guard window).
+    Backup,
+    /// Stop the node, restore its data directory from a verified archive, start it again.
+    Restore,
 }
 
 impl NodeAction {
@@ -370,6 +399,8 @@ impl NodeAction {
             NodeAction::Hold => "hold",
             NodeAction::Release => "release",
             NodeAction::Leader => "leader",
+            NodeAction::Backup => "backup",
+            NodeAction::Restore => "restore",
         }
     }
 }

@@ -264,6 +264,47 @@ impl ApiClient {
         note: Option<&str>,
         wait: bool,
     ) -> Result<ActionView, ApiClientError> {
+        let body = ActionNote {
+            reason: note.map(str::to_string),
+            ..ActionNote::default()
+        };
+        self.node_action_with(node, action, body, wait).await
+    }
+
+    /// `POST /v1/nodes/{node}/backup` or `.../restore`: `path` is the backup's target directory
+    /// or the restore's archive (absolute, on the daemon's host).
+    pub async fn archive_action(
+        &self,
+        node: &str,
+        action: NodeAction,
+        note: Option<&str>,
+        path: Option<&str>,
+        wait: bool,
+    ) -> Result<ActionView, ApiClientError> {
+        let path = path.map(str::to_string);
+        let body = ActionNote {
+            reason: note.map(str::to_string),
+            to: if action == NodeAction::Backup {
+                path.clone()
+            } else {
+                None
+            },
+            from: if action == NodeAction::Restore {
+                path
+            } else {
+                None
+            },
+        };
+        self.node_action_with(node, action, body, wait).await
+    }
+
+    async fn node_action_with(
+        &self,
+        node: &str,
+        action: NodeAction,
+        body: ActionNote,
+        wait: bool,
+    ) -> Result<ActionView, ApiClientError> {
         let mut url = match action {
             NodeAction::Leader => self.url_of(&["v1", "leader", node]),
             other => self.url_of(&["v1", "nodes", node, other.as_str()]),
@@ -271,12 +312,8 @@ impl ApiClient {
         if wait {
             url.set_query(Some("wait=true"));
         }
-        let body = note.map(|reason| {
-            serde_json::to_string(&ActionNote {
-                reason: Some(reason.to_string()),
-            })
-            .unwrap_or_default()
-        });
+        let body = (body != ActionNote::default())
+            .then(|| serde_json::to_string(&body).unwrap_or_default());
         let reply = self.exchange(Method::POST, url, body).await?;
         action_view(reply)
     }

@@ -416,15 +416,56 @@ struct ActionQuery {
 
 /// An optional body: nothing, or `{"reason": "..."}` (kept with the action and logged).
 fn note(body: &Bytes) -> Result<Option<String>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+    let parsed = parse_note(body)?;
+    if parsed.to.is_some() || parsed.from.is_some() {
+        return Err(ApiError::BadRequest(
+            "\"to\" is a backup's and \"from\" a restore's".into(),
+        ));
     }
-    let parsed: ActionNote = serde_json::from_slice(body).map_err(|e| {
+    reason(parsed.reason)
+}
+
+fn parse_note(body: &Bytes) -> Result<ActionNote, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ActionNote::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be empty or JSON like {{\"reason\": \"...\"}} ({e})"
         ))
-    })?;
-    let Some(reason) = parsed.reason else {
+    })
+}
+
+/// A backup's or restore's body: the note, and the path it may name (`to` for a backup,
+/// `from` for a restore), which must be absolute.
+fn archive_body(
+    body: &Bytes,
+    action: NodeAction,
+) -> Result<(Option<String>, Option<std::path::PathBuf>), ApiError> {
+    let parsed = parse_note(body)?;
+    let (path, key, other) = match action {
+        NodeAction::Backup => (parsed.to, "to", parsed.from.is_some().then_some("from")),
+        _ => (parsed.from, "from", parsed.to.is_some().then_some("to")),
+    };
+    if let Some(other) = other {
+        return Err(ApiError::BadRequest(format!(
+            "{other:?} is not a {}'s: use {key:?}",
+            action.as_str()
+        )));
+    }
+    let path = match path {
+        Some(path) if !std::path::Path::new(&path).is_absolute() || path.contains('\0') => {
+            return Err(ApiError::BadRequest(format!(
+                "{key}: expected an absolute path on the daemon's host, got {path:?}"
+            )));
+        }
+        other => other.map(std::path::PathBuf::from),
+    };
+    Ok((reason(parsed.reason)?, path))
+}
+
+fn reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(reason) = reason else {
         return Ok(None);
     };
     if reason.chars().count() > NOTE_LIMIT {
@@ -445,6 +486,7 @@ async fn submit(
     node: String,
     action: NodeAction,
     note: Option<String>,
+    path: Option<std::path::PathBuf>,
 ) -> Result<Accepted, ApiError> {
     let (reply, answer) = oneshot::channel();
     state
@@ -453,6 +495,7 @@ async fn submit(
             node,
             action,
             note,
+            path,
             reply,
         })
         .await
@@ -472,15 +515,21 @@ async fn node_action(
         "stop" => NodeAction::Stop,
         "hold" => NodeAction::Hold,
         "release" => NodeAction::Release,
+        "backup" => NodeAction::Backup,
+        "restore" => NodeAction::Restore,
         other => {
             return Err(ApiError::NotFound(format!(
-                "no action {other:?}: restart, start, stop, hold or release"
+                "no action {other:?}: restart, start, stop, hold, release, backup or restore"
             )));
         }
     };
     let Query(query) = query?;
-    let note = note(&body?)?;
-    let accepted = submit(&state, name, action, note).await?;
+    let body = body?;
+    let (note, path) = match action {
+        NodeAction::Backup | NodeAction::Restore => archive_body(&body, action)?,
+        _ => (note(&body)?, None),
+    };
+    let accepted = submit(&state, name, action, note, path).await?;
     answer(&state, accepted, query.wait).await
 }
 
@@ -523,7 +572,7 @@ async fn leader(
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let note = note(&body?)?;
-    let accepted = submit(&state, name, NodeAction::Leader, note).await?;
+    let accepted = submit(&state, name, NodeAction::Leader, note, None).await?;
     answer(&state, accepted, query.wait).await
 }
 

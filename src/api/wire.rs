@@ -27,12 +27,20 @@ pub struct Restarts {
     pub skipped_rows: usize,
 }
 
-/// The optional body of a node action: `{"reason": "..."}`, the operator's note.
+/// The optional body of a node action: `{"reason": "..."}`, the operator's note; a backup may
+/// name its target directory (`"to"`), a restore its archive (`"from"`), as absolute paths on
+/// the daemon's host.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionNote {
     /// Why (at most 500 characters).
     pub reason: Option<String>,
+    /// A backup's target directory instead of `backup.dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// A restore's archive (`NAME.tar.zst`, its manifest beside it) instead of the newest one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// The body of every error answer.

@@ -171,7 +171,7 @@ async fn daemon_request(
 }
 
 /// The running daemon's API as `ctl` calls it: at the configured listen address, with `token`.
-fn daemon_api(
+pub(super) fn daemon_api(
     config: &crate::config::Config,
     token: String,
     timeout: Duration,

@@ -24,8 +24,8 @@ pub enum LogCommand {
     ///
     /// Reads nodekeeper's restart log and jmanager's restarts.csv (several files, e.g. rotated
     /// ones, are read as one log). A stop and its start count as one restart; planned restarts
-    /// (operator request, stopped, leader logs, schedule refresh, slot guard, config change, empty
-    /// reason, and
+    /// (operator request, stopped, leader logs, schedule refresh, slot guard, config change,
+    /// backup, backup failed, restore, restore failed, automatic restore, empty reason, and
     /// --planned) are not failures. Unreadable lines are listed on stderr and skipped.
     Analyze(AnalyzeArgs),
 }

@@ -3,6 +3,7 @@
 //! files; this module only dispatches.
 
 mod alert;
+mod backup;
 mod config;
 mod connection;
 mod ctl;
@@ -68,6 +69,11 @@ pub enum Command {
     /// Analyse restart logs (nodekeeper's and jmanager's restarts.csv).
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Back a node's data directory up through the running daemon: stopped, archived with a
+    /// manifest, started again (never the node that holds the key, never near a slot).
+    Backup(backup::BackupArgs),
+    /// Restore a node's data directory from a verified archive through the running daemon.
+    Restore(backup::RestoreArgs),
 }
 
 /// A failure that ends a command: the message is printed as one line on stderr and the code is
@@ -136,6 +142,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Config(command) => config::run(&cli.source, command).await,
         Command::SupervisorConf(args) => supervisor_conf::run(&cli.source, args),
         Command::Listen(args) => listen::run(&cli.source, args).await,
+        Command::Backup(args) => backup::backup(&cli.source, args).await,
+        Command::Restore(args) => backup::restore(&cli.source, args).await,
         Command::Fence(args) => fence::run(&cli.source, args).await,
         Command::Run(args) => run::run(&cli.source, args).await,
         Command::Status(args) => run::status(&cli.source, args).await,

@@ -67,6 +67,8 @@ pub struct BackupSettings {
     pub dir: PathBuf,
     /// Archives kept per node (at least 1).
     pub keep: u32,
+    /// How long a restored node must be in sync before its old data directory is removed.
+    pub keep_old_for: std::time::Duration,
     /// What the backup rules apply (`policy::backup`).
     pub rules: BackupRules,
 }

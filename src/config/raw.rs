@@ -89,6 +89,10 @@ pub struct RawBackup {
     /// An exit this soon after a start is an early exit.
     #[serde(with = "duration")]
     pub early_exit: Duration,
+    /// After a restore, the old data directory is kept until the node has been in sync this
+    /// long, then removed.
+    #[serde(with = "duration")]
+    pub keep_old_for: Duration,
 }
 
 impl Default for RawBackup {
@@ -101,6 +105,7 @@ impl Default for RawBackup {
             min_in_sync: 1,
             auto_restore: false,
             early_exit: Duration::from_secs(10),
+            keep_old_for: Duration::from_secs(600),
         }
     }
 }

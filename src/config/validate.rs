@@ -78,6 +78,11 @@ pub const DURATION_BOUNDS: &[(&str, Duration, Duration)] = &[
         Duration::from_secs(90 * 24 * 3600),
     ),
     ("backup.early_exit", POSITIVE, HOUR),
+    (
+        "backup.keep_old_for",
+        Duration::ZERO,
+        Duration::from_secs(30 * 24 * 3600),
+    ),
 ];
 
 /// The bounds of `key` (`supervisors.NAME.x` has those of `supervisor.x`).
@@ -1926,6 +1931,7 @@ impl Validator<'_, '_> {
             self.duration("backup.every", every);
         }
         self.duration("backup.early_exit", backup.early_exit);
+        self.duration("backup.keep_old_for", backup.keep_old_for);
         if let Some(name) = &backup.node {
             match raw.nodes.iter().find(|node| &node.name == name) {
                 None => self.error(
@@ -1942,6 +1948,7 @@ impl Validator<'_, '_> {
         Some(BackupSettings {
             dir: dir?,
             keep: backup.keep,
+            keep_old_for: backup.keep_old_for,
             rules: BackupRules {
                 every: backup.every,
                 node: backup.node.clone(),
@@ -3127,12 +3134,13 @@ mod tests {
             Some(BackupSettings {
                 dir: PathBuf::from("/nowhere/archives"),
                 keep: 3,
+                keep_old_for: Duration::from_secs(600),
                 rules: BackupRules::default(),
             })
         );
         let (backup, errors, _) = backup_of(
             "[backup]\ndir = \"/srv/b\"\nkeep = 5\nevery = \"6h\"\nnode = \"a1\"\n\
-             min_in_sync = 2\nauto_restore = true\nearly_exit = \"20s\"\n",
+             min_in_sync = 2\nauto_restore = true\nearly_exit = \"20s\"\nkeep_old_for = \"1h\"\n",
         );
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
@@ -3140,6 +3148,7 @@ mod tests {
             Some(BackupSettings {
                 dir: PathBuf::from("/srv/b"),
                 keep: 5,
+                keep_old_for: Duration::from_secs(3600),
                 rules: BackupRules {
                     every: Some(Duration::from_secs(6 * 3600)),
                     node: Some("a1".into()),

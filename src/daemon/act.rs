@@ -30,6 +30,10 @@ pub enum Kind {
     Restart,
     /// Stop only (an operator's stop, or the slot guard parking a booting node).
     Stop,
+    /// Stop, archive the data directory, start (`archive`).
+    Backup,
+    /// Stop, restore the data directory, start (`archive`).
+    Restore,
 }
 
 impl Kind {
@@ -39,6 +43,8 @@ impl Kind {
             Kind::Start => "start",
             Kind::Restart => "restart",
             Kind::Stop => "stop",
+            Kind::Backup => "backup",
+            Kind::Restore => "restore",
         }
     }
 }
@@ -77,6 +83,8 @@ pub struct JobDone {
     pub kind: Kind,
     /// How it ended.
     pub finished: Finished,
+    /// A backup's or restore's result.
+    pub archive: Option<Box<super::archive::ArchiveOutcome>>,
 }
 
 /// What the restart-log rows carry besides the action.
@@ -152,7 +160,7 @@ impl Job {
             action,
             uptime_secs: match action {
                 RestartAction::Stop => self.context.uptime_secs,
-                RestartAction::Start => None,
+                RestartAction::Start | RestartAction::Backup | RestartAction::Restore => None,
             },
             reason: self.reason.to_string(),
             program: self.program.clone(),
@@ -289,18 +297,38 @@ impl Jobs {
     /// Starts `job`.
     pub fn spawn(&mut self, job: Job) {
         let (node, kind) = (job.node.clone(), job.kind);
-        self.busy.insert(node.clone());
         let task = {
             let node = node.clone();
-            self.set.spawn(async move {
+            async move {
                 let finished = job.run().await;
                 JobDone {
                     node,
                     kind,
                     finished,
+                    archive: None,
                 }
-            })
+            }
         };
+        self.spawn_task(node, kind, task);
+    }
+
+    /// Starts a backup or restore.
+    pub fn spawn_archive(&mut self, node: &str, kind: Kind, job: super::archive::ArchiveJob) {
+        let task = {
+            let node = node.to_string();
+            async move { super::archive::done(node, kind, job.run().await) }
+        };
+        self.spawn_task(node.to_string(), kind, task);
+    }
+
+    fn spawn_task(
+        &mut self,
+        node: String,
+        kind: Kind,
+        task: impl std::future::Future<Output = JobDone> + Send + 'static,
+    ) {
+        self.busy.insert(node.clone());
+        let task = self.set.spawn(task);
         self.tasks.insert(task.id(), (node, kind));
     }
 
@@ -326,6 +354,7 @@ impl Jobs {
                         node,
                         kind,
                         finished: Finished::failed(true, format!("the job failed: {e}")),
+                        archive: None,
                     };
                 }
                 None => std::future::pending::<()>().await,

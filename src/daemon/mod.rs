@@ -21,6 +21,7 @@
 //! means no action on its nodes, with backoff.
 
 pub mod act;
+pub mod archive;
 pub mod cluster;
 pub mod disk;
 pub mod leadership;
@@ -162,6 +163,8 @@ pub struct Daemon {
     disk: Arc<disk::Disk>,
     /// With `[cluster]`: the etcd session, as the loop sees it.
     cluster: Option<cluster::Link>,
+    /// Backups and restores: the job in flight, exits watched, old directories.
+    archives: archive::Archives,
 }
 
 /// What `Daemon::new` needs besides the configuration.
@@ -241,7 +244,9 @@ impl Daemon {
         // A restart log that ends with a `stop` for a node: an earlier daemon died between the
         // stop and the start. Finish that restart rather than take the node for stopped by hand.
         for (node, last) in &last_restarts {
-            if last.action == "stop" {
+            // A `backup` or `restore` row last: it died inside a backup or restore, the node
+            // stopped.
+            if matches!(last.action.as_str(), "stop" | "backup" | "restore") {
                 info!(node = %node, "an earlier daemon stopped it and did not start it again: finishing that restart");
                 policy.interrupted_restart(node);
             }
@@ -291,6 +296,7 @@ impl Daemon {
             hangups,
             notices,
             reaction: react::Reaction::default(),
+            archives: archive::Archives::default(),
             disk,
             cluster: match (cluster, &config.cluster) {
                 (Some(session), Some(settings)) => Some(cluster::Link::new(
@@ -464,16 +470,25 @@ impl Daemon {
             .max()
             .unwrap_or_default()
             + Duration::from_secs(5);
-        if tokio::time::timeout(drain, async {
-            while self.jobs.busy() {
-                let done = self.jobs.next().await;
-                self.on_job_finished(done);
+        let deadline = tokio::time::Instant::now() + drain;
+        while self.jobs.busy() {
+            // A backup or restore is waited for to its end: leaving the node stopped, or an
+            // archive half written, is worse than a slow stop.
+            let wait = match &self.archives.running {
+                Some(node) => {
+                    info!(node = %node, "waiting for {node}'s backup or restore to end before stopping");
+                    Duration::from_secs(10)
+                }
+                None => deadline.saturating_duration_since(tokio::time::Instant::now()),
+            };
+            match tokio::time::timeout(wait, self.jobs.next()).await {
+                Ok(done) => self.on_job_finished(done),
+                Err(_) if self.archives.running.is_some() => {}
+                Err(_) => {
+                    warn!("actions still in flight after {drain:?}; exiting anyway");
+                    break;
+                }
             }
-        })
-        .await
-        .is_err()
-        {
-            warn!("actions still in flight after {drain:?}; exiting anyway");
         }
     }
 }

@@ -10,6 +10,7 @@ use tracing::info;
 
 use super::Daemon;
 use super::act::{JobDone, Kind, RowContext};
+use super::archive::ArchiveOutcome;
 use super::leadership::Finished;
 use crate::events::Event;
 use crate::policy::{self, Answer, Refusal};
@@ -30,6 +31,9 @@ pub enum Request {
         action: NodeAction,
         /// The operator's words (`{"reason": "..."}`), logged and kept with the action.
         note: Option<String>,
+        /// A backup's target directory (`{"to": "..."}`) or a restore's archive
+        /// (`{"from": "..."}`).
+        path: Option<std::path::PathBuf>,
         /// The action as accepted, or why not.
         reply: oneshot::Sender<Result<Accepted, Refusal>>,
     },
@@ -149,9 +153,14 @@ impl Daemon {
                 node,
                 action,
                 note,
+                path,
                 reply,
             } => {
-                let answer = self.operator(&node, action, note);
+                let answer = if matches!(action, NodeAction::Backup | NodeAction::Restore) {
+                    self.archive_request(&node, action, note, path)
+                } else {
+                    self.operator(&node, action, note)
+                };
                 if let Err(refusal) = &answer {
                     info!(node = %node, "operator {} refused: {refusal}", action.as_str());
                 }
@@ -165,6 +174,35 @@ impl Daemon {
                 let _ = reply.send(self.book.view(&id));
             }
         }
+    }
+
+    /// An operator's backup or restore: `policy::backup`'s rules answer, an archive job executes.
+    fn archive_request(
+        &mut self,
+        node: &str,
+        action: NodeAction,
+        note: Option<String>,
+        path: Option<std::path::PathBuf>,
+    ) -> Result<Accepted, Refusal> {
+        let now = self.clock.now();
+        if self.rt.config.node(node).is_none() {
+            return Err(Refusal::UnknownNode(node.to_string()));
+        }
+        if self.options.dry_run {
+            return Err(Refusal::Unavailable(
+                "a dry run executes nothing".to_string(),
+            ));
+        }
+        let started = if action == NodeAction::Backup {
+            self.request_backup(node, path, note.clone())
+        } else {
+            self.request_restore(node, path, note.clone())
+        };
+        let message = started.map_err(Refusal::NotEligible)?;
+        info!(node = %node, "operator {}: {message}", action.as_str());
+        Ok(self
+            .book
+            .open(node, action, note, rfc3339(now), ActionState::Running))
     }
 
     /// An operator's action: the policy answers, the shell executes.
@@ -272,22 +310,32 @@ impl Daemon {
             node,
             kind,
             finished,
+            archive,
         } = done;
         self.observer.touch(&node);
         self.policy.record_outcome(&node, finished.outcome);
+        if let Some(outcome) = &archive {
+            self.on_archive_finished(&node, kind, outcome);
+        } else if matches!(kind, Kind::Backup | Kind::Restore) {
+            // The task failed (panicked): the job's node is free again.
+            self.archives.running = None;
+        }
         if let Some(id) = self.book.jobs.remove(&node) {
-            let state = match finished.error {
-                None => ActionState::Done {
+            let state = match (&archive, finished.error) {
+                (Some(outcome), error) => archive_state(&node, outcome, error),
+                (None, None) => ActionState::Done {
                     message: format!(
                         "{node}: {}",
                         match kind {
                             Kind::Start => "started",
                             Kind::Stop => "stopped",
                             Kind::Restart => "restarted",
+                            Kind::Backup => "backed up",
+                            Kind::Restore => "restored",
                         }
                     ),
                 },
-                Some(error) => ActionState::Failed { error },
+                (None, Some(error)) => ActionState::Failed { error },
             };
             self.book.set(&id, state);
         }
@@ -340,5 +388,36 @@ impl Daemon {
             self.policy.leadership.record_demotion(&finished.demoted);
         }
         self.store.save_leadership(&self.policy.leadership);
+    }
+}
+
+/// An operator's backup or restore, as it ended.
+fn archive_state(node: &str, outcome: &ArchiveOutcome, error: Option<String>) -> ActionState {
+    match (outcome, error) {
+        (
+            ArchiveOutcome::BackedUp {
+                archive, manifest, ..
+            },
+            None,
+        ) => ActionState::Done {
+            message: format!(
+                "{node}: backed up into {} ({} bytes)",
+                archive.display(),
+                manifest.bytes
+            ),
+        },
+        (ArchiveOutcome::Restored { archive, .. }, None) => ActionState::Done {
+            message: format!("{node}: restored from {}", archive.display()),
+        },
+        (ArchiveOutcome::BackedUp { .. } | ArchiveOutcome::Restored { .. }, Some(error)) => {
+            ActionState::Failed {
+                error: format!("{node}: the data is done but {error}"),
+            }
+        }
+        (ArchiveOutcome::Failed(error) | ArchiveOutcome::Refused(error), _) => {
+            ActionState::Failed {
+                error: error.clone(),
+            }
+        }
     }
 }

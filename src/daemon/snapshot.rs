@@ -150,6 +150,7 @@ pub fn build(
         chain: Some(chain_line(config, chain)),
         // Filled by the daemon's cluster link, which knows the election and the other instances.
         cluster: None,
+        archive: None,
     }
 }
 

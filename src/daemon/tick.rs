@@ -138,6 +138,9 @@ impl Daemon {
         // predates the action.
         // So is a node a hand-over or demotion in flight acts on (its demotion may still be
         // being verified).
+        if !self.options.dry_run {
+            self.watch_exits(&nodes, now);
+        }
         let leading: std::collections::BTreeSet<&String> = self.leader_tasks.nodes().collect();
         for node in &mut nodes {
             node.busy = self.jobs.nodes().contains(&node.name)
@@ -204,6 +207,7 @@ impl Daemon {
                 self.out.metrics.record_cluster(line);
             }
         }
+        snapshot.archive = self.archive_line();
         if let Ok(mut shared) = self.out.snapshot.write() {
             *shared = snapshot;
         }
@@ -211,6 +215,9 @@ impl Daemon {
             observation: Some(observation),
             facts: decision.facts,
         };
+        if !self.options.dry_run {
+            self.after_tick_archives();
+        }
         self.done = true;
         let programs = self
             .rt

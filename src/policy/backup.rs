@@ -161,6 +161,28 @@ pub fn may_back_up(
     Ok(())
 }
 
+/// Whether `node`'s data directory may be replaced from an archive at `now` (an operator's
+/// restore), or why not: the rules of a backup, except that a held node may be restored (it is
+/// often held because it is broken) and that the pool need not spare it (it is being mended).
+pub fn may_restore(pool: &PoolView<'_>, node: &str, now: SystemTime) -> Result<(), Refusal> {
+    let rules = BackupRules {
+        min_in_sync: 0,
+        ..BackupRules::default()
+    };
+    match may_back_up(&rules, pool, node, now) {
+        Err(Refusal::Held { .. }) => {}
+        other => return other,
+    }
+    // A hold is checked before `busy` and `archiving`: check them here.
+    if pool.busy.contains(node) {
+        return Err(Refusal::Busy(node.to_string()));
+    }
+    if let Some(other) = pool.archiving {
+        return Err(Refusal::Archiving(other.to_string()));
+    }
+    Ok(())
+}
+
 /// The node a scheduled backup takes now, if one is due: `every` has passed since the last
 /// successful backup of any node (`last_success`; never: due at once), and the node may be backed
 /// up. `backup.node` when set; else, among the nodes in sync that may be backed up, the highest
@@ -405,6 +427,73 @@ mod tests {
     }
 
     #[test]
+    fn a_restore_may_mend_a_held_node_the_pool_cannot_spare_but_never_the_key_holder() {
+        let mut pool = Pool::new([10, 10, 10]);
+        pool.state.hold("b", at(10));
+        pool.facts.nodes.retain(|f| f.name == "b");
+        pool.facts.nodes[0] = behind("b");
+        // A backup is refused (held, and nobody else in sync); a restore is not.
+        assert!(matches!(pool.refusal("b"), Some(Refusal::Held { .. })));
+        assert_eq!(may_restore(&pool.view(), "b", at(1000)), Ok(()));
+        pool.busy.insert("b".into());
+        assert_eq!(
+            may_restore(&pool.view(), "b", at(1000)),
+            Err(Refusal::Busy("b".into()))
+        );
+        pool.busy.clear();
+        pool.archiving = Some("a".into());
+        assert_eq!(
+            may_restore(&pool.view(), "b", at(1000)),
+            Err(Refusal::Archiving("a".into()))
+        );
+        pool.archiving = None;
+        pool.state.leadership.may_hold_now.insert("b".into());
+        assert_eq!(
+            may_restore(&pool.view(), "b", at(1000)),
+            Err(Refusal::MayHoldKey("b".into()))
+        );
+        pool.state.leadership.may_hold_now.clear();
+        pool.with_data_dir.remove("b");
+        assert_eq!(
+            may_restore(&pool.view(), "b", at(1000)),
+            Err(Refusal::NoDataDir("b".into()))
+        );
+    }
+
+    #[test]
+    fn a_restore_ends_a_hold_for_crashes_or_a_hopeless_exit_but_not_an_operators() {
+        use crate::policy::{Hold, HoldReason};
+        let mut state = PolicyState::default();
+        let held = |state: &mut PolicyState, node: &str, reason: HoldReason| {
+            state.nodes.entry(node.to_string()).or_default().hold = Some(Hold {
+                reason,
+                since: at(1),
+            });
+        };
+        held(
+            &mut state,
+            "a",
+            HoldReason::Hopeless {
+                what: "dirty database".into(),
+            },
+        );
+        held(
+            &mut state,
+            "b",
+            HoldReason::Storm {
+                restarts: 3,
+                window_secs: 60,
+            },
+        );
+        held(&mut state, "c", HoldReason::Operator);
+        assert!(state.release_after_restore("a"));
+        assert!(state.release_after_restore("b"));
+        assert!(!state.release_after_restore("c"));
+        assert!(!state.release_after_restore("d"));
+        assert_eq!(state.holds().keys().collect::<Vec<_>>(), ["c"]);
+    }
+
+    #[test]
     fn each_rule_refuses_with_its_reason() {
         type Setup = fn(&mut Pool);
         let cases: &[(&str, Setup, &str)] = &[
@@ -538,7 +627,9 @@ mod tests {
 
     #[test]
     fn a_scheduled_backup_picks_the_highest_passive_node_in_sync_first_in_order_on_a_tie() {
-        let cases: &[([u64; 3], &[&str], &[&str], Option<&str>)] = &[
+        // Heights, nodes that may hold the key, nodes out of sync, the node picked.
+        type Case<'a> = ([u64; 3], &'a [&'a str], &'a [&'a str], Option<&'a str>);
+        let cases: &[Case] = &[
             ([10, 12, 11], &[], &[], Some("b")),
             ([12, 10, 12], &[], &[], Some("a")),
             // The leader is highest: the next one goes.
@@ -612,7 +703,9 @@ mod tests {
 
     #[test]
     fn the_watch_counts_each_early_exit_once_and_a_late_exit_or_sync_ends_the_row() {
-        let cases: &[(&str, Vec<(NodeObservation, bool, u64)>, u32)] = &[
+        // Each tick: what was seen, in sync, when; then the early exits in a row.
+        type Case<'a> = (&'a str, Vec<(NodeObservation, bool, u64)>, u32);
+        let cases: &[Case] = &[
             ("one early exit", vec![(exited(100), false, 105)], 1),
             (
                 "the same exit seen on two ticks",

@@ -587,6 +587,31 @@ impl PolicyState {
         was_held
     }
 
+    /// A backup or restore started the node again: the bookkeeping of a start (boot grace, its
+    /// variant as before), without the recovery alert of a restart for a fault.
+    pub fn note_maintenance_start(&mut self, node: &str, now: SystemTime) {
+        let memory = self.nodes.entry(node.to_string()).or_default();
+        let variant = memory.variant;
+        memory.note_start(now, variant);
+        memory.recovering = false;
+    }
+
+    /// A restore replaced the node's database: a hold for its crashes (a storm) or for a
+    /// hopeless exit ends; an operator's hold, or a stop by hand, stays. True when one ended.
+    pub fn release_after_restore(&mut self, node: &str) -> bool {
+        let ends = self
+            .nodes
+            .get(node)
+            .and_then(|m| m.hold.as_ref())
+            .is_some_and(|hold| {
+                matches!(
+                    hold.reason,
+                    HoldReason::Storm { .. } | HoldReason::Hopeless { .. }
+                )
+            });
+        ends && self.release(node)
+    }
+
     /// Every current hold, for persistence and status.
     pub fn holds(&self) -> BTreeMap<String, Hold> {
         self.nodes

@@ -53,6 +53,9 @@ pub fn operator(
         return Err(Refusal::UnknownNode(node.to_string()));
     }
     match action {
+        NodeAction::Backup | NodeAction::Restore => Err(Refusal::Unavailable(
+            "a backup or restore is answered by the backup rules (policy::backup)".to_string(),
+        )),
         NodeAction::Leader => {
             if !config.leader.enabled {
                 return Err(Refusal::Unavailable(

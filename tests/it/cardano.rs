@@ -162,6 +162,7 @@ async fn pool_as(n: usize, as_cardano_node: bool) -> Pool {
         sims.push(SimNode {
             name: name.clone(),
             listen,
+            data_dir: None,
         });
         paths.insert(name, node_paths);
     }

@@ -103,6 +103,7 @@ async fn fixture(names: &[&str]) -> Fixture {
             SimNode {
                 name: name.to_string(),
                 listen,
+                data_dir: None,
             },
             paths,
         ));

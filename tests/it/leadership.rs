@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use crate::support::{DaemonConfig, Supervisord, http, wait_until};
 
-const SLOTS_PER_EPOCH: u64 = 40;
-const POOL_SLOTS: u64 = 4;
+pub(crate) const SLOTS_PER_EPOCH: u64 = 40;
+pub(crate) const POOL_SLOTS: u64 = 4;
 
 /// The pool's slots of `epoch`, as the simulators compute them (seed 0).
 fn pool_slots(sup: &Supervisord, epoch: u64) -> Vec<u64> {
@@ -36,7 +36,7 @@ fn abs_slot(sup: &Supervisord) -> u64 {
 }
 
 /// Seconds from now to the next pool slot, and since the last one.
-fn slot_gaps(sup: &Supervisord) -> (f64, f64) {
+pub(crate) fn slot_gaps(sup: &Supervisord) -> (f64, f64) {
     let now = now_secs() - sup.block0 as f64;
     let epoch = now as u64 / SLOTS_PER_EPOCH;
     let mut times = Vec::new();
@@ -60,7 +60,7 @@ fn slot_gaps(sup: &Supervisord) -> (f64, f64) {
 }
 
 /// Waits for a moment with no pool slot or rollover within `ahead` s and none in the last 4 s.
-async fn safe_moment(sup: &Supervisord, ahead: f64) {
+pub(crate) async fn safe_moment(sup: &Supervisord, ahead: f64) {
     wait_until("a moment away from slots", Duration::from_secs(120), || {
         let (next, last) = slot_gaps(sup);
         async move { (next >= ahead && last >= 4.0).then_some(()) }

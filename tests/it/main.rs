@@ -6,6 +6,7 @@
 mod alert;
 mod analyze;
 mod api;
+mod backup;
 mod cardano;
 mod cardano_adapter;
 mod channels;

@@ -462,6 +462,122 @@ async fn nodeos_a_dirty_database_is_reported_and_held_not_started_again() {
     assert_eq!(pool.sup.pids().await["bp2"], 0, "bp2 runs again");
 }
 
+/// With `backup.auto_restore`, a dirty database (exit 2, the dirty flag message in the log tail)
+/// is restored from the node's newest archive at once instead of held, and the node runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodeos_a_dirty_database_is_restored_from_its_newest_archive_with_auto_restore() {
+    let pool = Pool::start(2, false).await;
+    let backups = pool.dir.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&pool.config.path).unwrap()).unwrap();
+    for node in config["nodes"].as_array_mut().unwrap() {
+        let name = node["name"].as_str().unwrap().to_string();
+        node["data_dir"] = json!(pool.dir.path().join(format!("data-{name}")));
+    }
+    config["backup"] = json!({"dir": backups, "auto_restore": true, "keep_old_for": "1s"});
+    std::fs::write(&pool.config.path, config.to_string()).unwrap();
+    let daemon = pool.config.start(&[]).await;
+    wait_until("both nodes answering", Duration::from_secs(15), || async {
+        let states = pool.states().await;
+        states.values().all(Option::is_some).then_some(())
+    })
+    .await;
+    // A backup of bp2 once both are in sync (bp1 must stay in sync meanwhile: min_in_sync = 1).
+    let api = pool.config.api();
+    let view = wait_logged(
+        &daemon,
+        "bp2 backed up",
+        Duration::from_secs(30),
+        || async {
+            match api
+                .archive_action(
+                    "bp2",
+                    nodekeeper::status::NodeAction::Backup,
+                    None,
+                    None,
+                    true,
+                )
+                .await
+            {
+                Ok(view) => Some(view),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    None
+                }
+            }
+        },
+    )
+    .await;
+    assert!(
+        matches!(view.state, nodekeeper::status::ActionState::Done { .. }),
+        "{view:?}\n{}",
+        daemon.log_text()
+    );
+    let pid = wait_logged(
+        &daemon,
+        "bp2 running again",
+        Duration::from_secs(15),
+        || async { Some(pool.sup.pids().await["bp2"]).filter(|pid| *pid != 0) },
+    )
+    .await;
+
+    pool.bp("bp2").fault(json!({"fault": "dirty-db"})).await;
+    wait_logged(
+        &daemon,
+        "bp2 restored by itself",
+        Duration::from_secs(30),
+        || async {
+            pool.config
+                .rows()
+                .iter()
+                .any(|r| {
+                    r.node == "bp2"
+                        && r.action == RestartAction::Restore
+                        && r.reason
+                            .starts_with("automatic restore (corrupt database: dirty database")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    wait_logged(
+        &daemon,
+        "bp2 running from the restored data",
+        Duration::from_secs(20),
+        || async {
+            let now = pool.sup.pids().await["bp2"];
+            (now != 0 && now != pid && pool.bp("bp2").state().await.is_some()).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !pool.dir.path().join("data-bp2/state/sim-dirty-db").exists(),
+        "the dirty marker went with the old directory"
+    );
+    let status = pool.config.node_status("bp2").await;
+    assert!(status["held"].is_null(), "{status}");
+    let rows = pool.config.rows();
+    let bp2: Vec<RestartAction> = rows
+        .iter()
+        .filter(|r| r.node == "bp2")
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(
+        bp2,
+        [
+            RestartAction::Stop,
+            RestartAction::Backup,
+            RestartAction::Start,
+            RestartAction::Stop,
+            RestartAction::Restore,
+            RestartAction::Start,
+        ],
+        "{}",
+        show(&rows)
+    );
+}
+
 /// Three nodes boot paused: the daemon resumes exactly one, and our producer's blocks are made by
 /// that one node only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,7 @@ async fn stand_in_loop(mut requests: mpsc::Receiver<Request>) {
                 action,
                 note,
                 reply,
+                ..
             } => {
                 let refusal = match node.as_str() {
                     "nope" => Some(Refusal::UnknownNode(node.clone())),

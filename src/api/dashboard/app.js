@@ -119,8 +119,9 @@
       role: element("span", "badge role"),
       held: element("span", "badge held"),
       busy: element("span", "badge busy", "busy"),
+      archive: element("span", "badge archive"),
     };
-    title.append(fields.name, fields.instance, fields.role, fields.held, fields.busy);
+    title.append(fields.name, fields.instance, fields.role, fields.held, fields.busy, fields.archive);
     const list = element("dl");
     for (const [key, label] of [
       ["program", "program"],
@@ -148,6 +149,7 @@
       stop: actionButton("stop", "stop and hold", () => act(`/v1/nodes/${node}/stop`, `stop ${name}`)),
       hold: actionButton("hold", "leave it alone until released", () => act(`/v1/nodes/${node}/hold`, `hold ${name}`)),
       release: actionButton("release", "manage it again", () => act(`/v1/nodes/${node}/release`, `release ${name}`)),
+      backup: actionButton("back up", "stop, archive the data directory, start (never the key holder)", () => act(`/v1/nodes/${node}/backup`, `back up ${name} (it stops meanwhile)`)),
       leader: actionButton("hand the key over", "a slot-aware hand-over to this node", () => act(`/v1/leader/${node}`, `hand the key over to ${name}`)),
     };
     actions.append(...Object.values(buttons));
@@ -185,6 +187,14 @@
     buttons.hold.hidden = remote || Boolean(node.held);
     buttons.release.hidden = remote || !node.held;
     buttons.leader.hidden = !leadership || node.leader;
+    // A backup stops the node: never offered for the node that holds the key.
+    buttons.backup.hidden = remote || Boolean(node.leader);
+    // The backup or restore in flight (one at a time), with how far it has come.
+    const archive = status.archive && status.archive.node === node.name ? status.archive : null;
+    fields.archive.hidden = !archive;
+    fields.archive.textContent = archive
+      ? `${archive.kind} ${archive.phase}: ${Math.floor(archive.bytes / 1e6)} MB, ${archive.files} files, ${archive.elapsed_secs} s`
+      : "";
     root.classList.toggle("remote", remote);
     root.title = remote ? `managed by ${node.instance}: restart, stop and hold it from that instance's page` : "";
     line.setAttribute("points", sparkPoints(node));

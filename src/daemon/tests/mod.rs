@@ -890,6 +890,7 @@ impl Running {
                 node: node.into(),
                 action,
                 note: None,
+                path: None,
                 reply,
             })
             .await

@@ -184,6 +184,8 @@ pub struct SimNode {
     pub name: String,
     /// `127.0.0.1:PORT` of its REST API.
     pub listen: String,
+    /// Its data directory (`--data-dir`), with `Builder::sim_data_dirs`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl SimNode {
@@ -207,9 +209,19 @@ pub struct Builder {
     sections: Vec<String>,
     block0: Option<i64>,
     sim_prefix: Option<String>,
+    sim_data_dirs: bool,
 }
 
 impl Builder {
+    /// Each simulated node writes a data directory (`DIR/NAME.data`, `--data-dir`), which the
+    /// daemon's configuration names as its `data_dir`; the sims run as `DIR/jormungandr` (a
+    /// symlink to the simulator) without `--secret`, so that the adapter knows from their command
+    /// that they boot without the key, as a passive node's does.
+    pub fn sim_data_dirs(mut self) -> Builder {
+        self.sim_data_dirs = true;
+        self
+    }
+
     /// The simulated chain's genesis (Unix seconds; default 10 minutes ago): supervisords that
     /// stand for hosts of one pool share it.
     pub fn block0(mut self, secs: i64) -> Builder {
@@ -321,16 +333,32 @@ impl Builder {
         for index in 1..=self.n_sims {
             let name = format!("{}{index}", self.sim_prefix.as_deref().unwrap_or("node"));
             let listen = format!("127.0.0.1:{}", free_port());
+            let data_dir = self
+                .sim_data_dirs
+                .then(|| dir.path().join(format!("{name}.data")));
+            let data_arg = data_dir
+                .as_ref()
+                .map(|data| format!(" --data-dir {}", data.display()))
+                .unwrap_or_default();
+            let binary = if self.sim_data_dirs {
+                let link = dir.path().join("jormungandr");
+                if !link.exists() {
+                    std::os::unix::fs::symlink(sim_binary(), &link).map_err(|e| e.to_string())?;
+                }
+                link.display().to_string()
+            } else {
+                sim_binary().to_string()
+            };
             let sim = format!(
                 "{} --name {name} --listen {listen} --block0-time {block0} \
                  --slot-duration 1 --slots-per-epoch {slots_per_epoch} --bootstrap-secs 0.3 \
                  --events {} --control {} {} {}",
-                sim_binary(),
+                binary,
                 events.display(),
                 dir.path().join(format!("{name}.control")).display(),
                 secret_arg,
                 self.sim_args
-            );
+            ) + &data_arg;
             let command = match self.sim_stop_delay {
                 // supervisord signals the whole process group (stopasgroup): the simulator exits
                 // at once, the shell only after the delay, and supervisord waits for the shell.
@@ -340,7 +368,11 @@ impl Builder {
                 None => sim,
             };
             programs.push(Program::new(&name, &command).startsecs(self.sim_startsecs.unwrap_or(1)));
-            sims.push(SimNode { name, listen });
+            sims.push(SimNode {
+                name,
+                listen,
+                data_dir,
+            });
         }
         let mut conf = format!(
             "[unix_http_server]\nfile={socket}\nchmod=0700\nusername={USER}\npassword={password}\n\n\
@@ -812,10 +844,14 @@ impl DaemonConfig {
         let mut nodes = Vec::new();
         for sim in &supervisord.sims {
             std::fs::create_dir_all(dir.join("nodes").join(&sim.name)).expect("node dir");
-            nodes.push(serde_json::json!({
+            let mut node = serde_json::json!({
                 "name": sim.name,
                 "overrides": {"rest": {"listen": sim.listen}},
-            }));
+            });
+            if let Some(data_dir) = &sim.data_dir {
+                node["data_dir"] = serde_json::json!(data_dir);
+            }
+            nodes.push(node);
         }
         let api_listen = format!("127.0.0.1:{}", free_port());
         let mut config = serde_json::json!({
