@@ -392,6 +392,13 @@ pub trait ChainNode: Send + Sync {
         None
     }
 
+    /// The text the node's software prints when it stops on a corrupt database (nodeos: `database
+    /// dirty flag set`), to look for in its log tail ([`corrupt_database_seen`]) after an exit
+    /// that [`ChainNode::hopeless_exit`] names; `None` when the chain has no such message.
+    fn corrupt_database_marker(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The config file nodekeeper generates for the node, as `variant` renders it: where it goes
     /// and its JSON. `None` when the chain's node has no generated file.
     fn config_file(&self, variant: Variant) -> Option<(&Path, &Value)>;
@@ -402,6 +409,14 @@ pub trait ChainNode: Send + Sync {
     fn key_expiry(&self) -> Option<KeyExpiry> {
         None
     }
+}
+
+/// Whether a program's log `tail` holds the chain's corrupt-database `marker`
+/// ([`ChainNode::corrupt_database_marker`]). An empty marker is never seen: it would match any
+/// tail. The tail is the caller's to bound (a few KiB of a program that has just exited), so
+/// that a message from an older run is unlikely to be in it.
+pub fn corrupt_database_seen(marker: &str, tail: &str) -> bool {
+    !marker.is_empty() && tail.contains(marker)
 }
 
 /// What a node says of its forging key's validity: periods left, and how long one lasts.
@@ -466,4 +481,23 @@ pub trait Schedule: Send + Sync {
 
     /// The pool's slots the node has scheduled (every epoch it keeps), in its order.
     fn pool_slots(&self, timeout: Duration) -> BoxFuture<'_, Result<Vec<LeaderLog>, ProbeError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_database_is_seen_only_when_its_marker_is_in_the_tail() {
+        let tail = "info  starting\nerror 2026-12-07T10:00:00.000 nodeos main.cpp:218 main ] \
+                    database dirty flag set (likely due to unclean shutdown): replay required\n";
+        assert!(corrupt_database_seen("database dirty flag set", tail));
+        assert!(!corrupt_database_seen(
+            "database dirty flag set",
+            "info  starting\nerror shutting down\n"
+        ));
+        assert!(!corrupt_database_seen("database dirty flag set", ""));
+        // A chain without a marker: nothing is ever seen, whatever the tail.
+        assert!(!corrupt_database_seen("", tail));
+    }
 }

@@ -11,8 +11,8 @@
 //! nodekeeper.
 //!
 //! [`Supervisor`] is the narrow interface the daemon drives a supervisord through (observe its
-//! programs, start, stop, signal); [`Client`] implements it over XML-RPC, and the daemon's shell
-//! tests implement it in memory.
+//! programs, start, stop, signal, read a log's tail); [`Client`] implements it over XML-RPC, and
+//! the daemon's shell tests implement it in memory.
 
 mod client;
 pub mod conf;
@@ -62,6 +62,16 @@ pub trait Supervisor: Send + Sync {
         program: &'a str,
         signal: &'a str,
     ) -> BoxFuture<'a, Result<bool, SupervisorError>>;
+
+    /// The last `bytes` bytes of the program's stdout log and of its stderr log, stdout first
+    /// (`tailProcessStdoutLog`, `tailProcessStderrLog`): what it printed before it exited, for the
+    /// chain's corrupt-database signal. A log that does not exist gives nothing; an unknown
+    /// program is `Fault::BadName`.
+    fn tail_log<'a>(
+        &'a self,
+        program: &'a str,
+        bytes: u32,
+    ) -> BoxFuture<'a, Result<String, SupervisorError>>;
 }
 
 impl Supervisor for Client {
@@ -94,5 +104,13 @@ impl Supervisor for Client {
         signal: &'a str,
     ) -> BoxFuture<'a, Result<bool, SupervisorError>> {
         Box::pin(self.signal_process(program, signal))
+    }
+
+    fn tail_log<'a>(
+        &'a self,
+        program: &'a str,
+        bytes: u32,
+    ) -> BoxFuture<'a, Result<String, SupervisorError>> {
+        Box::pin(Client::tail_log(self, program, bytes))
     }
 }

@@ -27,3 +27,4 @@ mod observability;
 mod reload;
 mod supervisor_conf;
 mod support;
+mod tail_log;

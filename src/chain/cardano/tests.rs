@@ -128,6 +128,14 @@ impl Supervisor for FakeSupervisor {
             }
         })
     }
+
+    fn tail_log<'a>(
+        &'a self,
+        _program: &'a str,
+        _bytes: u32,
+    ) -> BoxFuture<'a, Result<String, SupervisorError>> {
+        Box::pin(async { Ok(String::new()) })
+    }
 }
 
 fn refused_url() -> Url {
@@ -414,6 +422,14 @@ impl Supervisor for RunningSupervisor {
         _signal: &'a str,
     ) -> BoxFuture<'a, Result<bool, SupervisorError>> {
         Box::pin(async { Ok(true) })
+    }
+
+    fn tail_log<'a>(
+        &'a self,
+        _program: &'a str,
+        _bytes: u32,
+    ) -> BoxFuture<'a, Result<String, SupervisorError>> {
+        Box::pin(async { Ok(String::new()) })
     }
 }
 

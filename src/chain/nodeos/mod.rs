@@ -15,6 +15,8 @@
 //! - schedule: one slot per block (slot numbers are block numbers), one epoch per round; the
 //!   pool's slots are our producer's blocks in the head's round and the next (`turns`).
 //! - no generated config file: nodekeeper does not write nodeos's `config.ini`.
+//! - exit status 2 is hopeless (a dirty database); its log line, `database dirty flag set`, is the
+//!   chain's corrupt-database marker.
 
 pub mod api;
 pub mod boot;
@@ -37,6 +39,11 @@ pub use api::NodeosApi;
 pub use settings::{
     DEFAULT_BLOCK_INTERVAL, REFERENCE_MAX_AGE, REFERENCE_MAX_LEAD, REFERENCE_REFRESH, Settings,
 };
+
+/// The start of the line nodeos logs when it stops on a dirty database (`main.cpp`: "database
+/// dirty flag set (likely due to unclean shutdown): replay required", exit status 2); nodeos
+/// itself recognises the condition by this text.
+pub const DIRTY_DATABASE_MARKER: &str = "database dirty flag set";
 
 /// One nodeos node. Its API client is the process's shared one.
 pub struct Node {
@@ -140,6 +147,10 @@ impl ChainNode for Node {
         })
     }
 
+    fn corrupt_database_marker(&self) -> Option<&'static str> {
+        Some(DIRTY_DATABASE_MARKER)
+    }
+
     fn config_file(&self, _variant: Variant) -> Option<(&Path, &Value)> {
         None
     }
@@ -214,5 +225,31 @@ impl Schedule for Node {
             let clock = turns::clock(&info, producers.len(), self.spec.block_interval)?;
             turns::pool_slots(&info, &producers, ours, &clock)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::corrupt_database_seen;
+
+    fn node() -> Node {
+        let url = reqwest::Url::parse("http://127.0.0.1:8888").unwrap();
+        Node::new(Settings::new(url, None), &NodeosApi::new())
+    }
+
+    #[test]
+    fn the_dirty_flag_line_is_the_corrupt_database_marker() {
+        let node = node();
+        let marker = node.corrupt_database_marker().expect("nodeos has a marker");
+        // As nodeos logs it before it exits with status 2 (the status `hopeless_exit` names).
+        let tail = "info  2026-12-07T10:00:00.000 nodeos    main.cpp:139  main ] nodeos version v5.0.3\n\
+                    error 2026-12-07T10:00:00.100 nodeos    main.cpp:218  main ] database dirty flag \
+                    set (likely due to unclean shutdown): replay required\n";
+        assert!(corrupt_database_seen(marker, tail));
+        assert!(node.hopeless_exit(2).is_some());
+        let clean = "warn  2026-12-07T10:00:00.100 nodeos    main.cpp:230  main ] \
+                     nodeos successfully exiting\n";
+        assert!(!corrupt_database_seen(marker, clean));
     }
 }

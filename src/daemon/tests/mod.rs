@@ -85,6 +85,8 @@ struct FakeProgram {
     pid: u32,
     /// Its command line, as `getAllConfigInfo` gives it.
     command: String,
+    /// What it printed, stdout then stderr, as `tail_log` reads it.
+    log: String,
 }
 
 #[derive(Default)]
@@ -125,6 +127,7 @@ impl FakeSupervisor {
                     start: now - 3_600,
                     pid: 100 + u32::try_from(i).unwrap(),
                     command: format!("fake-node --config /etc/{name}.yaml"),
+                    log: String::new(),
                 };
                 (name.to_string(), program)
             })
@@ -146,6 +149,14 @@ impl FakeSupervisor {
         let mut script = self.script.lock().unwrap();
         if let Some(p) = script.programs.get_mut(program) {
             p.state = state;
+        }
+    }
+
+    /// The program prints `text` (to the log `tail_log` reads).
+    pub fn print(&self, program: &str, text: &str) {
+        let mut script = self.script.lock().unwrap();
+        if let Some(p) = script.programs.get_mut(program) {
+            p.log.push_str(text);
         }
     }
 
@@ -346,6 +357,29 @@ impl Supervisor for FakeSupervisor {
         Box::pin(async move {
             self.calls.push(format!("signal {program} {signal}"));
             Ok(true)
+        })
+    }
+
+    fn tail_log<'a>(
+        &'a self,
+        program: &'a str,
+        bytes: u32,
+    ) -> BoxFuture<'a, Result<String, SupervisorError>> {
+        Box::pin(async move {
+            self.calls.push(format!("tail_log {program} {bytes}"));
+            let script = self.script.lock().unwrap();
+            if script.down {
+                return Err(self.unreachable());
+            }
+            let Some(p) = script.programs.get(program) else {
+                return Err(SupervisorError::Fault {
+                    method: "supervisor.tailProcessStdoutLog".into(),
+                    fault: Fault::BadName(program.into()),
+                });
+            };
+            let log = p.log.as_bytes();
+            let from = log.len().saturating_sub(usize::try_from(bytes).unwrap());
+            Ok(String::from_utf8_lossy(&log[from..]).into_owned())
         })
     }
 }
@@ -967,4 +1001,30 @@ pub fn until_written<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 /// Lets `duration` of paused time pass.
 pub async fn wait(duration: Duration) {
     tokio::time::sleep(duration).await;
+}
+
+/// The fake's `tail_log` answers as supervisord's does: the last bytes of what the program printed,
+/// a fault for an unknown program. The restore job's scenarios rely on it.
+#[tokio::test(start_paused = true)]
+async fn the_fake_supervisord_tails_what_a_program_printed() {
+    let calls = Calls::default();
+    let supervisor = FakeSupervisor::new(TokioClock::starting_at(base()), calls.clone(), &["bp1"]);
+    supervisor.print("bp1", "starting\n");
+    supervisor.print("bp1", "database dirty flag set\n");
+    assert_eq!(
+        supervisor.tail_log("bp1", 24).await.unwrap(),
+        "database dirty flag set\n"
+    );
+    assert_eq!(
+        supervisor.tail_log("bp1", 1_000).await.unwrap(),
+        "starting\ndatabase dirty flag set\n"
+    );
+    assert!(matches!(
+        supervisor.tail_log("nosuch", 10).await,
+        Err(SupervisorError::Fault {
+            fault: Fault::BadName(_),
+            ..
+        })
+    ));
+    assert_eq!(calls.matching("tail_log").len(), 3);
 }
