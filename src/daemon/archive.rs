@@ -356,7 +356,7 @@ impl ArchiveJob {
         };
         if let Some(marker) = marker {
             match self.supervisor.tail_log(&self.program, 8192).await {
-                Ok(tail) if tail.contains(marker) => {}
+                Ok(tail) if crate::chain::corrupt_database_seen(marker, &tail) => {}
                 Ok(_) => {
                     return untouched(format!(
                         "not restored: the exit status says a corrupt database but the log tail lacks {marker:?}"

@@ -339,7 +339,13 @@ async fn the_node_that_holds_the_key_is_never_backed_up_nor_any_node_inside_a_gu
     );
     let daemon = config.start(&[]).await;
     let leader = wait_for_sole_leader(&sup, Duration::from_secs(30)).await;
-    let other = sup.sims.iter().find(|s| s.name != leader).unwrap().name.clone();
+    let other = sup
+        .sims
+        .iter()
+        .find(|s| s.name != leader)
+        .unwrap()
+        .name
+        .clone();
     let api = config.api();
 
     // The producer: refused, whatever the moment.
@@ -348,19 +354,33 @@ async fn the_node_that_holds_the_key_is_never_backed_up_nor_any_node_inside_a_gu
         .await
         .unwrap_err();
     assert_eq!(refused.status(), Some(409), "{refused}");
-    assert!(refused.to_string().contains("holds or may hold the leader key"), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("holds or may hold the leader key"),
+        "{refused}"
+    );
 
     // A passive node right before a pool slot (or the epoch's rollover): refused, not now.
-    wait_until("a pool slot less than a second away", Duration::from_secs(90), || async {
-        let (next, _) = slot_gaps(&sup);
-        (next > 0.2 && next < 1.0).then_some(())
-    })
+    wait_until(
+        "a pool slot less than a second away",
+        Duration::from_secs(90),
+        || async {
+            let (next, _) = slot_gaps(&sup);
+            (next > 0.2 && next < 1.0).then_some(())
+        },
+    )
     .await;
     let refused = api
         .archive_action(&other, NodeAction::Backup, None, None, true)
         .await
         .unwrap_err();
-    assert_eq!(refused.status(), Some(409), "{refused}\n{}", daemon.log_text());
+    assert_eq!(
+        refused.status(),
+        Some(409),
+        "{refused}\n{}",
+        daemon.log_text()
+    );
     assert!(refused.to_string().contains("not now:"), "{refused}");
     assert!(archives(&dir, &other).is_empty());
 
@@ -377,9 +397,14 @@ async fn the_node_that_holds_the_key_is_never_backed_up_nor_any_node_inside_a_gu
     assert_eq!(archives(&dir, &other).len(), 1);
     // The restarted node boots with the secret here (every node of this pool does), and is
     // demoted again; the leader keeps the key throughout.
-    wait_until("the leader alone holding the key", Duration::from_secs(20), || async {
-        (sole_leader(&sup).await == Some(leader.clone())).then_some(())
-    })
+    wait_until(
+        "the leader alone holding the key",
+        Duration::from_secs(20),
+        || async { (sole_leader(&sup).await == Some(leader.clone())).then_some(()) },
+    )
     .await;
-    assert!(rows_of(&config, &leader).is_empty(), "the leader was not touched");
+    assert!(
+        rows_of(&config, &leader).is_empty(),
+        "the leader was not touched"
+    );
 }
