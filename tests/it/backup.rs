@@ -408,3 +408,32 @@ async fn the_node_that_holds_the_key_is_never_backed_up_nor_any_node_inside_a_gu
         "the leader was not touched"
     );
 }
+
+#[tokio::test]
+async fn a_scheduled_backup_takes_a_passive_node_in_sync_once_per_period() {
+    let supervisord = Supervisord::builder().sims(3).sim_data_dirs().start().await;
+    // No archive yet: the first one is due as soon as the nodes are in sync.
+    let (config, dir) = config_with_backups(&supervisord, json!({"every": "5m"}));
+    let _daemon = config.start(&[]).await;
+    let name = wait_until("a scheduled backup", Duration::from_secs(40), || async {
+        let listing = backup::list(&dir).ok()?;
+        listing
+            .good
+            .first()
+            .map(|entry| entry.manifest.node.clone())
+    })
+    .await;
+    wait_in_sync(&config, &["node1", "node2", "node3"]).await;
+    let rows = rows_of(&config, &name);
+    assert!(
+        rows.iter().any(
+            |(action, reason)| *action == RestartAction::Stop && reason == "backup (scheduled)"
+        ),
+        "{rows:?}"
+    );
+    // Not again within `every`, while the pool ticks every 200 ms.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(backup::list(&dir).unwrap().good.len(), 1);
+    }
+}
